@@ -1,0 +1,1 @@
+"""One module per ``wiring`` sub-command group; each exposes ``register(subparsers)``."""

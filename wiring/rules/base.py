@@ -1,0 +1,195 @@
+"""The wiring-rule contract: parameter specs and the rate protocol every rule implements.
+
+A rule maps features of a (pre, post) pair to the expected number of synapses. *Voxel-level*
+rules give a rate for every voxel the two neurons share (``rate`` is evaluated on feature rows of
+a :class:`wiring.pairs.PairTable`); the pair's expected count is the sum over its rows.
+*Pair-level* rules give the expected count of a pair directly from pair features. In both cases
+a pair is connected with probability ``1 - exp(-lambda)``. A voxel where either neuron has
+nothing never appears as a row, so no rule can put a synapse there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from wiring._typing import BoolArray, FloatArray
+from wiring.errors import InvalidParameterError, ShapeMismatchError
+
+__all__ = [
+    "PAIR_FEATURES",
+    "VOXEL_FEATURES",
+    "ParamSpec",
+    "WiringRule",
+    "check_theta",
+    "check_theta_in_domain",
+    "in_domain",
+    "theta_columns",
+]
+
+#: Features available per shared-voxel row: log pre boutons, log post target sites,
+#: log of all target sites in the voxel, and the voxel's cortical depth (µm).
+VOXEL_FEATURES: tuple[str, ...] = ("log_pre", "log_post", "log_post_all", "depth_um")
+#: Features available per pair: number of shared voxels and intersomatic distance (µm).
+PAIR_FEATURES: tuple[str, ...] = ("n_shared", "soma_distance_um")
+
+Level = Literal["voxel", "pair"]
+SynapseModel = Literal["poisson", "binomial", "deterministic"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamSpec:
+    """One rule parameter: its name, unit, plausible range, default and mathematical domain.
+
+    ``low``/``high`` bound the plausible range (the box-uniform prior); ``domain`` is where the
+    rule is defined at all (closed interval). ``default`` is the a-priori value of the rule
+    (e.g. 1 for every DSO exponent).
+
+    Examples
+    --------
+    >>> ParamSpec(name="theta_pre", default=1.0, low=0.0, high=2.0).name
+    'theta_pre'
+    """
+
+    name: str
+    default: float
+    low: float
+    high: float
+    domain: tuple[float, float] = (-math.inf, math.inf)
+    unit: str = ""
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise InvalidParameterError(
+                f"parameter name {self.name!r} must be a Python identifier (e.g. 'theta_pre')"
+            )
+        lo, hi = float(self.domain[0]), float(self.domain[1])
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise InvalidParameterError(
+                f"parameter {self.name!r}: need finite low < high, got low={self.low!r}, "
+                f"high={self.high!r}"
+            )
+        if not (lo <= self.low and self.high <= hi):
+            raise InvalidParameterError(
+                f"parameter {self.name!r}: range [{self.low}, {self.high}] must lie inside the "
+                f"domain [{lo}, {hi}]"
+            )
+        if not (self.low <= self.default <= self.high):
+            raise InvalidParameterError(
+                f"parameter {self.name!r}: default {self.default!r} must lie in "
+                f"[{self.low}, {self.high}]"
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-native representation (infinite domain ends become None)."""
+        return {
+            "name": self.name,
+            "default": self.default,
+            "low": self.low,
+            "high": self.high,
+            "domain": [None if math.isinf(v) else v for v in self.domain],
+            "unit": self.unit,
+            "doc": self.doc,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> ParamSpec:
+        """Inverse of :meth:`to_dict`."""
+        dom: Sequence[float | None] = d.get("domain", [None, None])  # type: ignore[assignment]
+        lo, hi = dom[0], dom[1]
+        return cls(
+            name=str(d["name"]),
+            default=float(d["default"]),  # type: ignore[arg-type]
+            low=float(d["low"]),  # type: ignore[arg-type]
+            high=float(d["high"]),  # type: ignore[arg-type]
+            domain=(-math.inf if lo is None else float(lo), math.inf if hi is None else float(hi)),
+            unit=str(d.get("unit", "")),
+            doc=str(d.get("doc", "")),
+        )
+
+
+@runtime_checkable
+class WiringRule(Protocol):
+    """What every wiring rule provides; see the module docstring for the semantics.
+
+    Rules are stateless, take no constructor arguments and are pure functions of their
+    inputs. ``rate(features, theta)`` receives ``theta`` as one array per parameter, each
+    broadcastable against the feature arrays (e.g. shape (B, 1) against rows of shape (R,)
+    gives a (B, R) result), and returns non-negative expected synapse counts (``inf`` allowed:
+    a certain synapse). ``synapses`` says how synapse counts are drawn given the rates:
+    ``poisson`` (pair count ~ Poisson(lambda)), ``binomial`` (at most one synapse per shared
+    voxel, present with probability ``1 - exp(-rate)``), or ``deterministic`` (pair level: a
+    connected pair gets one synapse per shared voxel).
+    """
+
+    name: ClassVar[str]
+    params: ClassVar[tuple[ParamSpec, ...]]
+    level: ClassVar[Level]
+    features: ClassVar[tuple[str, ...]]
+    synapses: ClassVar[SynapseModel]
+
+    def rate(self, features: Mapping[str, FloatArray], theta: Sequence[FloatArray]) -> FloatArray:
+        """Expected synapse counts per row (voxel level) or per pair (pair level)."""
+        ...
+
+
+def check_theta(rule: WiringRule, theta: npt.ArrayLike) -> FloatArray:
+    """``theta`` as a float64 (B, d) array; raise if it has the wrong number of parameters.
+
+    A single vector of length d is accepted and returned as shape (1, d). NaN or out-of-domain
+    values are *not* rejected here (see :func:`in_domain`).
+    """
+    arr = np.asarray(theta, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    d = len(rule.params)
+    if arr.ndim != 2 or arr.shape[1] != d:
+        names = ", ".join(p.name for p in rule.params)
+        raise ShapeMismatchError(
+            f"rule {rule.name!r} takes {d} parameter(s) ({names}); theta has shape "
+            f"{np.shape(theta)}, expected (d,) or (batch, d) with d = {d}"
+        )
+    return arr
+
+
+def in_domain(rule: WiringRule, theta: FloatArray) -> BoolArray:
+    """Mask (B,) of parameter vectors that are finite and inside every parameter's domain."""
+    ok = np.all(np.isfinite(theta), axis=1)
+    for k, spec in enumerate(rule.params):
+        lo, hi = spec.domain
+        ok &= (theta[:, k] >= lo) & (theta[:, k] <= hi)
+    return np.asarray(ok, dtype=np.bool_)
+
+
+def check_theta_in_domain(rule: WiringRule, theta: npt.ArrayLike) -> FloatArray:
+    """Like :func:`check_theta`, and raise :class:`InvalidParameterError` on NaN or
+    out-of-domain values, naming the parameter, the value and the domain."""
+    arr = check_theta(rule, theta)
+    if not np.all(np.isfinite(arr)):
+        b, k = np.argwhere(~np.isfinite(arr))[0]
+        raise InvalidParameterError(
+            f"rule {rule.name!r}: {rule.params[k].name} = {arr[b, k]!r} (theta row {b}) is not "
+            f"a finite number"
+        )
+    for k, spec in enumerate(rule.params):
+        lo, hi = spec.domain
+        bad = (arr[:, k] < lo) | (arr[:, k] > hi)
+        if bad.any():
+            b = int(np.flatnonzero(bad)[0])
+            raise InvalidParameterError(
+                f"rule {rule.name!r}: {spec.name} = {arr[b, k]!r} (theta row {b}) is outside "
+                f"its domain [{lo}, {hi}]"
+            )
+    return arr
+
+
+def theta_columns(theta: FloatArray, *, trailing: int = 1) -> list[FloatArray]:
+    """Split (B, d) ``theta`` into d arrays of shape (B, 1, ...) for broadcasting against rows."""
+    shape = (theta.shape[0],) + (1,) * trailing
+    return [theta[:, k].reshape(shape) for k in range(theta.shape[1])]
