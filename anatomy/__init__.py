@@ -8,13 +8,14 @@ from __future__ import annotations
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.errors import AnatomyError
 from anatomy.grid import VoxelGrid
-from anatomy.model import Neurons, StructuralModel, VoxelMajorCounts
+from anatomy.model import NeuronPopulation, Neurons, StructuralModel, VoxelMajorCounts
 
 __all__ = [
     "CELL_TYPES",
     "LAYERS",
     "REGIONS",
     "AnatomyError",
+    "NeuronPopulation",
     "Neurons",
     "StructuralModel",
     "VoxelGrid",

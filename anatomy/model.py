@@ -19,7 +19,7 @@ from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.errors import StoreValidationError
 from anatomy.grid import VoxelGrid
 
-__all__ = ["Neurons", "StructuralModel", "VoxelMajorCounts"]
+__all__ = ["NeuronPopulation", "Neurons", "StructuralModel", "VoxelMajorCounts"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -151,6 +151,19 @@ class VoxelMajorCounts:
         return f"VoxelMajorCounts({self.name}, shape={self.shape}, nnz={self.nnz})"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NeuronPopulation:
+    """A named pre × post population defined by a data source (e.g. an imported table's mask).
+
+    ``pre`` and ``post`` are model neuron indices; ``attrs`` is JSON-native metadata (for an
+    imported measurement: probability, pairs tested, protocol, citation).
+    """
+
+    pre: IntArray
+    post: IntArray
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, kw_only=True)
 class StructuralModel:
     """A voxelized structural model (see module docstring).
@@ -166,6 +179,10 @@ class StructuralModel:
     post: VoxelMajorCounts
     post_all: FloatArray
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    #: Depth (µm below the pia) of every voxel when it is not implied by the grid (imports).
+    voxel_depth_um: npt.NDArray[np.float64] | None = None
+    #: Populations defined by the data source, by name (empty for generated models).
+    populations: Mapping[str, NeuronPopulation] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n, v = len(self.neurons), self.grid.n_voxels
@@ -175,10 +192,27 @@ class StructuralModel:
                     f"{counts.name} has shape {counts.shape}, expected (neurons, voxels) = "
                     f"({n}, {v})"
                 )
+        if self.voxel_depth_um is not None and np.shape(self.voxel_depth_um) != (v,):
+            raise StoreValidationError(
+                f"voxel_depth_um has shape {np.shape(self.voxel_depth_um)}, expected ({v},)"
+            )
+        for name, pop in self.populations.items():
+            for side in ("pre", "post"):
+                idx = getattr(pop, side)
+                if idx.size and (idx.min() < 0 or idx.max() >= n):
+                    raise StoreValidationError(
+                        f"population {name!r}: {side} neuron index out of range 0..{n - 1}"
+                    )
         if np.shape(self.post_all) != (v,):
             raise StoreValidationError(
                 f"post_all has shape {np.shape(self.post_all)}, expected (voxels,) = ({v},)"
             )
+
+    def depth_um(self) -> npt.NDArray[np.float64]:
+        """Depth below the pia of every voxel center, shape (V,)."""
+        if self.voxel_depth_um is not None:
+            return self.voxel_depth_um
+        return self.grid.depth_um()
 
     @property
     def n_neurons(self) -> int:
