@@ -1,0 +1,336 @@
+"""Run configuration: one validated TOML file holds every setting of a pipeline run.
+
+Sections map to frozen dataclasses; unknown keys and wrong types are errors naming the key
+(``simulation.n must be an integer, got 'many'``). ``RunConfig.to_toml`` writes the resolved
+configuration into every run directory, and ``config_hash`` names the run directory so that the
+same configuration always resumes the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from wiring.errors import WiringError
+
+__all__ = [
+    "AnalysisConfig",
+    "AnatomyConfig",
+    "ClusterConfig",
+    "ConfigError",
+    "InferenceConfig",
+    "MeasurementsConfig",
+    "RuleConfig",
+    "RunConfig",
+    "RunSection",
+    "SimulationConfig",
+    "builtin_configs",
+    "load_config",
+]
+
+
+class ConfigError(WiringError, ValueError):
+    """A run configuration is invalid; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSection:
+    """Run identity: name, master seed and the parent directory of run directories."""
+
+    name: str = "default"
+    seed: int = 0
+    output: str = "wiring-runs"
+    cache: str = ""
+    """Directory for reusable anatomy stores and feature tables (default ``<output>/cache``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnatomyConfig:
+    """Which structural model: a generator preset (built once, cached) or an existing store."""
+
+    preset: str = "column"
+    seed: int = 0
+    path: str = ""
+    """An existing anatomy store; overrides ``preset`` when set."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasurementsConfig:
+    """The measurement set and how experiments are emulated."""
+
+    set: str = "vpm-invivo"
+    n_pairs: int = 0
+    """Pairs sampled per measurement and simulation; 0 = as many as the experiment tested."""
+    slice_thickness_um: float = 300.0
+    slice_max_distance_um: float = 100.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleConfig:
+    """The wiring rule and its prior."""
+
+    name: str = "dso"
+    prior: Literal["gaussian", "uniform"] = "gaussian"
+    prior_loc: list[float] = field(default_factory=list)
+    """Gaussian mean (default: the rule's a-priori parameters)."""
+    prior_scale: list[float] = field(default_factory=list)
+    """Gaussian standard deviation per parameter (default: the paper's sqrt(0.05) for dso)."""
+    prior_low: list[float] = field(default_factory=list)
+    prior_high: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulationConfig:
+    """Size and chunking of the training set."""
+
+    n: int = 20_000
+    chunk_size: int = 2_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InferenceConfig:
+    """Neural posterior estimation settings."""
+
+    estimator: Literal["nsf", "maf", "mdn", "made"] = "nsf"
+    hidden_features: int = 50
+    num_transforms: int = 5
+    batch_size: int = 1_000
+    learning_rate: float = 5e-4
+    validation_fraction: float = 0.1
+    stop_after_epochs: int = 20
+    max_epochs: int = 2_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnalysisConfig:
+    """What the analysis stage computes."""
+
+    posterior_samples: int = 10_000
+    predictive_samples: int = 1_000
+    sbc_runs: int = 200
+    sbc_posterior_samples: int = 500
+    predictions: bool = True
+    prediction_samples: int = 200
+    compare_rules: list[str] = field(default_factory=lambda: ["peters_neuron", "peters_synapse"])
+    comparison_simulations: int = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    """Where dask runs: local processes, threads, a scheduler address or a batch system."""
+
+    kind: str = "local"
+    """``local`` | ``threads`` | ``slurm`` | ``pbs`` | ``sge`` | ``lsf`` | a scheduler address."""
+    workers: int = 0
+    """Local workers (0 = one per core)."""
+    jobs: int = 4
+    queue: str = ""
+    account: str = ""
+    cores: int = 8
+    processes: int = 1
+    memory: str = "16GB"
+    walltime: str = "02:00:00"
+    job_extra_directives: list[str] = field(default_factory=list)
+    local_directory: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    """A whole pipeline run."""
+
+    run: RunSection = field(default_factory=RunSection)
+    anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
+    measurements: MeasurementsConfig = field(default_factory=MeasurementsConfig)
+    rule: RuleConfig = field(default_factory=RuleConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def __post_init__(self) -> None:
+        _check_values(self)
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/TOML-native nested dict."""
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        """TOML text of the resolved configuration."""
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> RunConfig:
+        """Validate a nested mapping; unknown keys and wrong types raise :class:`ConfigError`."""
+        cfg: RunConfig = _build(cls, data, prefix="", source=source)
+        return cfg
+
+    def replace(self, **sections: Any) -> RunConfig:
+        """A copy with some sections replaced by dicts of overrides or section objects."""
+        data = self.to_dict()
+        for name, value in sections.items():
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                value = dataclasses.asdict(value)
+            if name not in data:
+                raise ConfigError(f"unknown config section {name!r}; known: {', '.join(data)}")
+            data[name] = {**data[name], **value}
+        return RunConfig.from_dict(data)
+
+    def science_hash(self) -> str:
+        """Hash of every setting that changes results (not cluster, output or cache paths)."""
+        data = self.to_dict()
+        data.pop("cluster")
+        data["run"] = {"seed": data["run"]["seed"]}
+        text = json.dumps(data, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def load_config(path_or_name: str | Path | None = None) -> RunConfig:
+    """Load a run config from a TOML file, a built-in name (``default``, ``paper``, ...), or the
+    defaults when ``None``."""
+    if path_or_name is None:
+        return RunConfig()
+    text_path = Path(path_or_name)
+    if not text_path.exists() and str(path_or_name) in builtin_configs():
+        ref = resources.files("pipelines") / "configs" / f"{path_or_name}.toml"
+        text, source = ref.read_text(encoding="utf-8"), f"built-in config {path_or_name!r}"
+    elif text_path.is_file():
+        text, source = text_path.read_text(encoding="utf-8"), str(text_path)
+    else:
+        raise ConfigError(
+            f"config {str(path_or_name)!r} is neither a file nor a built-in config "
+            f"({', '.join(builtin_configs())})"
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: not valid TOML: {err}") from err
+    return RunConfig.from_dict(data, source=source)
+
+
+def builtin_configs() -> list[str]:
+    """Names of the configs shipped in ``pipelines/configs``."""
+    root = resources.files("pipelines") / "configs"
+    return sorted(p.name.removesuffix(".toml") for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+# -- validation helpers --------------------------------------------------------------------
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{source}: {key} must be {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin in (types.UnionType, typing.Union):
+        raise TypeError("unions are not used in config sections")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported config type {tp!r}")
+
+
+def _build(cls: Any, data: Mapping[str, Any], *, prefix: str, source: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a table")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        from difflib import get_close_matches
+
+        k = unknown[0]
+        hint = get_close_matches(k, names, n=1)
+        suggestion = f"; did you mean {prefix}{hint[0]!r}?" if hint else ""
+        raise ConfigError(
+            f"{source}: unknown key {prefix}{k!r}{suggestion} (known keys: {', '.join(names)})"
+        )
+    kwargs: dict[str, Any] = {}
+    for name in names:
+        if name not in data:
+            continue
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, data[name], prefix=f"{prefix}{name}.", source=source)
+        else:
+            kwargs[name] = _coerce(data[name], tp, f"{prefix}{name}", source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _check_values(cfg: RunConfig) -> None:
+    """Range checks that types alone cannot express."""
+    positive = {
+        "simulation.n": cfg.simulation.n,
+        "simulation.chunk_size": cfg.simulation.chunk_size,
+        "inference.hidden_features": cfg.inference.hidden_features,
+        "inference.num_transforms": cfg.inference.num_transforms,
+        "inference.batch_size": cfg.inference.batch_size,
+        "inference.stop_after_epochs": cfg.inference.stop_after_epochs,
+        "inference.max_epochs": cfg.inference.max_epochs,
+        "analysis.posterior_samples": cfg.analysis.posterior_samples,
+        "analysis.predictive_samples": cfg.analysis.predictive_samples,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value!r}")
+    non_negative = {
+        "measurements.n_pairs": cfg.measurements.n_pairs,
+        "analysis.sbc_runs": cfg.analysis.sbc_runs,
+        "analysis.comparison_simulations": cfg.analysis.comparison_simulations,
+        "cluster.workers": cfg.cluster.workers,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ConfigError(f"{key} must be >= 0, got {value!r}")
+    if not 0.0 < cfg.inference.validation_fraction < 1.0:
+        raise ConfigError(
+            f"inference.validation_fraction must lie in (0, 1), got "
+            f"{cfg.inference.validation_fraction!r}"
+        )
+    if cfg.measurements.slice_thickness_um <= 0 or cfg.measurements.slice_max_distance_um <= 0:
+        raise ConfigError("measurements.slice_thickness_um and slice_max_distance_um must be > 0")
+    if not cfg.anatomy.path and not cfg.anatomy.preset:
+        raise ConfigError("anatomy: set either preset or path")

@@ -1,0 +1,84 @@
+"""Run-config validation: built-ins load, round trips, unknown keys and wrong types name the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import ConfigError, RunConfig, builtin_configs, load_config
+
+
+@pytest.mark.parametrize("name", ["default", "paper", "comparison", "slurm", "quick"])
+def test_builtin_configs_load(name: str) -> None:
+    assert name in builtin_configs()
+    cfg = load_config(name)
+    assert cfg.run.name == name
+
+
+def test_defaults_equal_default_toml() -> None:
+    assert load_config(None).science_hash() == load_config("default").science_hash()
+
+
+def test_toml_round_trip(tmp_path: Path) -> None:
+    cfg = load_config("quick")
+    path = tmp_path / "run.toml"
+    path.write_text(cfg.to_toml())
+    again = load_config(path)
+    assert again == cfg
+    assert tomllib.loads(path.read_text())["simulation"]["n"] == 2000
+
+
+def test_unknown_key_names_key_and_suggests(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[simulation]\nnn = 5\n")
+    with pytest.raises(ConfigError, match=r"unknown key simulation\.'nn'.*did you mean simulation\.'n'"):
+        load_config(path)
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[simulations]\nn = 5\n")
+    with pytest.raises(ConfigError, match="unknown key 'simulations'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[simulation]\nn = "many"\n', "simulation.n must be an integer, got 'many'"),
+        ("[simulation]\nn = 1.5\n", "simulation.n must be an integer"),
+        ("[simulation]\nn = true\n", "simulation.n must be an integer"),
+        ('[rule]\nprior = "cauchy"\n', "rule.prior must be one of 'gaussian', 'uniform'"),
+        ('[rule]\nprior_loc = [1, "a"]\n', r"rule.prior_loc\[1\] must be a number"),
+        ("[analysis]\npredictions = 1\n", "analysis.predictions must be true or false"),
+        ("[simulation]\nn = -5\n", "simulation.n must be positive"),
+        ("simulation = 3\n", "simulation must be a table"),
+    ],
+)
+def test_wrong_types_name_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[simulation\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_missing_config() -> None:
+    with pytest.raises(ConfigError, match="neither a file nor a built-in config"):
+        load_config("no-such-config")
+
+
+def test_science_hash_ignores_cluster_and_output() -> None:
+    base = RunConfig()
+    moved = base.replace(cluster={"kind": "threads"}, run={"output": "elsewhere"})
+    assert moved.science_hash() == base.science_hash()
+    assert base.replace(run={"seed": 1}).science_hash() != base.science_hash()
+    assert base.replace(simulation={"n": 100}).science_hash() != base.science_hash()
