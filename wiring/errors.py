@@ -10,6 +10,7 @@ __all__ = [
     "MeasurementError",
     "OutputExistsError",
     "PosteriorMismatchError",
+    "RuleContractError",
     "RuleLoadError",
     "RuleNotFoundError",
     "SelectionError",
@@ -42,6 +43,10 @@ class RuleNotFoundError(WiringError, LookupError):
 
 class RuleLoadError(WiringError, ImportError):
     """A wiring-rule plugin failed to import or is registered twice."""
+
+
+class RuleContractError(RuleLoadError):
+    """A wiring rule breaks the contract of :mod:`wiring.rules.base` (found by ``check_rule``)."""
 
 
 class SelectionError(WiringError, ValueError):

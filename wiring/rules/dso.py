@@ -1,0 +1,108 @@
+"""The ``dso`` rule: dense structural overlap with exponent parameters, evaluated in log space.
+
+For a presynaptic neuron i, a postsynaptic neuron j and a voxel k they share, the expected
+number of synapses is
+
+.. math::
+
+    \\mathrm{DSO}_{ijk}(\\theta) = \\frac{\\mathrm{pre}_{ik}^{\\theta_{pre}}\\,
+    \\mathrm{post}_{jk}^{\\theta_{post}}}{\\mathrm{postAll}_{k}^{\\theta_{postAll}}}
+    = \\exp(\\theta_{pre} \\log \\mathrm{pre}_{ik} + \\theta_{post} \\log \\mathrm{post}_{jk}
+    - \\theta_{postAll} \\log \\mathrm{postAll}_k),
+
+and a pair's synapse count is Poisson with mean :math:`\\lambda_{ij} = \\sum_k \\mathrm{DSO}_{ijk}`.
+:math:`\\theta = (1, 1, 1)` is the classic dense structural overlap of the barrel-cortex model
+(Udvary et al. 2022; Boelts et al. 2023).
+
+No overlap, no synapse, for every θ
+-----------------------------------
+The rule is evaluated only on the rows of a :class:`wiring.pairs.PairTable`, and a row exists
+only where *both* neurons are present (pre > 0 and post > 0). A pair that shares no voxel has no
+rows, so its expected count is exactly 0 and it never connects, whatever θ is.
+
+This differs from the research code published with Boelts et al. (2023), which stores pairs
+without overlap as rows with 1e-10 in place of the missing features and then zeroes the wrong
+rows: there, such a pair gets :math:`10^{-10(\\theta_{pre} + \\theta_{post})} /
+\\mathrm{postAll}^{\\theta_{postAll}}` per row, which exceeds 1 - and the pair can connect - when
+:math:`\\theta_{pre} + \\theta_{post} < \\theta_{postAll}` and postAll is small. Connection
+probabilities here therefore differ from that code in that corner of parameter space, by design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from wiring._typing import FloatArray
+from wiring.rules.base import Level, ParamSpec, SynapseModel
+
+__all__ = ["DSO"]
+
+
+class DSO:
+    """Dense structural overlap with exponents on pre, post and postAll (``dso``).
+
+    Parameters are ``theta_pre``, ``theta_post`` and ``theta_postall``; θ = (1, 1, 1) is the
+    a-priori rule. Exponents may be any real number; the plausible range [0, 2] is the
+    box-uniform prior. Synapse counts per pair are Poisson.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> feats = {"log_pre": np.log([2.0]), "log_post": np.log([3.0]),
+    ...          "log_post_all": np.log([12.0])}
+    >>> DSO().rate(feats, [np.array([[1.0]]), np.array([[1.0]]), np.array([[1.0]])]).round(3)
+    array([[0.5]])
+    """
+
+    name: ClassVar[str] = "dso"
+    params: ClassVar[tuple[ParamSpec, ...]] = (
+        ParamSpec(
+            name="theta_pre",
+            default=1.0,
+            low=0.0,
+            high=2.0,
+            doc="exponent on the presynaptic bouton count in the voxel",
+        ),
+        ParamSpec(
+            name="theta_post",
+            default=1.0,
+            low=0.0,
+            high=2.0,
+            doc="exponent on the postsynaptic target-site count in the voxel",
+        ),
+        ParamSpec(
+            name="theta_postall",
+            default=1.0,
+            low=0.0,
+            high=2.0,
+            doc="exponent on the target sites of all neurons in the voxel (normalization)",
+        ),
+    )
+    level: ClassVar[Level] = "voxel"
+    features: ClassVar[tuple[str, ...]] = ("log_pre", "log_post", "log_post_all")
+    synapses: ClassVar[SynapseModel] = "poisson"
+
+    def rate(self, features: Mapping[str, FloatArray], theta: Sequence[FloatArray]) -> FloatArray:
+        """Expected synapses per shared-voxel row: ``exp(a·log_pre + b·log_post − c·log_post_all)``.
+
+        Parameters
+        ----------
+        features
+            ``log_pre``, ``log_post``, ``log_post_all``: arrays of shape (R,).
+        theta
+            ``(theta_pre, theta_post, theta_postall)``, each broadcastable against (R,),
+            typically (B, 1).
+
+        Returns
+        -------
+        FloatArray
+            (B, R) non-negative expected synapse counts (overflow gives ``inf``).
+        """
+        a, b, c = theta
+        with np.errstate(over="ignore"):
+            return np.exp(
+                a * features["log_pre"] + b * features["log_post"] - c * features["log_post_all"]
+            )
