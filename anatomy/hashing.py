@@ -68,7 +68,7 @@ def content_hash(model: StructuralModel) -> str:
         _feed(h, f"{cname}/indptr", counts.indptr[:], "<i8")
         for aname, dtype in (("indices", "<i4"), ("data", "<f4")):
             src = getattr(counts, aname)
-            n = len(src)
+            n = int(src.shape[0])
             h.update(f"{cname}/{aname}:{dtype}:[{n}]\n".encode())
             for lo in range(0, n, _SLAB):
                 chunk = np.asarray(src[lo : min(n, lo + _SLAB)])

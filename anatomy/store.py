@@ -1,0 +1,840 @@
+"""The structural-model zarr v3 store: atomic writes, validated lazy reads and dask block views.
+
+A :class:`~anatomy.model.StructuralModel` is stored as one zarr v3 group laid out as described in
+:mod:`anatomy.schema`: neuron attribute arrays, ``pre`` and ``post`` as voxel-major (CSC) sparse
+counts chunked by voxel blocks, ``post_all``, optional ``voxel_depth_um`` and source-defined
+populations. Every vocabulary the codes refer to is written into the store, so a reader never
+depends on the order of :mod:`anatomy.catalogue`.
+
+Guarantees:
+
+- :func:`write_model` is atomic. It writes into a hidden sibling directory, writes the completion
+  marker last, validates the result and only then renames it into place. Without ``overwrite`` an
+  existing path is never touched; with it the old store is replaced only once the new one is
+  complete. An exception or a kill at any point never leaves a store at ``path`` that opens.
+- :func:`open_model` refuses stores without the completion marker and, by default, validates
+  everything (:func:`validate_model`), streaming voxel blocks so memory is bounded by the block.
+  ``pre`` and ``post`` stay on disk: :class:`~anatomy.model.VoxelMajorCounts` reads a voxel block
+  at a time from the zarr arrays.
+- :func:`voxel_blocks` partitions the voxels into blocks aligned to the store's chunks;
+  :func:`to_dask` and :func:`to_dask_array` give lazy dask views with one task per block.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from anatomy.store import open_model, write_model
+>>> # path = write_model(model, pathlib.Path(tempfile.mkdtemp()) / "model.zarr")
+>>> # model = open_model(path)   # validated, pre/post lazily backed by zarr
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from anatomy import schema as S
+from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
+from anatomy.errors import SchemaVersionError, StoreExistsError, StoreValidationError
+from anatomy.grid import VoxelGrid
+from anatomy.model import NeuronPopulation, Neurons, StructuralModel, VoxelMajorCounts
+
+if TYPE_CHECKING:
+    import zarr
+
+__all__ = [
+    "POST_ALL_RTOL",
+    "TARGET_BLOCK_ENTRIES",
+    "content_hash",
+    "open_model",
+    "to_dask",
+    "to_dask_array",
+    "validate_model",
+    "voxel_blocks",
+    "write_model",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Entries (nonzeros) per voxel block aimed at when choosing ``chunk_voxels`` automatically:
+#: 4 Mi entries = 16 MB of float32 data + 16 MB of int32 indices, a good dask task size.
+TARGET_BLOCK_ENTRIES = 1 << 22
+#: Relative tolerance of the ``post_all >= column sums of post`` check (float32 rounding).
+POST_ALL_RTOL = 1e-5
+_POST_ALL_ATOL = 1e-6
+#: zstd level of every array (3 is zstd's default: fast to write, ~5x smaller than raw).
+_ZSTD_LEVEL = 3
+#: Entries written per slab (bounded memory when the source is itself lazy).
+_WRITE_SLAB_ENTRIES = 1 << 24
+_MAX_NEURON_CHUNK = 1 << 20
+_REBUILD_HINT = "the store is damaged or was not written by this package: rebuild or re-import it"
+
+
+def content_hash(model: StructuralModel) -> str:
+    """Sha256 hex digest over the model's arrays (see :func:`anatomy.hashing.content_hash`)."""
+    from anatomy.hashing import content_hash as _content_hash
+
+    return _content_hash(model)
+
+
+# ------------------------------------------------------------------------------------ writing
+
+
+def write_model(
+    model: StructuralModel,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    chunk_voxels: int | None = None,
+) -> Path:
+    """Write ``model`` atomically to a zarr v3 store at ``path``.
+
+    Parameters
+    ----------
+    model
+        The structural model. ``pre``/``post`` may be in memory or lazily backed (e.g. another
+        store); they are copied a slab at a time.
+    path
+        Target directory (conventionally ``*.zarr``).
+    overwrite
+        Replace an existing store at ``path``. The old store is moved aside only after the new one
+        is complete and valid, and deleted after the new one is in place. A path that exists but
+        is not a zarr store is never replaced.
+    chunk_voxels
+        Voxels per chunk of ``indptr`` (the voxel block of :func:`voxel_blocks`). Default: as many
+        voxels as hold about :data:`TARGET_BLOCK_ENTRIES` entries on average.
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    StoreExistsError
+        ``path`` exists and ``overwrite`` is false (or ``path`` is not a zarr store).
+    StoreValidationError
+        The model violates the schema (dtype that cannot be cast losslessly, NaN or negative
+        count, unsorted indices, ``post_all`` below the column sums of ``post``, ...). Nothing is
+        left behind.
+    """
+    path = Path(path)
+    _check_target(path, overwrite=overwrite)
+    if chunk_voxels is not None and (int(chunk_voxels) != chunk_voxels or chunk_voxels < 1):
+        raise StoreValidationError(
+            f"chunk_voxels must be a positive integer, got {chunk_voxels!r}"
+        )
+    v = model.n_voxels
+    if chunk_voxels is None:
+        nnz = max(model.pre.nnz, model.post.nnz, 1)
+        chunk_voxels = int(np.clip(round(v * TARGET_BLOCK_ENTRIES / nnz), 1, v))
+    chunk_voxels = min(int(chunk_voxels), v)
+    attrs = _json_native(dict(model.attrs), "model.attrs")
+    attrs["content_hash"] = content_hash(model)
+    if model.attrs.get("content_hash") not in (None, attrs["content_hash"]):
+        logger.warning(
+            "model.attrs['content_hash'] %s does not match the arrays; writing %s",
+            model.attrs["content_hash"],
+            attrs["content_hash"],
+        )
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        _write_group(model, tmp, attrs=attrs, chunk_voxels=chunk_voxels)
+        open_model(tmp, validate=True)
+        _move_into_place(tmp, path, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("wrote structural model to %s (hash %s)", path, attrs["content_hash"][:12])
+    return path
+
+
+def _check_target(path: Path, *, overwrite: bool) -> None:
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not overwrite:
+        raise StoreExistsError(
+            f"{path} already exists; choose another output path or pass overwrite=True "
+            "(--overwrite) to replace it"
+        )
+    if not (path.is_dir() and (path / "zarr.json").is_file()):
+        raise StoreExistsError(
+            f"{path} exists and is not a zarr store; refusing to replace it even with "
+            "overwrite: remove it yourself or choose another output path"
+        )
+
+
+def _move_into_place(tmp: Path, path: Path, *, overwrite: bool) -> None:
+    _check_target(path, overwrite=overwrite)
+    if not path.exists():
+        os.rename(tmp, path)
+        return
+    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _compressors() -> list[Any]:
+    from zarr.codecs import ZstdCodec
+
+    return [ZstdCodec(level=_ZSTD_LEVEL, checksum=True)]
+
+
+def _create(
+    group: zarr.Group, name: str, values: npt.ArrayLike, dtype: np.dtype[Any], chunks: tuple[int, ...]
+) -> None:
+    arr = np.asarray(values)
+    _check_castable(name, arr.dtype, dtype)
+    z = group.create_array(
+        name,
+        shape=arr.shape,
+        chunks=tuple(max(1, c) for c in chunks),
+        dtype=dtype,
+        compressors=_compressors(),
+        config={"write_empty_chunks": True},
+    )
+    if arr.size:
+        z[...] = arr.astype(dtype, copy=False)
+
+
+def _check_castable(name: str, src: np.dtype[Any], dst: np.dtype[Any]) -> None:
+    if not np.can_cast(src, dst, casting="safe"):
+        raise StoreValidationError(
+            f"{name} has dtype {src}, which cannot be stored losslessly as {dst}; "
+            f"convert it to {dst} first"
+        )
+
+
+def _write_group(
+    model: StructuralModel, tmp: Path, *, attrs: dict[str, Any], chunk_voxels: int
+) -> None:
+    import zarr
+
+    root = zarr.open_group(tmp, mode="w-", zarr_format=3)
+    n, v = model.n_neurons, model.n_voxels
+    arrays: list[str] = []
+    neurons = model.neurons
+    nchunk = max(1, min(n, _MAX_NEURON_CHUNK))
+    for name in S.NEURON_ARRAYS:
+        key = S.neuron_array(name)
+        values = getattr(neurons, name)
+        chunks = (nchunk, 3) if name == "soma_um" else (nchunk,)
+        _create(root, key, values, S.DTYPES[key], chunks)
+        arrays.append(key)
+    counts_attrs: dict[str, Any] = {}
+    for cname in S.COUNTS:
+        counts: VoxelMajorCounts = getattr(model, cname)
+        counts_attrs[cname] = _write_counts(root, cname, counts, chunk_voxels=chunk_voxels)
+        arrays += [S.counts_array(cname, a) for a in S.COUNT_ARRAYS]
+    vchunk = max(1, min(v, 1 << 22))
+    _create(root, S.POST_ALL, model.post_all, S.DTYPES[S.POST_ALL], (vchunk,))
+    arrays.append(S.POST_ALL)
+    if model.voxel_depth_um is not None:
+        _create(root, S.VOXEL_DEPTH, model.voxel_depth_um, S.DTYPES[S.VOXEL_DEPTH], (vchunk,))
+        arrays.append(S.VOXEL_DEPTH)
+    pop_names = list(model.populations)
+    for name, pop in model.populations.items():
+        _check_population_name(name)
+        gname = f"{S.POPULATIONS}/{name}"
+        group = root.require_group(gname)
+        group.attrs.update(_json_native(dict(pop.attrs), f"population {name!r} attrs"))
+        for side in S.POPULATION_ARRAYS:
+            values = np.asarray(getattr(pop, side))
+            key = f"{gname}/{side}"
+            _create(root, key, values, S.DTYPES[f"{S.POPULATIONS}/*/{side}"], (len(values),))
+            arrays.append(key)
+    root.attrs.update(
+        {
+            S.ATTR_FORMAT: S.FORMAT_NAME,
+            S.ATTR_SCHEMA_VERSION: S.SCHEMA_VERSION,
+            S.ATTR_GRID: model.grid.to_dict(),
+            S.ATTR_VOCABULARIES: {
+                "cell_types": list(CELL_TYPES),
+                "layers": list(LAYERS),
+                "regions": list(REGIONS),
+                "column_names": list(neurons.column_names),
+            },
+            S.ATTR_MODEL: attrs,
+            S.ATTR_COUNTS: counts_attrs,
+            S.ATTR_POPULATIONS: pop_names,
+            "arrays": arrays,
+        }
+    )
+    # the completion marker goes last: a store without it never opens
+    root.attrs.update({S.ATTR_COMPLETE: True})
+
+
+def _write_counts(
+    root: zarr.Group, cname: str, counts: VoxelMajorCounts, *, chunk_voxels: int
+) -> dict[str, Any]:
+    v = counts.shape[1]
+    indptr = np.asarray(counts.indptr[:], dtype=None)
+    if indptr.shape != (v + 1,):
+        raise StoreValidationError(
+            f"{cname}/indptr has shape {indptr.shape}, expected (voxels + 1,) = ({v + 1},)"
+        )
+    nnz = int(indptr[-1])
+    n_blocks = max(1, math.ceil(v / chunk_voxels))
+    chunk_entries = max(1, math.ceil(nnz / n_blocks))
+    _create(root, S.counts_array(cname, "indptr"), indptr, S.DTYPES[f"{cname}/indptr"],
+            (chunk_voxels + 1 if n_blocks == 1 else chunk_voxels,))
+    for aname in ("indices", "data"):
+        key = S.counts_array(cname, aname)
+        src = getattr(counts, aname)
+        src_dtype = np.dtype(src.dtype)
+        _check_castable(key, src_dtype, S.DTYPES[key])
+        if src.shape[0] != nnz:
+            raise StoreValidationError(
+                f"{key} has {src.shape[0]} entries, expected {cname}/indptr[-1] = {nnz}"
+            )
+        z = root.create_array(
+            key,
+            shape=(nnz,),
+            chunks=(chunk_entries,),
+            dtype=S.DTYPES[key],
+            compressors=_compressors(),
+            config={"write_empty_chunks": True},
+        )
+        slab = chunk_entries * max(1, _WRITE_SLAB_ENTRIES // chunk_entries)
+        for lo in range(0, nnz, slab):
+            hi = min(nnz, lo + slab)
+            z[lo:hi] = np.asarray(src[lo:hi]).astype(S.DTYPES[key], copy=False)
+    return {
+        "shape": [int(s) for s in counts.shape],
+        "nnz": nnz,
+        "chunk_voxels": int(chunk_voxels),
+        "chunk_entries": int(chunk_entries),
+    }
+
+
+def _check_population_name(name: str) -> None:
+    if not name or "/" in name or name.startswith((".", "__")) or name != name.strip():
+        raise StoreValidationError(
+            f"population name {name!r} cannot be a zarr node name; use a non-empty name "
+            "without '/', leading '.' or '__' and surrounding spaces"
+        )
+
+
+def _json_native(obj: Any, where: str) -> Any:
+    """Convert numpy scalars and tuples to JSON-native values; reject anything else."""
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise StoreValidationError(f"{where}: key {k!r} is not a string; attrs need str keys")
+            out[k] = _json_native(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, list | tuple):
+        return [_json_native(v, where) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise StoreValidationError(f"{where} = {obj!r} is not finite; JSON attrs need finite numbers")
+        return obj
+    raise StoreValidationError(
+        f"{where} = {obj!r} ({type(obj).__name__}) is not JSON-native; attrs may hold only "
+        "dicts, lists, str, int, float, bool and None"
+    )
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def open_model(path: str | os.PathLike[str], *, validate: bool = True) -> StructuralModel:
+    """Open a structural-model store; ``pre``/``post`` stay on disk and are read lazily.
+
+    Parameters
+    ----------
+    path
+        A store written by :func:`write_model`.
+    validate
+        Check every array (:func:`validate_model`, streamed by voxel block) and that no chunk
+        file is missing. Without it, only the metadata, dtypes and shapes are checked.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing exists at ``path``.
+    SchemaVersionError
+        The store's schema version is not one this package reads.
+    StoreValidationError
+        The store is incomplete, truncated or violates the schema; the message names the array.
+    """
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no structural-model store at {path}; build one with `wiring anatomy build`"
+        )
+    try:
+        root = zarr.open_group(path, mode="r", zarr_format=3)
+    except Exception as err:
+        raise StoreValidationError(
+            f"{path} is not a zarr v3 group ({type(err).__name__}: {err}); expected a store "
+            "written by anatomy.store.write_model"
+        ) from err
+    attrs = root.attrs.asdict()
+    if attrs.get(S.ATTR_FORMAT) != S.FORMAT_NAME:
+        raise StoreValidationError(
+            f"{path} has format attribute {attrs.get(S.ATTR_FORMAT)!r}, expected "
+            f"{S.FORMAT_NAME!r}: it is not a structural-model store"
+        )
+    version = attrs.get(S.ATTR_SCHEMA_VERSION)
+    if isinstance(version, bool) or version not in S.SUPPORTED_SCHEMA_VERSIONS:
+        raise SchemaVersionError(
+            f"{path} has schema_version {version!r}; this package reads versions "
+            f"{sorted(S.SUPPORTED_SCHEMA_VERSIONS)}: upgrade the package or rewrite the store"
+        )
+    if attrs.get(S.ATTR_COMPLETE) is not True:
+        raise StoreValidationError(
+            f"{path} has no completion marker (attribute {S.ATTR_COMPLETE!r}): it was not "
+            "completely written; delete it and write it again"
+        )
+    grid = VoxelGrid.from_dict(_attr(attrs, S.ATTR_GRID, dict, path))
+    listed = _attr(attrs, "arrays", list, path)
+    arrays = {name: _open_array(root, name, path) for name in listed}
+    required = [S.neuron_array(a) for a in S.NEURON_ARRAYS] + [
+        S.counts_array(c, a) for c in S.COUNTS for a in S.COUNT_ARRAYS
+    ] + [S.POST_ALL]
+    for name in required:
+        if name not in arrays:
+            arrays[name] = _open_array(root, name, path)
+    for name, arr in arrays.items():
+        expected = S.DTYPES[_dtype_key(name)]
+        if arr.dtype != expected:
+            raise StoreValidationError(
+                f"{path}: array {name} has dtype {arr.dtype}, expected {expected}; {_REBUILD_HINT}"
+            )
+    if validate:
+        for name, arr in arrays.items():
+            _check_chunks_present(arr, name, path)
+
+    neurons = _read_neurons(arrays, _attr(attrs, S.ATTR_VOCABULARIES, dict, path), path)
+    n, v = len(neurons), grid.n_voxels
+    counts = {}
+    for cname in S.COUNTS:
+        parts = [arrays[S.counts_array(cname, a)] for a in S.COUNT_ARRAYS]
+        if parts[0].shape != (v + 1,):
+            raise StoreValidationError(
+                f"{path}: array {cname}/indptr has shape {parts[0].shape}, expected "
+                f"(voxels + 1,) = ({v + 1},); {_REBUILD_HINT}"
+            )
+        if parts[1].shape != parts[2].shape or parts[1].ndim != 1:
+            raise StoreValidationError(
+                f"{path}: arrays {cname}/indices {parts[1].shape} and {cname}/data "
+                f"{parts[2].shape} must be 1-d of equal length; {_REBUILD_HINT}"
+            )
+        counts[cname] = VoxelMajorCounts(*parts, shape=(n, v), name=cname)
+    post_all = _read(arrays[S.POST_ALL], S.POST_ALL, path)
+    depth = _read(arrays[S.VOXEL_DEPTH], S.VOXEL_DEPTH, path) if S.VOXEL_DEPTH in arrays else None
+    populations = {}
+    for name in _attr(attrs, S.ATTR_POPULATIONS, list, path):
+        gname = f"{S.POPULATIONS}/{name}"
+        pre, post = (
+            _read(
+                arrays[f"{gname}/{s}"] if f"{gname}/{s}" in arrays
+                else _open_array(root, f"{gname}/{s}", path),
+                f"{gname}/{s}",
+                path,
+            )
+            for s in S.POPULATION_ARRAYS
+        )
+        group = root[gname]
+        populations[str(name)] = NeuronPopulation(pre=pre, post=post, attrs=group.attrs.asdict())
+    model = StructuralModel(
+        grid=grid,
+        neurons=neurons,
+        pre=counts["pre"],
+        post=counts["post"],
+        post_all=post_all,
+        attrs=_attr(attrs, S.ATTR_MODEL, dict, path),
+        voxel_depth_um=depth,
+        populations=populations,
+    )
+    if validate:
+        validate_model(model)
+    return model
+
+
+def _attr(attrs: Mapping[str, Any], key: str, kind: type, path: Path) -> Any:
+    value = attrs.get(key)
+    if not isinstance(value, kind):
+        raise StoreValidationError(
+            f"{path}: root attribute {key!r} is {value!r}, expected a {kind.__name__}; "
+            f"{_REBUILD_HINT}"
+        )
+    return value
+
+
+def _dtype_key(name: str) -> str:
+    if name.startswith(f"{S.POPULATIONS}/"):
+        return f"{S.POPULATIONS}/*/{name.rsplit('/', 1)[1]}"
+    return name
+
+
+def _open_array(root: zarr.Group, name: str, path: Path) -> zarr.Array:
+    import zarr
+
+    try:
+        arr = root[name]
+    except Exception as err:
+        raise StoreValidationError(
+            f"{path}: array {name} is missing (the store is truncated); {_REBUILD_HINT}"
+        ) from err
+    if not isinstance(arr, zarr.Array):
+        raise StoreValidationError(f"{path}: {name} is a group, expected an array; {_REBUILD_HINT}")
+    return arr
+
+
+def _check_chunks_present(arr: zarr.Array, name: str, path: Path) -> None:
+    expected, present = arr.nchunks, arr.nchunks_initialized
+    if present < expected:
+        raise StoreValidationError(
+            f"{path}: array {name} has {present} of {expected} chunk files (the store is "
+            f"truncated); {_REBUILD_HINT}"
+        )
+
+
+def _read(arr: Any, name: str, path: Path | None = None, sl: slice = slice(None)) -> Any:
+    try:
+        return np.asarray(arr[sl])
+    except Exception as err:
+        where = f"{path}: " if path is not None else ""
+        raise StoreValidationError(
+            f"{where}cannot read array {name} [{sl.start}:{sl.stop}] "
+            f"({type(err).__name__}: {err}); {_REBUILD_HINT}"
+        ) from err
+
+
+def _read_neurons(arrays: Mapping[str, Any], vocab: Mapping[str, Any], path: Path) -> Neurons:
+    values = {a: _read(arrays[S.neuron_array(a)], S.neuron_array(a), path) for a in S.NEURON_ARRAYS}
+    for key in S.VOCABULARY_KEYS:
+        if not (isinstance(vocab.get(key), list) and all(isinstance(s, str) for s in vocab[key])):
+            raise StoreValidationError(
+                f"{path}: vocabularies.{key} is {vocab.get(key)!r}, expected a list of names; "
+                f"{_REBUILD_HINT}"
+            )
+    for key, array, current in (
+        ("cell_types", "cell_type", CELL_TYPES),
+        ("layers", "layer", LAYERS),
+        ("regions", "region", REGIONS),
+    ):
+        values[array] = _recode(values[array], vocab[key], current, key, array, path)
+    n = len(values["cell_type"])
+    for a in S.NEURON_ARRAYS:
+        want = (n, 3) if a == "soma_um" else (n,)
+        if values[a].shape != want:
+            raise StoreValidationError(
+                f"{path}: array neurons/{a} has shape {values[a].shape}, expected {want} like "
+                f"neurons/cell_type; {_REBUILD_HINT}"
+            )
+    return Neurons(**values, column_names=tuple(vocab["column_names"]))
+
+
+def _recode(
+    codes: npt.NDArray[Any],
+    stored: list[str],
+    current: tuple[str, ...],
+    key: str,
+    array: str,
+    path: Path,
+) -> npt.NDArray[Any]:
+    """Map codes into the stored vocabulary onto codes into this package's vocabulary."""
+    if list(stored) == list(current):
+        return codes
+    unknown = [s for s in stored if s not in current]
+    if unknown:
+        raise StoreValidationError(
+            f"{path}: vocabularies.{key} holds {unknown!r}, unknown to this package "
+            f"(known: {', '.join(current)}); upgrade the package"
+        )
+    # lookup[code + 1]: code -1 (none) stays -1; codes past the vocabulary stay invalid
+    lookup = np.array([-1] + [current.index(s) for s in stored], dtype=np.int64)
+    bad = (codes < -1) | (codes >= len(stored))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise StoreValidationError(
+            f"{path}: neurons/{array}[{i}] = {int(codes[i])} is not a valid code into "
+            f"vocabularies.{key} (0..{len(stored) - 1})"
+        )
+    return lookup[codes.astype(np.int64) + 1].astype(codes.dtype)
+
+
+# --------------------------------------------------------------------------------- validation
+
+
+def validate_model(model: StructuralModel, *, block_voxels: int | None = None) -> None:
+    """Check a model (in memory or store-backed) against the schema; raise on the first problem.
+
+    Checks shapes and dtypes of every array, that ``indptr`` starts at 0, is non-decreasing and
+    ends at the number of entries, that indices are in range and strictly increasing within each
+    voxel, that counts are finite and non-negative, and that ``post_all`` is finite,
+    non-negative and at least the column sums of ``post`` (relative tolerance
+    :data:`POST_ALL_RTOL`). ``pre``/``post`` are streamed by voxel block, so memory is bounded
+    by the block, not the model.
+
+    Parameters
+    ----------
+    model
+        The model to check.
+    block_voxels
+        Voxels per streamed block (default: the store's chunking, or about
+        :data:`TARGET_BLOCK_ENTRIES` entries per block).
+
+    Raises
+    ------
+    StoreValidationError
+        Naming the array, the bad value and its index, and what is expected.
+    """
+    n, v = model.n_neurons, model.n_voxels
+    for name in S.NEURON_ARRAYS:
+        key = S.neuron_array(name)
+        _check_castable(key, np.asarray(getattr(model.neurons, name)).dtype, S.DTYPES[key])
+    post_all = np.asarray(model.post_all)
+    _check_castable(S.POST_ALL, post_all.dtype, S.DTYPES[S.POST_ALL])
+    _check_finite_nonneg(S.POST_ALL, post_all, offset=0)
+    if model.voxel_depth_um is not None:
+        depth = np.asarray(model.voxel_depth_um)
+        _check_castable(S.VOXEL_DEPTH, depth.dtype, S.DTYPES[S.VOXEL_DEPTH])
+        if not np.isfinite(depth).all():
+            i = int(np.flatnonzero(~np.isfinite(depth))[0])
+            raise StoreValidationError(
+                f"{S.VOXEL_DEPTH}[{i}] = {depth[i]!r}; expected finite depths in µm"
+            )
+    for name, pop in model.populations.items():
+        for side in S.POPULATION_ARRAYS:
+            idx = np.asarray(getattr(pop, side))
+            key = f"{S.POPULATIONS}/{name}/{side}"
+            if idx.ndim != 1 or idx.dtype.kind not in "iu":
+                raise StoreValidationError(
+                    f"{key} has shape {idx.shape} and dtype {idx.dtype}, expected a 1-d integer "
+                    "array of neuron indices"
+                )
+    for cname in S.COUNTS:
+        counts: VoxelMajorCounts = getattr(model, cname)
+        _validate_counts(
+            cname, counts, n=n, v=v, block_voxels=block_voxels,
+            post_all=post_all.astype(np.float64) if cname == "post" else None,
+        )
+
+
+def _validate_counts(
+    cname: str,
+    counts: VoxelMajorCounts,
+    *,
+    n: int,
+    v: int,
+    block_voxels: int | None,
+    post_all: npt.NDArray[np.float64] | None,
+) -> None:
+    for aname in S.COUNT_ARRAYS:
+        key = S.counts_array(cname, aname)
+        _check_castable(key, np.dtype(getattr(counts, aname).dtype), S.DTYPES[key])
+    ptr_len = counts.indptr.shape[0]
+    if ptr_len != v + 1:
+        raise StoreValidationError(
+            f"{cname}/indptr has {ptr_len} entries, expected voxels + 1 = {v + 1}"
+        )
+    nnz = counts.indices.shape[0]
+    if counts.data.shape[0] != nnz:
+        raise StoreValidationError(
+            f"{cname}/data has {counts.data.shape[0]} entries but {cname}/indices has {nnz}; "
+            "expected equal lengths"
+        )
+    first = int(_read(counts.indptr, f"{cname}/indptr", sl=slice(0, 1))[0])
+    if first != 0:
+        raise StoreValidationError(f"{cname}/indptr[0] = {first}, expected 0")
+    for a, b in voxel_blocks(counts, block_voxels):
+        ptr = _read(counts.indptr, f"{cname}/indptr", sl=slice(a, b + 1)).astype(np.int64)
+        step = np.diff(ptr)
+        if (step < 0).any():
+            k = a + int(np.flatnonzero(step < 0)[0])
+            raise StoreValidationError(
+                f"{cname}/indptr[{k + 1}] = {ptr[k - a + 1]} is smaller than "
+                f"{cname}/indptr[{k}] = {ptr[k - a]}; expected non-decreasing column pointers"
+            )
+        lo, hi = int(ptr[0]), int(ptr[-1])
+        if hi > nnz:
+            k = a + int(np.flatnonzero(ptr > nnz)[0])
+            raise StoreValidationError(
+                f"{cname}/indptr[{k}] = {int(ptr[k - a])} exceeds the number of entries "
+                f"{nnz} in {cname}/indices; expected at most {nnz}"
+            )
+        idx = _read(counts.indices, f"{cname}/indices", sl=slice(lo, hi))
+        data = _read(counts.data, f"{cname}/data", sl=slice(lo, hi))
+        local = ptr - lo
+
+        def voxel_of(j: int, a: int = a, local: npt.NDArray[np.int64] = local) -> int:
+            return a + int(np.searchsorted(local, j, side="right")) - 1
+
+        bad = (idx < 0) | (idx >= n)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise StoreValidationError(
+                f"{cname}/indices[{lo + j}] = {int(idx[j])} (voxel {voxel_of(j)}) is out of "
+                f"range; expected neuron indices 0..{n - 1}"
+            )
+        if len(idx) > 1:
+            ok = np.diff(idx.astype(np.int64)) > 0
+            ends = local[1:-1] - 1  # last entry of each voxel but the block's last one
+            ok[ends[(ends >= 0) & (ends < len(ok))]] = True
+            if not ok.all():
+                j = int(np.flatnonzero(~ok)[0])
+                raise StoreValidationError(
+                    f"{cname}/indices[{lo + j + 1}] = {int(idx[j + 1])} follows "
+                    f"{int(idx[j])} in voxel {voxel_of(j)}; expected strictly increasing "
+                    "neuron indices within each voxel (sorted, no duplicates)"
+                )
+        bad = ~np.isfinite(data) | (data < 0)
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise StoreValidationError(
+                f"{cname}/data[{lo + j}] = {data[j]!r} (neuron {int(idx[j])}, voxel "
+                f"{voxel_of(j)}) is not a count; expected finite values >= 0"
+            )
+        if post_all is not None:
+            cols = np.repeat(np.arange(b - a), step)
+            sums = np.bincount(cols, weights=data.astype(np.float64), minlength=b - a)
+            pa = post_all[a:b]
+            short = pa < sums * (1 - POST_ALL_RTOL) - _POST_ALL_ATOL
+            if short.any():
+                k = int(np.flatnonzero(short)[0])
+                raise StoreValidationError(
+                    f"post_all[{a + k}] = {pa[k]:.6g} is smaller than the sum of post over the "
+                    f"neurons in voxel {a + k} ({sums[k]:.6g}); expected post_all >= column "
+                    "sums of post, since it counts the target sites of all neurons"
+                )
+    last = int(_read(counts.indptr, f"{cname}/indptr", sl=slice(v, v + 1))[0])
+    if last != nnz:
+        raise StoreValidationError(
+            f"{cname}/indptr[{v}] = {last}, expected the number of entries {nnz}"
+        )
+
+
+def _check_finite_nonneg(name: str, values: npt.NDArray[Any], *, offset: int) -> None:
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise StoreValidationError(
+            f"{name}[{offset + i}] = {values[i]!r}; expected finite values >= 0"
+        )
+
+
+# --------------------------------------------------------------------------------- dask views
+
+
+def voxel_blocks(
+    counts: StructuralModel | VoxelMajorCounts, block_voxels: int | None = None
+) -> list[tuple[int, int]]:
+    """Partition the voxels into contiguous blocks ``[(start, stop), ...]`` covering ``0..V``.
+
+    Parameters
+    ----------
+    counts
+        A model (its ``post`` counts set the default) or one of its count matrices.
+    block_voxels
+        Voxels per block. Default: the ``indptr`` chunk length when the counts are backed by a
+        store (so one block reads whole chunks), else as many voxels as hold about
+        :data:`TARGET_BLOCK_ENTRIES` entries on average.
+
+    Examples
+    --------
+    >>> from anatomy.model import VoxelMajorCounts
+    >>> import scipy.sparse as sp
+    >>> c = VoxelMajorCounts.from_scipy(sp.random(4, 10, density=0.5, random_state=0))
+    >>> voxel_blocks(c, 4)
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    if isinstance(counts, StructuralModel):
+        counts = counts.post
+    v = counts.shape[1]
+    if block_voxels is None:
+        chunks = getattr(counts.indptr, "chunks", None)
+        if chunks is not None and len(chunks) == 1:
+            block_voxels = int(chunks[0])
+        else:
+            nnz = max(counts.indices.shape[0], 1)
+            block_voxels = round(v * TARGET_BLOCK_ENTRIES / nnz)
+    if int(block_voxels) != block_voxels or block_voxels < 1:
+        raise StoreValidationError(f"block_voxels must be a positive integer, got {block_voxels!r}")
+    step = max(1, min(int(block_voxels), v))
+    return [(a, min(a + step, v)) for a in range(0, v, step)]
+
+
+def _block(counts: VoxelMajorCounts, start: int, stop: int) -> sp.csc_array:
+    return counts.voxel_block(start, stop)
+
+
+def to_dask(counts: VoxelMajorCounts, block_voxels: int | None = None) -> list[Any]:
+    """Lazy per-block views: one ``dask.delayed`` task per voxel block of :func:`voxel_blocks`.
+
+    Each task computes ``counts.voxel_block(start, stop)``, a ``scipy.sparse.csc_array`` of
+    shape (N, stop - start), reading one contiguous range of the store.
+
+    Returns
+    -------
+    list of dask.delayed.Delayed
+        In voxel order; ``[(start, stop)]`` is ``voxel_blocks(counts, block_voxels)``.
+    """
+    import dask
+
+    token = uuid.uuid4().hex[:8]
+    return [
+        dask.delayed(_block, pure=True)(
+            counts, a, b, dask_key_name=f"{counts.name}-voxels-{a}-{b}-{token}"
+        )
+        for a, b in voxel_blocks(counts, block_voxels)
+    ]
+
+
+def _block_coo(counts: VoxelMajorCounts, start: int, stop: int) -> Any:
+    import sparse
+
+    return sparse.COO.from_scipy_sparse(counts.voxel_block(start, stop))
+
+
+def to_dask_array(counts: VoxelMajorCounts, block_voxels: int | None = None) -> Any:
+    """The N × V counts as a lazy ``dask.array.Array`` with ``sparse.COO`` chunks.
+
+    Chunks are ``(N, block)`` for the voxel blocks of :func:`voxel_blocks`; computing one chunk
+    reads one contiguous range of the store.
+    """
+    import dask
+    import dask.array as da
+    import sparse
+
+    n = counts.shape[0]
+    meta = sparse.COO.from_numpy(np.zeros((0, 0), dtype=np.float32))
+    token = uuid.uuid4().hex[:8]
+    parts = [
+        da.from_delayed(
+            dask.delayed(_block_coo, pure=True)(
+                counts, a, b, dask_key_name=f"{counts.name}-coo-{a}-{b}-{token}"
+            ),
+            shape=(n, b - a),
+            dtype=np.float32,
+            meta=meta,
+        )
+        for a, b in voxel_blocks(counts, block_voxels)
+    ]
+    return da.concatenate(parts, axis=1)
