@@ -1,0 +1,63 @@
+"""The import graph points down only: pipelines -> wiring -> anatomy, and sbi stays in one module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {
+    "anatomy": ("wiring", "pipelines"),
+    "wiring": ("pipelines",),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layers_import_downwards_only(package: str) -> None:
+    offenders = []
+    for path in _modules(package):
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in FORBIDDEN[package]:
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, "layering violated:\n" + "\n".join(offenders)
+
+
+def test_only_inference_modules_import_sbi() -> None:
+    allowed = {"inference.py", "_sbi.py"}
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("anatomy", "wiring", "pipelines")
+        for path in _modules(package)
+        if any(n.split(".")[0] == "sbi" for n in _imports(path))
+        and path.name not in allowed
+        and "analysis" not in path.parts
+    ]
+    assert not offenders, f"sbi imported outside wiring.inference / wiring.analysis: {offenders}"
+
+
+def test_no_pickle_anywhere() -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("anatomy", "wiring", "pipelines")
+        for path in _modules(package)
+        if {"pickle", "cloudpickle", "dill", "joblib"} & {n.split(".")[0] for n in _imports(path)}
+    ]
+    assert not offenders, f"pickle-based modules imported in: {offenders}"
