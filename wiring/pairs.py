@@ -16,10 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from wiring._typing import FloatArray, IntArray
-from wiring.errors import ShapeMismatchError
+from wiring.errors import ShapeMismatchError, StoreMismatchError
 from wiring.rules.base import WiringRule, check_theta, theta_columns
 
-__all__ = ["PairTable", "pair_rate", "segment_sum"]
+__all__ = ["PairTable", "pair_rate", "rule_features", "segment_sum"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,15 +92,45 @@ def segment_sum(values: FloatArray, indptr: IntArray) -> FloatArray:
     return out
 
 
+def rule_features(rule: WiringRule, table: PairTable) -> dict[str, FloatArray]:
+    """The float64 feature arrays ``rule.rate`` receives for ``table``.
+
+    Pair-level rules get the pair features, shape (P,). Voxel-level rules get the row features,
+    shape (R,), plus every pair feature named in ``rule.features`` repeated onto the pair's rows
+    (so a voxel rule can be modulated by, e.g., ``soma_distance_um``).
+
+    Raises
+    ------
+    StoreMismatchError
+        ``table`` lacks a feature the rule needs.
+    """
+    have = set(table.pair_features) | (set(table.rows) if rule.level == "voxel" else set())
+    missing = [f for f in rule.features if f not in have]
+    if missing:
+        raise StoreMismatchError(
+            f"rule {rule.name!r} needs feature(s) {missing} but the pair table has only "
+            f"{sorted(have)}; build the table with these features (e.g. extract_features(..., "
+            f"rule_features=...))"
+        )
+    if rule.level == "pair":
+        return {k: np.asarray(v, dtype=np.float64) for k, v in table.pair_features.items()}
+    feats = {k: np.asarray(v, dtype=np.float64) for k, v in table.rows.items()}
+    counts = np.diff(table.indptr)
+    for f in rule.features:
+        if f not in feats:
+            feats[f] = np.repeat(np.asarray(table.pair_features[f], dtype=np.float64), counts)
+    return feats
+
+
 def pair_rate(rule: WiringRule, table: PairTable, theta: npt.ArrayLike) -> FloatArray:
     """Expected synapse count ``lambda`` (B, P) of every pair for every parameter vector.
 
     ``1 - exp(-lambda)`` is the connection probability. Domain checks are the caller's job.
     """
     th = check_theta(rule, theta)
+    feats = rule_features(rule, table)
     if rule.level == "pair":
-        return np.asarray(rule.rate(table.pair_features, theta_columns(th)), dtype=np.float64)
-    feats = {k: np.asarray(v, dtype=np.float64) for k, v in table.rows.items()}
+        return np.asarray(rule.rate(feats, theta_columns(th)), dtype=np.float64)
     per_row = np.asarray(rule.rate(feats, theta_columns(th)), dtype=np.float64)
     per_row = np.broadcast_to(per_row, (th.shape[0], table.n_rows))
     return segment_sum(per_row, table.indptr)

@@ -6,6 +6,10 @@ a :class:`wiring.pairs.PairTable`); the pair's expected count is the sum over it
 *Pair-level* rules give the expected count of a pair directly from pair features. In both cases
 a pair is connected with probability ``1 - exp(-lambda)``. A voxel where either neuron has
 nothing never appears as a row, so no rule can put a synapse there.
+
+A voxel-level rule may also list pair features (:data:`PAIR_FEATURES`) in ``features``; they
+are repeated onto each of the pair's rows (see :func:`wiring.pairs.rule_features`), so that a
+per-voxel rate can depend on, e.g., the intersomatic distance.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from wiring.errors import InvalidParameterError, ShapeMismatchError
 __all__ = [
     "PAIR_FEATURES",
     "VOXEL_FEATURES",
+    "Level",
     "ParamSpec",
+    "SynapseModel",
     "WiringRule",
     "check_theta",
     "check_theta_in_domain",

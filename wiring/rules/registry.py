@@ -36,7 +36,13 @@ from importlib import metadata
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
-from wiring.errors import RuleContractError, RuleLoadError, RuleNotFoundError, WiringWarning
+from wiring.errors import (
+    RuleContractError,
+    RuleLoadError,
+    RuleNotFoundError,
+    StoreMismatchError,
+    WiringWarning,
+)
 from wiring.rules.base import PAIR_FEATURES, VOXEL_FEATURES, ParamSpec, WiringRule
 
 __all__ = [
@@ -48,6 +54,8 @@ __all__ = [
     "get_rule",
     "list_rules",
     "refresh_rules",
+    "rule_from_identity",
+    "rule_identity",
     "rule_provenance",
 ]
 
@@ -467,3 +475,60 @@ def rule_provenance(rule: str | type[WiringRule] | WiringRule) -> dict[str, str 
             return {"name": name, "distribution": src.distribution, "version": src.version}
     dist, version = _distribution_of_module(cls.__module__)
     return {"name": name, "distribution": dist, "version": version}
+
+
+def rule_identity(rule: str | type[WiringRule] | WiringRule) -> dict[str, Any]:
+    """The JSON-native identity of a rule: its ``name`` and its ``params`` (ParamSpec dicts).
+
+    Stored with every result (simulations, posteriors, connectomes) so that it can be checked
+    against the installed rule with :func:`rule_from_identity`.
+
+    Examples
+    --------
+    >>> [p["name"] for p in rule_identity("dso")["params"]]
+    ['theta_pre', 'theta_post', 'theta_postall']
+    """
+    if isinstance(rule, str):
+        rule = get_rule(rule)
+    return {"name": str(rule.name), "params": [p.to_dict() for p in rule.params]}
+
+
+def rule_from_identity(identity: Mapping[str, Any]) -> WiringRule:
+    """The installed rule matching a stored :func:`rule_identity`.
+
+    Raises
+    ------
+    RuleNotFoundError
+        The named rule is not installed.
+    StoreMismatchError
+        The installed rule's parameters differ from the recorded ones (e.g. another version of
+        the plugin), naming the first difference.
+
+    Examples
+    --------
+    >>> rule_from_identity(rule_identity("dso")).name
+    'dso'
+    """
+    if not isinstance(identity, Mapping) or "name" not in identity or "params" not in identity:
+        raise StoreMismatchError(
+            f"a rule identity is a mapping with keys 'name' and 'params', got {identity!r}"
+        )
+    rule = get_rule(str(identity["name"]))
+    recorded = [ParamSpec.from_dict(d) for d in identity["params"]]
+    if list(rule.params) != recorded:
+        have = [p.name for p in rule.params]
+        want = [p.name for p in recorded]
+        diff = next(
+            (
+                f"{a.name}: installed {a!r}, recorded {b!r}"
+                for a, b in zip(rule.params, recorded, strict=False)
+                if a != b
+            ),
+            f"installed parameters {have}, recorded {want}",
+        )
+        prov = rule_provenance(rule)
+        raise StoreMismatchError(
+            f"the installed rule {rule.name!r} ({prov['distribution']} {prov['version']}) does "
+            f"not match the recorded one ({diff}); install the version the result was made with"
+        )
+    return rule
