@@ -355,7 +355,7 @@ def _measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Mea
                 + (f" Did you mean {hint[0]!r}?" if hint else ""),
             )
     for key in mio.REQUIRED_FIELDS:
-        if key not in values or (textual and values[key] == ""):
+        if key not in values or (textual and values[key] == "" and key != "doi"):
             raise _FieldProblem("record", key, f"is missing ({mio.MEASUREMENT_FIELDS[key]})")
     v = {**mio.OPTIONAL_FIELDS, **values}
     if textual:
@@ -824,6 +824,26 @@ _IMPORT_PROTOCOLS = {
 }
 
 
+def _clean_doi(doi: str) -> str:
+    doi = doi.strip()
+    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:", "DOI:"):
+        if doi.startswith(prefix):
+            doi = doi[len(prefix):].strip()
+    return doi
+
+
+def _describe_import(a: Mapping[str, Any]) -> str:
+    """E.g. ``"VPM -> L4ss (post layer L4, septum only)"`` from the source record's fields."""
+    pre = a.get("pre_type") or a.get("pre_layer")
+    post = a.get("post_type") or a.get("post_layer")
+    if not pre and not post:
+        return ""
+    text = f"{pre or '?'} -> {post or '?'}"
+    if str(a.get("only_septum", "")).lower() == "yes":
+        text += " (septum only)"
+    return text
+
+
 def measurement_set_from_model(
     model: StructuralModel,
     *,
@@ -838,7 +858,9 @@ def measurement_set_from_model(
     already defines the pairs; no slice emulation). Populations without ``probability`` are
     skipped (logged). Expected ``attrs`` keys: ``probability`` (in [0, 1]), ``n_pairs``,
     ``protocol`` (``invivo``/``slice``; ``invitro`` is read as ``slice``), ``species``,
-    ``authors``, ``year``, ``doi``, ``title`` (optional ``journal``, ``description``).
+    ``authors``, ``year``, ``doi``, ``title`` (optional ``journal``, ``description``; without
+    a description one is made from ``pre_type``/``post_type``/``only_septum``). A missing
+    ``species`` reads as ``"unknown"``; DOI prefixes (``doi:``, ``https://doi.org/``) are removed.
 
     Parameters
     ----------
@@ -882,9 +904,22 @@ def measurement_set_from_model(
                 f"{where}: attrs['protocol'] = {a.get('protocol')!r} is not a protocol; "
                 f"allowed are {', '.join(map(repr, PROTOCOLS))}"
             )
-        for key in ("species", "authors", "year"):
+        for key in ("authors", "year"):
             if key not in a:
-                raise MeasurementError(f"{where}: attrs lack {key!r}")
+                raise MeasurementError(
+                    f"{where}: attrs lack {key!r}, needed for the citation of a measurement"
+                )
+        year = a["year"]
+        if isinstance(year, str) and year.strip().isdigit():
+            year = int(year.strip())
+        elif isinstance(year, float) and year.is_integer():
+            year = int(year)
+        doi = _clean_doi(str(a.get("doi") or ""))
+        if doi and not _DOI_PATTERN.match(doi):
+            logger.warning("%s: DOI %r is not a DOI; recorded in the description", where, doi)
+            a["description"] = f"{a.get('description') or ''} (source DOI field: {doi})".strip()
+            doi = ""
+        description = a.get("description") or _describe_import(a)
         try:
             if pop.pre.size == 0 or pop.post.size == 0:
                 raise _FieldProblem(where, "pre" if pop.pre.size == 0 else "post", "is empty")
@@ -895,12 +930,12 @@ def measurement_set_from_model(
                 probability=a["probability"],
                 n_pairs=n,
                 protocol=proto,  # type: ignore[arg-type]
-                species=a["species"],
+                species=a.get("species") or "unknown",
                 citation=Citation(
-                    authors=a["authors"], year=a["year"], doi=a.get("doi") or "",
+                    authors=a["authors"], year=year, doi=doi,
                     title=a.get("title") or "", journal=a.get("journal") or "",
                 ),
-                description=a.get("description") or "",
+                description=description,
                 eligibility="all",
             )
         except _FieldProblem as err:
