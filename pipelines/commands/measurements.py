@@ -90,7 +90,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _list(args: argparse.Namespace) -> int:
     from wiring.measurements import list_measurement_sets, load_measurement_set
 
-    info = []
+    info: list[dict[str, Any]] = []
     for name in list_measurement_sets():
         mset = load_measurement_set(name)
         info.append({
