@@ -1,0 +1,130 @@
+"""``wiring rules list|check`` in-process: output, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from wiring.rules import registry
+from wiring.rules.registry import BUILTIN_RULES, refresh_rules
+
+BAD_RULES = '''
+import numpy as np
+from wiring.rules.base import ParamSpec
+
+class NegativeRule:
+    """Returns negative rates: fails the numeric self-check."""
+    name = "negative_rule"
+    params = (ParamSpec(name="theta", default=1.0, low=0.0, high=2.0, doc="scale"),)
+    level = "voxel"
+    features = ("log_pre",)
+    synapses = "poisson"
+    def rate(self, features, theta):
+        return -theta[0] * np.exp(features["log_pre"])
+
+class LeakyRule(NegativeRule):
+    """Connects pairs without overlap: fails the no-overlap check."""
+    name = "leaky_rule"
+    level = "pair"
+    features = ("n_shared",)
+    def rate(self, features, theta):
+        return theta[0] + 0 * features["n_shared"]
+'''
+
+
+@pytest.fixture
+def bad_plugins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    (tmp_path / "cli_bad_rules.py").write_text(BAD_RULES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [
+        metadata.EntryPoint(name=n, value=v, group="wiring.rules")
+        for n, v in (
+            ("negative_rule", "cli_bad_rules:NegativeRule"),
+            ("leaky_rule", "cli_bad_rules:LeakyRule"),
+            ("broken_rule", "cli_missing_module_xyz:Rule"),
+        )
+    ]
+    monkeypatch.setattr(registry, "_entry_points", lambda: eps)
+    refresh_rules()
+    yield
+    refresh_rules()
+    sys.modules.pop("cli_bad_rules", None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry() -> None:
+    refresh_rules()
+
+
+def test_list_shows_builtins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in BUILTIN_RULES:
+        assert f"{name}  (wiring-sbi {metadata.version('wiring-sbi')})" in out
+    assert "theta_postall" in out and "domain [-inf, inf]" in out
+
+
+def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_name = {r["name"]: r for r in rows}
+    assert set(BUILTIN_RULES) <= set(by_name)
+    assert by_name["dso"]["status"] == "ok"
+    assert by_name["dso"]["params"][0]["domain"] == [None, None]
+    assert by_name["peters_neuron"]["level"] == "pair"
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_RULES))
+def test_check_builtin(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", name]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok: {name} (wiring-sbi") and "passed 8 checks" in out
+
+
+def test_check_unknown_rule_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", "peters_neurons"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no wiring rule named 'peters_neurons' (did you mean 'peters_neuron'?)" in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules"]) == 2
+    assert main(["rules", "check"]) == 2
+    assert main(["rules", "frobnicate"]) == 2
+    capsys.readouterr()
+
+
+@pytest.mark.usefixtures("bad_plugins")
+def test_list_reports_broken_plugin_without_failing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "broken_rule  (unknown distribution unknown version)  BROKEN" in out
+    assert "cli_missing_module_xyz" in out
+    assert main(["rules", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["broken_rule"]["status"] == "broken"
+    assert rows["negative_rule"]["status"] == "ok"  # imports and meets the static contract
+
+
+@pytest.mark.usefixtures("bad_plugins")
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("broken_rule", "failed to import: ModuleNotFoundError"),
+        ("negative_rule", "negative or NaN value"),
+        ("leaky_rule", "a pair without overlap must never connect"),
+    ],
+)
+def test_check_failing_rule_exits_1(
+    name: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rules", "check", name]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("wiring: error: ") and message in err
