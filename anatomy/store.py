@@ -199,8 +199,7 @@ def _compressors() -> list[Any]:
 def _create(
     group: zarr.Group, name: str, values: npt.ArrayLike, dtype: np.dtype[Any], chunks: tuple[int, ...]
 ) -> None:
-    arr = np.asarray(values)
-    _check_castable(name, arr.dtype, dtype)
+    arr = _cast(name, np.asarray(values), dtype)
     z = group.create_array(
         name,
         shape=arr.shape,
@@ -210,10 +209,28 @@ def _create(
         config={"write_empty_chunks": True},
     )
     if arr.size:
-        z[...] = arr.astype(dtype, copy=False)
+        z[...] = arr
+
+
+def _cast(name: str, arr: npt.NDArray[Any], dst: np.dtype[Any]) -> npt.NDArray[Any]:
+    """``arr`` as ``dst``; lossy float casts and integers out of ``dst``'s range are refused."""
+    _check_castable(name, arr.dtype, dst)
+    if arr.dtype.kind in "iu" and arr.dtype != dst and arr.size:
+        info = np.iinfo(dst)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise StoreValidationError(
+                f"{name} holds {bad}, outside the range {info.min}..{info.max} of its stored "
+                f"dtype {dst}"
+            )
+    return arr.astype(dst, copy=False)
 
 
 def _check_castable(name: str, src: np.dtype[Any], dst: np.dtype[Any]) -> None:
+    """Refuse lossy dtypes; integers may be narrowed (their values are range-checked on write)."""
+    if src.kind in "iu" and dst.kind in "iu":
+        return
     if not np.can_cast(src, dst, casting="safe"):
         raise StoreValidationError(
             f"{name} has dtype {src}, which cannot be stored losslessly as {dst}; "
@@ -227,6 +244,8 @@ def _write_group(
     import zarr
 
     root = zarr.open_group(tmp, mode="w-", zarr_format=3)
+    # identify the store first, so a partial one reads as incomplete (no marker), not foreign
+    root.attrs.update({S.ATTR_FORMAT: S.FORMAT_NAME, S.ATTR_SCHEMA_VERSION: S.SCHEMA_VERSION})
     n, v = model.n_neurons, model.n_voxels
     arrays: list[str] = []
     neurons = model.neurons
@@ -261,8 +280,6 @@ def _write_group(
             arrays.append(key)
     root.attrs.update(
         {
-            S.ATTR_FORMAT: S.FORMAT_NAME,
-            S.ATTR_SCHEMA_VERSION: S.SCHEMA_VERSION,
             S.ATTR_GRID: model.grid.to_dict(),
             S.ATTR_VOCABULARIES: {
                 "cell_types": list(CELL_TYPES),
@@ -314,7 +331,7 @@ def _write_counts(
         slab = chunk_entries * max(1, _WRITE_SLAB_ENTRIES // chunk_entries)
         for lo in range(0, nnz, slab):
             hi = min(nnz, lo + slab)
-            z[lo:hi] = np.asarray(src[lo:hi]).astype(S.DTYPES[key], copy=False)
+            z[lo:hi] = _cast(key, np.asarray(src[lo:hi]), S.DTYPES[key])
     return {
         "shape": [int(s) for s in counts.shape],
         "nnz": nnz,
@@ -819,22 +836,13 @@ def to_dask_array(counts: VoxelMajorCounts, block_voxels: int | None = None) -> 
     Chunks are ``(N, block)`` for the voxel blocks of :func:`voxel_blocks`; computing one chunk
     reads one contiguous range of the store.
     """
-    import dask
     import dask.array as da
     import sparse
 
     n = counts.shape[0]
+    blocks = voxel_blocks(counts, block_voxels)
+    name = f"{counts.name}-voxel-blocks-{uuid.uuid4().hex[:8]}"
+    graph = {(name, 0, i): (_block_coo, counts, a, b) for i, (a, b) in enumerate(blocks)}
     meta = sparse.COO.from_numpy(np.zeros((0, 0), dtype=np.float32))
-    token = uuid.uuid4().hex[:8]
-    parts = [
-        da.from_delayed(
-            dask.delayed(_block_coo, pure=True)(
-                counts, a, b, dask_key_name=f"{counts.name}-coo-{a}-{b}-{token}"
-            ),
-            shape=(n, b - a),
-            dtype=np.float32,
-            meta=meta,
-        )
-        for a, b in voxel_blocks(counts, block_voxels)
-    ]
-    return da.concatenate(parts, axis=1)
+    chunks = ((n,), tuple(b - a for a, b in blocks))
+    return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
