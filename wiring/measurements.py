@@ -739,12 +739,13 @@ def _slice_pairs(
         pp, qq = _product_pairs(pre_s, post_s)
         return pp, qq, center
     dims = 3 if cfg.distance == "euclidean" else 2
-    tree = cKDTree(pos[post_s, :dims])
-    hits = tree.query_ball_point(pos[pre_s, :dims], r=cfg.max_distance_um, return_sorted=True)
-    counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
-    flat = np.fromiter((j for h in hits for j in h), dtype=np.int64, count=int(counts.sum()))
-    pp = np.repeat(pre_s, counts)
-    qq = post_s[flat]
+    # All (a, b) within the distance, zero distances included, as a structured array (i, j, v).
+    close = cKDTree(pos[pre_s, :dims]).sparse_distance_matrix(
+        cKDTree(pos[post_s, :dims]), cfg.max_distance_um, output_type="ndarray"
+    )
+    order = np.lexsort((close["j"], close["i"]))  # row-major: by pre, then post
+    pp = pre_s[np.asarray(close["i"], dtype=np.int64)[order]]
+    qq = post_s[np.asarray(close["j"], dtype=np.int64)[order]]
     keep = pp != qq
     return pp[keep], qq[keep], center
 

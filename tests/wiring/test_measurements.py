@@ -34,7 +34,10 @@ from wiring.selectors import Selector, parse_selector, select
 
 
 def hand_model(
-    seed: int = 5, n: int = 160, pops: dict[str, NeuronPopulation] | None = None
+    seed: int = 5,
+    n: int = 160,
+    pops: dict[str, NeuronPopulation] | None = None,
+    soma_um: np.ndarray | None = None,
 ) -> StructuralModel:
     """Random neurons (all types, one column C2) with somata uniform in a 400 µm cube."""
     rng = np.random.default_rng(seed)
@@ -49,7 +52,7 @@ def hand_model(
         layer=layer,
         region=region,
         column=np.zeros(n, dtype=np.int16),
-        soma_um=rng.uniform(0, 400, (n, 3)).astype(np.float32),
+        soma_um=(rng.uniform(0, 400, (n, 3)) if soma_um is None else soma_um).astype(np.float32),
         ids=500 + 3 * np.arange(n, dtype=np.int64),
     )
     grid = VoxelGrid(origin_um=(0.0, 0.0, 0.0), spacing_um=100.0, shape=(4, 4, 4))
@@ -523,6 +526,26 @@ def test_slice_population_matches_brute_force(model: StructuralModel, cfg: Slice
     got = list(zip(pop.pair_pre.tolist(), pop.pair_post.tolist(), strict=True))
     assert got == brute_slice(model, pop.pre, pop.post, cfg)  # same set, row-major order
     assert 0 < len(got) < pop.pre.size * pop.post.size
+
+
+def test_slice_boundaries_are_inclusive() -> None:
+    """On a 50 µm lattice many distances and slab offsets equal the limits exactly."""
+    lattice = np.stack(np.meshgrid(*[np.arange(0.0, 300.0, 50.0)] * 3, indexing="ij"), -1)
+    soma = lattice.reshape(-1, 3)
+    lat = hand_model(n=soma.shape[0], soma_um=soma)
+    m = make_measurement(protocol="slice", pre=Selector(), post=Selector())
+    for cfg in (SliceConfig(thickness_um=100.0, center_um=100.0),
+                SliceConfig(thickness_um=100.0, center_um=100.0, max_distance_um=50.0 * 2**0.5),
+                SliceConfig(distance="lateral", max_distance_um=50.0, axis="y", center_um=75.0)):
+        pop = population(lat, m, slice_config=cfg)
+        got = list(zip(pop.pair_pre.tolist(), pop.pair_post.tolist(), strict=True))
+        assert got == brute_slice(lat, pop.pre, pop.post, cfg)
+    # slab |x - 100| <= 50 holds x in {50, 100, 150}; distance 100 is eligible
+    pop = population(lat, m, slice_config=SliceConfig(thickness_um=100.0, center_um=100.0))
+    xs = soma[np.union1d(pop.pair_pre, pop.pair_post), 0]
+    assert set(xs.tolist()) == {50.0, 100.0, 150.0}
+    d = np.linalg.norm(soma[pop.pair_pre] - soma[pop.pair_post], axis=1)
+    assert d.max() == 100.0
 
 
 def test_slice_default_config_and_eligibility_all(model: StructuralModel) -> None:
