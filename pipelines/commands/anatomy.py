@@ -278,11 +278,11 @@ def _info(args: argparse.Namespace) -> int:
         _check_plot_target(args.plot, args.overwrite)
     model = open_model(args.path, validate=True)
     summary = summarize_model(model)
+    summary = {"path": str(args.path), "content_hash": model.attrs.get("content_hash"), **summary}
     if args.json:
         json.dump(summary, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(f"structural model {args.path}\n")
         sys.stdout.write("\n".join(_render(summary)) + "\n")
     if args.plot is not None:
         import matplotlib
