@@ -43,7 +43,6 @@ __all__ = ["MAX_POISSON_MEAN", "draw_synapse_counts", "keyed_uniforms", "poisson
 #: overflowed for any anatomy: a pair of neurons holds at most thousands of synapses).
 MAX_POISSON_MEAN = 1e12
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MASK = (1 << 64) - 1
@@ -52,10 +51,21 @@ _SEARCH_MAX_MEAN = 64.0
 
 
 def _mix(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """The splitmix64 finalizer (a bijection on uint64 with full avalanche)."""
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    """The splitmix64 finalizer (a bijection on uint64 with full avalanche), in place."""
+    z ^= z >> np.uint64(30)
+    z *= _M1
+    z ^= z >> np.uint64(27)
+    z *= _M2
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def _mix_int(z: int) -> int:
+    """:func:`_mix` on a Python integer."""
+    z &= _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
 
 
 def keyed_uniforms(key: int, *ids: npt.ArrayLike) -> FloatArray:
@@ -83,12 +93,19 @@ def keyed_uniforms(key: int, *ids: npt.ArrayLike) -> FloatArray:
     (True, np.True_)
     """
     arrays = np.broadcast_arrays(*[np.asarray(i, dtype=np.int64) for i in ids])
+    shape = arrays[0].shape if arrays else ()
+    # h <- mix(h ^ (id * odd)) per id: each step is a bijection of the id for a fixed prefix
+    h = np.full(shape, _mix_int(key + 0x9E3779B97F4A7C15 * 0x632BE59BD9B4E019), dtype=np.uint64)
     with np.errstate(over="ignore"):
-        h = _mix(np.full(arrays[0].shape if arrays else (), key & _MASK, dtype=np.uint64))
         for pos, arr in enumerate(arrays, start=1):
-            k = arr.astype(np.uint64) + np.uint64(pos) * _GOLDEN
-            h = _mix(h ^ _mix(k))
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+            step = arr.astype(np.uint64)
+            step *= np.uint64((0x9E3779B97F4A7C15 * (2 * pos + 1)) & _MASK | 1)
+            h ^= step
+            h = _mix(h)
+    out = (h >> np.uint64(11)).astype(np.float64)
+    out += 0.5
+    out *= 2.0**-53
+    return out
 
 
 def poisson_quantile(u: FloatArray, lam: FloatArray) -> IntArray:
