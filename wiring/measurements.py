@@ -470,6 +470,37 @@ class MeasurementSet:
             "measurements": [m.to_dict() for m in self.measurements],
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MeasurementSet:
+        """Inverse of :meth:`to_dict` (e.g. a set recorded in a run's JSON manifest).
+
+        Raises
+        ------
+        MeasurementError
+            A missing key or an invalid measurement (naming its position and field).
+        """
+        if not isinstance(data, Mapping) or "measurements" not in data:
+            raise MeasurementError(
+                "a measurement-set dict needs 'name' and 'measurements' (see MeasurementSet.to_dict)"
+            )
+        items = data["measurements"]
+        if not isinstance(items, (list, tuple)):
+            raise MeasurementError("'measurements' must be a list of measurement dicts")
+        out = []
+        for k, item in enumerate(items, start=1):
+            if not isinstance(item, Mapping):
+                raise MeasurementError(f"measurements[{k}] is {item!r}, not a dict")
+            try:
+                out.append(Measurement.from_dict(item))
+            except _FieldProblem as err:
+                raise MeasurementError(
+                    f"measurements[{k}], field {err.field_name!r}: {err.detail}"
+                ) from None
+        return cls(
+            name=str(data.get("name", "")), measurements=tuple(out),
+            source=str(data.get("source", "")), description=str(data.get("description", "")),
+        )
+
     def content_hash(self) -> str:
         """sha256 hex of the canonical JSON of the measurements (in order).
 

@@ -224,6 +224,18 @@ def test_dict_round_trip() -> None:
         assert Measurement.from_dict(json.loads(json.dumps(m.to_dict()))) == m
 
 
+def test_set_dict_round_trip() -> None:
+    mset = load_measurement_set("rat-invitro")
+    back = MeasurementSet.from_dict(json.loads(json.dumps(mset.to_dict())))
+    assert back == mset
+    bad = mset.to_dict()
+    bad["measurements"][2]["n_pairs"] = 0
+    with pytest.raises(MeasurementError, match=r"measurements\[3\], field 'n_pairs': 0 is not"):
+        MeasurementSet.from_dict(bad)
+    with pytest.raises(MeasurementError, match="needs 'name' and 'measurements'"):
+        MeasurementSet.from_dict({"name": "x"})
+
+
 def test_handwritten_csv(tmp_path: Path) -> None:
     path = tmp_path / "mine.csv"
     path.write_text(
