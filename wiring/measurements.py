@@ -774,9 +774,10 @@ def _slice_pairs(
     close = cKDTree(pos[pre_s, :dims]).sparse_distance_matrix(
         cKDTree(pos[post_s, :dims]), cfg.max_distance_um, output_type="ndarray"
     )
-    order = np.lexsort((close["j"], close["i"]))  # row-major: by pre, then post
-    pp = pre_s[np.asarray(close["i"], dtype=np.int64)[order]]
-    qq = post_s[np.asarray(close["j"], dtype=np.int64)[order]]
+    # Row-major order (by pre, then post) via one sort of the flat pair key.
+    key = np.sort(np.asarray(close["i"], np.int64) * post_s.size + np.asarray(close["j"], np.int64))
+    pp = pre_s[key // post_s.size]
+    qq = post_s[key % post_s.size]
     keep = pp != qq
     return pp[keep], qq[keep], center
 
