@@ -108,7 +108,7 @@ def _check_str(owner: str, name: str, value: Any, *, empty_ok: bool) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class Citation:
     """Where a measurement was published.
 

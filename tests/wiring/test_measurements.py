@@ -454,6 +454,7 @@ def test_citation_errors_and_short() -> None:
         Citation(authors="A", year=True, doi="")
     with pytest.raises(MeasurementError, match="not a DOI"):
         Citation(authors="A", year=2000, doi="https://doi.org/10.1000/x")
+    assert Citation("Doe J", 2000, "") == Citation(authors="Doe J", year=2000, doi="")
     c = Citation(authors="Feldmeyer D, Egger V, Lübke J, Sakmann B", year=1999, doi="10.1000/x")
     assert c.short == "Feldmeyer et al. 1999" and str(c) == "Feldmeyer et al. 1999, doi:10.1000/x"
 
