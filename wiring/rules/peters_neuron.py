@@ -10,12 +10,14 @@ A pair sharing no voxel never connects, even for θ <= 0: every θ <= 1 is the p
 
 Plausible range
 ---------------
-θ is a count of 50 µm voxels. A dendritic arbour spans a few hundred µm (tens of voxels across
-a layer) and a local axon a few hundred µm to ~1 mm, so pairs that overlap at all typically
-share from one to a few tens of voxels, and close pairs in the same column up to about a
-hundred. The box [1, 50] therefore runs from Peters' rule (1) to a threshold that only the most
-intertwined pairs pass. Thresholds are compared with ``>=``, so non-integer θ act like
-``ceil(θ)``.
+θ is a count of shared 50 µm voxels. In the synthetic ``column`` model (seed 0; 400 random
+presynaptic neurons against all postsynaptic ones) 86 % of all pairs share at least one voxel,
+and those share a median of 50 voxels (10th / 90th / 99th percentiles 5 / 179 / 390; the
+``small`` preset gives 5 / 170 / 358): dendrites and local axons span hundreds of µm, so
+neurons in one column overlap in tens to hundreds of voxels. The box [1, 250] therefore runs
+from Peters' rule (θ = 1: ~86 % of pairs connected) to a threshold that only about 5 % of pairs
+pass, which brackets measured connection probabilities. Thresholds are compared with ``>=``, so
+non-integer θ act like ``ceil(θ)``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class PetersNeuron:
             name="theta_min_shared",
             default=1.0,
             low=1.0,
-            high=50.0,
+            high=250.0,
             domain=(0.0, math.inf),
             unit="voxels",
             doc="minimum number of shared voxels for a connection (1 = Peters' rule)",

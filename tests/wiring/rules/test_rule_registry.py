@@ -405,3 +405,17 @@ def test_infinite_domain_survives_identity() -> None:
     assert ident["params"][0]["domain"] == [None, None]
     back = rule_from_identity(ident)
     assert math.isinf(back.params[0].domain[1])
+
+
+def test_provenance_of_a_shadowing_class_is_not_the_builtin() -> None:
+    class Impostor(_Good):
+        name: ClassVar[str] = "dso"
+
+    prov = rule_provenance(Impostor)
+    assert prov["name"] == "dso"
+    assert prov["distribution"] is None and prov["version"] is None
+
+
+def test_provenance_by_name_of_unknown_rule_raises() -> None:
+    with pytest.raises(RuleNotFoundError):
+        rule_provenance("no_such_rule_abc")
