@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from anatomy.grid import VoxelGrid
 from anatomy.parameters import ArborSpec, Compartment
@@ -20,15 +21,13 @@ __all__ = ["CscBuilder", "sample_batch"]
 
 F32 = npt.NDArray[np.float32]
 
-#: Upper bound on neuron-batch bins (batch size x voxels) for the per-batch histogram.
-_MAX_BINS = 6_000_000
-#: Upper bound on sites drawn per batch (bounds temporary memory to ~100 MB).
-_MAX_POINTS = 4_000_000
+#: Segments drawn per batch of neurons (bounds temporary memory to ~100 MB).
+_MAX_POINTS = 2_000_000
 
 
-def batch_bounds(n: int, n_voxels: int, mean_sites: float) -> Iterator[tuple[int, int]]:
-    """Contiguous batches ``[a, b)`` of ``n`` neurons with bounded histogram and point memory."""
-    size = max(1, min(_MAX_BINS // max(n_voxels, 1), int(_MAX_POINTS / max(mean_sites, 1.0))))
+def batch_bounds(n: int, mean_points: float) -> Iterator[tuple[int, int]]:
+    """Contiguous batches ``[a, b)`` of ``n`` neurons drawing about ``mean_points`` each."""
+    size = max(1, int(_MAX_POINTS / max(mean_points, 1.0)))
     for a in range(0, n, size):
         yield a, min(n, a + size)
 
@@ -116,7 +115,8 @@ def sample_batch(
     cyv = np.ascontiguousarray(cv[:, 1], dtype=np.float32)
     inv_z = np.float32(1.0 / spacing)
     oz = np.float32(grid.origin_um[2])
-    keys: list[npt.NDArray[np.int64]] = []
+    voxels: list[npt.NDArray[np.int32]] = []
+    owners: list[npt.NDArray[np.int32]] = []
     for ci, c in enumerate(spec.compartments):
         owner = np.repeat(np.arange(n, dtype=np.int32), per_comp[:, ci])
         if len(owner) == 0:
@@ -130,28 +130,25 @@ def sample_batch(
         ok = ix.view(np.uint32) < nx
         ok &= iy.view(np.uint32) < ny
         ok &= iz.view(np.uint32) < nz
-        vox = ix[ok].astype(np.int64)
+        vox = ix[ok]
         vox *= ny
         vox += iy[ok]
         vox *= nz
         vox += iz[ok]
-        vox *= n
-        vox += owner[ok]
-        keys.append(vox)
-    if not keys:
-        empty = np.zeros(0, np.int32)
-        return empty, empty, np.zeros(0, np.float32)
-    key = np.concatenate(keys) if len(keys) > 1 else keys[0]
+        voxels.append(vox)
+        owners.append(owner[ok])
+    vox_all = np.concatenate(voxels) if voxels else np.zeros(0, np.int32)
+    own_all = np.concatenate(owners) if owners else np.zeros(0, np.int32)
     if k > 1.0:
-        weights = rng.poisson(k - 1.0, len(key)).astype(np.float64)
+        weights = rng.poisson(k - 1.0, len(vox_all)).astype(np.float32)
         weights += 1.0
-        counts = np.bincount(key, weights=weights, minlength=grid.n_voxels * n)
     else:
-        counts = np.bincount(key, minlength=grid.n_voxels * n).astype(np.float64)
-    nzk = np.flatnonzero(counts)
-    voxel = (nzk // n).astype(np.int32)
-    local = (nzk % n).astype(np.int32)
-    return voxel, local, counts[nzk].astype(np.float32)
+        weights = np.ones(len(vox_all), dtype=np.float32)
+    # COO -> CSC sums duplicates and sorts neurons within each voxel in linear-ish time
+    m = sp.coo_array((weights, (own_all, vox_all)), shape=(n, grid.n_voxels)).tocsc()
+    m.sum_duplicates()
+    voxel = np.repeat(np.arange(grid.n_voxels, dtype=np.int32), np.diff(m.indptr))
+    return voxel, m.indices.astype(np.int32, copy=False), m.data.astype(np.float32, copy=False)
 
 
 class CscBuilder:

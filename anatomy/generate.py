@@ -141,7 +141,8 @@ def _counts(
         if spec is None or len(members) == 0:
             continue
         first = int(members[0])  # somata are ordered by cell type: members are contiguous
-        for bi, (a, b) in enumerate(batch_bounds(len(members), grid.n_voxels, spec.mean_count)):
+        batches = batch_bounds(len(members), spec.mean_count / spec.sites_per_segment)
+        for bi, (a, b) in enumerate(batches):
             lo, hi = first + a, first + b
             voxel, local, count = sample_batch(spec, xy[lo:hi], z[lo:hi], grid,
                                                _rng(seed, stream, code, bi))

@@ -655,7 +655,9 @@ def render_markdown() -> str:
         out.append(f"| {c.layer} | {lo:g}-{hi:g} | {c.n_neurons:,} | {split} | {c.source} "
                    f"| {c.note} |")
     n_inh = sum(c.n_neurons * c.type_fractions.get("INH", 0.0) for c in LAYER_COMPOSITION)
-    out += ["", f"Inhibitory fraction overall: {n_inh / total:.3f}.", "",
+    out += ["", f"The per-layer counts sum to {total:,}; the published total is 19,109 (the "
+            "difference is the rounding of the published per-layer means). Inhibitory fraction "
+            f"overall: {n_inh / total:.3f}.", "",
             "### Dendrites (postsynaptic target sites)", ""]
     out += _arbor_table(DENDRITES, "target sites")
     out += ["", "### Axons (presynaptic boutons)", "", DENDRITES_AND_AXONS_NOTE, ""]

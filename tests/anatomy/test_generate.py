@@ -345,7 +345,9 @@ def test_column_counts_are_exact(realistic: tuple[StructuralModel, dict[str, Any
     if model.attrs["preset"] != "column":
         pytest.skip("exact counts are a property of the full-density column")
     assert d["column_neurons_per_layer"] == MEYER_2010
-    assert sum(d["column_neurons_per_layer"].values()) == 19_109
+    # the published per-layer means sum to 19,108; the published total, 19,109, differs by
+    # the rounding of the per-layer means
+    assert abs(sum(d["column_neurons_per_layer"].values()) - 19_109) <= 1
     assert 250 <= d["neurons_per_cell_type"]["VPM"] <= 300
     assert d["neurons_per_region"]["barreloid"] == d["neurons_per_cell_type"]["VPM"]
     nrn = model.neurons
