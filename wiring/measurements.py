@@ -48,9 +48,10 @@ import numpy as np
 
 from anatomy.model import StructuralModel
 from wiring import _measurement_io as mio
+from wiring._measurement_io import DOI_PATTERN, FieldProblem, is_int, is_real
 from wiring._typing import IntArray
 from wiring.errors import MeasurementError, SelectionError
-from wiring.selectors import Selector, parse_selector, select
+from wiring.selectors import Selector, select
 
 __all__ = [
     "PROTOCOLS",
@@ -76,35 +77,15 @@ _ELIGIBILITY: tuple[str, ...] = ("protocol", "all")
 #: Built-in sets listed first, in this order; any other ``*.toml`` in the data folder follows.
 _BUILTIN_ORDER: tuple[str, ...] = ("vpm-invivo", "rat-invitro")
 _ID_PATTERN = re.compile(r"^\S+$")
-_DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
-
-
-class _FieldProblem(MeasurementError):
-    """A bad value of one field; loaders re-raise it with the file and row."""
-
-    def __init__(self, owner: str, field_name: str, detail: str) -> None:
-        super().__init__(f"{owner}, field {field_name!r}: {detail}")
-        self.field_name = field_name
-        self.detail = detail
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_str(owner: str, name: str, value: Any, *, empty_ok: bool) -> str:
     if not isinstance(value, str):
-        raise _FieldProblem(
+        raise FieldProblem(
             owner, name, f"must be a string, got {value!r} ({type(value).__name__})"
         )
     if not empty_ok and not value.strip():
-        raise _FieldProblem(owner, name, "must not be empty")
+        raise FieldProblem(owner, name, "must not be empty")
     return value
 
 
@@ -133,14 +114,14 @@ class Citation:
     def __post_init__(self) -> None:
         owner = "citation"
         _check_str(owner, "authors", self.authors, empty_ok=False)
-        if not _is_int(self.year) or not 1600 <= int(self.year) <= 2200:
-            raise _FieldProblem(
+        if not is_int(self.year) or not 1600 <= int(self.year) <= 2200:
+            raise FieldProblem(
                 owner, "year", f"must be an integer year such as 2006, got {self.year!r}"
             )
         object.__setattr__(self, "year", int(self.year))
         doi = _check_str(owner, "doi", self.doi, empty_ok=True)
-        if doi and not _DOI_PATTERN.match(doi):
-            raise _FieldProblem(
+        if doi and not DOI_PATTERN.match(doi):
+            raise FieldProblem(
                 owner,
                 "doi",
                 f"{doi!r} is not a DOI; write it as '10.<registrant>/<suffix>' without a "
@@ -224,48 +205,48 @@ class Measurement:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_PATTERN.match(self.id):
-            raise _FieldProblem(
+            raise FieldProblem(
                 "measurement", "id", f"must be a non-empty string without spaces, got {self.id!r}"
             )
         owner = f"measurement {self.id!r}"
         for side in ("pre", "post"):
             if not isinstance(getattr(self, side), Selector):
-                raise _FieldProblem(
+                raise FieldProblem(
                     owner, side, f"must be a Selector, got {getattr(self, side)!r}; "
                     "use wiring.selectors.parse_selector()"
                 )
         p = self.probability
-        if not _is_real(p):
-            raise _FieldProblem(
+        if not is_real(p):
+            raise FieldProblem(
                 owner, "probability", f"must be a number in [0, 1], got {p!r} ({type(p).__name__})"
             )
         if not (math.isfinite(float(p)) and 0.0 <= float(p) <= 1.0):
-            raise _FieldProblem(
+            raise FieldProblem(
                 owner, "probability",
                 f"{p!r} is outside [0, 1]; give a fraction (e.g. 0.43), not a percentage",
             )
         object.__setattr__(self, "probability", float(p))
         n = self.n_pairs
-        if not _is_int(n):
-            raise _FieldProblem(
+        if not is_int(n):
+            raise FieldProblem(
                 owner, "n_pairs", f"must be a positive integer, got {n!r} ({type(n).__name__})"
             )
         if int(n) <= 0:
-            raise _FieldProblem(
+            raise FieldProblem(
                 owner, "n_pairs", f"{n!r} is not positive; give the number of pairs tested (>= 1)"
             )
         object.__setattr__(self, "n_pairs", int(n))
         if self.protocol not in PROTOCOLS:
-            raise _FieldProblem(
+            raise FieldProblem(
                 owner, "protocol",
                 f"{self.protocol!r} is not a protocol; allowed are {', '.join(map(repr, PROTOCOLS))}",
             )
         _check_str(owner, "species", self.species, empty_ok=False)
         if not isinstance(self.citation, Citation):
-            raise _FieldProblem(owner, "citation", f"must be a Citation, got {self.citation!r}")
+            raise FieldProblem(owner, "citation", f"must be a Citation, got {self.citation!r}")
         _check_str(owner, "description", self.description, empty_ok=True)
         if self.eligibility not in _ELIGIBILITY:
-            raise _FieldProblem(
+            raise FieldProblem(
                 owner, "eligibility",
                 f"{self.eligibility!r} is not allowed; use {', '.join(map(repr, _ELIGIBILITY))}",
             )
@@ -292,7 +273,7 @@ class Measurement:
         cit = flat.pop("citation", None)
         if isinstance(cit, Mapping):
             flat.update(cit)
-        return _measurement_from_values(flat, textual=False)
+        return mio.measurement_from_values(flat, textual=False)
 
     def to_record(self) -> dict[str, Any]:
         """Flat record of the file formats (selectors as text, citation fields inline)."""
@@ -310,72 +291,6 @@ class Measurement:
         if self.eligibility != "protocol":
             rec["eligibility"] = self.eligibility
         return {k: v for k, v in rec.items() if v != "" or k in mio.REQUIRED_FIELDS}
-
-
-def _convert_text(name: str, text: str) -> Any:
-    """Parse a CSV cell of a numeric field; raises _FieldProblem on bad text."""
-    if name == "probability":
-        try:
-            return float(text)
-        except ValueError:
-            raise _FieldProblem("record", name, f"{text!r} is not a number") from None
-    if name in ("n_pairs", "year"):
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            value = float(text)
-        except ValueError:
-            raise _FieldProblem("record", name, f"{text!r} is not an integer") from None
-        raise _FieldProblem("record", name, f"{value!r} is not an integer")
-    return text
-
-
-def _selector_of(name: str, value: Any) -> Selector:
-    try:
-        if isinstance(value, str):
-            return parse_selector(value)
-        if isinstance(value, Mapping):
-            return Selector.from_dict(value)
-    except SelectionError as err:
-        raise _FieldProblem("record", name, str(err)) from None
-    raise _FieldProblem(
-        "record", name, f"must be selector text or a table, got {value!r} ({type(value).__name__})"
-    )
-
-
-def _measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Measurement:
-    for key in values:
-        if key not in mio.MEASUREMENT_FIELDS:
-            hint = get_close_matches(str(key), list(mio.MEASUREMENT_FIELDS), n=1)
-            raise _FieldProblem(
-                "record", str(key),
-                f"unknown field; known fields are {', '.join(mio.MEASUREMENT_FIELDS)}."
-                + (f" Did you mean {hint[0]!r}?" if hint else ""),
-            )
-    for key in mio.REQUIRED_FIELDS:
-        if key not in values or (textual and values[key] == "" and key != "doi"):
-            raise _FieldProblem("record", key, f"is missing ({mio.MEASUREMENT_FIELDS[key]})")
-    v = {**mio.OPTIONAL_FIELDS, **values}
-    if textual:
-        v = {k: _convert_text(k, x) for k, x in v.items()}
-    citation = Citation(
-        authors=v["authors"], year=v["year"], doi=v["doi"], title=v["title"],
-        journal=v["journal"],
-    )
-    return Measurement(
-        id=v["id"],
-        pre=_selector_of("pre", v["pre"]),
-        post=_selector_of("post", v["post"]),
-        probability=v["probability"],
-        n_pairs=v["n_pairs"],
-        protocol=v["protocol"],
-        species=v["species"],
-        citation=citation,
-        description=v["description"],
-        eligibility=v["eligibility"],
-    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -492,7 +407,7 @@ class MeasurementSet:
                 raise MeasurementError(f"measurements[{k}] is {item!r}, not a dict")
             try:
                 out.append(Measurement.from_dict(item))
-            except _FieldProblem as err:
+            except FieldProblem as err:
                 raise MeasurementError(
                     f"measurements[{k}], field {err.field_name!r}: {err.detail}"
                 ) from None
@@ -530,7 +445,7 @@ class MeasurementSet:
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> MeasurementSet:
         """Read and validate a TOML measurement set; errors name the file, table and field."""
-        return _set_from_raw(mio.read_toml(_existing(path)), source=str(path))
+        return mio.set_from_raw(mio.read_toml(_existing(path)), source=str(path))
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str]) -> MeasurementSet:
@@ -541,7 +456,7 @@ class MeasurementSet:
         n_pairs, protocol, species, authors, year, doi`` required; ``title, journal,
         description, eligibility`` optional). The set is named after the file stem.
         """
-        return _set_from_raw(mio.read_csv(_existing(path)), source=str(path))
+        return mio.set_from_raw(mio.read_csv(_existing(path)), source=str(path))
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
@@ -551,29 +466,6 @@ def _existing(path: str | os.PathLike[str]) -> Path:
             f"measurement set file {str(p)!r} does not exist or is not a file"
         )
     return p
-
-
-def _set_from_raw(raw: mio.RawSet, *, source: str) -> MeasurementSet:
-    measurements: list[Measurement] = []
-    first_row: dict[str, str] = {}
-    for rec in raw.records:
-        try:
-            m = _measurement_from_values(rec.values, textual=rec.textual)
-        except _FieldProblem as err:
-            raise MeasurementError(
-                f"{raw.path}: {rec.where}, field {err.field_name!r}: {err.detail}"
-            ) from None
-        if m.id in first_row:
-            raise MeasurementError(
-                f"{raw.path}: {rec.where}, field 'id': duplicate id {m.id!r} (first in "
-                f"{first_row[m.id]}); ids must be unique within a set"
-            )
-        first_row[m.id] = rec.where
-        measurements.append(m)
-    return MeasurementSet(
-        name=raw.name, measurements=tuple(measurements), source=source,
-        description=raw.description,
-    )
 
 
 # -- built-in and named sets -----------------------------------------------------------------
@@ -619,7 +511,7 @@ def load_measurement_set(
     if isinstance(name_or_path, str) and text in builtins:
         with importlib.resources.as_file(builtins[text]) as path:
             raw = mio.read_toml(path)
-        return _set_from_raw(raw, source=f"builtin:{text}")
+        return mio.set_from_raw(raw, source=f"builtin:{text}")
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix == ".toml":
@@ -664,12 +556,12 @@ class SliceConfig:
 
     def __post_init__(self) -> None:
         t = self.thickness_um
-        if not _is_real(t) or not (math.isfinite(float(t)) and float(t) > 0):
+        if not is_real(t) or not (math.isfinite(float(t)) and float(t) > 0):
             raise MeasurementError(
                 f"SliceConfig.thickness_um must be a positive number of µm, got {t!r}"
             )
         d = self.max_distance_um
-        if not _is_real(d) or math.isnan(float(d)) or float(d) <= 0:
+        if not is_real(d) or math.isnan(float(d)) or float(d) <= 0:
             raise MeasurementError(
                 f"SliceConfig.max_distance_um must be > 0 (math.inf for no limit), got {d!r}"
             )
@@ -679,7 +571,7 @@ class SliceConfig:
                 f"got {self.axis!r}"
             )
         c = self.center_um
-        if c is not None and (not _is_real(c) or not math.isfinite(float(c))):
+        if c is not None and (not is_real(c) or not math.isfinite(float(c))):
             raise MeasurementError(f"SliceConfig.center_um must be a finite number or None, got {c!r}")
         if self.distance not in ("euclidean", "lateral"):
             raise MeasurementError(
@@ -846,37 +738,6 @@ def populations(
 
 # -- measurement sets defined by a model's data source --------------------------------------
 
-_IMPORT_PROTOCOLS = {
-    "invivo": "invivo",
-    "in vivo": "invivo",
-    "connection_probability_invivo": "invivo",
-    "slice": "slice",
-    "invitro": "slice",
-    "in vitro": "slice",
-    "connection_probability_invitro": "slice",
-}
-
-
-def _clean_doi(doi: str) -> str:
-    doi = doi.strip()
-    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:", "DOI:"):
-        if doi.startswith(prefix):
-            doi = doi[len(prefix):].strip()
-    return doi
-
-
-def _describe_import(a: Mapping[str, Any]) -> str:
-    """E.g. ``"VPM -> L4ss (post layer L4, septum only)"`` from the source record's fields."""
-    pre = a.get("pre_type") or a.get("pre_layer")
-    post = a.get("post_type") or a.get("post_layer")
-    if not pre and not post:
-        return ""
-    text = f"{pre or '?'} -> {post or '?'}"
-    if str(a.get("only_septum", "")).lower() == "yes":
-        text += " (septum only)"
-    return text
-
-
 def measurement_set_from_model(
     model: StructuralModel,
     *,
@@ -910,80 +771,4 @@ def measurement_set_from_model(
     MeasurementError
         No usable population, or a bad / missing attribute (naming population and key).
     """
-    if not model.populations:
-        raise MeasurementError(
-            "the model has no source-defined populations (model.populations is empty); "
-            "only imported models (e.g. anatomy.io.consbi) define measurement populations"
-        )
-    ids = np.asarray(model.neurons.ids, dtype=np.int64)
-    out: list[Measurement] = []
-    for pname, pop in model.populations.items():
-        a = dict(pop.attrs)
-        if "probability" not in a:
-            logger.info("population %r has no 'probability' attribute: not a measurement", pname)
-            continue
-        where = f"model population {pname!r}"
-        n = a.get("n_pairs")
-        if n is None or (_is_int(n) and int(n) <= 0):
-            if default_n_pairs is None:
-                raise MeasurementError(
-                    f"{where}: attrs['n_pairs'] = {n!r} (pairs tested unknown); pass "
-                    "default_n_pairs=... (the research code sampled 50 pairs)"
-                )
-            n = default_n_pairs
-        proto = _IMPORT_PROTOCOLS.get(str(a.get("protocol", "")).strip().lower())
-        if proto is None:
-            raise MeasurementError(
-                f"{where}: attrs['protocol'] = {a.get('protocol')!r} is not a protocol; "
-                f"allowed are {', '.join(map(repr, PROTOCOLS))}"
-            )
-        for key in ("authors", "year"):
-            if key not in a:
-                raise MeasurementError(
-                    f"{where}: attrs lack {key!r}, needed for the citation of a measurement"
-                )
-        year = a["year"]
-        if isinstance(year, str) and year.strip().isdigit():
-            year = int(year.strip())
-        elif isinstance(year, float) and year.is_integer():
-            year = int(year)
-        doi = _clean_doi(str(a.get("doi") or ""))
-        if doi and not _DOI_PATTERN.match(doi):
-            logger.warning("%s: DOI %r is not a DOI; recorded in the description", where, doi)
-            a["description"] = f"{a.get('description') or ''} (source DOI field: {doi})".strip()
-            doi = ""
-        description = a.get("description") or _describe_import(a)
-        try:
-            if pop.pre.size == 0 or pop.post.size == 0:
-                raise _FieldProblem(where, "pre" if pop.pre.size == 0 else "post", "is empty")
-            m = Measurement(
-                id=str(pname),
-                pre=Selector(ids=tuple(int(i) for i in ids[pop.pre])),
-                post=Selector(ids=tuple(int(i) for i in ids[pop.post])),
-                probability=a["probability"],
-                n_pairs=n,
-                protocol=proto,  # type: ignore[arg-type]
-                species=a.get("species") or "unknown",
-                citation=Citation(
-                    authors=a["authors"], year=year, doi=doi,
-                    title=a.get("title") or "", journal=a.get("journal") or "",
-                ),
-                description=description,
-                eligibility="all",
-            )
-        except _FieldProblem as err:
-            raise MeasurementError(
-                f"{where}, attrs[{err.field_name!r}]: {err.detail}"
-            ) from None
-        out.append(m)
-    if not out:
-        raise MeasurementError(
-            "none of the model's populations carries measurement attributes ('probability')"
-        )
-    label = name or str(model.attrs.get("name") or "imported")
-    return MeasurementSet(
-        name=label,
-        measurements=tuple(out),
-        source=f"model:{model.attrs.get('source', model.attrs.get('content_hash', ''))}",
-    )
-
+    return mio.set_from_model(model, name=name, default_n_pairs=default_n_pairs)
