@@ -164,6 +164,11 @@ def _import_target(target: str) -> object:
     return obj
 
 
+def _canonical(name: str) -> str:
+    """PEP 503 normalized distribution name, so provenance does not depend on the build tool."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _entry_points() -> list[metadata.EntryPoint]:
     """Entry points of the ``wiring.rules`` group (a seam for tests)."""
     return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
@@ -181,7 +186,7 @@ def _discover() -> dict[str, list[_Source]]:
         src = _Source(
             ep.name,
             ep.value,
-            dist.name if dist is not None else "unknown distribution",
+            _canonical(dist.name) if dist is not None else "unknown distribution",
             dist.version if dist is not None else "unknown version",
             ep.load,
         )
