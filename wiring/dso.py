@@ -1,0 +1,378 @@
+"""DSO kernels: factorized sparse products, pair tables and counter-based synapse draws.
+
+This module owns the numerical kernels of the connectome engine (:mod:`wiring.connectome`). They
+are pure functions on numpy/scipy arrays of *one block of postsynaptic neurons*: no I/O, no dask.
+
+Two ways to get the expected synapse count ``lambda_ij = sum_k rate_ijk`` of every pair
+-------------------------------------------------------------------------------------------
+*Factorized* (:func:`factorized_block`): rules whose voxel rate factorizes into elementwise
+functions of the counts, ``rate_ijk = f_pre(pre_ik) * f_post(post_jk) * f_voxel(postAll_k)``
+(``dso``: ``pre^a * post^b * postAll^-c``), can say so by implementing :class:`SupportsFactors`.
+Then ``Lambda = B · diag(g) · Aᵀ`` with ``A = f_pre(pre)`` and ``B = f_post(post)`` applied to the
+*stored nonzeros only*, ``g = f_voxel(postAll)``: one sparse product (scipy CSR SpGEMM) per block.
+The sparse structure is fixed once; only values change with θ. A voxel where either neuron has
+nothing is not a stored nonzero, so it never contributes, for every θ.
+
+*Generic* (:func:`pair_table_block`): for every other rule (``peters_*``, plugins) the block's
+overlapping pairs and their shared-voxel rows are gathered into a :class:`~wiring.pairs.PairTable`
+and the rule is evaluated on it. Both give the same ``lambda`` for a factorizable rule.
+
+Synapse counts
+--------------
+Counts are drawn by :func:`wiring.rules.draw.draw_synapse_counts` (generic path) or with the same
+counter-based uniforms (:func:`wiring.rules.draw.keyed_uniforms` keyed by the run seed and the
+*model* indices of the pre and post neuron, plus the voxel for per-voxel draws) and
+:func:`~wiring.rules.draw.poisson_quantile` (factorized path). Each presynaptic neuron therefore
+owns one stream indexed by the postsynaptic neuron: a pair's draw does not depend on the block
+size, the number of workers or the selection the pair was computed in, and both paths draw the
+same counts for the same rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from wiring._typing import FloatArray, IntArray
+from wiring.pairs import PairTable, rule_features, segment_sum
+from wiring.rules.base import WiringRule, check_theta, theta_columns
+
+__all__ = [
+    "SupportsFactors",
+    "VoxelFactors",
+    "dso_factors",
+    "dso_linear_factors",
+    "expected_row_synapses",
+    "factorized_block",
+    "pair_table_block",
+    "products_per_row",
+    "rule_factors",
+]
+
+ElementwiseFn = Callable[[FloatArray], FloatArray]
+
+class VoxelFactors(NamedTuple):
+    """Elementwise factors of a voxel rate: ``rate = pre(pre_ik) * post(post_jk) * voxel(postAll_k)``.
+
+    Each is applied to positive counts only (stored nonzeros), as float64 arrays of any shape.
+    """
+
+    pre: ElementwiseFn
+    post: ElementwiseFn
+    voxel: ElementwiseFn
+
+
+@runtime_checkable
+class SupportsFactors(Protocol):
+    """Optional capability of a voxel-level rule whose rate factorizes over pre, post and voxel.
+
+    ``factors(theta)`` takes one parameter vector, shape (d,), and returns :class:`VoxelFactors`
+    such that ``rule.rate`` on a row equals ``pre(pre) * post(post) * voxel(postAll)`` of the
+    row's counts (``pre = exp(log_pre)``, ...). The connectome engine then uses one sparse
+    product per block instead of per-row evaluation (see the module docstring). A rule that
+    implements it must still implement ``rate``; :func:`dso_factors` is the ``dso`` case.
+    """
+
+    def factors(self, theta: FloatArray) -> VoxelFactors:
+        """Elementwise factors of the rate for one parameter vector (d,)."""
+        ...
+
+
+def dso_factors(theta: npt.ArrayLike) -> VoxelFactors:
+    """Factors of the ``dso`` rate ``pre^a * post^b / postAll^c`` for ``theta = (a, b, c)``.
+
+    A ``dso``-like rule implements :class:`SupportsFactors` as
+    ``def factors(self, theta): return dso_factors(theta)``.
+
+    Examples
+    --------
+    >>> f = dso_factors([1.0, 2.0, 1.0])
+    >>> float(f.pre(np.array(2.0)) * f.post(np.array(3.0)) * f.voxel(np.array(12.0)))
+    1.5
+    """
+    a, b, c = (float(v) for v in np.asarray(theta, dtype=np.float64).reshape(-1))
+
+    def pre(x: FloatArray) -> FloatArray:
+        return np.power(x, a)
+
+    def post(x: FloatArray) -> FloatArray:
+        return np.power(x, b)
+
+    def voxel(x: FloatArray) -> FloatArray:
+        return np.power(x, -c)
+
+    return VoxelFactors(pre, post, voxel)
+
+
+def dso_linear_factors(theta: npt.ArrayLike) -> VoxelFactors:
+    """Factors of the ``dso_linear`` rate ``(a·pre) · (b·post) / (c·postAll)``, ``theta = (a, b, c)``.
+
+    Examples
+    --------
+    >>> f = dso_linear_factors([2.0, 1.0, 4.0])
+    >>> float(f.pre(np.array(2.0)) * f.post(np.array(3.0)) * f.voxel(np.array(12.0)))
+    0.25
+    """
+    a, b, c = (float(v) for v in np.asarray(theta, dtype=np.float64).reshape(-1))
+
+    def pre(x: FloatArray) -> FloatArray:
+        return a * x
+
+    def post(x: FloatArray) -> FloatArray:
+        return b * x
+
+    def voxel(x: FloatArray) -> FloatArray:
+        return 1.0 / (c * x)
+
+    return VoxelFactors(pre, post, voxel)
+
+
+def rule_factors(rule: WiringRule, theta: npt.ArrayLike) -> VoxelFactors | None:
+    """The rule's :class:`VoxelFactors` for one θ, or None when the factorized path does not apply.
+
+    It applies to voxel-level rules with Poisson synapses that implement
+    :class:`SupportsFactors`.
+    """
+    if rule.level != "voxel" or rule.synapses != "poisson":
+        return None
+    if not isinstance(rule, SupportsFactors):
+        return None
+    th = check_theta(rule, theta)[0]
+    return rule.factors(th)
+
+
+# --------------------------------------------------------------------------------------------
+# sparse kernels
+
+
+def products_per_row(b: sp.csr_array, n_pre_per_voxel: IntArray) -> IntArray:
+    """Pair-voxel products of every postsynaptic row: ``sum_k [post_jk > 0] * n_pre_k``.
+
+    ``b`` is (P, V) post counts (CSR), ``n_pre_per_voxel`` (V,) the number of presynaptic
+    neurons present in each voxel. The sum over rows is the total work of the connectome.
+    """
+    per_entry = n_pre_per_voxel[b.indices].astype(np.int64)
+    if per_entry.size == 0:
+        return np.zeros(b.shape[0], dtype=np.int64)
+    return segment_sum(per_entry.astype(np.float64), b.indptr.astype(np.int64)).astype(np.int64)
+
+
+def factorized_block(
+    a_t: sp.csr_array, b_block: sp.csr_array, post_all: FloatArray, factors: VoxelFactors
+) -> sp.csr_array:
+    """Expected counts ``lambda`` (P_block, n_pre) of one block of postsynaptic neurons.
+
+    Parameters
+    ----------
+    a_t
+        (V, n_pre) CSR: ``f_pre(pre)`` of the selected presynaptic neurons, voxel-major (the
+        transposed CSC of the pre counts), float64. Built once per θ.
+    b_block
+        (P_block, V) CSR raw post counts of the block's postsynaptic neurons.
+    post_all
+        (V,) target sites of all neurons per voxel.
+    factors
+        The rule's :class:`VoxelFactors`.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        float64 (P_block, n_pre), explicit zeros removed.
+    """
+    b = sp.csr_array(b_block, dtype=np.float64, copy=True)
+    b.sort_indices()
+    if b.nnz:
+        g = factors.voxel(np.asarray(post_all, dtype=np.float64)[b.indices])
+        b.data = factors.post(b.data) * g
+    kernel = _spgemm_kernel()
+    if kernel is None:  # no numba: scipy's SpGEMM (several times slower on dense outputs)
+        lam = sp.csr_array(b @ a_t)
+        lam.eliminate_zeros()
+        lam.sort_indices()
+        return lam
+    m, n_pre = b.shape[0], a_t.shape[1]
+    a_ptr = a_t.indptr.astype(np.int64)
+    products = int(np.sum(a_ptr[b.indices + 1] - a_ptr[b.indices]))
+    capacity = min(m * n_pre, products)
+    ptr, idx, val = kernel(
+        b.indptr.astype(np.int64), b.indices.astype(np.int64), b.data,
+        a_ptr, a_t.indices.astype(np.int32), np.asarray(a_t.data, dtype=np.float64),
+        n_pre, capacity,
+    )
+    nnz = int(ptr[-1])
+    return sp.csr_array((val[:nnz], idx[:nnz], ptr), shape=(m, n_pre))
+
+
+_KERNELS: dict[str, Any] = {}
+
+
+def _spgemm_kernel() -> Any:
+    """Gustavson's row-by-row product with a dense accumulator, compiled with numba (lazily).
+
+    For every post row: ``acc[i] += b_jk * a_ki`` over the row's voxels k and the pre neurons i
+    present there, then the nonzeros of ``acc`` in ascending i. The accumulator (n_pre,) stays in
+    cache; outputs are sorted without a sort. Releases the GIL, so dask threads run in parallel.
+    Returns None when numba is not installed.
+    """
+    if "spgemm" in _KERNELS:
+        return _KERNELS["spgemm"]
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency
+        _KERNELS["spgemm"] = None
+        return None
+
+    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    def spgemm(
+        b_ptr: Any, b_idx: Any, b_val: Any, a_ptr: Any, a_idx: Any, a_val: Any,
+        n_pre: int, capacity: int,
+    ) -> Any:  # pragma: no cover - compiled
+        m = len(b_ptr) - 1
+        acc = np.zeros(n_pre, dtype=np.float64)
+        out_ptr = np.zeros(m + 1, dtype=np.int64)
+        out_idx = np.empty(capacity, dtype=np.int32)
+        out_val = np.empty(capacity, dtype=np.float64)
+        pos = 0
+        for r in range(m):
+            lo_i = n_pre
+            hi_i = -1
+            for e in range(b_ptr[r], b_ptr[r + 1]):
+                k = b_idx[e]
+                bv = b_val[e]
+                q0 = a_ptr[k]
+                q1 = a_ptr[k + 1]
+                if q1 > q0:
+                    lo_i = min(lo_i, a_idx[q0])
+                    hi_i = max(hi_i, a_idx[q1 - 1])
+                for q in range(q0, q1):
+                    acc[a_idx[q]] += bv * a_val[q]
+            for i in range(lo_i, hi_i + 1):
+                v = acc[i]
+                if v != 0.0:
+                    out_idx[pos] = i
+                    out_val[pos] = v
+                    pos += 1
+                    acc[i] = 0.0
+            out_ptr[r + 1] = pos
+        return out_ptr, out_idx, out_val
+
+    _KERNELS["spgemm"] = spgemm
+    return spgemm
+
+
+def pair_table_block(
+    a_t: sp.csr_array,
+    b_block: sp.csr_array,
+    *,
+    pre_ids: IntArray,
+    post_ids: IntArray,
+    post_all: FloatArray,
+    depth_um: FloatArray,
+    soma_um: FloatArray,
+    autapses: bool = False,
+) -> PairTable:
+    """Every overlapping (pre, post) pair of a block with its shared-voxel rows.
+
+    Parameters
+    ----------
+    a_t
+        (V, n_pre) CSR raw pre counts of the selected presynaptic neurons (voxel-major).
+    b_block
+        (P_block, V) CSR raw post counts of the block's postsynaptic neurons.
+    pre_ids, post_ids
+        Model neuron indices of the columns of ``a_t`` (n_pre,) and rows of ``b_block``.
+    post_all, depth_um
+        (V,) per-voxel target sites of all neurons and depth below the pia (µm).
+    soma_um
+        (N, 3) soma positions of all model neurons (µm), for ``soma_distance_um``.
+    autapses
+        Keep pairs of a neuron with itself (default: drop them).
+
+    Returns
+    -------
+    PairTable
+        Pairs ordered by (post, pre) with model indices; rows ordered by voxel within a pair.
+        Row features ``log_pre``, ``log_post``, ``log_post_all``, ``depth_um`` (float32) and pair
+        features ``n_shared``, ``soma_distance_um``.
+    """
+    b = sp.csr_array(b_block)
+    b.sort_indices()
+    n_pre = a_t.shape[1]
+    a_ptr = a_t.indptr.astype(np.int64)
+    ent_row = np.repeat(np.arange(b.shape[0], dtype=np.int64), np.diff(b.indptr))
+    ent_vox = b.indices.astype(np.int64)
+    reps = a_ptr[ent_vox + 1] - a_ptr[ent_vox]
+    total = int(reps.sum())
+    starts = np.cumsum(reps) - reps
+    ent = np.repeat(np.arange(len(ent_vox), dtype=np.int64), reps)
+    a_pos = a_ptr[ent_vox][ent] + (np.arange(total, dtype=np.int64) - starts[ent])
+    row_post = ent_row[ent]
+    row_pre = a_t.indices[a_pos].astype(np.int64)
+    if not autapses:
+        keep = pre_ids[row_pre] != post_ids[row_post]
+        ent, a_pos, row_post, row_pre = ent[keep], a_pos[keep], row_post[keep], row_pre[keep]
+    key = row_post * n_pre + row_pre
+    order = np.argsort(key, kind="stable")  # stable: voxels stay ascending within a pair
+    key, ent, a_pos = key[order], ent[order], a_pos[order]
+    bounds = np.flatnonzero(np.diff(key)) + 1 if key.size else np.zeros(0, np.int64)
+    first = np.concatenate([[0], bounds]).astype(np.int64) if key.size else bounds
+    indptr = np.concatenate([first, [key.size]]).astype(np.int64)
+    pair_key = key[first]
+    pre = pre_ids[pair_key % n_pre] if n_pre else np.zeros(0, np.int64)
+    post = post_ids[pair_key // n_pre] if n_pre else np.zeros(0, np.int64)
+    vox = ent_vox[ent]
+    rows = {
+        "log_pre": np.log(a_t.data[a_pos]).astype(np.float32),
+        "log_post": np.log(b.data[ent]).astype(np.float32),
+        "log_post_all": np.log(np.asarray(post_all, dtype=np.float64)[vox]).astype(np.float32),
+        "depth_um": np.asarray(depth_um, dtype=np.float32)[vox],
+    }
+    diff = np.asarray(soma_um, dtype=np.float64)[pre] - np.asarray(soma_um, dtype=np.float64)[post]
+    return PairTable(
+        pre=pre.astype(np.int64),
+        post=post.astype(np.int64),
+        indptr=indptr,
+        voxel=vox.astype(np.int32),
+        rows=rows,
+        pair_features={"soma_distance_um": np.sqrt(np.sum(diff * diff, axis=1))},
+    )
+
+
+def expected_row_synapses(
+    rule: WiringRule, table: PairTable, theta: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Expected counts per pair ``lambda`` (P,) and expected synapses per row (R,) for one θ.
+
+    Voxel-level rules: ``lambda`` is the segment sum of the row rates (as in
+    :func:`wiring.pairs.pair_rate`). Expected synapses per row follow ``rule.synapses``: the rate
+    (``poisson``), ``1 - exp(-rate)`` (``binomial``, at most one per voxel) or, for
+    ``deterministic``, ``1 - exp(-lambda)`` on every row of the pair (a connected pair gets one
+    synapse per shared voxel). Pair-level rules with Poisson synapses spread ``lambda`` evenly
+    over the pair's shared voxels.
+    """
+    th = check_theta(rule, theta)[:1]
+    n_rows = np.diff(table.indptr)
+    feats = rule_features(rule, table)
+    if rule.level == "pair":
+        lam = np.asarray(rule.rate(feats, theta_columns(th)), np.float64)
+        lam = np.broadcast_to(lam, (1, table.n_pairs))[0].copy()
+        per_row = None
+    else:
+        per_row = np.asarray(rule.rate(feats, theta_columns(th)), dtype=np.float64)
+        per_row = np.broadcast_to(per_row, (1, table.n_rows))[0].copy()
+        lam = segment_sum(per_row, table.indptr)
+    pair_of_row = np.repeat(np.arange(table.n_pairs), n_rows)
+    if rule.synapses == "binomial" and per_row is not None:
+        row_syn = -np.expm1(-per_row)
+    elif rule.synapses == "poisson" and per_row is not None:
+        row_syn = per_row
+    elif rule.synapses == "poisson":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            row_syn = (lam / np.maximum(n_rows, 1))[pair_of_row]
+    else:  # deterministic
+        row_syn = (-np.expm1(-lam))[pair_of_row]
+    return lam, row_syn
