@@ -680,3 +680,40 @@ def test_measurement_set_from_model_errors() -> None:
         measurement_set_from_model(imported_model({"n_pairs": 5, "protocol": "ex vivo"}))
     with pytest.raises(MeasurementError, match="no source-defined populations"):
         measurement_set_from_model(hand_model())
+
+
+def test_set_from_imported_feature_tables(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """tiny -> feature-table folder (some vpm-invivo populations) -> import -> same measurements."""
+    pytest.importorskip("anatomy.generate")
+    consbi = pytest.importorskip("anatomy.io.consbi")
+    tiny = request.getfixturevalue("tiny_model")
+    vpm = load_measurement_set("vpm-invivo").subset(["L4-septum", "L4ss", "L5PT"])
+    pops = {}
+    records = []
+    for k, (m, pop) in enumerate(zip(vpm, populations(tiny, vpm), strict=True)):
+        mid = f"id-{k}-{m.id}"
+        pops[mid] = NeuronPopulation(pre=pop.pre, post=pop.post, attrs={"protocol": "invivo"})
+        records.append({
+            "ID": mid, "type": "connection_probability_invivo", "authors": m.citation.authors,
+            "title": m.citation.title, "year": m.citation.year, "DOI": f"doi:{m.citation.doi}",
+            "cp_empirical": round(100 * m.probability, 6), "species": "rat",
+            "samples": m.n_pairs, "pre_type": "VPM", "post_type": m.id, "only_septum": "no",
+        })
+    folder = consbi.write_feature_tables(tiny, tmp_path / "tables", populations=pops,
+                                         records=records)
+    imported = consbi.import_feature_tables(folder)
+    mset = measurement_set_from_model(imported, name="imported")
+    assert mset.names == tuple(pops)
+    np.testing.assert_allclose(mset.x_o, vpm.x_o, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(mset.n_pairs, vpm.n_pairs)
+    for m, ref, src in zip(mset, vpm, populations(tiny, vpm), strict=True):
+        assert m.citation.doi == ref.citation.doi and m.citation.year == ref.citation.year
+        assert m.protocol == "invivo" and m.eligibility == "all"
+        pop = population(imported, m)
+        ids = imported.neurons.ids
+        got = set(zip(ids[pop.pair_pre].tolist(), ids[pop.pair_post].tolist(), strict=True))
+        want = set(zip(tiny.neurons.ids[src.pair_pre].tolist(),
+                       tiny.neurons.ids[src.pair_post].tolist(), strict=True))
+        assert got == want
