@@ -35,6 +35,12 @@ class LeakyRule(NegativeRule):
     features = ("n_shared",)
     def rate(self, features, theta):
         return theta[0] + 0 * features["n_shared"]
+
+class RaisingRule(NegativeRule):
+    """Reads a feature it did not declare."""
+    name = "raising_rule"
+    def rate(self, features, theta):
+        return theta[0] * features["log_post"]
 '''
 
 
@@ -47,6 +53,7 @@ def bad_plugins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Non
         for n, v in (
             ("negative_rule", "cli_bad_rules:NegativeRule"),
             ("leaky_rule", "cli_bad_rules:LeakyRule"),
+            ("raising_rule", "cli_bad_rules:RaisingRule"),
             ("broken_rule", "cli_missing_module_xyz:Rule"),
         )
     ]
@@ -120,6 +127,10 @@ def test_list_reports_broken_plugin_without_failing(capsys: pytest.CaptureFixtur
         ("broken_rule", "failed to import: ModuleNotFoundError"),
         ("negative_rule", "negative or NaN value"),
         ("leaky_rule", "a pair without overlap must never connect"),
+        (
+            "raising_rule",
+            "raised KeyError: 'log_post'; rate() may read only the features it declares",
+        ),
     ],
 )
 def test_check_failing_rule_exits_1(

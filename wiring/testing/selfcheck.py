@@ -69,7 +69,9 @@ def _rows(rule: WiringRule, table: PairTable) -> int:
 
 
 def _raw_rate(rule: WiringRule, table: PairTable, theta: FloatArray) -> FloatArray:
-    feats = rule_features(rule, table)
+    # only the declared features, read-only: a rule must declare what it reads (feature
+    # extraction computes only those) and must not modify its inputs
+    feats = {k: v for k, v in rule_features(rule, table).items() if k in rule.features}
     for arr in feats.values():
         arr.flags.writeable = False
     try:
