@@ -728,12 +728,12 @@ def population(
 
 def populations(
     model: StructuralModel,
-    measurements: MeasurementSet,
+    mset: MeasurementSet,
     *,
     slice_config: SliceConfig | None = None,
 ) -> list[Population]:
-    """:func:`population` of every measurement of the set, in order."""
-    return [population(model, m, slice_config=slice_config) for m in measurements]
+    """:func:`population` of every measurement of the set ``mset``, in order."""
+    return [population(model, m, slice_config=slice_config) for m in mset]
 
 
 # -- measurement sets defined by a model's data source --------------------------------------
