@@ -249,6 +249,11 @@ def self_check(
         except RuleContractError:
             raise
         except Exception as err:
-            raise _fail(inst, f"check {name!r} raised {type(err).__name__}: {err}") from err
+            hint = (
+                f"; rate() may read only the features it declares ({list(inst.features)})"
+                if isinstance(err, KeyError)
+                else ""
+            )
+            raise _fail(inst, f"check {name!r} raised {type(err).__name__}: {err}{hint}") from err
         passed.append(name)
     return passed
