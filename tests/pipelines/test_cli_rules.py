@@ -91,7 +91,7 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_check_builtin(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "check", name]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"ok: {name} (wiring-sbi") and "passed 8 checks" in out
+    assert out.startswith(f"ok: {name} (wiring-sbi") and "passed 9 checks" in out
 
 
 def test_check_unknown_rule_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,8 +13,9 @@ and run ``pytest``. Set ``registered = False`` for a rule that is not installed 
 The suite checks: the :class:`~wiring.rules.base.WiringRule` contract (``check_rule``); sane
 parameter specs; rate shapes (B, R) / (B, P) for batches of θ; non-negative rates for θ in
 the plausible range (also as a hypothesis property on random tables); that pairs without a
-shared voxel never connect; purity and batch consistency of ``rate``; determinism of synapse
-draws for a seed; the JSON round-trip of the rule's identity. Requires pytest and hypothesis.
+shared voxel never connect; purity, batch consistency and pair locality of ``rate``;
+determinism of synapse draws for a seed; the JSON round-trip of the rule's identity.
+Requires pytest and hypothesis.
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ class RuleContractTests:
         self, rule_instance: WiringRule, table: PairTable, thetas: FloatArray
     ) -> None:
         selfcheck.check_batch_consistency(rule_instance, table, thetas)
+
+    def test_pair_locality(
+        self, rule_instance: WiringRule, table: PairTable, thetas: FloatArray
+    ) -> None:
+        selfcheck.check_pair_locality(rule_instance, table, thetas)
 
     def test_draws_deterministic(
         self, rule_instance: WiringRule, table: PairTable, thetas: FloatArray

@@ -18,7 +18,7 @@ from wiring.pairs import PairTable, pair_rate, rule_features
 from wiring.rules.base import ParamSpec, WiringRule, theta_columns
 from wiring.rules.draw import draw_synapse_counts
 from wiring.rules.registry import check_rule, get_rule, rule_from_identity, rule_identity
-from wiring.testing.tables import make_pair_table
+from wiring.testing.tables import make_pair_table, take_pairs
 
 __all__ = [
     "SELF_CHECKS",
@@ -27,6 +27,7 @@ __all__ = [
     "check_identity_roundtrip",
     "check_no_overlap",
     "check_nonnegative",
+    "check_pair_locality",
     "check_param_specs",
     "check_rate_pure",
     "check_rate_shapes",
@@ -162,6 +163,22 @@ def check_batch_consistency(rule: WiringRule, table: PairTable, thetas: FloatArr
         )
 
 
+def check_pair_locality(rule: WiringRule, table: PairTable, thetas: FloatArray) -> None:
+    """A pair's rate depends only on its own rows and features: evaluating a shuffled subset of
+    the pairs gives the same rates (so results cannot depend on how pairs are split into
+    blocks or tables)."""
+    idx = np.random.default_rng(0).permutation(table.n_pairs)[: max(1, table.n_pairs // 2)]
+    with np.errstate(all="ignore"):
+        full = pair_rate(rule, table, thetas)[:, idx]
+        part = pair_rate(rule, take_pairs(table, idx), thetas)
+    if not np.allclose(full, part, rtol=1e-12, atol=0.0, equal_nan=True):
+        raise _fail(
+            rule,
+            "the rate of a pair changes when other pairs are evaluated with it; rate() must "
+            "not combine rows of different pairs (no normalization over the table)",
+        )
+
+
 def check_draws_deterministic(rule: WiringRule, table: PairTable, thetas: FloatArray) -> None:
     """Synapse draws are int64 (P,), non-negative, zero where the rate is 0, and identical for
     the same seed or key."""
@@ -208,6 +225,7 @@ SELF_CHECKS = (
     "no_overlap",
     "rate_pure",
     "batch_consistency",
+    "pair_locality",
     "draws_deterministic",
     "identity_roundtrip",
 )
@@ -239,6 +257,7 @@ def self_check(
         "no_overlap": lambda: check_no_overlap(inst, table, thetas),
         "rate_pure": lambda: check_rate_pure(inst, table, thetas),
         "batch_consistency": lambda: check_batch_consistency(inst, table, thetas),
+        "pair_locality": lambda: check_pair_locality(inst, table, thetas),
         "draws_deterministic": lambda: check_draws_deterministic(inst, table, thetas),
         "identity_roundtrip": lambda: check_identity_roundtrip(inst, registered=registered),
     }

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from wiring.pairs import PairTable
 
-__all__ = ["make_pair_table"]
+__all__ = ["make_pair_table", "take_pairs"]
 
 
 def make_pair_table(
@@ -70,4 +71,30 @@ def make_pair_table(
             "n_shared": counts.astype(np.float64),
             "soma_distance_um": rng.uniform(0.0, 1500.0, size=n_pairs),
         },
+    )
+
+
+def take_pairs(table: PairTable, idx: npt.ArrayLike) -> PairTable:
+    """The sub-table of pairs ``idx`` (in that order), with their rows and pair features.
+
+    Examples
+    --------
+    >>> t = make_pair_table(6, seed=1)
+    >>> sub = take_pairs(t, [4, 0])
+    >>> sub.pre.tolist() == [t.pre[4], t.pre[0]], sub.n_rows == t.indptr[5] - t.indptr[4] + t.indptr[1]
+    (True, np.True_)
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    counts = np.diff(table.indptr)[idx]
+    starts = table.indptr[:-1][idx]
+    # row indices of the selected pairs, in order, without a Python loop
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = np.repeat(starts, counts) + offsets
+    return PairTable(
+        pre=table.pre[idx],
+        post=table.post[idx],
+        indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        voxel=table.voxel[rows],
+        rows={k: v[rows] for k, v in table.rows.items()},
+        pair_features={k: v[idx] for k, v in table.pair_features.items()},
     )

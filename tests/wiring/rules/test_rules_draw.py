@@ -10,7 +10,7 @@ from wiring.errors import InvalidParameterError, ShapeMismatchError
 from wiring.pairs import PairTable, pair_rate
 from wiring.rules.draw import draw_synapse_counts, keyed_uniforms, poisson_quantile
 from wiring.rules.registry import get_rule
-from wiring.testing import make_pair_table
+from wiring.testing import make_pair_table, take_pairs
 
 
 def _identical_pairs(n_pairs: int, n_shared: int, log_pre: float = 0.0) -> PairTable:
@@ -27,19 +27,6 @@ def _identical_pairs(n_pairs: int, n_shared: int, log_pre: float = 0.0) -> PairT
             "log_post_all": np.full(r, np.log(12.0)),
             "depth_um": np.zeros(r),
         },
-    )
-
-
-def _subtable(t: PairTable, idx: np.ndarray) -> PairTable:
-    rows = np.concatenate([np.arange(t.indptr[i], t.indptr[i + 1]) for i in idx])
-    counts = np.diff(t.indptr)[idx]
-    return PairTable(
-        pre=t.pre[idx],
-        post=t.post[idx],
-        indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        voxel=t.voxel[rows],
-        rows={k: v[rows] for k, v in t.rows.items()},
-        pair_features={k: v[idx] for k, v in t.pair_features.items()},
     )
 
 
@@ -100,7 +87,7 @@ def test_keyed_draws_do_not_depend_on_table_split() -> None:
     for rule, theta in (("dso", [1.0, 1.2, 0.8]), ("peters_synapse", [0.4])):
         whole = draw_synapse_counts(get_rule(rule), table, theta, key=99)
         for idx in parts:
-            sub = draw_synapse_counts(get_rule(rule), _subtable(table, idx), theta, key=99)
+            sub = draw_synapse_counts(get_rule(rule), take_pairs(table, idx), theta, key=99)
             np.testing.assert_array_equal(sub, whole[idx])
         other = draw_synapse_counts(get_rule(rule), table, theta, key=100)
         assert not np.array_equal(other, whole)
