@@ -1,0 +1,663 @@
+"""The batched simulator: simulated connection probabilities of measured populations for SBI.
+
+For one parameter vector θ and each measurement, the simulator does what the experiment did: it
+draws ``n`` (pre, post) pairs uniformly *with replacement* from the eligible pairs of the
+measured population, decides for each whether it is connected, and returns the connected
+fraction. A pair with expected synapse count ``λ = Σ_rows rate`` (voxel-level rules, summed
+over the voxels the two neurons share) or ``λ = rate`` (pair-level rules) is connected with
+probability ``1 − exp(−λ)``: this is exactly the distribution of drawing Poisson synapse counts
+for every shared voxel of the pair and calling it connected when there is at least one
+(binomial per-voxel synapses give the same probability). Hence ``x * n ~ Binomial(n, p̄(θ))``
+exactly, with ``p̄(θ)`` = :meth:`Simulator.expected` the mean of ``1 − exp(−λ)`` over all
+eligible pairs. Pairs that share no voxel have ``λ = 0`` and never connect (for pair-level
+rules too).
+
+Number of pairs
+---------------
+``n_pairs="experiment"`` (default) samples as many pairs as each experiment tested, so ``x``
+carries the experiment's sampling noise; an integer samples that many for every measurement.
+The research code of Boelts et al. (2023) draws 50 pre and 50 post indices independently and
+uniformly with replacement from the population's pre and post neurons and tests the 50 pairs
+(pre_s, post_s); since an independent uniform (pre, post) is a uniform pair of the product set,
+``n_pairs=50`` has exactly that distribution for every in vivo (product) population. For slice
+populations only pairs inside the slab are eligible, so pairs are drawn from those.
+
+Random streams
+--------------
+Simulation ``i`` of a run with seed ``s`` uses only its own counter-based random stream, keyed
+by (``s``, ``i``) (see :mod:`wiring._simkernels` for the exact construction), so
+``simulate(theta, seed=s, start_index=i0)`` gives row ``k`` the same value whether it is
+computed alone, in a batch of 1,000 or split over workers. ``simulator(theta, rng)`` (the form
+``sbi`` and :mod:`wiring.simstore` call) draws one 63-bit seed from ``rng`` and simulates the
+batch at indices ``0 .. B − 1``; :meth:`Simulator.to_sbi` keeps a running index instead, so its
+output does not depend on how ``sbi`` batches the calls.
+
+Invalid parameters
+------------------
+θ rows that are NaN or outside the rule's domain (and θ for which the rule returns a NaN rate)
+give a row of NaN, are counted in :attr:`Simulator.n_invalid` and logged; they never raise.
+
+Speed
+-----
+Rules whose log rate is linear in the row features (``dso``, ``dso_linear``,
+``peters_synapse``, or any rule implementing :class:`SupportsLogLinear`) run in a compiled
+single-threaded kernel that walks each sampled pair's contiguous rows and stops summing as soon
+as the pair is known to be connected. Every other rule runs vectorized in numpy through its
+``rate`` (gather the rows of all sampled pairs of all θ, per-row θ by index, segment sum). Both
+paths consume the same random numbers and give the same ``x``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from anatomy.model import StructuralModel
+from wiring import _simkernels as kern
+from wiring._typing import BoolArray, FloatArray, IntArray
+from wiring.errors import InvalidParameterError, MeasurementError, ShapeMismatchError
+from wiring.features import (
+    FactoredFeatures,
+    FeatureBundle,
+    estimate_table,
+    extract_factored,
+    extract_feature_bundle,
+    measurement_set_hash,
+    population_pairs,
+)
+from wiring.pairs import PairTable, segment_sum
+from wiring.rules.base import (
+    PAIR_FEATURES,
+    VOXEL_FEATURES,
+    WiringRule,
+    check_theta,
+    in_domain,
+    theta_columns,
+)
+
+__all__ = ["LogLinearForm", "Simulator", "SupportsLogLinear", "log_linear_form"]
+
+logger = logging.getLogger(__name__)
+
+#: (feature names (K,), coefficients (B, K), offsets (B,)):
+#: ``log rate = Σ_k coef[b, k] · features[names[k]] + offset[b]`` per row.
+LogLinearForm = tuple[tuple[str, ...], FloatArray, FloatArray]
+
+_GENERIC_ROWS = 1 << 22  # rows gathered per chunk on the generic path
+_EXPECTED_ROWS = 1 << 24  # B × R elements per chunk of expected() on the generic path
+
+
+@runtime_checkable
+class SupportsLogLinear(Protocol):
+    """Optional rule capability: the per-row log rate is linear in the row features.
+
+    ``log_linear(theta)`` takes (B, d) θ inside the domain and returns
+    ``(names, coef (B, K), offset (B,))`` such that the rate of a row with features ``f`` is
+    ``exp(Σ_k coef[b, k] f[names[k]] + offset[b])`` (``offset = -inf`` for a zero rate,
+    ``+inf`` for an infinite one). Rules that provide it run in the compiled simulator kernel.
+    """
+
+    def log_linear(self, theta: FloatArray) -> LogLinearForm:
+        """The log-linear form of the rate for every θ row."""
+        ...
+
+
+def _dso(th: FloatArray) -> LogLinearForm:
+    return (("log_pre", "log_post", "log_post_all"),
+            np.stack([th[:, 0], th[:, 1], -th[:, 2]], axis=1), np.zeros(len(th)))
+
+
+def _dso_linear(th: FloatArray) -> LogLinearForm:
+    with np.errstate(divide="ignore"):
+        off = np.log(th[:, 0]) + np.log(th[:, 1]) - np.log(th[:, 2])
+    return (("log_pre", "log_post", "log_post_all"), np.ones((len(th), 3)) * [1.0, 1.0, -1.0],
+            off)
+
+
+def _peters_synapse(th: FloatArray) -> LogLinearForm:
+    with np.errstate(divide="ignore"):
+        off = np.log(-np.log1p(-th[:, 0]))
+    return ((), np.zeros((len(th), 0)), off)
+
+
+#: Log-linear forms of built-in rules that do not (yet) implement :class:`SupportsLogLinear`,
+#: by (module, class name); used only for exactly these classes and verified numerically.
+_KNOWN_FORMS: dict[tuple[str, str], Callable[[FloatArray], LogLinearForm]] = {
+    ("wiring.rules.dso", "DSO"): _dso,
+    ("wiring.rules.dso_linear", "DSOLinear"): _dso_linear,
+    ("wiring.rules.peters_synapse", "PetersSynapse"): _peters_synapse,
+}
+
+
+def log_linear_form(rule: WiringRule, theta: FloatArray) -> LogLinearForm | None:
+    """The log-linear form of ``rule`` at (B, d) ``theta`` (in domain), or None if unknown."""
+    if rule.level != "voxel":
+        return None
+    if isinstance(rule, SupportsLogLinear):
+        names, coef, off = rule.log_linear(theta)
+        return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
+    form = _KNOWN_FORMS.get((type(rule).__module__, type(rule).__qualname__))
+    return None if form is None else form(theta)
+
+
+def _resolve_rule(rule: str | WiringRule) -> WiringRule:
+    if isinstance(rule, str):
+        from wiring.rules.registry import get_rule
+
+        return get_rule(rule)
+    return rule
+
+
+class Simulator:
+    """Simulated connection probability of each measurement of a set (see module docstring).
+
+    Parameters
+    ----------
+    model_or_tables
+        A :class:`~anatomy.model.StructuralModel` (pair features are extracted, and cached
+        under ``cache_dir``), a :class:`~wiring.features.FeatureBundle`, a
+        :class:`~wiring.features.FactoredFeatures`, or one :class:`~wiring.pairs.PairTable`
+        per measurement (in set order).
+    rule
+        A wiring rule instance or registered name.
+    mset
+        The :class:`~wiring.measurements.MeasurementSet` (names, ``x_o``, pairs tested).
+    n_pairs
+        ``"experiment"``: as many pairs as each experiment tested; an int: that many for every
+        measurement; a sequence: one count per measurement.
+    slice_config
+        :class:`~wiring.measurements.SliceConfig` for slice-protocol measurements.
+    cache_dir
+        Feature cache directory (see :func:`wiring.features.extract_feature_bundle`).
+    representation
+        For a model: ``"table"`` (one row per pair and shared voxel, cached), ``"factored"``
+        (per-neuron voxel lists; rows computed for the sampled pairs only), or ``"auto"``:
+        the table unless it would exceed ``max_table_bytes``.
+    max_table_bytes
+        Size limit of the table form for ``representation="auto"``.
+    client, progress
+        Passed to the feature extraction.
+
+    Raises
+    ------
+    MeasurementError
+        A measurement has no eligible pair, or no usable pair count.
+    ShapeMismatchError
+        The tables do not match the measurement set, or lack a feature the rule needs.
+
+    Examples
+    --------
+    >>> sim = Simulator(model, "dso", load_measurement_set("vpm-invivo"))  # doctest: +SKIP
+    >>> x = sim.simulate(np.ones((1000, 3)), seed=0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_or_tables: StructuralModel | FeatureBundle | FactoredFeatures | Sequence[PairTable],
+        rule: str | WiringRule,
+        mset: Any,
+        *,
+        n_pairs: Literal["experiment"] | int | Sequence[int] = "experiment",
+        slice_config: Any = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        representation: Literal["auto", "table", "factored"] = "auto",
+        max_table_bytes: int = 2 * 2**30,
+        client: Any = None,
+        progress: bool = False,
+    ) -> None:
+        self.rule: WiringRule = _resolve_rule(rule)
+        self.mset = mset
+        names = tuple(str(n) for n in mset.names)
+        source: FeatureBundle | FactoredFeatures
+        if isinstance(model_or_tables, StructuralModel):
+            source = _features_of_model(
+                model_or_tables, mset, slice_config=slice_config, cache_dir=cache_dir,
+                representation=representation, max_table_bytes=max_table_bytes,
+                client=client, progress=progress,
+            )
+        elif isinstance(model_or_tables, FeatureBundle | FactoredFeatures):
+            source = model_or_tables
+        else:
+            source = FeatureBundle.from_tables(names, list(model_or_tables))
+        if len(source.names) != len(names):
+            raise ShapeMismatchError(
+                f"{len(source.names)} pair tables for a measurement set of {len(names)} "
+                f"measurements ({', '.join(names)}); give one table per measurement"
+            )
+        self.source = source
+        self.names: tuple[str, ...] = names
+        self.slice_config = slice_config
+        self.n_pairs_spec = n_pairs
+        self.n_sample: IntArray = self._sample_sizes(n_pairs)
+        empty = [nm for nm, p in zip(names, source.n_pairs, strict=True) if p == 0]
+        if empty:
+            raise MeasurementError(
+                f"measurement(s) {empty} have no eligible pair in this model; check their "
+                f"selectors (and the slice configuration for slice protocols)"
+            )
+        self._pair_lo = np.ascontiguousarray(source.pair_offsets[:-1], dtype=np.int64)
+        self._pair_n = np.ascontiguousarray(source.n_pairs, dtype=np.int64)
+        self._check_features()
+        #: Number of θ rows answered with NaN so far (out of domain, NaN, or NaN rate).
+        self.n_invalid = 0
+        self._fast: bool | None = None
+        self._form_names: tuple[str, ...] = ()
+
+    @property
+    def representation(self) -> str:
+        """``"table"`` or ``"factored"``: the form of the pair features in use."""
+        return "table" if isinstance(self.source, FeatureBundle) else "factored"
+
+    # ---------------------------------------------------------------- setup
+    def _sample_sizes(self, n_pairs: Any) -> IntArray:
+        m = len(self.names)
+        if isinstance(n_pairs, str):
+            if n_pairs != "experiment":
+                raise InvalidParameterError(
+                    f"n_pairs must be 'experiment', a positive int or one int per measurement; "
+                    f"got {n_pairs!r}"
+                )
+            counts = [getattr(meas, "n_pairs", None) for meas in self.mset.measurements]
+            bad = [nm for nm, c in zip(self.names, counts, strict=True)
+                   if not isinstance(c, int | np.integer) or c < 1]
+            if bad:
+                raise MeasurementError(
+                    f"measurement(s) {bad} do not say how many pairs were tested; pass "
+                    f"n_pairs=<int> (e.g. 50, as the paper's code) to sample a fixed number"
+                )
+            return np.asarray(counts, dtype=np.int64)
+        if isinstance(n_pairs, int | np.integer):
+            arr = np.full(m, int(n_pairs), dtype=np.int64)
+        else:
+            arr = np.asarray(n_pairs, dtype=np.int64)
+            if arr.shape != (m,):
+                raise ShapeMismatchError(
+                    f"n_pairs has {arr.size} entries, expected one per measurement ({m})"
+                )
+        if np.any(arr < 1):
+            raise InvalidParameterError(f"n_pairs must be positive, got {n_pairs!r}")
+        return arr
+
+    def _row_names(self) -> set[str]:
+        if isinstance(self.source, FeatureBundle):
+            return set(self.source.rows)
+        return set(VOXEL_FEATURES)
+
+    def _check_features(self) -> None:
+        rule = self.rule
+        have = set(PAIR_FEATURES) | (self._row_names() if rule.level == "voxel" else set())
+        missing = [f for f in rule.features if f not in have]
+        if missing:
+            raise ShapeMismatchError(
+                f"rule {rule.name!r} needs feature(s) {missing}; the pair tables have "
+                f"{sorted(have)}"
+            )
+
+    def _use_fast(self) -> bool:
+        """Decide (once) whether the compiled log-linear kernel reproduces ``rule.rate``."""
+        if self._fast is not None:
+            return self._fast
+        self._fast = False
+        rule = self.rule
+        th = np.array([[p.default for p in rule.params],
+                       [0.5 * (p.low + p.high) for p in rule.params],
+                       [p.low + 0.9 * (p.high - p.low) for p in rule.params]])
+        th = th[in_domain(rule, th)]
+        form = log_linear_form(rule, th) if len(th) else None
+        if form is None:
+            return False
+        names = form[0]
+        if len(names) > 4 or any(n not in self._row_names() for n in names):
+            return False
+        # compare with rule.rate on the rows of a few pairs of every measurement
+        picks = np.concatenate([
+            lo + np.linspace(0, n - 1, min(n, 20)).astype(np.int64)
+            for lo, n in zip(self._pair_lo, self._pair_n, strict=True)
+        ])
+        ptr, feats, _ = self._gather(picks)
+        r = int(ptr[-1])
+        want = np.broadcast_to(np.asarray(rule.rate(feats, theta_columns(th)), np.float64),
+                               (len(th), r))
+        coef, off = form[1], form[2]
+        lin = off[:, None] + sum(
+            (coef[:, k : k + 1] * feats[n][None, :] for k, n in enumerate(names)),
+            np.zeros((len(th), r)),
+        )
+        with np.errstate(over="ignore"):
+            got = np.exp(lin)
+        if not np.allclose(got, want, rtol=1e-9, atol=0.0, equal_nan=True):
+            logger.warning(
+                "rule %r: its log-linear form does not reproduce rate(); using the generic "
+                "(slower) simulator path", rule.name,
+            )
+            return False
+        self._form_names = names
+        self._fast = True
+        return True
+
+    def _form(self, th: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
+        """Kernel coefficients (B, K), offsets (B,) and a mask of rows with NaN in them."""
+        form = log_linear_form(self.rule, th)
+        assert form is not None  # guaranteed by _use_fast
+        names, coef, off = form
+        if isinstance(self.source, FactoredFeatures):
+            full = np.zeros((len(th), 4))
+            for k, n in enumerate(names):
+                full[:, VOXEL_FEATURES.index(n)] = coef[:, k]
+            coef = full
+        bad = np.isnan(coef).any(axis=1) | np.isnan(off)
+        coef = np.where(bad[:, None], 0.0, coef)
+        off = np.where(bad, 0.0, off)
+        return np.ascontiguousarray(coef), np.ascontiguousarray(off), bad
+
+    def _table_args(self) -> tuple[Any, ...]:
+        assert isinstance(self.source, FeatureBundle)
+        rows = [np.asarray(self.source.rows[n]) for n in self._form_names]
+        dummy = rows[0] if rows else np.zeros(0, dtype=np.float32)
+        rows += [dummy] * (4 - len(rows))
+        return (*rows, np.asarray(self.source.indptr, dtype=np.int64))
+
+    def _factored_args(self) -> tuple[Any, ...]:
+        f = self.source
+        assert isinstance(f, FactoredFeatures)
+        return (f.dense_log_pre, f.pre_row, f.post_row, f.post_ptr, f.post_voxel, f.post_log,
+                f.voxel_log_post_all, f.voxel_depth_um)
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def x_o(self) -> FloatArray:
+        """Measured connection probabilities (m,)."""
+        return np.asarray(self.mset.x_o, dtype=np.float64)
+
+    @property
+    def n_measurements(self) -> int:
+        """Number of measurements m (columns of x)."""
+        return len(self.names)
+
+    @property
+    def uses_compiled_kernel(self) -> bool:
+        """Whether simulations run in the compiled log-linear kernel."""
+        return self._use_fast()
+
+    def provenance(self) -> dict[str, Any]:
+        """JSON-native description of what the simulator computes (for stores and manifests)."""
+        from wiring.rules.registry import rule_provenance
+
+        spec = self.n_pairs_spec
+        return {
+            "rule": rule_provenance(self.rule),
+            "measurement_set": str(getattr(self.mset, "name", "")),
+            "measurement_set_hash": measurement_set_hash(self.mset),
+            "measurements": list(self.names),
+            "features_key": self.source.key,
+            "n_pairs": spec if isinstance(spec, str) else [int(v) for v in self.n_sample],
+            "random_streams": "splitmix64(seed, simulation index) v1",
+        }
+
+    # ---------------------------------------------------------------- simulation
+    def simulate(self, theta: npt.ArrayLike, *, seed: int, start_index: int = 0) -> FloatArray:
+        """Simulated x (B, m) for θ (B, d); row k uses the stream of index ``start_index + k``.
+
+        Parameters
+        ----------
+        theta
+            (B, d) or (d,) parameter vectors.
+        seed
+            Non-negative run seed.
+        start_index
+            Global simulation index of the first row.
+
+        Returns
+        -------
+        FloatArray
+            (B, m) float64 connected fractions; NaN rows for invalid θ.
+        """
+        th = check_theta(self.rule, theta)
+        if int(seed) < 0 or int(start_index) < 0:
+            raise InvalidParameterError(
+                f"seed and start_index must be non-negative integers, got seed={seed!r}, "
+                f"start_index={start_index!r}"
+            )
+        b = th.shape[0]
+        valid = in_domain(self.rule, th)
+        keys = kern.stream_keys(int(seed), int(start_index), b)
+        out = np.empty((b, self.n_measurements), dtype=np.float64)
+        if self._use_fast():
+            k = 4 if isinstance(self.source, FactoredFeatures) else len(self._form_names)
+            coef, off = np.zeros((b, k)), np.zeros(b)
+            n_nan = 0
+            if valid.any():
+                c, o, bad = self._form(th[valid])
+                coef[valid], off[valid] = c, o
+                n_nan = int(bad.sum())
+                valid = valid.copy()
+                valid[np.flatnonzero(valid)[bad]] = False
+            if isinstance(self.source, FeatureBundle):
+                fn = kern.kernels("table", k)["simulate"]
+                args = self._table_args()
+            else:
+                fn = kern.kernels("factored")["simulate"]
+                args = self._factored_args()
+            if isinstance(self.source, FeatureBundle):
+                n_nan += fn(keys, valid, coef, off, *args, self._pair_lo, self._pair_n,
+                            self.n_sample, out)
+            else:
+                n_nan += fn(keys, valid, coef, off, *args, self._pair_lo, self._pair_n,
+                            self.n_sample, out)
+            n_bad = int((~in_domain(self.rule, th)).sum()) + int(n_nan)
+        else:
+            n_nan = self._simulate_generic(th, valid, keys, out)
+            n_bad = int((~valid).sum()) + int(n_nan)
+        if n_bad:
+            self.n_invalid += n_bad
+            logger.warning(
+                "%d of %d parameter vectors are outside the domain of rule %r (or give NaN "
+                "rates): their x rows are NaN (%d so far)", n_bad, b, self.rule.name,
+                self.n_invalid,
+            )
+        return out
+
+    def _simulate_generic(self, th: FloatArray, valid: BoolArray, keys: Any,
+                          out: FloatArray) -> int:
+        b = th.shape[0]
+        s_total = int(self.n_sample.sum())
+        pairs = np.empty((b, s_total), dtype=np.int64)
+        thr = np.empty((b, s_total), dtype=np.float64)
+        kern.kernels("table", 0)["sample_pairs"](
+            keys, self._pair_lo, self._pair_n, self.n_sample, pairs, thr
+        )
+        lam = np.zeros((b, s_total), dtype=np.float64)
+        idx = np.flatnonzero(valid)
+        step = max(1, _GENERIC_ROWS // max(1, 64 * s_total))
+        for a in range(0, len(idx), step):
+            sel = idx[a : a + step]
+            lam[sel] = self._rates_of_pairs(th[sel], pairs[sel])
+        connected = lam > thr
+        seg = np.concatenate([[0], np.cumsum(self.n_sample)])
+        for m in range(self.n_measurements):
+            out[:, m] = connected[:, seg[m] : seg[m + 1]].mean(axis=1)
+        nan_rows = valid & np.isnan(lam).any(axis=1)
+        out[~valid | nan_rows] = np.nan
+        return int(nan_rows.sum())
+
+    def _gather(self, flat: IntArray) -> tuple[IntArray, dict[str, FloatArray], IntArray]:
+        """Rows of the given global pairs: CSR pointer (n + 1,), float64 features (voxel
+        features per row, pair features per pair) and the row count per pair."""
+        src = self.source
+        feats: dict[str, FloatArray]
+        if self.rule.level == "pair" and isinstance(src, FeatureBundle):
+            cnt = np.asarray(src.indptr[flat + 1], np.int64) - np.asarray(src.indptr[flat])
+            ptr = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+            feats = {}
+        elif self.rule.level == "pair":
+            assert isinstance(src, FactoredFeatures)
+            cnt = np.empty(len(flat), dtype=np.int64)
+            kern.kernels("factored")["count_rows"](
+                src.dense_log_pre, src.pre_row, src.post_row, src.post_ptr, src.post_voxel,
+                np.ascontiguousarray(flat, np.int64), cnt)
+            ptr = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+            feats = {}
+        elif isinstance(src, FeatureBundle):
+            lo = np.asarray(src.indptr[flat], np.int64)
+            cnt = np.asarray(src.indptr[flat + 1], np.int64) - lo
+            ptr = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+            rows = np.repeat(lo - ptr[:-1], cnt) + np.arange(int(ptr[-1]))
+            feats = {k: np.asarray(v[rows], np.float64) for k, v in src.rows.items()}
+        else:
+            kf = kern.kernels("factored")
+            args = (src.dense_log_pre, src.pre_row, src.post_row, src.post_ptr, src.post_voxel)
+            cnt = np.empty(len(flat), dtype=np.int64)
+            kf["count_rows"](*args, np.ascontiguousarray(flat, np.int64), cnt)
+            ptr = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+            total = int(ptr[-1])
+            vox = np.empty(total, np.int32)
+            lp = np.empty(total, np.float32)
+            lq = np.empty(total, np.float32)
+            kf["gather_rows"](*args, src.post_log, np.ascontiguousarray(flat, np.int64), ptr,
+                              vox, lp, lq)
+            feats = {
+                "log_pre": lp.astype(np.float64),
+                "log_post": lq.astype(np.float64),
+                "log_post_all": src.voxel_log_post_all[vox].astype(np.float64),
+                "depth_um": src.voxel_depth_um[vox].astype(np.float64),
+            }
+        feats["n_shared"] = cnt.astype(np.float64)
+        feats["soma_distance_um"] = np.asarray(src.soma_distance_um[flat], np.float64)
+        return ptr, feats, cnt
+
+    def _rates_of_pairs(self, th: FloatArray, pairs: IntArray) -> FloatArray:
+        """λ (b, S) of the given global pairs, θ row per pair row, via ``rule.rate``."""
+        rule = self.rule
+        b, s = pairs.shape
+        flat = pairs.reshape(-1)
+        owner = np.repeat(np.arange(b), s)
+        ptr, feats, cnt = self._gather(flat)
+        pair_feats = {k: feats.pop(k) for k in PAIR_FEATURES}
+        if rule.level == "pair":
+            cols = [th[owner, k] for k in range(th.shape[1])]
+            lam = np.asarray(rule.rate(pair_feats, cols), dtype=np.float64)
+            lam = np.broadcast_to(lam, flat.shape).copy()
+            lam[cnt == 0] = 0.0
+            return lam.reshape(b, s)
+        total = int(ptr[-1])
+        for k in rule.features:
+            if k in pair_feats:
+                feats[k] = np.repeat(pair_feats[k], cnt)
+        row_owner = np.repeat(owner, cnt)
+        cols = [th[row_owner, k] for k in range(th.shape[1])]
+        per_row = np.broadcast_to(np.asarray(rule.rate(feats, cols), np.float64), (total,))
+        return segment_sum(per_row, ptr).reshape(b, s)
+
+    def __call__(self, theta: npt.ArrayLike, rng: np.random.Generator | int | None = None
+                 ) -> FloatArray:
+        """Simulate a batch (the form ``sbi`` and :mod:`wiring.simstore` call).
+
+        ``rng`` may be a Generator (one 63-bit seed is drawn from it), an int seed, or None
+        (fresh OS entropy: not reproducible). Rows use simulation indices ``0 .. B - 1`` of that
+        seed; use :meth:`simulate` for explicit indices.
+        """
+        if isinstance(rng, np.random.Generator):
+            seed = int(rng.integers(0, 2**63 - 1))
+        elif rng is None:
+            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+        else:
+            seed = int(rng)
+        return self.simulate(np.asarray(theta, dtype=np.float64), seed=seed, start_index=0)
+
+    # ---------------------------------------------------------------- exact mean
+    def expected(self, theta: npt.ArrayLike) -> FloatArray:
+        """Exact mean of x (B, m): the mean over all eligible pairs of ``1 − exp(−λ)``.
+
+        NaN rows for θ outside the rule's domain (not counted in :attr:`n_invalid`).
+        """
+        th = check_theta(self.rule, theta)
+        b = th.shape[0]
+        valid = in_domain(self.rule, th)
+        out = np.full((b, self.n_measurements), np.nan)
+        if not valid.any():
+            return out
+        tv = th[valid]
+        res = np.empty((len(tv), self.n_measurements))
+        if self._use_fast():
+            coef, off, bad = self._form(tv)
+            if isinstance(self.source, FeatureBundle):
+                kern.kernels("table", len(self._form_names))["expected"](
+                    coef, off, *self._table_args(), self._pair_lo, self._pair_n, res)
+            else:
+                kern.kernels("factored")["expected"](
+                    coef, off, *self._factored_args(), self._pair_lo, self._pair_n, res)
+            res[bad] = np.nan
+            out[valid] = res
+            return out
+        for m in range(self.n_measurements):
+            pairs = self._pair_lo[m] + np.arange(self._pair_n[m])
+            acc = np.zeros(len(tv))
+            step = max(1, _EXPECTED_ROWS // 64)
+            for a in range(0, len(pairs), step):
+                chunk = pairs[a : a + step]
+                lam = np.stack([self._rates_of_pairs(t[None, :], chunk[None, :])[0] for t in tv])
+                acc += (-np.expm1(-lam)).sum(axis=1)
+            res[:, m] = acc / len(pairs)
+        out[valid] = res
+        return out
+
+    # ---------------------------------------------------------------- sbi
+    def to_sbi(self, seed: int = 0) -> Callable[[Any], Any]:
+        """A callable ``theta_tensor (B, d) -> x_tensor (B, m)`` (float32) for ``sbi``.
+
+        It keeps a running simulation index, so the k-th simulation of its lifetime is the same
+        whatever batch sizes ``sbi`` uses.
+        """
+        return _SbiSimulator(self, int(seed))
+
+    def __repr__(self) -> str:
+        return (f"Simulator(rule={self.rule.name!r}, measurements={list(self.names)}, "
+                f"n_pairs={[int(v) for v in self.n_sample]}, "
+                f"representation={self.representation!r})")
+
+
+def _features_of_model(
+    model: StructuralModel, mset: Any, *, slice_config: Any, cache_dir: Any,
+    representation: str, max_table_bytes: int, client: Any, progress: bool,
+) -> FeatureBundle | FactoredFeatures:
+    if representation not in ("auto", "table", "factored"):
+        raise InvalidParameterError(
+            f"representation must be 'auto', 'table' or 'factored', got {representation!r}"
+        )
+    pops = population_pairs(model, mset, slice_config)
+    if representation == "auto":
+        rows, nbytes = estimate_table(model, pops)
+        representation = "table" if nbytes <= max_table_bytes else "factored"
+        logger.info(
+            "pair table would hold %d rows (%.2f GB; limit %.2f GB): using the %s form",
+            int(rows.sum()), nbytes / 1e9, max_table_bytes / 1e9, representation,
+        )
+    if representation == "factored":
+        return extract_factored(model, pops)
+    return extract_feature_bundle(
+        model, mset, slice_config=slice_config, cache_dir=cache_dir, client=client,
+        progress=progress,
+    )
+
+
+class _SbiSimulator:
+    """``sbi``-facing wrapper of :class:`Simulator` with a running simulation index."""
+
+    def __init__(self, simulator: Simulator, seed: int) -> None:
+        self.simulator = simulator
+        self.seed = seed
+        self.next_index = 0
+
+    def __call__(self, theta: Any) -> Any:
+        import torch
+
+        th = theta.detach().cpu().numpy() if isinstance(theta, torch.Tensor) else theta
+        th = np.asarray(th, dtype=np.float64)
+        x = self.simulator.simulate(th, seed=self.seed, start_index=self.next_index)
+        self.next_index += len(np.atleast_2d(th))
+        return torch.as_tensor(x, dtype=torch.float32)
