@@ -1,0 +1,201 @@
+"""``wiring connectome``: apply a wiring rule to a structural model and write the connectome.
+
+``wiring connectome --anatomy PATH_OR_PRESET --rule NAME --theta 1,1,1 --seed N --out PATH
+[--pre SELECTOR] [--post SELECTOR] [--sonata DIR] [--workers K] [--block-size N] [--overwrite]``
+
+Writes
+
+- ``PATH``: the connectome store (:func:`wiring.connectome.write_connectome`);
+- ``<PATH without .zarr>_summary/`` next to it: ``probability_cell_type.{json,csv,png}`` and
+  ``probability_layer.{json,csv,png}`` (connection probability between cell types / layers
+  with the number of pairs behind each entry) and ``synapse_density.{csv,png}`` (expected
+  synapse density by depth per postsynaptic cell type);
+- with ``--sonata DIR``: a SONATA circuit folder (:func:`wiring.sonata.export_sonata`).
+
+Every argument is checked (θ, rule, selectors, anatomy, existing outputs) before the computation
+starts. Outputs are written to temporary siblings and renamed into place; the store is renamed
+last, so a failed run leaves no store, and no summary folder, that looks complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "summary_dir"]
+
+
+def register(sub: Any) -> None:
+    """Add ``wiring connectome`` to the top-level sub-parsers."""
+    p = sub.add_parser(
+        "connectome",
+        help="compute a connectome: synapse counts of every neuron pair for one theta",
+        description="Apply a wiring rule with parameters theta to a structural model: expected "
+        "and drawn synapse counts of every (pre, post) pair, connection-probability matrices, "
+        "synapse density by depth, and optionally a SONATA export.",
+    )
+    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
+                   help="structural-model store, or a preset name (tiny, small, column, field)")
+    p.add_argument("--anatomy-seed", type=_non_negative_int, default=0,
+                   help="seed of a preset model (default 0)")
+    p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
+    p.add_argument("--theta", required=True, help="comma-separated parameters, e.g. 1,1,1")
+    p.add_argument("--seed", type=_non_negative_int, required=True,
+                   help="seed of the synapse draws")
+    p.add_argument("--out", type=Path, required=True, help="output store (e.g. connectome.zarr)")
+    p.add_argument("--pre", default=None, metavar="SELECTOR",
+                   help="presynaptic neurons, e.g. 'VPM' or 'cell_type=L4ss;region=column' "
+                   "(default: all)")
+    p.add_argument("--post", default=None, metavar="SELECTOR",
+                   help="postsynaptic neurons (default: all)")
+    p.add_argument("--sonata", type=Path, default=None, metavar="DIR",
+                   help="also export a SONATA circuit into this folder")
+    p.add_argument("--workers", type=_positive_int, default=1, help="dask worker threads")
+    p.add_argument("--block-size", type=_positive_int, default=None,
+                   help="postsynaptic neurons per task (default: balanced by work)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(handler=_run)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def summary_dir(out: Path) -> Path:
+    """The summary folder written next to the store ``out``."""
+    stem = out.name[: -len(".zarr")] if out.name.endswith(".zarr") else out.name
+    return out.parent / f"{stem}_summary"
+
+
+def _parse_theta(text: str) -> list[float]:
+    from wiring.errors import InvalidParameterError
+
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidParameterError(
+            f"--theta {text!r} is not a comma-separated list of numbers, e.g. 1,1,1"
+        ) from None
+
+
+def _check_outputs(paths: list[Path], overwrite: bool) -> None:
+    from wiring.errors import OutputExistsError
+
+    for path in paths:
+        if (path.exists() or path.is_symlink()) and not overwrite:
+            raise OutputExistsError(
+                f"{path} already exists; choose another --out/--sonata or pass --overwrite"
+            )
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"output folder {path.parent} does not exist; create it first")
+
+
+def _open_anatomy(text: str, seed: int) -> Any:
+    path = Path(text)
+    if path.exists():
+        from anatomy.store import open_model
+
+        return open_model(path)
+    from anatomy.catalogue import code_of
+    from anatomy.generate import PRESETS, build_model
+
+    try:
+        code_of(text, tuple(PRESETS), kind="preset")
+    except Exception as err:
+        from anatomy.errors import UnknownNameError
+
+        raise UnknownNameError(
+            f"--anatomy {text!r} is neither an existing store nor a preset; {err}"
+        ) from None
+    return build_model(text, seed=seed)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from wiring.rules.base import check_theta_in_domain
+    from wiring.rules.registry import get_rule
+    from wiring.selectors import parse_selector
+
+    # everything that can be checked without the model, first
+    rule = get_rule(args.rule)
+    theta = check_theta_in_domain(rule, _parse_theta(args.theta))[0]
+    pre = parse_selector(args.pre) if args.pre is not None else None
+    post = parse_selector(args.post) if args.post is not None else None
+    out: Path = args.out
+    summary = summary_dir(out)
+    outputs = [out, summary] + ([args.sonata] if args.sonata is not None else [])
+    _check_outputs(outputs, args.overwrite)
+    if summary.exists() and not (summary / "probability_cell_type.json").is_file():
+        from wiring.errors import OutputExistsError
+
+        raise OutputExistsError(
+            f"{summary} exists and is not a connectome summary; remove it or choose another --out"
+        )
+    model = _open_anatomy(args.anatomy, args.anatomy_seed)
+
+    from wiring.connectome import compute_connectome, write_connectome
+
+    conn = compute_connectome(
+        model, rule, theta, seed=args.seed, pre=pre, post=post, block_size=args.block_size,
+        workers=args.workers, progress=args.progress,
+    )
+    tmp = summary.parent / f".{summary.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        _write_summary(conn, model, tmp)
+        if args.sonata is not None:
+            from wiring.sonata import export_sonata
+
+            export_sonata(conn, model, args.sonata, overwrite=args.overwrite)
+        write_connectome(conn, out, overwrite=args.overwrite)
+        if summary.exists():
+            shutil.rmtree(summary)
+        tmp.rename(summary)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    sys.stdout.write(
+        f"connectome of {conn.n_pre} pre x {conn.n_post} post neurons: "
+        f"{conn.n_connections} connections, {conn.n_synapses} synapses "
+        f"(rule {conn.rule['name']}, theta {','.join(f'{v:g}' for v in conn.theta)}, "
+        f"seed {conn.seed}); wrote {out} and {summary}"
+        + (f" and {args.sonata}" if args.sonata is not None else "")
+        + "\n"
+    )
+    return 0
+
+
+def _write_summary(conn: Any, model: Any, folder: Path) -> None:
+    import numpy as np
+
+    from wiring.connectome import synapse_density_by_depth, type_probability_matrix
+    from wiring.plots import plot_synapse_density, plot_type_probability
+
+    for by in ("cell_type", "layer"):
+        tp = type_probability_matrix(conn, model, by=by)
+        tp.to_json(folder / f"probability_{by}.json")
+        tp.to_csv(folder / f"probability_{by}.csv")
+        plot_type_probability(tp).savefig(folder / f"probability_{by}.png", dpi=120)
+    dens = synapse_density_by_depth(conn)
+    rows = ["depth_um," + ",".join(dens.cell_types)]
+    for k, depth in enumerate(dens.depth_um):
+        vals = ",".join("" if np.isnan(v) else repr(float(v)) for v in dens.density_per_mm3[:, k])
+        rows.append(f"{depth!r},{vals}")
+    (folder / "synapse_density.csv").write_text("\n".join(rows) + "\n")
+    plot_synapse_density(dens).savefig(folder / "synapse_density.png", dpi=120)
