@@ -139,7 +139,10 @@ class VoxelMajorCounts:
         lo, hi = int(ptr[0]), int(ptr[-1])
         indices = np.asarray(self.indices[lo:hi], dtype=np.int32)
         data = np.asarray(self.data[lo:hi], dtype=np.float32)
-        return sp.csc_array((data, indices, ptr - lo), shape=(self.shape[0], stop - start))
+        ptr = ptr - lo
+        if hi - lo < np.iinfo(np.int32).max and self.shape[0] < np.iinfo(np.int32).max:
+            ptr = ptr.astype(np.int32)  # int64 pointers make scipy copy indices to int64
+        return sp.csc_array((data, indices, ptr), shape=(self.shape[0], stop - start))
 
     def load(self) -> sp.csc_array:
         """The whole matrix in memory (cached)."""
