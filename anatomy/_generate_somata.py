@@ -136,7 +136,7 @@ def place_somata(spec: PresetSpec, rng: np.random.Generator) -> Somata:
     published = np.array([c.n_neurons for c in LAYER_COMPOSITION], dtype=np.float64)
     col_layer_counts = split_counts(published.sum() * spec.column_fraction, published)
     sept_layer_counts = split_counts(
-        col_layer_counts.sum() * spec.septum_fraction * area_sept / area_col * len(spec.column_names),
+        col_layer_counts.sum() * spec.septum_fraction * area_sept / area_col,
         col_layer_counts,
     )
     centers = np.asarray(spec.column_centers_um, dtype=np.float64)
