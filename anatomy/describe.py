@@ -138,7 +138,8 @@ def describe_model(model: StructuralModel) -> dict[str, Any]:
     dict
         ``n_neurons``, ``n_voxels``, ``grid``, ``attrs`` (provenance), ``neurons_per_layer``
         (all cortical neurons), ``column_neurons_per_layer`` (region ``column`` only),
-        ``neurons_per_cell_type``, ``neurons_per_region``, ``inhibitory_fraction`` (of the
+        ``neurons_per_cell_type``, ``neurons_per_region``, ``column_names``, ``populations``
+        (names of source-defined populations), ``inhibitory_fraction`` (of the
         cortical neurons), ``target_sites_per_neuron`` and ``boutons_per_neuron`` (per cell
         type: mean, min, max), ``vpm_boutons`` (depth profile in 50 µm bins with peak, second
         peak, trough and tail fractions; per-entry percentiles), ``post_all_in_column``
@@ -212,6 +213,8 @@ def describe_model(model: StructuralModel) -> dict[str, Any]:
             name: int((ct == i).sum()) for i, name in enumerate(CELL_TYPES) if (ct == i).any()
         },
         "neurons_per_region": {name: int((region == i).sum()) for i, name in enumerate(REGIONS)},
+        "column_names": list(nrn.column_names),
+        "populations": sorted(model.populations),
         "inhibitory_fraction": float(n_inh / n_cort) if n_cort else 0.0,
         "target_sites_per_neuron": per_type(post_n),
         "boutons_per_neuron": per_type(pre_n),
