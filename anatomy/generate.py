@@ -172,7 +172,8 @@ def _post_all(
     profile = np.array([scalar(f"post_all_{name}") for name in LAYERS] + [0.0])
     cv = scalar("post_all_noise_cv")
     sig = np.sqrt(np.log1p(cv**2))
-    noise = _rng(seed, 3).lognormal(-sig**2 / 2, sig, grid.n_voxels)
+    noise = np.clip(_rng(seed, 3).lognormal(0.0, sig, grid.n_voxels),
+                    np.exp(-2 * sig), np.exp(2 * sig))
     total = profile[layer] * noise  # layer -1 (white matter) picks the trailing 0
     post_all = np.maximum(np.rint(total), listed).astype(np.float32)
     return post_all, listed

@@ -247,7 +247,8 @@ SCALARS: tuple[Parameter, ...] = (
     ),
     Parameter(
         name="post_all_noise_cv", value=0.03, unit="1", source="model choice",
-        note="Voxel-to-voxel log-normal variation of the total target-site count.",
+        note="Voxel-to-voxel log-normal variation of the total target-site count, truncated at "
+        "two standard deviations so every cortical voxel stays within 1.1-1.3e5.",
     ),
     *(
         Parameter(
@@ -257,7 +258,7 @@ SCALARS: tuple[Parameter, ...] = (
             "column. The part not covered by listed neurons is the documented background.",
         )
         for layer, value in zip(
-            LAYERS, (1.15e5, 1.20e5, 1.21e5, 1.26e5, 1.20e5, 1.22e5, 1.18e5, 1.13e5), strict=True
+            LAYERS, (1.17e5, 1.19e5, 1.20e5, 1.22e5, 1.19e5, 1.20e5, 1.18e5, 1.17e5), strict=True
         )
     ),
 )
