@@ -1,0 +1,276 @@
+"""Tests of the simulation store: determinism, resume after SIGKILL or failure, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError
+from wiring.priors import PriorSpec
+from wiring.simstore import (
+    SimulationStore,
+    StoreFormatError,
+    chunk_rngs,
+    simulate_chunk_rows,
+    simulate_to_store,
+)
+
+HERE = Path(__file__).resolve()
+W = np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.2, 0.0, 1.0], [1.0, 1.0, 1.0]])
+MEASUREMENTS = ["m0", "m1", "m2", "m3"]
+PRIOR = PriorSpec(kind="gaussian", names=("a", "b", "c"), loc=(1.0, 1.0, 1.0),
+                  scale=(0.05**0.5,) * 3)
+
+
+def fake_simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A cheap stand-in for the wiring simulator: sigmoid of a linear map plus noise."""
+    x = 1.0 / (1.0 + np.exp(-(theta @ W.T - 1.5))) + 0.02 * rng.standard_normal((len(theta), 4))
+    x[theta[:, 0] < 0.3] = np.nan  # "out of domain" rows, as the real simulator returns
+    return x
+
+
+def slow_simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The fake simulator, 0.15 s per chunk, so a run can be killed half-way."""
+    time.sleep(0.15)
+    return fake_simulator(theta, rng)
+
+
+class FailOnChunk:
+    """Picklable simulator that raises on its ``k``-th call."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.calls = k, 0
+
+    def __call__(self, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.calls += 1
+        if self.calls == self.k:
+            raise RuntimeError("simulated worker failure")
+        return fake_simulator(theta, rng)
+
+
+def config(**over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = dict(
+        n=1050, chunk_size=100, prior_spec=PRIOR,
+        rule_info={"name": "toy", "distribution": "wiring-sbi", "version": "0.1.0"},
+        measurement_names=MEASUREMENTS, measurement_hash="mhash", anatomy_hash="ahash", seed=7,
+    )
+    cfg.update(over)
+    return cfg
+
+
+def make(path: Path, **over: Any) -> SimulationStore:
+    return SimulationStore.create(path, **config(**over))
+
+
+def arrays(store: SimulationStore) -> tuple[np.ndarray, np.ndarray]:
+    return store.load(only_done=False)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> SimulationStore:
+    """An uninterrupted serial run."""
+    store = make(tmp_path_factory.mktemp("ref") / "ref.zarr")
+    return simulate_to_store(store, fake_simulator, progress=False)
+
+
+def assert_same(a: SimulationStore, b: SimulationStore) -> None:
+    ta, xa = arrays(a)
+    tb, xb = arrays(b)
+    assert ta.tobytes() == tb.tobytes()
+    assert np.array_equal(xa, xb, equal_nan=True)
+    assert a.is_complete and b.is_complete
+    assert a.content_hash() == b.content_hash()
+
+
+def test_layout_and_attrs(reference: SimulationStore) -> None:
+    s = SimulationStore.open(reference.path)
+    assert (s.n, s.chunk_size, s.n_chunks, s.seed) == (1050, 100, 11, 7)
+    assert s.param_names == ("a", "b", "c") and s.measurement_names == tuple(MEASUREMENTS)
+    assert s.prior_spec == PRIOR and s.rule_info["name"] == "toy"
+    assert s.anatomy_hash == "ahash" and s.measurement_hash == "mhash"
+    theta, x = s.load()
+    assert theta.shape == (1050, 3) and x.shape == (1050, 4)
+    assert np.isfinite(theta).all()
+    # Rows with theta_a < 0.3 are NaN by construction; everything else finite.
+    assert np.array_equal(np.isnan(x).any(axis=1), theta[:, 0] < 0.3)
+    assert s.chunk_bounds(10) == (1000, 1050)
+
+
+def test_chunk_content_is_defined_by_seed_and_index(reference: SimulationStore) -> None:
+    theta, x = reference.load()
+    t5, x5 = simulate_chunk_rows(PRIOR, fake_simulator, seed=7, index=5, size=100,
+                                 n_measurements=4)
+    assert np.array_equal(theta[500:600], t5) and np.array_equal(x[500:600], x5, equal_nan=True)
+    rt, _ = chunk_rngs(7, 5)
+    assert np.array_equal(PRIOR.sample(100, rt), t5)
+    # Different chunks and seeds give different streams.
+    assert not np.allclose(theta[:100], theta[100:200])
+
+
+def test_prior_draws_match_the_prior(reference: SimulationStore) -> None:
+    theta, _ = reference.load()
+    # mean 1, std sqrt(0.05): standard error of the mean = 0.2236 / sqrt(1050) = 0.0069
+    assert np.all(np.abs(theta.mean(0) - 1.0) < 5 * 0.0069)
+    assert np.all(np.abs(theta.std(0) - 0.05**0.5) < 0.02)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dask_workers_give_identical_content(
+    tmp_path: Path, reference: SimulationStore, workers: int
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        store = simulate_to_store(make(tmp_path / "s.zarr"), fake_simulator, client=client,
+                                  progress=False)
+    assert_same(store, reference)
+
+
+def test_resume_after_failure(tmp_path: Path, reference: SimulationStore) -> None:
+    store = make(tmp_path / "s.zarr")
+    with pytest.raises(RuntimeError, match="simulated worker failure"):
+        simulate_to_store(store, FailOnChunk(4), progress=False)
+    status = store.chunk_status()
+    assert status.tolist() == [1, 1, 1] + [0] * 8
+    assert store.n_done == 300
+    theta, _ = store.load()
+    assert len(theta) == 300  # only finished chunks are read
+    sim = FailOnChunk(10**9)
+    simulate_to_store(store, sim, progress=False)
+    assert sim.calls == 8  # exactly the unfinished chunks were redone
+    assert_same(store, reference)
+
+
+def test_resume_after_sigkill(tmp_path: Path, reference: SimulationStore) -> None:
+    path = tmp_path / "s.zarr"
+    make(path)
+    script = textwrap.dedent(f"""
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("t", {str(HERE)!r})
+        t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
+        from wiring.simstore import simulate_to_store
+        simulate_to_store({str(path)!r}, t.slow_simulator, progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = int(SimulationStore.open(path).chunk_status().sum()) if path.exists() else 0
+            if done >= 3 or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+    store = SimulationStore.open(path)
+    n_before = int(store.chunk_status().sum())
+    assert 3 <= n_before < 11
+    # Finished chunks hold exactly the reference rows.
+    ref_t, ref_x = arrays(reference)
+    mask = store.done_mask()
+    t, x = store.load()
+    assert np.array_equal(t, ref_t[mask]) and np.array_equal(x, ref_x[mask], equal_nan=True)
+    sim = FailOnChunk(10**9)
+    simulate_to_store(store, sim, progress=False)
+    assert sim.calls == 11 - n_before
+    assert_same(store, reference)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_rerun_of_complete_store_is_noop(reference: SimulationStore) -> None:
+    sim = FailOnChunk(1)  # would raise if called
+    simulate_to_store(reference.path, sim, progress=False)
+    assert sim.calls == 0
+
+
+def test_progress_counts_simulations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = make(tmp_path / "s.zarr", n=300)
+    simulate_to_store(store, fake_simulator, progress=True)
+    err = capsys.readouterr().err
+    assert "300/300" in err and "sim/s" in err
+
+
+# -- bad input --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("anatomy_hash", "other-anatomy"),
+        ("rule_info", {"name": "dso", "distribution": "wiring-sbi", "version": "0.1.0"}),
+        ("measurement_hash", "other"),
+        ("measurement_names", ["m0", "m1", "m2", "zz"]),
+        ("n", 2000),
+        ("chunk_size", 50),
+        ("seed", 8),
+        ("prior_spec", PriorSpec(kind="uniform", names=("a", "b", "c"), low=(0, 0, 0),
+                                 high=(2, 2, 2))),
+    ],
+)
+def test_mismatching_store_is_refused(reference: SimulationStore, field: str, value: Any) -> None:
+    before = reference.content_hash()
+    with pytest.raises(StoreMismatchError) as info:
+        SimulationStore.open_or_create(reference.path, **config(**{field: value}))
+    msg = str(info.value)
+    key = {"rule_info": "rule", "prior_spec": "prior", "measurement_names": "measurement_names"}
+    assert key.get(field, field) in msg and "--overwrite" in msg
+    assert SimulationStore.open(reference.path).content_hash() == before
+
+
+def test_open_or_create_resumes_matching_store(reference: SimulationStore) -> None:
+    store = SimulationStore.open_or_create(reference.path, **config())
+    assert store.is_complete
+
+
+def test_create_refuses_existing_path(tmp_path: Path) -> None:
+    path = tmp_path / "s.zarr"
+    store = simulate_to_store(make(path, n=200), fake_simulator, progress=False)
+    before = store.content_hash()
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        make(path, n=200)
+    assert SimulationStore.open(path).content_hash() == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    with pytest.raises(OutputExistsError, match="not a zarr store"):
+        make(other, overwrite=True)
+    assert (other / "keep.txt").exists()
+    fresh = make(path, n=200, overwrite=True)
+    assert fresh.n_done == 0
+
+
+def test_open_rejects_non_stores(tmp_path: Path, tiny_store: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no simulation store"):
+        SimulationStore.open(tmp_path / "missing.zarr")
+    with pytest.raises(StoreFormatError, match="not a simulation store"):
+        SimulationStore.open(tiny_store)
+
+
+def test_simulator_with_wrong_output_shape(tmp_path: Path) -> None:
+    store = make(tmp_path / "s.zarr", n=200)
+    with pytest.raises(ShapeMismatchError, match=r"expected \(100, 4\)"):
+        simulate_to_store(store, lambda th, rng: np.zeros((len(th), 3)), progress=False)
+    assert store.n_done == 0
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [({"n": 0}, "n must be"), ({"chunk_size": -1}, "chunk_size"), ({"seed": -3}, "seed"),
+     ({"measurement_names": []}, "measurement names")],
+)
+def test_bad_configuration(tmp_path: Path, over: dict[str, Any], match: str) -> None:
+    from wiring.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=match):
+        make(tmp_path / "s.zarr", **over)
+    assert not (tmp_path / "s.zarr").exists()

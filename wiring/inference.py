@@ -1,0 +1,687 @@
+"""Neural posterior estimation (NPE) with ``sbi`` and pickle-free posterior files.
+
+This is the only module of the package that imports ``sbi``.
+
+- :func:`build_prior` turns a :class:`wiring.priors.PriorSpec` into an sbi-compatible torch
+  distribution (``BoxUniform`` or ``MultivariateNormal``).
+- :func:`train_posterior` fits an sbi density estimator (neural spline flow by default, as in
+  Boelts et al. 2023) to (θ, x) pairs and returns a :class:`Posterior`. The estimator and the
+  posterior object come from ``sbi`` (``posterior_nn``, ``DirectPosterior``); the training loop is
+  the single-round NPE loop of ``sbi`` (Adam, gradient clipping at norm 5, a held-out validation
+  fraction, early stopping on the validation loss, restoring the best weights), written out here
+  so that it is seeded without touching global random state, shows a progress bar with the
+  validation loss, and writes nothing to disk (``sbi``'s trainer logs to ``./sbi-logs``).
+- :func:`save_posterior` / :func:`load_posterior`: a posterior is a directory with
+  ``weights.pt`` (``torch.save`` of the estimator's ``state_dict``, which includes the z-scoring
+  statistics) and ``manifest.json`` (everything needed to rebuild the network and to check that
+  it is used with the right rule and measurements). Weights are loaded with
+  ``torch.load(weights_only=True)`` after checking their sha256 against the manifest, so a
+  tampered file is rejected and cannot execute code. No pickle is involved anywhere.
+
+**CPU training defaults.** ``batch_size="auto"`` uses 1,000 rows per batch when there are at
+least 50,000 training rows (≥ 45 gradient steps per epoch; batches of 1,000 halve the epoch
+time compared to 200 on two cores, see ``benchmarks/bench_inference.py``) and 200 (sbi's default)
+below 10,000 rows, scaling linearly in between, so small training sets still get enough
+gradient steps per epoch to converge and calibrate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from wiring._typing import FloatArray
+from wiring.errors import (
+    InvalidParameterError,
+    OutputExistsError,
+    PosteriorMismatchError,
+    ShapeMismatchError,
+    WiringError,
+)
+from wiring.priors import PriorSpec
+
+__all__ = [
+    "ESTIMATORS",
+    "MANIFEST_VERSION",
+    "Posterior",
+    "PosteriorFileError",
+    "TrainingDataError",
+    "build_prior",
+    "load_posterior",
+    "save_posterior",
+    "train_from_store",
+    "train_posterior",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Density estimators of ``sbi.neural_nets.posterior_nn`` that can be trained and reloaded.
+ESTIMATORS: tuple[str, ...] = ("nsf", "maf", "mdn", "made", "maf_rqs")
+#: Version of the posterior directory format.
+MANIFEST_VERSION = 1
+_FORMAT = "wiring-posterior"
+_WEIGHTS = "weights.pt"
+_MANIFEST = "manifest.json"
+_VERSIONED = ("wiring-sbi", "sbi", "torch", "numpy", "zarr", "nflows", "zuko", "pyknos")
+
+
+class PosteriorFileError(WiringError, ValueError):
+    """A posterior directory is missing, malformed, or its weights were modified."""
+
+
+class TrainingDataError(WiringError, ValueError):
+    """The training data are empty, all invalid, or inconsistent with the prior."""
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Seed torch inside ``fork_rng`` so that the caller's global torch state is untouched."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        yield
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Use ``n`` torch intra-op threads inside the block (None: leave as is)."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def build_prior(prior_spec: PriorSpec) -> Any:
+    """The torch distribution of ``prior_spec``: sbi's ``BoxUniform`` or a ``MultivariateNormal``
+    with diagonal covariance ``scale²`` (float32, event shape (d,))."""
+    import torch
+    from sbi.utils import BoxUniform
+
+    if prior_spec.kind == "uniform":
+        return BoxUniform(
+            low=torch.tensor(prior_spec.low, dtype=torch.float32),
+            high=torch.tensor(prior_spec.high, dtype=torch.float32),
+        )
+    scale = torch.tensor(prior_spec.scale, dtype=torch.float32)
+    return torch.distributions.MultivariateNormal(
+        loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
+        covariance_matrix=torch.diag(scale**2),
+    )
+
+
+def _auto_batch_size(n_train: int) -> int:
+    if n_train >= 50_000:
+        return 1000
+    if n_train <= 10_000:
+        return 200
+    return int(round(200 + 800 * (n_train - 10_000) / 40_000, -1))
+
+
+def _build_net(settings: Mapping[str, Any], theta: Any, x: Any) -> Any:
+    from sbi.neural_nets import posterior_nn
+
+    kwargs: dict[str, Any] = {
+        "model": settings["estimator"],
+        "hidden_features": int(settings["hidden_features"]),
+        "num_transforms": int(settings["num_transforms"]),
+        "z_score_theta": settings["z_score_theta"],
+        "z_score_x": settings["z_score_x"],
+    }
+    if settings["estimator"] in ("nsf", "maf_rqs"):
+        kwargs["num_bins"] = int(settings["num_bins"])
+    if settings["estimator"] == "mdn":
+        kwargs["num_components"] = int(settings["num_components"])
+    return posterior_nn(**kwargs)(theta, x)
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class Posterior:
+    """An amortized posterior p(θ | x): condition it on any x_o without retraining.
+
+    Wraps an sbi ``DirectPosterior`` and its manifest (rule, parameter and measurement names,
+    prior, estimator settings, training summary, hashes, versions).
+
+    Attributes
+    ----------
+    manifest : dict
+        JSON-native description; saved as ``manifest.json``.
+    """
+
+    def __init__(self, net: Any, manifest: Mapping[str, Any]) -> None:
+        from sbi.inference.posteriors import DirectPosterior
+
+        self._net = net.eval()
+        self.manifest: dict[str, Any] = copy.deepcopy(dict(manifest))
+        self.prior_spec = PriorSpec.from_dict(self.manifest["prior"])
+        self.prior = build_prior(self.prior_spec)
+        self._posterior = DirectPosterior(posterior_estimator=self._net, prior=self.prior)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the parameters (columns of θ)."""
+        return tuple(self.manifest["param_names"])
+
+    @property
+    def measurement_names(self) -> tuple[str, ...]:
+        """Names of the measurements (entries of x_o)."""
+        return tuple(self.manifest["measurement_names"])
+
+    @property
+    def net(self) -> Any:
+        """The trained sbi density estimator (a ``torch.nn.Module``)."""
+        return self._net
+
+    @property
+    def sbi_posterior(self) -> Any:
+        """The wrapped ``sbi`` ``DirectPosterior`` (for ``sbi.analysis`` / diagnostics)."""
+        return self._posterior
+
+    def check_x_o(self, x_o: npt.ArrayLike) -> FloatArray:
+        """``x_o`` as a float64 vector (m,); raise on a wrong length or non-finite values."""
+        names = self.measurement_names
+        arr = np.asarray(x_o, dtype=np.float64)
+        if arr.ndim == 2 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.shape != (len(names),):
+            raise ShapeMismatchError(
+                f"x_o has shape {np.shape(x_o)} but this posterior was trained on "
+                f"{len(names)} measurement(s) {list(names)}; expected shape ({len(names)},)"
+            )
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            which = [f"{names[k]}={float(arr[k])!r}" for k in np.flatnonzero(bad)]
+            raise InvalidParameterError(
+                f"x_o must be finite; got {', '.join(which)}. Drop or impute those measurements "
+                f"and train a posterior on the remaining ones"
+            )
+        return arr
+
+    def _theta(self, theta: npt.ArrayLike) -> FloatArray:
+        arr = np.asarray(theta, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        d = len(self.param_names)
+        if arr.ndim != 2 or arr.shape[1] != d:
+            raise ShapeMismatchError(
+                f"theta has shape {np.shape(theta)}; expected (d,) or (batch, d) with d = {d} "
+                f"parameters {list(self.param_names)}"
+            )
+        return arr
+
+    def sample(self, n: int, x_o: npt.ArrayLike, *, seed: int | None = 0,
+               progress: bool = False) -> FloatArray:
+        """Draw ``n`` samples of θ given ``x_o``; shape (n, d) float64.
+
+        Samples outside the prior's support (bounded priors) are rejected and redrawn, as in
+        sbi. The same ``seed`` gives the same samples; torch's global random state is untouched.
+        """
+        import torch
+
+        x = self.check_x_o(x_o)
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise InvalidParameterError(f"number of samples must be an integer >= 0, got {n!r}")
+        with _seeded(seed), torch.no_grad():
+            out = self._posterior.sample(
+                (int(n),), x=torch.as_tensor(x, dtype=torch.float32)[None, :],
+                show_progress_bars=progress,
+            )
+        return np.asarray(out.numpy(), dtype=np.float64).reshape(int(n), -1)
+
+    def log_prob(self, theta: npt.ArrayLike, x_o: npt.ArrayLike, *,
+                 normalize: bool = False, seed: int | None = 0) -> FloatArray:
+        """Log posterior density of each row of ``theta`` given ``x_o``; shape (batch,).
+
+        By default (``normalize=False``) this is the density estimator's log density, set to
+        ``-inf`` outside the prior's support and *not* corrected for the mass the flow leaks
+        outside a bounded prior (for a Gaussian prior there is no leakage, so it is normalized).
+        ``normalize=True`` applies sbi's leakage correction, which estimates the leaked mass by
+        sampling (random, seeded with ``seed``, and slow when much mass leaks).
+        """
+        import torch
+
+        x = self.check_x_o(x_o)
+        th = self._theta(theta)
+        with _seeded(seed), torch.no_grad():
+            out = self._posterior.log_prob(
+                torch.as_tensor(th, dtype=torch.float32),
+                x=torch.as_tensor(x, dtype=torch.float32)[None, :],
+                norm_posterior=normalize,
+            )
+        return np.asarray(out.numpy(), dtype=np.float64).reshape(-1)
+
+    def __repr__(self) -> str:
+        est = self.manifest.get("estimator", {}).get("estimator")
+        return (f"Posterior(rule={self.manifest.get('rule', {}).get('name')!r}, "
+                f"params={list(self.param_names)}, measurements={len(self.measurement_names)}, "
+                f"estimator={est!r})")
+
+
+def _check_training_data(theta: npt.ArrayLike, x: npt.ArrayLike, prior_spec: PriorSpec,
+                         measurement_names: Sequence[str] | None) -> tuple[FloatArray, FloatArray, int]:
+    th = np.asarray(theta, dtype=np.float64)
+    xx = np.asarray(x, dtype=np.float64)
+    if th.ndim != 2 or th.shape[1] != prior_spec.d:
+        raise ShapeMismatchError(
+            f"theta has shape {th.shape}; expected (n, {prior_spec.d}) for the prior's "
+            f"parameters {list(prior_spec.names)}"
+        )
+    if xx.ndim != 2 or xx.shape[0] != th.shape[0]:
+        raise ShapeMismatchError(
+            f"x has shape {xx.shape}; expected (n, m) with n = {th.shape[0]} rows like theta"
+        )
+    if measurement_names is not None and xx.shape[1] != len(measurement_names):
+        raise ShapeMismatchError(
+            f"x has {xx.shape[1]} column(s) but {len(measurement_names)} measurement names "
+            f"were given"
+        )
+    if th.shape[0] == 0:
+        raise TrainingDataError("no training data: theta and x have 0 rows; simulate first")
+    ok = np.all(np.isfinite(xx), axis=1) & np.all(np.isfinite(th), axis=1)
+    dropped = int((~ok).sum())
+    if dropped:
+        logger.info("dropping %d of %d simulations with NaN/inf x (or θ) before training",
+                    dropped, len(ok))
+    th, xx = th[ok], xx[ok]
+    if len(th) < 10:
+        raise TrainingDataError(
+            f"only {len(th)} of {len(ok)} simulations have finite x; need at least 10 to "
+            f"train. Check the simulator and the prior (all-NaN x usually means θ outside the "
+            f"rule's domain)"
+        )
+    return th, xx, dropped
+
+
+def train_posterior(
+    theta: npt.ArrayLike,
+    x: npt.ArrayLike,
+    prior_spec: PriorSpec,
+    *,
+    estimator: str = "nsf",
+    hidden_features: int = 50,
+    num_transforms: int = 5,
+    num_bins: int = 10,
+    num_components: int = 10,
+    batch_size: int | str = "auto",
+    learning_rate: float = 5e-4,
+    validation_fraction: float = 0.1,
+    stop_after_epochs: int = 20,
+    max_epochs: int = 1000,
+    clip_max_norm: float | None = 5.0,
+    seed: int = 0,
+    progress: bool = True,
+    num_threads: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Posterior:
+    """Train NPE on simulations and return the amortized :class:`Posterior`.
+
+    Parameters
+    ----------
+    theta : array (n, d)
+        Parameters drawn from ``prior_spec``.
+    x : array (n, m)
+        Simulated measurements; rows with NaN/inf are dropped (the count is logged at INFO).
+    prior_spec : PriorSpec
+        The prior θ was drawn from (the posterior's support).
+    estimator : str
+        One of :data:`ESTIMATORS`; default ``"nsf"`` (neural spline flow).
+    hidden_features, num_transforms, num_bins, num_components : int
+        Network size (sbi's ``posterior_nn`` arguments; ``num_bins`` for spline flows,
+        ``num_components`` for ``mdn``).
+    batch_size : int or "auto"
+        Training batch size; ``"auto"`` as described in the module docstring.
+    learning_rate, validation_fraction, stop_after_epochs, max_epochs, clip_max_norm
+        Adam step size, held-out fraction, early-stopping patience (epochs without a better
+        validation loss), epoch cap and gradient-norm clip.
+    seed : int
+        Seeds the split, the batch order and the network initialisation.
+    progress : bool
+        Show a progress bar with training and validation loss per epoch.
+    num_threads : int, optional
+        torch threads while training (restored afterwards); None keeps torch's setting. On a
+        machine shared with other busy processes, 1 avoids the large slowdown of
+        oversubscribed OpenMP threads.
+    metadata : mapping, optional
+        Extra manifest entries: ``rule`` (provenance), ``param_specs``, ``measurement_names``,
+        ``measurement_hash``, ``anatomy_hash``, ``store_hash``, ...
+
+    Raises
+    ------
+    TrainingDataError
+        Fewer than 10 valid simulations.
+    ShapeMismatchError, InvalidParameterError
+        Inconsistent shapes or settings.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    meta = dict(metadata or {})
+    names = meta.get("measurement_names")
+    th, xx, dropped = _check_training_data(theta, x, prior_spec, names)
+    if estimator not in ESTIMATORS:
+        raise InvalidParameterError(
+            f"estimator {estimator!r} is not supported; use one of {list(ESTIMATORS)}"
+        )
+    if not 0.0 < validation_fraction < 1.0:
+        raise InvalidParameterError(
+            f"validation_fraction must be in (0, 1), got {validation_fraction!r}"
+        )
+    n_val = max(1, round(validation_fraction * len(th)))
+    n_train = len(th) - n_val
+    bs = _auto_batch_size(n_train) if batch_size == "auto" else batch_size
+    if isinstance(bs, bool) or not isinstance(bs, int | np.integer) or bs < 1:
+        raise InvalidParameterError(f"batch_size must be a positive integer or 'auto', got {bs!r}")
+    bs = int(min(bs, n_train))
+    settings: dict[str, Any] = {
+        "estimator": estimator, "hidden_features": int(hidden_features),
+        "num_transforms": int(num_transforms), "num_bins": int(num_bins),
+        "num_components": int(num_components), "z_score_theta": "independent",
+        "z_score_x": "independent", "theta_dim": int(th.shape[1]), "x_dim": int(xx.shape[1]),
+    }
+    training: dict[str, Any] = {
+        "batch_size": bs, "learning_rate": float(learning_rate),
+        "validation_fraction": float(validation_fraction),
+        "stop_after_epochs": int(stop_after_epochs), "max_epochs": int(max_epochs),
+        "clip_max_norm": clip_max_norm, "seed": int(seed),
+        "n_simulations": int(len(th) + dropped), "n_dropped_invalid": dropped,
+        "n_train": n_train, "n_validation": n_val,
+    }
+    perm = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))).permutation(len(th))
+    t_all = torch.as_tensor(th[perm], dtype=torch.float32)
+    x_all = torch.as_tensor(xx[perm], dtype=torch.float32)
+    t_tr, x_tr, t_va, x_va = t_all[:n_train], x_all[:n_train], t_all[n_train:], x_all[n_train:]
+    history: dict[str, list[float]] = {"train_loss": [], "validation_loss": [], "epoch_s": []}
+    start = time.perf_counter()
+    with _seeded(seed), _threads(num_threads):
+        net = _build_net(settings, t_tr, x_tr)
+        opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+        gen = torch.Generator().manual_seed(int(seed))
+        best, best_state, since_best, epoch = math.inf, copy.deepcopy(net.state_dict()), 0, 0
+        bar = tqdm(total=max_epochs, unit="epoch", desc=f"training {estimator}",
+                   disable=not progress, dynamic_ncols=True)
+        try:
+            while epoch < max_epochs and since_best < stop_after_epochs:
+                t0 = time.perf_counter()
+                net.train()
+                order = torch.randperm(n_train, generator=gen)
+                total = 0.0
+                for b in range(0, n_train, bs):
+                    idx = order[b:b + bs]
+                    opt.zero_grad()
+                    loss = net.loss(t_tr[idx], x_tr[idx]).mean()
+                    loss.backward()
+                    if clip_max_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=clip_max_norm)
+                    opt.step()
+                    total += float(loss.detach()) * len(idx)
+                net.eval()
+                with torch.no_grad():
+                    val = 0.0
+                    for b in range(0, n_val, 10_000):
+                        val += float(net.loss(t_va[b:b + 10_000], x_va[b:b + 10_000]).sum())
+                    val /= n_val
+                epoch += 1
+                history["train_loss"].append(total / n_train)
+                history["validation_loss"].append(val)
+                history["epoch_s"].append(time.perf_counter() - t0)
+                if val < best:
+                    best, since_best = val, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    since_best += 1
+                bar.update(1)
+                bar.set_postfix(train=f"{total / n_train:.4f}", val=f"{val:.4f}",
+                                best=f"{best:.4f}")
+                logger.debug("epoch %d: train loss %.5f, validation loss %.5f", epoch,
+                             total / n_train, val)
+        finally:
+            bar.close()
+        net.load_state_dict(best_state)
+    converged = since_best >= stop_after_epochs
+    training.update({
+        "epochs": epoch, "best_validation_loss": best, "converged": converged,
+        "wall_s": time.perf_counter() - start, **history,
+    })
+    if not math.isfinite(best):
+        raise TrainingDataError(
+            "training diverged: the validation loss never became finite; check x for extreme "
+            "values or lower the learning rate"
+        )
+    logger.info("trained %s on %d simulations: %d epochs, best validation loss %.4f%s",
+                estimator, n_train, epoch, best, "" if converged else " (epoch cap reached)")
+    manifest: dict[str, Any] = {
+        "format": _FORMAT, "schema_version": MANIFEST_VERSION,
+        "rule": dict(meta.pop("rule", {})),
+        "param_names": list(prior_spec.names),
+        "measurement_names": list(names) if names is not None
+        else [f"x{k}" for k in range(xx.shape[1])],
+        "prior": prior_spec.to_dict(), "estimator": settings, "training": training,
+        "versions": _versions(),
+    }
+    meta.pop("measurement_names", None)
+    manifest.update(meta)
+    return Posterior(net, _jsonable(manifest))
+
+
+def train_from_store(store: Any, **kwargs: Any) -> Posterior:
+    """Train on the finished rows of a :class:`wiring.simstore.SimulationStore`.
+
+    The arrays are loaded into memory (10^6 simulations × 10 columns are 80 MB). The manifest
+    records the store's rule, measurements, hashes and its content hash. ``kwargs`` go to
+    :func:`train_posterior`.
+
+    Raises
+    ------
+    TrainingDataError
+        The store has no finished simulations, or none with finite x.
+    """
+    theta, x = store.load()
+    if len(theta) == 0:
+        raise TrainingDataError(
+            f"simulation store {str(store.path)!r} has no finished simulations; run "
+            f"`wiring simulate` on it first"
+        )
+    meta = {
+        "rule": store.rule_info, "measurement_names": list(store.measurement_names),
+        "measurement_hash": store.measurement_hash, "anatomy_hash": store.anatomy_hash,
+        "store_hash": store.content_hash(), "store_seed": store.seed,
+        **dict(kwargs.pop("metadata", None) or {}),
+    }
+    return train_posterior(theta, x, store.prior_spec, metadata=meta, **kwargs)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Round-trip through JSON (floats like inf become strings); a JSON-native copy."""
+    def default(o: Any) -> Any:
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            return float(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        raise TypeError(f"manifest entry {o!r} is not JSON-serializable")
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def save_posterior(posterior: Posterior, path: str | os.PathLike[str], *,
+                   overwrite: bool = False) -> Path:
+    """Write ``posterior`` to directory ``path`` (``weights.pt`` + ``manifest.json``), atomically.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is false, or it is not a posterior directory.
+    """
+    import torch
+
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise OutputExistsError(
+                f"{str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it"
+            )
+        if not (path.is_dir() and ((path / _MANIFEST).is_file() or not any(path.iterdir()))):
+            raise OutputExistsError(
+                f"{str(path)!r} exists and is not a posterior directory; refusing to replace it"
+            )
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in posterior.net.state_dict().items()}
+        torch.save(state, tmp / _WEIGHTS)
+        manifest = dict(posterior.manifest)
+        manifest["weights_sha256"] = _sha256(tmp / _WEIGHTS)
+        (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=True) + "\n")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("saved posterior to %s", path)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_posterior(path: str | os.PathLike[str], *, rule: Any = None,
+                   measurement_names: Sequence[str] | None = None) -> Posterior:
+    """Load a posterior directory written by :func:`save_posterior`.
+
+    Parameters
+    ----------
+    path : path-like
+        The posterior directory.
+    rule : WiringRule or str, optional
+        If given, the posterior must have been trained for this rule (name and parameters).
+    measurement_names : sequence of str, optional
+        If given, the posterior must have been trained on exactly these measurements, in order.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such directory.
+    PosteriorFileError
+        Missing/malformed manifest or weights, a checksum mismatch, or weights that are not a
+        plain tensor state dict (e.g. a pickle carrying code: it is refused, never executed).
+    PosteriorMismatchError
+        Trained for another rule or other measurements.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no posterior directory at {str(path)!r}")
+    try:
+        manifest = json.loads((path / _MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise PosteriorFileError(
+            f"posterior {str(path)!r}: cannot read {_MANIFEST} ({err})"
+        ) from err
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise PosteriorFileError(f"{str(path)!r} is not a posterior directory (bad manifest)")
+    if manifest.get("schema_version") != MANIFEST_VERSION:
+        raise PosteriorFileError(
+            f"posterior {str(path)!r} has format version {manifest.get('schema_version')!r}; "
+            f"this version reads {MANIFEST_VERSION}; retrain it with `wiring train`"
+        )
+    _check_match(manifest, path, rule, measurement_names)
+    weights = path / _WEIGHTS
+    if not weights.is_file():
+        raise PosteriorFileError(f"posterior {str(path)!r}: {_WEIGHTS} is missing")
+    if _sha256(weights) != manifest.get("weights_sha256"):
+        raise PosteriorFileError(
+            f"posterior {str(path)!r}: {_WEIGHTS} does not match the checksum in {_MANIFEST}; "
+            f"the file was modified or replaced. Do not use it; retrain or restore the original"
+        )
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError/RuntimeError for disallowed content
+        raise PosteriorFileError(
+            f"posterior {str(path)!r}: {_WEIGHTS} is not a plain tensor state dict and was "
+            f"refused without running it ({type(err).__name__}); retrain or restore the original"
+        ) from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PosteriorFileError(f"posterior {str(path)!r}: {_WEIGHTS} is not a state dict")
+    settings = manifest["estimator"]
+    with _seeded(0):
+        dummy_t = torch.randn(16, int(settings["theta_dim"]))
+        dummy_x = torch.randn(16, int(settings["x_dim"]))
+        net = _build_net(settings, dummy_t, dummy_x)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise PosteriorFileError(
+            f"posterior {str(path)!r}: weights do not fit the network described in the "
+            f"manifest ({err})"
+        ) from err
+    return Posterior(net, manifest)
+
+
+def _check_match(manifest: Mapping[str, Any], path: Path, rule: Any,
+                 measurement_names: Sequence[str] | None) -> None:
+    if rule is not None:
+        name = rule if isinstance(rule, str) else rule.name
+        have = manifest.get("rule", {}).get("name")
+        if have != name:
+            raise PosteriorMismatchError(
+                f"posterior {str(path)!r} was trained for rule {have!r}, not {name!r}; train a "
+                f"posterior for {name!r} with `wiring train`"
+            )
+        if not isinstance(rule, str):
+            params = [p.name for p in rule.params]
+            if params != list(manifest.get("param_names", [])):
+                raise PosteriorMismatchError(
+                    f"posterior {str(path)!r} has parameters {manifest.get('param_names')} but "
+                    f"rule {name!r} has {params}; retrain it for this rule version"
+                )
+    if measurement_names is not None:
+        have_m = list(manifest.get("measurement_names", []))
+        want = [str(s) for s in measurement_names]
+        if have_m != want:
+            missing = [s for s in want if s not in have_m]
+            extra = [s for s in have_m if s not in want]
+            raise PosteriorMismatchError(
+                f"posterior {str(path)!r} was trained on measurements {have_m}, not {want} "
+                f"(missing {missing}, unexpected {extra}); train a posterior on this "
+                f"measurement set"
+            )

@@ -1,0 +1,562 @@
+"""The simulation store: a chunked, resumable zarr v3 store of training data (θ, x).
+
+Layout (one zarr group)::
+
+    theta         (n, d) float64, chunks (chunk_size, d), NaN until simulated
+    x             (n, m) float64, chunks (chunk_size, m), NaN until simulated (or invalid θ)
+    chunk_status  (n_chunks,) uint8, one zarr chunk per element: 0 to do, 1 done
+    chunk_seed    (n_chunks,) uint64: a fingerprint of each chunk's random stream
+    attrs         schema_version, param_names, measurement_names, measurement_hash,
+                  anatomy_hash, rule (provenance), prior (PriorSpec dict), seed, chunk_size, n
+
+**Determinism.** Chunk ``i`` draws its θ from the prior and its x from the simulator with two
+streams spawned from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so the content of the
+store depends only on its configuration (seed, chunk size, prior, simulator), never on the number
+of workers, the order chunks finish, or how often the run was interrupted.
+
+**Crash safety.** A chunk's rows are written only by that chunk's task, θ and x first and its
+status element last; zarr's local store writes every chunk file atomically (temporary file and
+rename). A process killed at any moment therefore leaves each chunk either done with complete
+data or still marked to do, and :func:`simulate_to_store` on the same store redoes exactly the
+chunks still to do. Status elements live in separate zarr chunks so that concurrent workers never
+read-modify-write each other's status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wiring._typing import FloatArray
+from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError, WiringError
+from wiring.priors import PriorSpec
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SimulateChunk",
+    "SimulationStore",
+    "StoreFormatError",
+    "chunk_rngs",
+    "simulate_chunk_rows",
+    "simulate_to_store",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the store layout; bumped on incompatible changes.
+SCHEMA_VERSION = 1
+_FORMAT = "wiring-simulations"
+
+#: A picklable simulator: ``simulate_chunk(theta (k, d), rng) -> x (k, m)`` (NaN rows allowed).
+SimulateChunk = Callable[[FloatArray, np.random.Generator], Any]
+
+#: Configuration attributes that must agree when an existing store is reused.
+CONFIG_FIELDS: tuple[str, ...] = (
+    "rule",
+    "param_names",
+    "measurement_names",
+    "measurement_hash",
+    "anatomy_hash",
+    "prior",
+    "n",
+    "chunk_size",
+    "seed",
+)
+
+
+class StoreFormatError(WiringError, ValueError):
+    """A path is not a readable simulation store (missing, incomplete or another schema)."""
+
+
+def chunk_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The two generators of chunk ``index``: one for θ, one for the simulator.
+
+    Both are spawned from ``SeedSequence(seed, spawn_key=(index,))``, a stream that depends on
+    the run seed and the global chunk index only.
+    """
+    ss = np.random.SeedSequence(seed, spawn_key=(index,))
+    a, b = ss.spawn(2)
+    return np.random.default_rng(a), np.random.default_rng(b)
+
+
+def _chunk_fingerprint(seed: int, index: int) -> int:
+    ss = np.random.SeedSequence(seed, spawn_key=(index,))
+    return int(ss.generate_state(1, np.uint64)[0])
+
+
+def simulate_chunk_rows(
+    prior: PriorSpec,
+    simulate_chunk: SimulateChunk,
+    *,
+    seed: int,
+    index: int,
+    size: int,
+    n_measurements: int,
+) -> tuple[FloatArray, FloatArray]:
+    """θ (size, d) and x (size, m) of chunk ``index`` (pure: no I/O).
+
+    Raises
+    ------
+    ShapeMismatchError
+        The simulator returned an array of another shape than (size, m).
+    """
+    rng_theta, rng_x = chunk_rngs(seed, index)
+    theta = prior.sample(size, rng_theta)
+    x = np.asarray(simulate_chunk(theta, rng_x), dtype=np.float64)
+    if x.shape != (size, n_measurements):
+        raise ShapeMismatchError(
+            f"the simulator returned x of shape {x.shape} for {size} parameter vectors; "
+            f"expected ({size}, {n_measurements}) = (batch, number of measurements)"
+        )
+    return theta, x
+
+
+def _open_group(path: Path, mode: str) -> Any:
+    import zarr
+
+    return zarr.open_group(str(path), mode=mode)  # type: ignore[arg-type]
+
+
+def _write_chunk(
+    path: str,
+    index: int,
+    start: int,
+    stop: int,
+    prior_dict: Mapping[str, Any],
+    seed: int,
+    n_measurements: int,
+    simulate_chunk: SimulateChunk,
+) -> int:
+    """Simulate chunk ``index`` and write it: θ and x first, the status element last."""
+    prior = PriorSpec.from_dict(prior_dict)
+    theta, x = simulate_chunk_rows(
+        prior, simulate_chunk, seed=seed, index=index, size=stop - start,
+        n_measurements=n_measurements,
+    )
+    group = _open_group(Path(path), "r+")
+    group["theta"][start:stop] = theta
+    group["x"][start:stop] = x
+    group["chunk_status"][index] = 1
+    return stop - start
+
+
+class SimulationStore:
+    """A simulation store on the local file system; see the module docstring for the layout.
+
+    Use :meth:`create`, :meth:`open` or :meth:`open_or_create`; fill it with
+    :func:`simulate_to_store`; read the finished rows with :meth:`load`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], group: Any) -> None:
+        self._path = Path(path)
+        self._group = group
+        self._attrs: dict[str, Any] = dict(group.attrs)
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        n: int,
+        chunk_size: int,
+        prior_spec: PriorSpec,
+        rule_info: Mapping[str, Any],
+        measurement_names: Sequence[str],
+        measurement_hash: str,
+        anatomy_hash: str,
+        seed: int,
+        overwrite: bool = False,
+    ) -> SimulationStore:
+        """Create an empty store (all chunks to do), atomically.
+
+        Parameters
+        ----------
+        path : path-like
+            Directory of the new zarr store.
+        n : int
+            Number of simulations (rows).
+        chunk_size : int
+            Simulations per chunk (= per task); the last chunk may be shorter.
+        prior_spec : PriorSpec
+            The prior θ is drawn from; its names are the parameter names.
+        rule_info : mapping
+            Rule provenance (``name``, ``distribution``, ``version``), JSON-native.
+        measurement_names : sequence of str
+            Names of the columns of x (length m).
+        measurement_hash, anatomy_hash : str
+            Content hashes of the measurement set and of the structural model.
+        seed : int
+            Run seed (non-negative).
+        overwrite : bool
+            Replace an existing simulation store at ``path``.
+
+        Raises
+        ------
+        OutputExistsError
+            ``path`` exists and ``overwrite`` is false, or it is not a store we may replace.
+        """
+        config = _config(
+            n=n, chunk_size=chunk_size, prior_spec=prior_spec, rule_info=rule_info,
+            measurement_names=measurement_names, measurement_hash=measurement_hash,
+            anatomy_hash=anatomy_hash, seed=seed,
+        )
+        path = Path(path)
+        if path.exists():
+            if not overwrite:
+                raise OutputExistsError(
+                    f"{str(path)!r} already exists; pass overwrite=True (--overwrite) to replace "
+                    f"it, or choose another path"
+                )
+            if not (path / "zarr.json").is_file():
+                raise OutputExistsError(
+                    f"{str(path)!r} exists and is not a zarr store; refusing to delete it even "
+                    f"with overwrite"
+                )
+        import zarr
+
+        n_chunks = -(-n // chunk_size)
+        d, m = len(prior_spec.names), len(config["measurement_names"])
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            group = zarr.open_group(str(tmp), mode="w")  # type: ignore[arg-type]
+            comp = zarr.codecs.ZstdCodec(level=3)
+            group.create_array("theta", shape=(n, d), chunks=(chunk_size, d), dtype="float64",
+                               fill_value=np.nan, compressors=[comp])
+            group.create_array("x", shape=(n, m), chunks=(chunk_size, max(m, 1)),
+                               dtype="float64", fill_value=np.nan, compressors=[comp])
+            group.create_array("chunk_status", shape=(n_chunks,), chunks=(1,), dtype="uint8",
+                               fill_value=0, compressors=None)
+            seeds = group.create_array("chunk_seed", shape=(n_chunks,), chunks=(n_chunks,),
+                                       dtype="uint64", fill_value=0, compressors=[comp])
+            seeds[:] = np.array([_chunk_fingerprint(seed, i) for i in range(n_chunks)],
+                                dtype=np.uint64)
+            group.attrs.update({"format": _FORMAT, "schema_version": SCHEMA_VERSION, **config})
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        logger.info("created simulation store %s: %d simulations in %d chunks", path, n, n_chunks)
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> SimulationStore:
+        """Open an existing store and validate its layout.
+
+        Raises
+        ------
+        FileNotFoundError
+            Nothing at ``path``.
+        StoreFormatError
+            Not a simulation store, another schema version, or inconsistent arrays.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no simulation store at {str(path)!r}")
+        try:
+            group = _open_group(path, "r+")
+        except Exception as err:
+            raise StoreFormatError(
+                f"{str(path)!r} is not a zarr store ({err}); create it with `wiring simulate`"
+            ) from err
+        attrs = dict(group.attrs)
+        if attrs.get("format") != _FORMAT:
+            raise StoreFormatError(
+                f"{str(path)!r} is not a simulation store (format {attrs.get('format')!r}, "
+                f"expected {_FORMAT!r})"
+            )
+        if attrs.get("schema_version") != SCHEMA_VERSION:
+            raise StoreFormatError(
+                f"simulation store {str(path)!r} has schema version "
+                f"{attrs.get('schema_version')!r}; this version reads {SCHEMA_VERSION}. "
+                f"Re-simulate it with this version"
+            )
+        store = cls(path, group)
+        n, d, m = store.n, len(store.param_names), len(store.measurement_names)
+        for name, shape in (("theta", (n, d)), ("x", (n, m)), ("chunk_status", (store.n_chunks,))):
+            if name not in group or tuple(group[name].shape) != shape:
+                got = tuple(group[name].shape) if name in group else "missing"
+                raise StoreFormatError(
+                    f"simulation store {str(path)!r}: array {name!r} has shape {got}, "
+                    f"expected {shape}"
+                )
+        return store
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike[str], **config: Any) -> SimulationStore:
+        """Open the store at ``path`` if it exists (checking that its configuration equals
+        ``config``), else create it. ``config`` takes the keyword arguments of :meth:`create`.
+
+        Raises
+        ------
+        StoreMismatchError
+            The existing store was made with another configuration.
+        """
+        if Path(path).exists():
+            store = cls.open(path)
+            store.check_config(**config)
+            return store
+        return cls.create(path, **config)
+
+    # -- attributes -------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        """Directory of the store."""
+        return self._path
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """All attributes (a copy)."""
+        return dict(self._attrs)
+
+    @property
+    def n(self) -> int:
+        """Number of simulations (rows)."""
+        return int(self._attrs["n"])
+
+    @property
+    def chunk_size(self) -> int:
+        """Simulations per chunk."""
+        return int(self._attrs["chunk_size"])
+
+    @property
+    def n_chunks(self) -> int:
+        """Number of chunks."""
+        return -(-self.n // self.chunk_size)
+
+    @property
+    def seed(self) -> int:
+        """Run seed."""
+        return int(self._attrs["seed"])
+
+    @property
+    def prior_spec(self) -> PriorSpec:
+        """The prior θ was drawn from."""
+        return PriorSpec.from_dict(self._attrs["prior"])
+
+    @property
+    def rule_info(self) -> dict[str, Any]:
+        """Rule provenance."""
+        return dict(self._attrs["rule"])
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Names of the columns of θ."""
+        return tuple(self._attrs["param_names"])
+
+    @property
+    def measurement_names(self) -> tuple[str, ...]:
+        """Names of the columns of x."""
+        return tuple(self._attrs["measurement_names"])
+
+    @property
+    def measurement_hash(self) -> str:
+        """Content hash of the measurement set."""
+        return str(self._attrs["measurement_hash"])
+
+    @property
+    def anatomy_hash(self) -> str:
+        """Content hash of the structural model."""
+        return str(self._attrs["anatomy_hash"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration attributes (:data:`CONFIG_FIELDS`)."""
+        return {k: self._attrs[k] for k in CONFIG_FIELDS}
+
+    def check_config(self, **config: Any) -> None:
+        """Raise :class:`StoreMismatchError` naming the first field that differs from ``config``
+        (keyword arguments of :meth:`create`, ``overwrite`` ignored)."""
+        config.pop("overwrite", None)
+        want = _config(**config)
+        for key in CONFIG_FIELDS:
+            have = self._attrs.get(key)
+            if have != want[key]:
+                raise StoreMismatchError(
+                    f"simulation store {str(self.path)!r} was made with {key} = {have!r}, but "
+                    f"this run has {key} = {want[key]!r}; use a new output path, or pass "
+                    f"--overwrite to start over"
+                )
+
+    # -- status -----------------------------------------------------------------------------
+    def chunk_bounds(self, index: int) -> tuple[int, int]:
+        """Row range [start, stop) of chunk ``index``."""
+        start = index * self.chunk_size
+        return start, min(start + self.chunk_size, self.n)
+
+    def chunk_status(self) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        """Status per chunk (0 to do, 1 done), re-read from disk."""
+        arr = self._group["chunk_status"]
+        try:
+            return np.asarray(arr[:], dtype=np.uint8)
+        except Exception:  # an unreadable status element counts as "to do"
+            out = np.zeros(self.n_chunks, dtype=np.uint8)
+            for i in range(self.n_chunks):
+                try:
+                    out[i] = arr[i]
+                except Exception:
+                    logger.warning("status of chunk %d unreadable; it will be redone", i)
+            return out
+
+    def todo_chunks(self) -> list[int]:
+        """Indices of the chunks still to simulate."""
+        return [int(i) for i in np.flatnonzero(self.chunk_status() == 0)]
+
+    @property
+    def n_done(self) -> int:
+        """Number of finished simulations."""
+        status = self.chunk_status()
+        sizes = [self.chunk_bounds(int(i))[1] - self.chunk_bounds(int(i))[0]
+                 for i in np.flatnonzero(status == 1)]
+        return int(sum(sizes))
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every chunk is done."""
+        return bool(np.all(self.chunk_status() == 1))
+
+    # -- data -------------------------------------------------------------------------------
+    def done_mask(self) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Boolean mask (n,) of rows in finished chunks."""
+        return np.repeat(self.chunk_status() == 1, self.chunk_size)[: self.n]
+
+    def load(self, *, only_done: bool = True) -> tuple[FloatArray, FloatArray]:
+        """θ (k, d) and x (k, m) as float64 arrays in memory.
+
+        With ``only_done`` (default) only rows of finished chunks are returned, in row order.
+        Loading everything is intended: 10^6 simulations × 10 columns are 80 MB.
+        """
+        theta = np.asarray(self._group["theta"][:], dtype=np.float64)
+        x = np.asarray(self._group["x"][:], dtype=np.float64).reshape(self.n, -1)
+        if only_done:
+            mask = self.done_mask()
+            theta, x = theta[mask], x[mask]
+        return theta, x
+
+    def content_hash(self) -> str:
+        """sha256 over the finished θ and x rows and the configuration (hex)."""
+        theta, x = self.load()
+        h = hashlib.sha256()
+        h.update(repr(sorted(self.config.items())).encode())
+        h.update(np.ascontiguousarray(theta).tobytes())
+        h.update(np.ascontiguousarray(x).tobytes())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        return (f"SimulationStore({str(self.path)!r}, n={self.n}, chunk_size={self.chunk_size}, "
+                f"done={self.n_done})")
+
+
+def _config(
+    *,
+    n: int,
+    chunk_size: int,
+    prior_spec: PriorSpec,
+    rule_info: Mapping[str, Any],
+    measurement_names: Sequence[str],
+    measurement_hash: str,
+    anatomy_hash: str,
+    seed: int,
+) -> dict[str, Any]:
+    """Validated, JSON-native configuration attributes."""
+    from wiring.errors import InvalidParameterError
+
+    for name, value in (("n", n), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(prior_spec, PriorSpec):
+        raise InvalidParameterError(f"prior_spec must be a PriorSpec, got {prior_spec!r}")
+    names = [str(s) for s in measurement_names]
+    if not names or len(set(names)) != len(names):
+        raise InvalidParameterError(
+            f"measurement names must be non-empty and unique, got {names!r}"
+        )
+    return {
+        "rule": {str(k): v for k, v in dict(rule_info).items()},
+        "param_names": list(prior_spec.names),
+        "measurement_names": names,
+        "measurement_hash": str(measurement_hash),
+        "anatomy_hash": str(anatomy_hash),
+        "prior": prior_spec.to_dict(),
+        "n": int(n),
+        "chunk_size": int(chunk_size),
+        "seed": int(seed),
+    }
+
+
+def simulate_to_store(
+    store: SimulationStore | str | os.PathLike[str],
+    simulate_chunk: SimulateChunk,
+    *,
+    client: Any = None,
+    progress: bool = True,
+) -> SimulationStore:
+    """Simulate every chunk of ``store`` that is still to do; return the store.
+
+    Parameters
+    ----------
+    store : SimulationStore or path-like
+        A store made by :meth:`SimulationStore.create` (finished chunks are kept).
+    simulate_chunk : callable
+        ``simulate_chunk(theta (k, d), rng) -> x (k, m)``, picklable when ``client`` runs
+        processes (e.g. a :class:`wiring.simulator.Simulator`). It is scattered to the workers
+        once.
+    client : distributed.Client, optional
+        Run chunks as dask tasks; without one they run serially in this process.
+    progress : bool
+        Show a progress bar of completed simulations and their rate.
+
+    Raises
+    ------
+    Exception
+        Whatever a chunk raised; chunks finished before it stay done and a rerun resumes.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(store, SimulationStore):
+        store = SimulationStore.open(store)
+    todo = store.todo_chunks()
+    m = len(store.measurement_names)
+    prior = store.prior_spec.to_dict()
+    path, seed = str(store.path), store.seed
+    total_todo = sum(store.chunk_bounds(i)[1] - store.chunk_bounds(i)[0] for i in todo)
+    logger.info("%s: %d of %d chunks to simulate (%d simulations)", path, len(todo),
+                store.n_chunks, total_todo)
+    bar = tqdm(total=store.n, initial=store.n - total_todo, unit="sim", unit_scale=True,
+               desc="simulating", disable=not progress, dynamic_ncols=True)
+    try:
+        if client is None:
+            for i in todo:
+                start, stop = store.chunk_bounds(i)
+                bar.update(_write_chunk(path, i, start, stop, prior, seed, m, simulate_chunk))
+        else:
+            from distributed import as_completed
+
+            sim = client.scatter(simulate_chunk, broadcast=True)
+            futures = [
+                client.submit(_write_chunk, path, i, *store.chunk_bounds(i), prior, seed, m,
+                              sim, pure=False)
+                for i in todo
+            ]
+            try:
+                for fut in as_completed(futures):
+                    bar.update(fut.result())
+            except BaseException:
+                client.cancel(futures)
+                raise
+    finally:
+        bar.close()
+    return SimulationStore.open(store.path)
