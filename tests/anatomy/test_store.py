@@ -111,9 +111,16 @@ def model() -> StructuralModel:
     return make_model()
 
 
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model(make_model(), tmp_path_factory.mktemp("pristine") / "m.zarr",
+                       chunk_voxels=5)
+
+
 @pytest.fixture()
-def stored(tmp_path: Path, model: StructuralModel) -> Path:
-    return write_model(model, tmp_path / "m.zarr", chunk_voxels=5)
+def stored(tmp_path: Path, pristine: Path) -> Path:
+    """A private copy of the store of ``make_model()`` (15 voxel blocks of 5 voxels)."""
+    return Path(shutil.copytree(pristine, tmp_path / "m.zarr"))
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -123,7 +130,7 @@ def leftovers(folder: Path) -> list[str]:
 # ------------------------------------------------------------------------------- round trips
 
 
-@pytest.mark.parametrize("chunk_voxels", [1, 5, None, 10_000])
+@pytest.mark.parametrize("chunk_voxels", [2, 5, None, 10_000])
 def test_round_trip_every_array_and_attr(
     tmp_path: Path, model: StructuralModel, chunk_voxels: int | None
 ) -> None:
@@ -140,6 +147,18 @@ def test_round_trip_every_array_and_attr(
     assert leftovers(tmp_path) == []
 
 
+def test_store_backed_model_copies_in_slabs(stored: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lazily backed source is copied slab by slab and rechunked as asked."""
+    monkeypatch.setattr(store, "_WRITE_SLAB_ENTRIES", 100)
+    src = open_model(stored)
+    copy = write_model(src, tmp_path / "copy.zarr", chunk_voxels=9)
+    back = open_model(copy)
+    assert_models_equal(src, back)
+    assert back.attrs["content_hash"] == src.attrs["content_hash"]
+    assert voxel_blocks(back)[0] == (0, 9)
+
+
 def test_round_trip_without_optional_parts_and_empty_counts(tmp_path: Path) -> None:
     m = make_model(3, density=0.0, depth=False, populations=False)
     assert m.pre.nnz == 0
@@ -148,7 +167,7 @@ def test_round_trip_without_optional_parts_and_empty_counts(tmp_path: Path) -> N
     assert back.voxel_depth_um is None and dict(back.populations) == {}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(0, 2**16),
     n=st.integers(1, 25),
@@ -359,6 +378,59 @@ def test_killed_write_never_opens(tmp_path: Path, model: StructuralModel,
     assert partial.name.startswith(".m.zarr.tmp-")
     with pytest.raises(StoreValidationError, match="no completion marker"):
         open_model(partial, validate=False)
+
+
+_KILL_CHILD = """
+import sys, time
+from pathlib import Path
+import numpy as np, scipy.sparse as sp
+import anatomy.store as store
+from anatomy.grid import VoxelGrid
+from anatomy.model import Neurons, StructuralModel, VoxelMajorCounts
+
+target, ready = Path(sys.argv[1]), Path(sys.argv[2])
+n, grid = 50, VoxelGrid(origin_um=(0.0, 0.0, 0.0), spacing_um=50.0, shape=(4, 4, 4))
+z = np.zeros(n, np.int8)
+neurons = Neurons(cell_type=z, layer=z, region=z, column=np.zeros(n, np.int16),
+                  soma_um=np.zeros((n, 3), np.float32), ids=np.arange(n))
+m = sp.random(n, 64, density=0.5, random_state=1, dtype=np.float32)
+model = StructuralModel(grid=grid, neurons=neurons, pre=VoxelMajorCounts.from_scipy(m),
+                        post=VoxelMajorCounts.from_scipy(m), post_all=np.full(64, 1e4, np.float32))
+real = store._write_counts
+
+def slow(root, cname, *args, **kwargs):
+    out = real(root, cname, *args, **kwargs)
+    ready.write_text(cname)
+    time.sleep(120)
+    return out
+
+store._write_counts = slow
+store.write_model(model, target, overwrite=True)
+"""
+
+
+def test_sigkill_mid_write_leaves_existing_store_valid(stored: Path, tmp_path: Path) -> None:
+    """A real SIGKILL while the new store is half written: the old store is untouched."""
+    import subprocess
+    import sys
+    import time
+
+    before = open_model(stored).attrs["content_hash"]
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", _KILL_CHILD, str(stored), str(ready)])
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert child.poll() is None, "the writer exited before it was killed"
+            assert time.monotonic() < deadline, "the writer never got half way"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    assert open_model(stored).attrs["content_hash"] == before
+    (partial,) = [p for p in stored.parent.iterdir() if p.name.startswith(".m.zarr.tmp-")]
+    with pytest.raises(StoreValidationError, match="no completion marker"):
+        open_model(partial)
 
 
 def test_store_without_marker_refuses_to_open(stored: Path) -> None:
