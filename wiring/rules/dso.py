@@ -20,12 +20,12 @@ The rule is evaluated only on the rows of a :class:`wiring.pairs.PairTable`, and
 only where *both* neurons are present (pre > 0 and post > 0). A pair that shares no voxel has no
 rows, so its expected count is exactly 0 and it never connects, whatever θ is.
 
-This differs from the research code published with Boelts et al. (2023), which stores pairs
-without overlap as rows with 1e-10 in place of the missing features and then zeroes the wrong
-rows: there, such a pair gets :math:`10^{-10(\\theta_{pre} + \\theta_{post})} /
-\\mathrm{postAll}^{\\theta_{postAll}}` per row, which exceeds 1 - and the pair can connect - when
-:math:`\\theta_{pre} + \\theta_{post} < \\theta_{postAll}` and postAll is small. Connection
-probabilities here therefore differ from that code in that corner of parameter space, by design.
+This differs from the research code published with Boelts et al. (2023), which encodes rows
+without overlap with 1e-10 in place of the missing features and then zeroes the wrong rows:
+there such a row contributes :math:`(10^{-10})^{\theta_{pre} + \theta_{post} -
+\theta_{postAll}}`, which is large when :math:`\theta_{pre} + \theta_{post} <
+\theta_{postAll}`, so pairs without overlap can connect in that part of parameter space.
+Connection probabilities of this rule differ from that code there, by design.
 """
 
 from __future__ import annotations

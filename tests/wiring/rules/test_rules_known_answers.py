@@ -69,8 +69,8 @@ def test_dso_batch_of_thetas() -> None:
 
 
 def test_dso_no_overlap_never_connects_even_where_research_code_would() -> None:
-    # θ_pre + θ_post < θ_postAll with small postAll: the 1e-10 encoding of the paper's
-    # research code would give these pairs rates > 1; here they have no rows, hence 0.
+    # θ_pre + θ_post < θ_postAll: the 1e-10 encoding of the paper's research code would give
+    # such pairs rates (1e-10)^(a + b - c) >> 1; here they have no rows, hence exactly 0.
     table, _ = _table([0, 0, 0])
     lam = pair_rate(get_rule("dso"), table, [0.0, 0.0, 2.0])
     assert np.all(lam == 0)
