@@ -144,7 +144,12 @@ def sample_batch(
         weights += 1.0
     else:
         weights = np.ones(len(vox_all), dtype=np.float32)
-    # COO -> CSC sums duplicates and sorts neurons within each voxel in linear-ish time
+    if len(owners) > 1:
+        # merge the compartments' neuron-sorted runs, so the (stable) COO -> CSC conversion
+        # below leaves neurons sorted within each voxel and needs no per-voxel sort
+        order = np.argsort(own_all, kind="stable")
+        own_all, vox_all, weights = own_all[order], vox_all[order], weights[order]
+    # COO -> CSC sums duplicates (segments of one neuron in one voxel) in linear time
     m = sp.coo_array((weights, (own_all, vox_all)), shape=(n, grid.n_voxels)).tocsc()
     m.sum_duplicates()
     voxel = np.repeat(np.arange(grid.n_voxels, dtype=np.int32), np.diff(m.indptr))

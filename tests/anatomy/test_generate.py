@@ -91,6 +91,13 @@ def test_same_seed_same_arrays_different_seed_differs(tiny_model: StructuralMode
         other.pre.data, tiny_model.pre.data)
 
 
+def test_progress_bar_does_not_change_the_model(tiny_model: StructuralModel,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    m = build_model("tiny", seed=0, progress=True)
+    assert m.attrs["content_hash"] == tiny_model.attrs["content_hash"]
+    assert "anatomy tiny" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------
 # structure (tiny)
 # ------------------------------------------------------------------------------------------
