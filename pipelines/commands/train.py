@@ -1,0 +1,115 @@
+"""``wiring train``: train a neural posterior estimator on a simulation store.
+
+``wiring train --store STORE --out POSTERIOR_DIR [--estimator nsf] [--seed S] [--overwrite]
+[--max-epochs N] [--batch-size auto|N] [--hidden-features N] [--num-transforms N]
+[--threads N] [--allow-incomplete]``
+
+Writes the posterior directory (``weights.pt`` + ``manifest.json``, see
+:mod:`wiring.inference`). The output is checked before training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _batch_size(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
+def register(sub: Any) -> None:
+    """Add ``wiring train`` to the top-level sub-parsers."""
+    from wiring.inference import ESTIMATORS
+
+    p = sub.add_parser(
+        "train",
+        help="train a neural posterior (NPE) on a simulation store",
+        description="Train an amortized neural posterior estimator with sbi on the simulations "
+        "of a store and save it as a pickle-free posterior directory.",
+    )
+    p.add_argument("--store", type=Path, required=True, help="simulation store (wiring simulate)")
+    p.add_argument("--out", type=Path, required=True, help="posterior directory to write")
+    p.add_argument("--estimator", default="nsf", choices=ESTIMATORS,
+                   help="density estimator (default nsf, a neural spline flow)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--max-epochs", type=_positive_int, default=1000)
+    p.add_argument("--stop-after-epochs", type=_positive_int, default=20,
+                   help="early-stopping patience in epochs (default 20)")
+    p.add_argument("--batch-size", type=_batch_size, default="auto",
+                   help="training batch size (default auto: 200 to 1000 by data size)")
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--hidden-features", type=_positive_int, default=50)
+    p.add_argument("--num-transforms", type=_positive_int, default=5)
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch threads while training (default: torch's setting)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="train on the finished part of an interrupted store")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=_run)
+
+
+def _rule_metadata(rule_info: dict[str, Any]) -> dict[str, Any]:
+    """The rule's parameter specs for the manifest, if the rule is installed here."""
+    from wiring.errors import WiringError
+    from wiring.rules.registry import get_rule
+
+    try:
+        rule = get_rule(str(rule_info.get("name")))
+    except WiringError as err:
+        log.info("parameter specs not recorded: %s", err)
+        return {}
+    return {"param_specs": [p.to_dict() for p in rule.params]}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from wiring.errors import OutputExistsError
+    from wiring.inference import save_posterior, train_from_store
+    from wiring.simstore import SimulationStore
+
+    out: Path = args.out
+    if out.exists() and not args.overwrite:
+        raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
+    store = SimulationStore.open(args.store)
+    if not store.is_complete and not args.allow_incomplete:
+        from wiring.simstore import StoreFormatError
+
+        raise StoreFormatError(
+            f"simulation store {str(args.store)!r} is incomplete ({store.n_done} of {store.n} "
+            f"simulations); resume it with `wiring simulate` (same arguments) or pass "
+            f"--allow-incomplete"
+        )
+    posterior = train_from_store(
+        store, metadata=_rule_metadata(store.rule_info), estimator=args.estimator,
+        seed=args.seed, max_epochs=args.max_epochs,
+        stop_after_epochs=args.stop_after_epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, hidden_features=args.hidden_features,
+        num_transforms=args.num_transforms, num_threads=args.threads,
+        progress=not args.no_progress,
+    )
+    save_posterior(posterior, out, overwrite=args.overwrite)
+    tr = posterior.manifest["training"]
+    sys.stdout.write(
+        f"{out}: {args.estimator} posterior of rule {posterior.manifest['rule'].get('name')!r} "
+        f"trained on {tr['n_train']} simulations ({tr['n_dropped_invalid']} invalid dropped), "
+        f"{tr['epochs']} epochs, best validation loss {tr['best_validation_loss']:.4f}"
+        f"{'' if tr['converged'] else ' (epoch cap reached before convergence)'}\n"
+    )
+    return 0
