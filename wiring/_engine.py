@@ -189,12 +189,15 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
     n_types = len(CELL_TYPES)
     if inputs.factors is not None:
         lam = factorized_block(a_t, b, inputs.post_all, inputs.factors)
-        r = np.repeat(np.arange(m), np.diff(lam.indptr))
-        c = lam.indices.astype(np.int64)
+        ptr = lam.indptr.astype(np.int64, copy=False)
+        c = lam.indices
         val = lam.data
+        r = np.repeat(np.arange(m), np.diff(ptr))
         if not inputs.autapses:
             keep = inputs.pre_ids[c] != post_model[r]
-            r, c, val = r[keep], c[keep], val[keep]
+            if not keep.all():
+                ptr = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[ptr]
+                r, c, val = r[keep], c[keep], val[keep]
         bad = ~(val <= MAX_POISSON_MEAN)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -204,7 +207,18 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
                 f"{post_model[r[i]]}); Poisson means must be finite and at most "
                 f"{MAX_POISSON_MEAN:g}: choose theta inside the plausible range"
             )
-        counts = poisson_quantile(keyed_uniforms(inputs.seed, inputs.pre_ids[c], post_model[r]), val)
+        counts = poisson_quantile(
+            keyed_uniforms(inputs.seed, inputs.pre_ids[c], post_model[r]), val
+        )
+        hit = counts > 0
+        hit_ptr = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])[ptr]
+        block = _BlockResult(
+            expected=sp.csr_array((val.astype(np.float32), c.astype(np.int32, copy=False), ptr),
+                                  shape=(m, n_pre)),
+            synapses=sp.csr_array((counts[hit].astype(np.int32), c[hit].astype(np.int32),
+                                   hit_ptr), shape=(m, n_pre)),
+            profile=np.zeros(0),
+        )
         # expected synapses per (post cell type, depth bin): sum over pre of rate_ijk
         assert inputs.pre_sum is not None
         b_r = np.repeat(np.arange(m), np.diff(b.indptr))
@@ -215,6 +229,10 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
             * inputs.pre_sum[k]
         )
         code = inputs.post_type[start:stop][b_r] * inputs.n_bins + inputs.depth_bin[k]
+        profile = np.asarray(
+            np.bincount(code, weights=w, minlength=n_types * inputs.n_bins), dtype=np.float64
+        )
+        return _BlockResult(expected=block.expected, synapses=block.synapses, profile=profile)
     else:
         table = pair_table_block(
             a_t,
@@ -338,7 +356,9 @@ def run_engine(
         data = a.data.astype(np.float64)
         if factors is not None:
             data = factors.pre(data)
-        inputs.a_t = sp.csr_array((data, a.indices, a.indptr), shape=(v, n_pre))
+        inputs.a_t = sp.csr_array(
+            (data, a.indices.astype(np.int32), a.indptr.astype(np.int64)), shape=(v, n_pre)
+        )
         post = model.post.load()
         b = post if n_post == model.n_neurons else sp.csc_array(post[post_ids])
         inputs.b = sp.csr_array(b)

@@ -195,13 +195,14 @@ def factorized_block(
         lam.sort_indices()
         return lam
     m, n_pre = b.shape[0], a_t.shape[1]
-    a_ptr = a_t.indptr.astype(np.int64)
+    # no copies of a_t when it is already int64/int32/float64 (the engine prepares it once)
+    a_ptr = a_t.indptr.astype(np.int64, copy=False)
     products = int(np.sum(a_ptr[b.indices + 1] - a_ptr[b.indices]))
     capacity = min(m * n_pre, products)
     ptr, idx, val = kernel(
-        b.indptr.astype(np.int64), b.indices.astype(np.int64), b.data,
-        a_ptr, a_t.indices.astype(np.int32), np.asarray(a_t.data, dtype=np.float64),
-        n_pre, capacity,
+        b.indptr.astype(np.int64, copy=False), b.indices.astype(np.int64, copy=False), b.data,
+        a_ptr, a_t.indices.astype(np.int32, copy=False),
+        np.asarray(a_t.data, dtype=np.float64), n_pre, capacity,
     )
     nnz = int(ptr[-1])
     return sp.csr_array((val[:nnz], idx[:nnz], ptr), shape=(m, n_pre))
