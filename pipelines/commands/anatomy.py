@@ -76,9 +76,16 @@ def register(sub: Any) -> None:
     s = isub.add_parser(
         "swc",
         help="SWC morphologies placed at soma positions",
-        description="Voxelize SWC morphologies placed at their soma positions.",
+        description="Voxelize SWC morphologies placed at their soma positions. The manifest is "
+        "a CSV file with the header id,swc,cell_type,x,y,depth (optional region,column); swc "
+        "paths are relative to it.",
     )
-    s.add_argument("inputs", nargs="+", type=Path, help="SWC files or folders")
+    s.add_argument("manifest", type=Path, help="manifest CSV listing the SWC files")
+    s.add_argument("--spacing-um", type=float, default=50.0, help="voxel size (default 50)")
+    s.add_argument("--background-targets-per-voxel", type=float, default=0.0,
+                   help="target sites of unreconstructed neurons added to post_all (default 0)")
+    s.add_argument("--depth-axis", choices=("-y", "y", "-z", "z"), default="-y",
+                   help="SWC axis pointing into the cortex, e.g. --depth-axis=-y (default)")
     s.add_argument("--out", type=Path, required=True, help="output store")
     s.add_argument("--overwrite", action="store_true", help="replace an existing store")
     s.set_defaults(handler=_import_swc)
@@ -177,8 +184,13 @@ def _import_consbi(args: argparse.Namespace) -> int:
 def _import_swc(args: argparse.Namespace) -> int:
     import_swc = _load("anatomy.io.swc", "import_swc")
     _refuse_existing(args.out, args.overwrite)
-    model = import_swc(*args.inputs)
-    return _write(model, args, f"{len(args.inputs)} SWC input(s)")
+    model = import_swc(
+        args.manifest,
+        spacing_um=args.spacing_um,
+        background_targets_per_voxel=args.background_targets_per_voxel,
+        depth_axis=args.depth_axis,
+    )
+    return _write(model, args, f"the SWC morphologies of {args.manifest}")
 
 
 def summarize_model(model: Any) -> dict[str, Any]:

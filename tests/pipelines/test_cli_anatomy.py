@@ -186,3 +186,33 @@ def test_import_consbi_bad_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 1
     one_error_line(err)
     assert not (tmp_path / "m.zarr").exists()
+
+
+SWC = """1 1 0 0 0 5 -1
+2 2 0 -10 0 1 1
+3 2 0 -130 0 1 2
+4 3 10 0 0 1 1
+5 3 60 0 0 1 4
+"""
+
+
+def test_import_swc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "n.swc").write_text(SWC)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("id,swc,cell_type,x,y,depth,region\n5,n.swc,L4ss,25,25,700,column\n")
+    out = tmp_path / "swc.zarr"
+    code, stdout, err = run(capsys, "anatomy", "import", "swc", str(manifest), "--out", str(out),
+                            "--depth-axis=-y", "--background-targets-per-voxel", "100")
+    assert code == 0, err
+    model = open_model(out)
+    assert model.n_neurons == 1 and model.pre.nnz > 0 and model.post.nnz > 0
+    assert float(np.min(model.post_all)) >= 100.0
+    assert str(out) in stdout
+
+
+def test_import_swc_bad_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "anatomy", "import", "swc", str(tmp_path / "none.csv"),
+                       "--out", str(tmp_path / "m.zarr"))
+    assert code == 1
+    assert "manifest file not found" in one_error_line(err)
+    assert not (tmp_path / "m.zarr").exists()
