@@ -252,6 +252,17 @@ def test_open_is_lazy_and_blocks_equal_memory(stored: Path, model: StructuralMod
     assert back.pre._loaded is None
 
 
+def test_store_backed_counts_pickle_for_process_workers(stored: Path,
+                                                        model: StructuralModel) -> None:
+    """Process-based dask workers receive the lazy counts by pickle and read from the store."""
+    import pickle
+
+    back = pickle.loads(pickle.dumps(open_model(stored).post))
+    assert isinstance(back.data, zarr.Array)
+    np.testing.assert_array_equal(back.voxel_block(3, 17).toarray(),
+                                  model.post.load()[:, 3:17].toarray())
+
+
 def test_voxel_blocks_follow_store_chunks(stored: Path) -> None:
     back = open_model(stored)
     blocks = voxel_blocks(back)
