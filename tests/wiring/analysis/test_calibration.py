@@ -1,0 +1,112 @@
+"""Calibration: SBC ranks and coverage pass for an exact posterior, fail for an over-confident
+one, and an NPE trained on a small budget for a linear-Gaussian toy shows no miscalibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from analysis_toys import ExactPosterior, LinearGaussian
+
+from wiring.analysis import calibration, coverage_from_ranks
+from wiring.errors import InvalidParameterError
+
+A = np.array([[1.0, 0.5], [0.0, 1.0], [1.0, -1.0]])
+
+
+def _toy() -> LinearGaussian:
+    return LinearGaussian(A=A, sigma=0.3, loc=np.ones(2), scale=np.full(2, 0.5))
+
+
+def test_coverage_from_ranks_golden() -> None:
+    ranks = np.array([[0.0, 50.0], [25.0, 50.0], [50.0, 99.0], [75.0, 10.0]])
+    cov = coverage_from_ranks(ranks, 100, np.array([0.0, 0.5, 1.0]))
+    # level 0.5 keeps u in [0.25, 0.75]: column 0 -> 3/4, column 1 -> 2/4
+    np.testing.assert_allclose(cov, [[0.25, 0.5], [0.75, 0.5], [1.0, 1.0]])
+
+
+def test_exact_posterior_passes() -> None:
+    toy = _toy()
+    res = calibration(ExactPosterior(toy), toy.prior_spec, toy, n_sbc=300,
+                      n_posterior_samples=500, seed=0)
+    assert res.passed, res.to_dict()
+    assert res.ranks.shape == (300, 2) and res.ranks.max() <= 500
+    assert np.all(res.coverage_deviation < 0.1)
+    assert abs(res.tarp_atc) < 0.1
+    d = res.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert "Bonferroni" in d["criteria"] and d["passed"] is True
+    assert [r["parameter"] for r in d["parameters"]] == ["t0", "t1"]
+    assert set(res.figures()) == {"sbc_ranks", "coverage"}
+    assert [ax.get_xlabel() for ax in res.figure.axes] == ["rank of t0", "rank of t1"]
+    cov_ax = res.coverage_figure.axes[0]
+    assert cov_ax.get_xlabel() == "credibility level"
+    assert cov_ax.get_ylabel() == "expected coverage"
+
+
+def test_seeded_and_reproducible() -> None:
+    toy = _toy()
+    a = calibration(ExactPosterior(toy), toy.prior_spec, toy, n_sbc=50,
+                    n_posterior_samples=100, seed=5, plot=False)
+    b = calibration(ExactPosterior(toy), toy.prior_spec, toy, n_sbc=50,
+                    n_posterior_samples=100, seed=5, plot=False)
+    np.testing.assert_array_equal(a.ranks, b.ranks)
+    np.testing.assert_array_equal(a.tarp_ecp, b.tarp_ecp)
+
+
+@pytest.mark.parametrize("shrink", [0.5, 2.0])
+def test_miscalibrated_posterior_fails(shrink: float) -> None:
+    toy = _toy()
+    res = calibration(ExactPosterior(toy, shrink=shrink), toy.prior_spec, toy, n_sbc=300,
+                      n_posterior_samples=500, seed=0, plot=False)
+    assert not res.passed
+    assert np.all(res.coverage_deviation > 0.1)
+    # over-confident: too little coverage (TARP area below the diagonal), and vice versa
+    assert np.sign(res.tarp_atc) == np.sign(shrink - 1)
+
+
+def test_c2st_scores_are_reported() -> None:
+    toy = _toy()
+    res = calibration(ExactPosterior(toy), toy.prior_spec, toy, n_sbc=100,
+                      n_posterior_samples=200, seed=1, c2st=True, plot=False)
+    assert res.c2st_ranks is not None and res.c2st_dap is not None
+    assert np.all(np.abs(res.c2st_dap - 0.5) < 0.2)
+    assert "c2st_dap" in res.to_dict()["parameters"][0]
+
+
+def test_bad_input() -> None:
+    toy = _toy()
+
+    class Anonymous:
+        def sample(self, n, x_o, *, seed):  # type: ignore[no-untyped-def]
+            return np.zeros((n, 2))
+
+    with pytest.raises(InvalidParameterError, match="parameter names"):
+        calibration(Anonymous(), toy.prior_spec, toy)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="n_sbc"):
+        calibration(ExactPosterior(toy), toy.prior_spec, toy, n_sbc=1)
+
+
+@pytest.mark.slow
+def test_npe_on_linear_gaussian_is_calibrated() -> None:
+    """NPE (small MAF, 3,000 simulations) on a conjugate toy passes SBC and coverage."""
+    from wiring.inference import train_posterior
+
+    toy = _toy()
+    rng = np.random.default_rng(0)
+    theta = toy.prior_spec.sample(3000, rng)
+    x = toy(theta, rng=rng)
+    post = train_posterior(theta, x, toy.prior_spec, estimator="maf", hidden_features=32,
+                           num_transforms=2, seed=0, progress=False,
+                           metadata={"param_names": list(toy.param_names),
+                                     "measurement_names": list(toy.names)})
+    res = calibration(post, toy.prior_spec, toy, n_sbc=200, n_posterior_samples=500, seed=1,
+                      param_names=toy.param_names, plot=False)
+    assert res.passed, res.to_dict()
+    # and the NPE posterior is close to the exact one at a typical observation
+    x_o = toy(np.array([[1.1, 0.9]]), rng=rng)[0]
+    mean, cov = toy.posterior_moments(x_o)
+    s = post.sample(4000, x_o, seed=0)
+    assert np.all(np.abs(s.mean(axis=0) - mean) < 0.25 * np.sqrt(np.diag(cov)) + 0.02)
+    assert np.all(np.abs(s.std(axis=0) / np.sqrt(np.diag(cov)) - 1) < 0.2)

@@ -1,0 +1,127 @@
+"""Rule comparison on binomial toys with exact (conjugate) posteriors: the wrong rule is ruled
+out, the right one is not, and the importance-sampling held-out prediction matches the exact
+leave-one-out posterior."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from analysis_toys import BinomialRule, BinomialToy
+
+from wiring.analysis import RuleFit, compare_rules, fit_rule
+from wiring.errors import InvalidParameterError, WiringError
+from wiring.priors import PriorSpec
+
+N_PAIRS = (60, 80, 100, 50)
+X_O = np.array([0.25, 0.3, 0.27, 0.34])
+PRIOR = PriorSpec(kind="uniform", names=("p",), low=(0.0,), high=(1.0,))
+
+
+def _fits() -> list[RuleFit]:
+    good = BinomialRule(N_PAIRS)
+    # a 'rule' that cannot produce probabilities near the data: P = theta / 10 <= 0.1
+    class Tenth(BinomialRule):
+        def expected(self, theta: Any) -> np.ndarray:
+            return super().expected(theta) / 10
+
+    bad = Tenth(N_PAIRS)
+
+    class EdgePosterior(BinomialToy):
+        def sample(self, n: int, x_o: Any, *, seed: int) -> np.ndarray:
+            # its posterior piles up at the upper prior bound
+            return 1.0 - 0.05 * np.random.default_rng(seed).random((n, 1))
+
+    return [
+        RuleFit(rule="good", posterior=good.posterior(), simulator=good, prior_spec=PRIOR),
+        RuleFit(rule="bad", posterior=EdgePosterior(n_pairs=N_PAIRS), simulator=bad,
+                prior_spec=PRIOR),
+    ]
+
+
+def test_wrong_rule_is_ruled_out() -> None:
+    res = compare_rules(_fits(), X_O, n_samples=2000, seed=0)
+    assert res.ruled_out == {"good": False, "bad": True}
+    assert res.reasons["bad"] and not res.reasons["good"]
+    assert np.all(res.in_sample_p[0] > 0.05)
+    assert np.all(np.abs(res.held_out_z[0]) < 2.5)
+    assert res.elpd_loo[0] > res.elpd_loo[1] + 10
+    d = res.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert "Bonferroni" in d["criterion"]
+    assert [r["rule"] for r in d["rules"]] == ["good", "bad"]
+    assert d["rules"][0]["elpd_loo_difference"] == 0.0
+    assert len(d["per_measurement"]) == 8
+    axes = res.figure.axes
+    assert axes[0].get_ylabel() == "predictive p-value" and axes[0].get_yscale() == "log"
+    assert [t.get_text() for t in axes[1].get_xticklabels()] == ["m0", "m1", "m2", "m3"]
+    assert any("(ruled out)" in t.get_text() for t in axes[0].get_legend().get_texts())
+
+
+def test_importance_held_out_matches_exact_leave_one_out() -> None:
+    from scipy.stats import betabinom
+
+    fit = _fits()[0]
+    res = compare_rules([fit], X_O, n_samples=20000, seed=1)
+    k = np.round(X_O * np.array(N_PAIRS))
+    n = np.array(N_PAIRS)
+    for j in range(len(N_PAIRS)):
+        a = 2.0 + k.sum() - k[j]
+        b = 5.0 + (n - k).sum() - (n[j] - k[j])
+        exact_mean = a / (a + b)
+        exact_lpd = betabinom(n[j], a, b).logpmf(k[j])
+        assert res.held_out_mean[0, j] == pytest.approx(exact_mean, abs=0.01)
+        assert res.held_out_lpd[0, j] == pytest.approx(exact_lpd, abs=0.05)
+        assert res.held_out_ess[0, j] > 5000
+
+
+def test_retrain_held_out_uses_the_remaining_columns() -> None:
+    rule = BinomialRule(N_PAIRS)
+    calls: list[int] = []
+
+    def trainer(theta: Any, x: Any, prior_spec: Any, *, seed: int, **kw: Any) -> Any:
+        calls.append(x.shape[1])
+        if x.shape[1] == len(N_PAIRS):
+            return rule.posterior()
+        # which column is missing: compare with the full training data
+        full = fit_x
+        gone = next(c for c in range(full.shape[1])
+                    if not any(np.array_equal(full[:, c], x[:, k]) for k in range(x.shape[1])))
+        return BinomialToy(n_pairs=tuple(v for c, v in enumerate(N_PAIRS) if c != gone))
+
+    fit = fit_rule("good", rule, PRIOR, 200, seed=0, trainer=trainer)
+    fit_x = fit.x
+    assert fit.theta.shape == (200, 1) and fit.x.shape == (200, 4) and calls == [4]
+    res = compare_rules([fit], X_O, n_samples=3000, seed=0, held_out="retrain",
+                        trainer=trainer)
+    assert calls == [4, 3, 3, 3, 3]
+    exact = compare_rules([fit], X_O, n_samples=3000, seed=0)
+    np.testing.assert_allclose(res.held_out_mean, exact.held_out_mean, atol=0.01)
+    np.testing.assert_allclose(res.held_out_lpd, exact.held_out_lpd, atol=0.1)
+
+
+def test_no_held_out() -> None:
+    res = compare_rules(_fits(), X_O, n_samples=500, held_out="none", plot=False)
+    assert np.isnan(res.held_out_p).all() and np.isnan(res.elpd_loo).all()
+    assert res.ruled_out["bad"] is True  # the in-sample check alone rules it out
+    json.dumps(res.to_dict(), allow_nan=False)
+
+
+def test_bad_input() -> None:
+    fits = _fits()
+    with pytest.raises(InvalidParameterError, match="at least one"):
+        compare_rules([], X_O)
+    with pytest.raises(InvalidParameterError, match="held_out='loo'"):
+        compare_rules(fits, X_O, held_out="loo")  # type: ignore[arg-type]
+    other = RuleFit(rule="other", posterior=BinomialToy(n_pairs=(5,)),
+                    simulator=BinomialRule((5,)), prior_spec=PRIOR)
+    with pytest.raises(InvalidParameterError, match="same measurements"):
+        compare_rules([fits[0], other], X_O)
+    with pytest.raises(InvalidParameterError, match="distinct"):
+        compare_rules([fits[0], fits[0]], X_O)
+    with pytest.raises(WiringError, match="training simulations"):
+        compare_rules([fits[0]], X_O, held_out="retrain")
+    with pytest.raises(InvalidParameterError, match="n_sims"):
+        fit_rule("good", fits[0].simulator, PRIOR, 1, seed=0)

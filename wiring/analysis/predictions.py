@@ -1,0 +1,358 @@
+"""Predicted connection probabilities for every presynaptic × postsynaptic cell type.
+
+For each type pair (a, b) of the model the eligible pairs are all (pre of type a, post of type
+b) with pre != post, in every region; at most ``max_pairs`` of them are drawn (seeded, without
+replacement) per type pair. Their shared-voxel rows (the same features as :mod:`wiring.features`:
+log pre, log post, log postAll and depth per shared voxel) are gathered from neuron-major copies
+of the pre/post counts, so the cost grows with the sampled pairs, not with the size of the type
+populations; one type pair is held in memory at a time. For every posterior
+sample θ the expected connection probability of the type pair is the mean over its pairs of
+``1 - exp(-lambda_ij(θ))`` (:func:`wiring.pairs.pair_rate`), i.e. what the connectome engine
+gives for that θ. The subsample's standard error is at most ``0.5 / sqrt(max_pairs)`` (0.011
+for the default 2,000 pairs), well below the posterior spread of typical predictions; it is
+the same for every θ (common random pairs), so it shifts, rather than widens, the credible
+interval. Posterior samples outside the rule's domain are dropped (logged).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from anatomy.catalogue import CELL_TYPES
+from wiring._typing import BoolArray, FloatArray, IntArray
+from wiring.analysis._common import PosteriorLike, child_seeds, jsonable
+from wiring.errors import InvalidParameterError, SelectionError, WiringError
+from wiring.pairs import PairTable, pair_rate
+from wiring.rules.base import WiringRule, check_theta, in_domain
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from anatomy.model import StructuralModel
+
+__all__ = ["ConnectivityPrediction", "connection_probability", "predict_connectivity"]
+
+logger = logging.getLogger(__name__)
+
+_THETA_BATCH_ROWS = 4_000_000  # θ-batch size x rows per rate evaluation (bounds memory)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectivityPrediction:
+    """Result of :func:`predict_connectivity`. Arrays are (n_pre, n_post) over ``pre_types`` ×
+    ``post_types``; ``samples`` is (n_theta, n_pre, n_post); ``covered`` flags type pairs that
+    some measurement's population contains (``measurements`` names them)."""
+
+    title: ClassVar[str] = "Predicted connectivity"
+
+    rule: str
+    pre_types: tuple[str, ...]
+    post_types: tuple[str, ...]
+    samples: FloatArray = field(repr=False)
+    mean: FloatArray
+    median: FloatArray
+    ci_low: FloatArray
+    ci_high: FloatArray
+    level: float
+    n_pairs_total: IntArray
+    n_pairs_used: IntArray
+    covered: BoolArray
+    measurements: tuple[tuple[tuple[str, ...], ...], ...]
+    n_theta: int
+    n_dropped: int
+    max_pairs: int
+    figure: Figure | None = field(default=None, repr=False, compare=False)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per type pair (JSON-native; NaN for type pairs without eligible pairs)."""
+        rows = []
+        for a, pre in enumerate(self.pre_types):
+            for b, post in enumerate(self.post_types):
+                rows.append(jsonable({
+                    "pre_type": pre,
+                    "post_type": post,
+                    "mean": self.mean[a, b],
+                    "median": self.median[a, b],
+                    "ci_low": self.ci_low[a, b],
+                    "ci_high": self.ci_high[a, b],
+                    "n_pairs_total": self.n_pairs_total[a, b],
+                    "n_pairs_used": self.n_pairs_used[a, b],
+                    "measured": self.covered[a, b],
+                    "measurements": ";".join(self.measurements[a][b]),
+                }))
+        return rows
+
+    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The table as CSV text; also written to ``path`` when given."""
+        rows = self.table()
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buf.getvalue()
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-native summary (no figure, no per-sample values)."""
+        return dict(jsonable({
+            "rule": self.rule,
+            "level": self.level,
+            "n_theta": self.n_theta,
+            "n_dropped": self.n_dropped,
+            "max_pairs": self.max_pairs,
+            "pre_types": list(self.pre_types),
+            "post_types": list(self.post_types),
+            "type_pairs": self.table(),
+        }))
+
+    def figures(self) -> dict[str, Figure]:
+        """Figures by file stem."""
+        return {"connectivity": self.figure} if self.figure is not None else {}
+
+
+def _types_present(model: StructuralModel, counts: Any) -> tuple[str, ...]:
+    """Cell types with at least one neuron that has a nonzero count in ``counts`` (N × V)."""
+    indptr = np.asarray(counts.load().tocsr().indptr)
+    has = np.diff(indptr) > 0
+    codes = np.unique(np.asarray(model.neurons.cell_type)[has])
+    return tuple(CELL_TYPES[int(c)] for c in sorted(codes))
+
+
+def _check_types(types: Sequence[str], what: str) -> tuple[str, ...]:
+    out = tuple(types)
+    bad = [t for t in out if t not in CELL_TYPES]
+    if bad or not out:
+        raise SelectionError(
+            f"unknown or no {what} cell type(s) {bad or list(out)!r}; known: {', '.join(CELL_TYPES)}"
+        )
+    return out
+
+
+def _coverage(model: StructuralModel, measurement_set: Any, pre_types: Sequence[str],
+              post_types: Sequence[str]) -> list[list[list[str]]]:
+    """Ids of the measurements whose population contains type pair (a, b), per (a, b)."""
+    from wiring.selectors import select
+
+    cov: list[list[list[str]]] = [[[] for _ in post_types] for _ in pre_types]
+    if measurement_set is None:
+        return cov
+    names = np.asarray(CELL_TYPES)[np.asarray(model.neurons.cell_type, dtype=np.int64)]
+    for meas in measurement_set.measurements:
+        try:
+            pre_t = set(names[select(model, meas.pre)].tolist())
+            post_t = set(names[select(model, meas.post)].tolist())
+        except SelectionError:
+            continue
+        for a, pa in enumerate(pre_types):
+            for b, pb in enumerate(post_types):
+                if pa in pre_t and pb in post_t:
+                    cov[a][b].append(str(meas.id))
+    return cov
+
+
+class _PairTableBuilder:
+    """Pair tables of arbitrary (pre, post) pair lists from neuron-major (CSR) counts."""
+
+    def __init__(self, model: StructuralModel) -> None:
+        self.pre = model.pre.load().tocsr()
+        self.post = model.post.load().tocsr()
+        for mat in (self.pre, self.post):
+            mat.eliminate_zeros()
+            mat.sort_indices()
+        with np.errstate(divide="ignore"):
+            self.log_post_all = np.log(np.asarray(model.post_all, np.float64)).astype(np.float32)
+        self.depth = np.asarray(model.depth_um(), dtype=np.float32)
+        self.soma = np.asarray(model.neurons.soma_um, dtype=np.float64)
+
+    def table(self, i: IntArray, j: IntArray) -> PairTable:
+        """Pairs (i[p], j[p]) with one row per voxel where i has boutons and j target sites."""
+        a = self.pre[i]
+        b = self.post[j]
+        pre_v = a.multiply(b.sign()).tocsr()  # pre counts on the shared voxels
+        post_v = b.multiply(a.sign()).tocsr()  # post counts on the same voxels
+        for mat in (pre_v, post_v):
+            mat.eliminate_zeros()
+            mat.sort_indices()
+        voxel = np.asarray(pre_v.indices, dtype=np.int32)
+        rows = {
+            "log_pre": np.log(np.asarray(pre_v.data, np.float64)).astype(np.float32),
+            "log_post": np.log(np.asarray(post_v.data, np.float64)).astype(np.float32),
+            "log_post_all": self.log_post_all[voxel],
+            "depth_um": self.depth[voxel],
+        }
+        dist = np.linalg.norm(self.soma[i] - self.soma[j], axis=1) if len(i) else np.zeros(0)
+        return PairTable(pre=np.asarray(i, np.int64), post=np.asarray(j, np.int64),
+                         indptr=np.asarray(pre_v.indptr, np.int64), voxel=voxel, rows=rows,
+                         pair_features={"soma_distance_um": np.asarray(dist, np.float64)})
+
+
+def connection_probability(rule: WiringRule, table: Any, theta: npt.ArrayLike) -> FloatArray:
+    """Mean over the pairs of ``table`` of ``1 - exp(-lambda)`` for every θ row: (B,).
+
+    θ rows are processed in batches so memory stays bounded; a table without pairs gives NaN.
+    """
+    th = check_theta(rule, theta)
+    if table.n_pairs == 0:
+        return np.full(len(th), np.nan)
+    step = max(1, _THETA_BATCH_ROWS // max(table.n_rows, table.n_pairs, 1))
+    out = np.empty(len(th))
+    for s in range(0, len(th), step):
+        lam = pair_rate(rule, table, th[s : s + step])
+        out[s : s + step] = (-np.expm1(-lam)).mean(axis=1)
+    return out
+
+
+def predict_connectivity(
+    posterior: PosteriorLike | None,
+    model: StructuralModel,
+    rule: WiringRule | str,
+    x_o: npt.ArrayLike | None,
+    *,
+    n_samples: int = 200,
+    pre_types: Sequence[str] | None = None,
+    post_types: Sequence[str] | None = None,
+    seed: int = 0,
+    max_pairs: int = 2000,
+    measurement_set: Any = None,
+    theta: npt.ArrayLike | None = None,
+    level: float = 0.95,
+    plot: bool = True,
+) -> ConnectivityPrediction:
+    """Connection probability with credible intervals for every pre type × post type.
+
+    Parameters
+    ----------
+    posterior
+        Posterior with ``sample(n, x_o, seed=)``; may be None when ``theta`` is given.
+    model
+        The structural model.
+    rule
+        The wiring rule (instance or registered name).
+    x_o
+        Observation to condition the posterior on, shape (m,).
+    n_samples
+        Posterior samples (each gives one value per type pair).
+    pre_types, post_types
+        Cell types (catalogue names); default every type with presynaptic (resp.
+        postsynaptic) sites in the model.
+    seed
+        Seed of the posterior samples and of the pair subsample.
+    max_pairs
+        Largest number of pairs evaluated per type pair (see the module docstring).
+    measurement_set
+        When given, type pairs contained in a measurement's population are flagged.
+    theta
+        Use these parameter samples (k, d) instead of sampling the posterior.
+    level
+        Credibility level of the intervals.
+    plot
+        Whether to draw the heatmap.
+
+    Returns
+    -------
+    ConnectivityPrediction
+
+    Raises
+    ------
+    SelectionError
+        Unknown cell types.
+    InvalidParameterError
+        Bad counts or no posterior samples inside the rule's domain.
+    """
+    from wiring.rules.registry import get_rule
+
+    rule_obj: WiringRule = get_rule(rule) if isinstance(rule, str) else rule
+    if max_pairs < 1 or n_samples < 1:
+        raise InvalidParameterError(
+            f"max_pairs={max_pairs!r} and n_samples={n_samples!r} must be positive"
+        )
+    s_post, s_pairs = child_seeds(seed, 2)
+    if theta is None:
+        if posterior is None or x_o is None:
+            raise InvalidParameterError("pass a posterior and x_o, or theta samples")
+        th = np.asarray(posterior.sample(n_samples, x_o, seed=s_post), dtype=np.float64)
+    else:
+        th = np.asarray(theta, dtype=np.float64)
+    th = check_theta(rule_obj, th)
+    ok = in_domain(rule_obj, th)
+    n_dropped = int((~ok).sum())
+    if n_dropped:
+        logger.info("predictions: dropped %d of %d posterior samples outside the domain of %r",
+                    n_dropped, len(th), rule_obj.name)
+    th = th[ok]
+    if len(th) == 0:
+        raise InvalidParameterError(
+            f"no posterior sample lies inside the domain of rule {rule_obj.name!r}"
+        )
+    pre_t = _check_types(pre_types, "presynaptic") if pre_types is not None else (
+        _types_present(model, model.pre))
+    post_t = _check_types(post_types, "postsynaptic") if post_types is not None else (
+        _types_present(model, model.post))
+    codes = np.asarray(model.neurons.cell_type, dtype=np.int64)
+    rng = np.random.default_rng(s_pairs)
+    pops: list[tuple[IntArray, IntArray]] = []
+    totals = np.zeros((len(pre_t), len(post_t)), np.int64)
+    used = np.zeros_like(totals)
+    for a, pa in enumerate(pre_t):
+        pre_idx = np.flatnonzero(codes == CELL_TYPES.index(pa))
+        for b, pb in enumerate(post_t):
+            post_idx = np.flatnonzero(codes == CELL_TYPES.index(pb))
+            total = len(pre_idx) * len(post_idx)
+            flat = (rng.choice(total, size=max_pairs, replace=False) if total > max_pairs
+                    else np.arange(total))
+            flat = np.sort(flat)
+            i, j = pre_idx[flat // max(len(post_idx), 1)], post_idx[flat % max(len(post_idx), 1)]
+            distinct = i != j
+            i, j = i[distinct], j[distinct]
+            totals[a, b] = total - (len(np.intersect1d(pre_idx, post_idx)) if pa == pb else 0)
+            used[a, b] = len(i)
+            pops.append((i, j))
+    samples = np.empty((len(th), len(pre_t), len(post_t)))
+    builder = _PairTableBuilder(model)
+    for k, (i, j) in enumerate(pops):
+        table = builder.table(i, j)
+        samples[:, k // len(post_t), k % len(post_t)] = connection_probability(rule_obj, table, th)
+    tail = (1.0 - level) / 2
+    with np.errstate(invalid="ignore"):
+        lo, med, hi = np.nanquantile(samples, [tail, 0.5, 1 - tail], axis=0) if np.isfinite(
+            samples).any() else (np.full(samples.shape[1:], np.nan),) * 3
+    cov = _coverage(model, measurement_set, pre_t, post_t)
+    covered = np.array([[bool(c) for c in row] for row in cov], dtype=np.bool_)
+    fig = None
+    if plot:
+        from wiring.analysis._plots import plot_connectivity_heatmap
+
+        fig = plot_connectivity_heatmap(pre_t, post_t, med, lo, hi, covered)
+    if not np.isfinite(med).any():
+        raise WiringError("no type pair has eligible pairs; check pre_types/post_types")
+    return ConnectivityPrediction(
+        rule=rule_obj.name,
+        pre_types=pre_t,
+        post_types=post_t,
+        samples=samples,
+        mean=samples.mean(axis=0),
+        median=med,
+        ci_low=lo,
+        ci_high=hi,
+        level=level,
+        n_pairs_total=totals,
+        n_pairs_used=used,
+        covered=covered,
+        measurements=tuple(tuple(tuple(c) for c in row) for row in cov),
+        n_theta=len(th),
+        n_dropped=n_dropped,
+        max_pairs=max_pairs,
+        figure=fig,
+    )
