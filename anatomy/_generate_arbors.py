@@ -139,19 +139,18 @@ def sample_batch(
         owners.append(owner[ok])
     vox_all = np.concatenate(voxels) if voxels else np.zeros(0, np.int32)
     own_all = np.concatenate(owners) if owners else np.zeros(0, np.int32)
-    if k > 1.0:
-        weights = rng.poisson(k - 1.0, len(vox_all)).astype(np.float32)
-        weights += 1.0
-    else:
-        weights = np.ones(len(vox_all), dtype=np.float32)
     if len(owners) > 1:
         # merge the compartments' neuron-sorted runs, so the (stable) COO -> CSC conversion
         # below leaves neurons sorted within each voxel and needs no per-voxel sort
         order = np.argsort(own_all, kind="stable")
-        own_all, vox_all, weights = own_all[order], vox_all[order], weights[order]
-    # COO -> CSC sums duplicates (segments of one neuron in one voxel) in linear time
-    m = sp.coo_array((weights, (own_all, vox_all)), shape=(n, grid.n_voxels)).tocsc()
+        own_all, vox_all = own_all[order], vox_all[order]
+    # COO -> CSC sums duplicates: m = segments of one neuron in one voxel, in linear time
+    ones = np.ones(len(vox_all), dtype=np.float32)
+    m = sp.coo_array((ones, (own_all, vox_all)), shape=(n, grid.n_voxels)).tocsc()
     m.sum_duplicates()
+    if k > 1.0:
+        # m segments of 1 + Poisson(k - 1) sites each hold m + Poisson(m (k - 1)) sites
+        m.data += rng.poisson((k - 1.0) * m.data.astype(np.float64)).astype(np.float32)
     voxel = np.repeat(np.arange(grid.n_voxels, dtype=np.int32), np.diff(m.indptr))
     return voxel, m.indices.astype(np.int32, copy=False), m.data.astype(np.float32, copy=False)
 
