@@ -10,10 +10,11 @@ sites) and axons (boutons), VPM thalamocortical axons, and the total target-site
 Presets
 -------
 ``tiny``
-    Unit tests: 8 x 8 x 40 voxels, a scaled-down column (240 µm) with its septum, ~300 cortical
-    neurons (1.5 % of the published counts) and 20 VPM neurons. Builds in a fraction of a second.
+    Unit tests: 8 x 8 x 40 voxels, a scaled-down column (240 µm) with its septum, ~400 cortical
+    neurons (1.5 % of the published counts in the column) and 20 VPM neurons. Builds in a
+    fraction of a second.
 ``small``
-    Demos: the real C2 geometry (12 x 12 x 40 voxels), 6 % of the neurons, 40 VPM.
+    Demos: the real C2 geometry (12 x 12 x 40 voxels), 6 % of the neurons (~1,600), 40 VPM.
 ``column``
     The default: the full-density C2 column (all 19,109 neurons, counts per layer exact), a
     100 µm septal ring (listed at 30 % density), the 275-neuron VPM barreloid; 20 x 20 x 40
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from difflib import get_close_matches
 from types import MappingProxyType
 from typing import Any
 
@@ -108,8 +110,11 @@ def preset_spec(preset: str) -> PresetSpec:
     try:
         return _SPECS[preset]
     except (KeyError, TypeError):
+        hint = get_close_matches(str(preset).lower(), PRESETS, n=1)
+        suggestion = f" Did you mean {hint[0]!r}?" if hint else ""
         raise UnknownNameError(
-            f"unknown anatomy preset {preset!r}; available presets are {', '.join(PRESETS)}"
+            f"unknown anatomy preset {preset!r}; available presets are {', '.join(PRESETS)} "
+            f"('column' is the default model).{suggestion}"
         ) from None
 
 
@@ -160,12 +165,11 @@ def _column_sums(counts: VoxelMajorCounts) -> npt.NDArray[np.float64]:
     return np.asarray(sums, dtype=np.float64)
 
 
-def _post_all(
-    grid: VoxelGrid, post: VoxelMajorCounts, seed: int
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+def _post_all(grid: VoxelGrid, post: VoxelMajorCounts, seed: int) -> npt.NDArray[np.float32]:
     """Total target sites per voxel: the published density profile, never below the listed sum.
 
-    Returns ``post_all`` and the listed sum per voxel.
+    ``post_all = max(profile(layer of the voxel centre) x noise, listed sum)``; the difference
+    to the listed sum is the background of target sites of neurons not listed individually.
     """
     listed = _column_sums(post)
     layer = layer_of_depth(grid.depth_um())
@@ -175,8 +179,7 @@ def _post_all(
     noise = np.clip(_rng(seed, 3).lognormal(0.0, sig, grid.n_voxels),
                     np.exp(-2 * sig), np.exp(2 * sig))
     total = profile[layer] * noise  # layer -1 (white matter) picks the trailing 0
-    post_all = np.maximum(np.rint(total), listed).astype(np.float32)
-    return post_all, listed
+    return np.maximum(np.rint(total), listed).astype(np.float32)
 
 
 def build_model(preset: str, *, seed: int = 0, progress: bool = False) -> StructuralModel:
@@ -237,7 +240,7 @@ def build_model(preset: str, *, seed: int = 0, progress: bool = False) -> Struct
     finally:
         if bar is not None:
             bar.close()
-    post_all, _ = _post_all(grid, post, seed)
+    post_all = _post_all(grid, post, seed)
     neurons = Neurons(
         cell_type=somata.cell_type,
         layer=somata.layer,

@@ -53,7 +53,9 @@ def test_unknown_preset_lists_the_presets(bad: str) -> None:
     assert repr(bad) in msg
     for name in PRESETS:
         assert name in msg
-    assert isinstance(err.value, (AnatomyError, KeyError))
+    assert isinstance(err.value, AnatomyError) and isinstance(err.value, KeyError)
+    if bad == "Column":
+        assert "Did you mean 'column'?" in msg
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
