@@ -142,6 +142,9 @@ def write_model(
         chunk_voxels = int(np.clip(round(v * TARGET_BLOCK_ENTRIES / nnz), 1, v))
     chunk_voxels = min(int(chunk_voxels), v)
     attrs = _json_native(dict(model.attrs), "model.attrs")
+    for name, pop in model.populations.items():  # cheap checks before any expensive work
+        _check_population_name(name)
+        _json_native(dict(pop.attrs), f"population {name!r} attrs")
     attrs["content_hash"] = content_hash(model)
     if model.attrs.get("content_hash") not in (None, attrs["content_hash"]):
         logger.warning(
