@@ -47,6 +47,7 @@ _LOG2E = 1.4426950408889634
 _LN2HI = 6.93147180369123816490e-01
 _LN2LO = 1.90821492927058770002e-10
 _CHUNK = 64
+_FCHUNK = 256
 
 # approximate math functions allowed, NaN/inf semantics kept (no 'nnan'/'ninf')
 _FASTMATH = {"contract", "afn", "reassoc", "arcp", "nsz"}
@@ -163,7 +164,8 @@ def _base() -> dict[str, Any]:
 
 def kernels(kind: str, n_features: int = 0) -> dict[str, Any]:
     """The compiled kernels of ``kind`` (``"table"`` with ``n_features`` row features, or
-    ``"factored"``); compiled on first use and kept for the process."""
+    ``"factored"``, with ``n_features`` = 1 when the depth term is used); compiled on first
+    use and kept for the process."""
     ck = (kind, n_features)
     if ck in _cache:
         return _cache[ck]  # type: ignore[no-any-return]
@@ -171,7 +173,7 @@ def kernels(kind: str, n_features: int = 0) -> dict[str, Any]:
     if kind == "table":
         out = _table_kernels(base, n_features)
     elif kind == "factored":
-        out = _factored_kernels(base)
+        out = _factored_kernels(base, bool(n_features))
     else:  # pragma: no cover - internal
         raise ValueError(kind)
     out["sample_pairs"] = base["sample_pairs"]
@@ -271,25 +273,34 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
     return {"simulate": simulate, "expected": expected}
 
 
-def _factored_kernels(base: dict[str, Any]) -> dict[str, Any]:
-    """Kernels over the factored form: dense log pre (n_pre, V; NaN = absent) × post CSR."""
+def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
+    """Kernels over the factored form: dense log pre (n_pre, V; NaN = absent) × post CSR
+    (voxel, log post and log postAll per entry); the depth term only when ``use_depth``."""
     fexp, uniform, njit, inline = base["fexp"], base["uniform"], base["njit"], base["inline"]
 
     @inline  # type: ignore[misc,untyped-decorator]
     def pair_lambda(c: Any, off: float, dense: Any, ri: int, vox: Any, lq: Any, lpa: Any,
-                    depth: Any, lo: int, hi: int, thr: float) -> float:
+                    depth: Any, lo: int, hi: int, thr: float, buf: Any) -> float:
+        # per chunk: compact the entries where the pre neuron is present (branch-free), then
+        # evaluate the rates of those only in a vectorizable loop
         c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
         row = dense[ri]
         lam = 0.0
         r = lo
         while r < hi:
-            e = min(r + _CHUNK, hi)
-            acc = 0.0
+            e = min(r + _FCHUNK, hi)
+            n = 0
             for rr in range(r, e):
                 v = vox[rr]
                 lp = row[v]
-                x = fexp(off + c0 * lp + c1 * lq[rr] + c2 * lpa[v] + c3 * depth[v])
-                acc += x if lp == lp else 0.0
+                t = off + c0 * lp + c1 * lq[rr] + c2 * lpa[rr]
+                if use_depth:
+                    t += c3 * depth[v]
+                buf[n] = t
+                n += lp == lp
+            acc = 0.0
+            for k in range(n):
+                acc += fexp(buf[k])
             lam += acc
             if lam > thr:
                 break
@@ -303,6 +314,7 @@ def _factored_kernels(base: dict[str, Any]) -> dict[str, Any]:
         n_bad = 0
         n_b = coef.shape[0]
         n_m = pair_lo.shape[0]
+        buf = np.empty(_FCHUNK, dtype=np.float64)
         for b in range(n_b):
             if not valid[b]:
                 for m in range(n_m):
@@ -327,7 +339,7 @@ def _factored_kernels(base: dict[str, Any]) -> dict[str, Any]:
                     p = pair_lo[m] + k
                     q = post_row[p]
                     lam = pair_lambda(c, off, dense, pre_row[p], vox, lq, lpa, depth,
-                                      post_ptr[q], post_ptr[q + 1], thr)
+                                      post_ptr[q], post_ptr[q + 1], thr, buf)
                     if lam != lam:
                         bad = True
                     elif lam > thr:
@@ -345,6 +357,7 @@ def _factored_kernels(base: dict[str, Any]) -> dict[str, Any]:
                  pair_n: Any, out: Any) -> None:
         n_b = coef.shape[0]
         n_m = pair_lo.shape[0]
+        buf = np.empty(_FCHUNK, dtype=np.float64)
         for b in range(n_b):
             c = coef[b]
             off = offset[b]
@@ -353,7 +366,7 @@ def _factored_kernels(base: dict[str, Any]) -> dict[str, Any]:
                 for p in range(pair_lo[m], pair_lo[m] + pair_n[m]):
                     q = post_row[p]
                     lam = pair_lambda(c, off, dense, pre_row[p], vox, lq, lpa, depth,
-                                      post_ptr[q], post_ptr[q + 1], np.inf)
+                                      post_ptr[q], post_ptr[q + 1], np.inf, buf)
                     acc += -np.expm1(-lam)
                 out[b, m] = acc / pair_n[m]
 

@@ -865,11 +865,11 @@ class FactoredFeatures:
 
     Instead of one row per (pair, shared voxel), it keeps, for the union of the populations'
     presynaptic neurons, a dense (n_pre, V) float32 matrix of ``log_pre`` (NaN where the neuron
-    has no boutons), and for the union of postsynaptic neurons their voxels and ``log_post`` as
-    a CSR by neuron. The rows of pair (i, j) are the entries of j's list where i is present, in
+    has no boutons), and for the union of postsynaptic neurons their voxels, ``log_post`` and
+    ``log_post_all`` as a CSR by neuron. The rows of pair (i, j) are the entries of j's list where i is present, in
     voxel order - exactly the rows of the table form. Pairs are in the same order as in
     :class:`FeatureBundle`, so both forms give the same simulations for a seed. Memory is
-    ``n_pre · V · 4`` bytes plus 8 bytes per post entry, independent of the number of pairs.
+    ``n_pre · V · 4`` bytes plus 12 bytes per post entry, independent of the number of pairs.
     """
 
     names: tuple[str, ...]
@@ -882,6 +882,7 @@ class FactoredFeatures:
     post_ptr: IntArray
     post_voxel: npt.NDArray[np.int32]
     post_log: Float32Array
+    post_log_post_all: Float32Array
     voxel_log_post_all: Float32Array
     voxel_depth_um: Float32Array
     soma_distance_um: FloatArray
@@ -960,6 +961,7 @@ def extract_factored(
     post_ptr[1:] = np.cumsum(np.bincount(qr, minlength=len(upost)))
     with np.errstate(divide="ignore"):
         lpa = np.log(np.asarray(model.post_all, np.float64)).astype(np.float32)
+    post_voxel = (np.concatenate(q_vox) if q_vox else np.zeros(0, np.int32))[order]
     soma = np.asarray(model.neurons.soma_um, dtype=np.float64)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in pres])]).astype(np.int64)
     dist = (np.linalg.norm(soma[pre_all] - soma[post_all_pairs], axis=1) if len(pre_all)
@@ -973,8 +975,9 @@ def extract_factored(
         post_row=rank_post[post_all_pairs].astype(np.int32),
         dense_log_pre=dense,
         post_ptr=post_ptr,
-        post_voxel=(np.concatenate(q_vox) if q_vox else np.zeros(0, np.int32))[order],
+        post_voxel=post_voxel,
         post_log=(np.concatenate(q_log) if q_log else np.zeros(0, np.float32))[order],
+        post_log_post_all=lpa[post_voxel],
         voxel_log_post_all=lpa,
         voxel_depth_um=np.asarray(model.depth_um(), dtype=np.float32),
         soma_distance_um=np.asarray(dist, np.float64),

@@ -366,7 +366,11 @@ class Simulator:
         f = self.source
         assert isinstance(f, FactoredFeatures)
         return (f.dense_log_pre, f.pre_row, f.post_row, f.post_ptr, f.post_voxel, f.post_log,
-                f.voxel_log_post_all, f.voxel_depth_um)
+                f.post_log_post_all, f.voxel_depth_um)
+
+    @property
+    def _factored_kind(self) -> int:
+        return int("depth_um" in self._form_names)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -441,7 +445,7 @@ class Simulator:
                 fn = kern.kernels("table", k)["simulate"]
                 args = self._table_args()
             else:
-                fn = kern.kernels("factored")["simulate"]
+                fn = kern.kernels("factored", self._factored_kind)["simulate"]
                 args = self._factored_args()
             if isinstance(self.source, FeatureBundle):
                 n_nan += fn(keys, valid, coef, off, *args, self._pair_lo, self._pair_n,
@@ -589,7 +593,7 @@ class Simulator:
                 kern.kernels("table", len(self._form_names))["expected"](
                     coef, off, *self._table_args(), self._pair_lo, self._pair_n, res)
             else:
-                kern.kernels("factored")["expected"](
+                kern.kernels("factored", self._factored_kind)["expected"](
                     coef, off, *self._factored_args(), self._pair_lo, self._pair_n, res)
             res[bad] = np.nan
             out[valid] = res
