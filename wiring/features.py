@@ -154,6 +154,12 @@ class FeatureBundle:
                     f"feature bundle: row array {name!r} has shape {arr.shape}, expected ({r},)"
                 )
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the per-measurement views are rebuilt on demand; pickling them would copy the rows
+        state = dict(self.__dict__)
+        state["_tables"] = []
+        return state
+
     @property
     def n_measurements(self) -> int:
         """Number of measurements m."""
@@ -598,6 +604,22 @@ def population_pairs(
     return out
 
 
+def _checked_pairs(
+    model: StructuralModel, mset: Any, slice_config: Any, max_bytes: int | None
+) -> list[PopulationPairs]:
+    pops = population_pairs(model, mset, slice_config)
+    if max_bytes is not None:
+        rows, nbytes = estimate_table(model, pops)
+        if nbytes > max_bytes:
+            raise WiringError(
+                f"the pair table of {len(pops)} population(s) would hold {int(rows.sum())} "
+                f"shared-voxel rows ({nbytes / 1e9:.1f} GB > max_bytes = {max_bytes / 1e9:.1f} "
+                f"GB); simulate with Simulator(..., representation='factored') (rows computed "
+                f"for sampled pairs only) or raise max_bytes"
+            )
+    return pops
+
+
 def extract_feature_bundle(
     model: StructuralModel,
     mset: Any,
@@ -607,6 +629,7 @@ def extract_feature_bundle(
     client: Any = None,
     progress: bool = False,
     block_voxels: int | None = None,
+    max_bytes: int | None = 4 * 2**30,
 ) -> FeatureBundle:
     """Pair features of every measurement of ``mset`` as one concatenated, cached table.
 
@@ -626,15 +649,24 @@ def extract_feature_bundle(
         Show a progress bar over voxel blocks.
     block_voxels
         Voxels per dask task (default: chosen for a few million rows per task).
+    max_bytes
+        Refuse to build a table larger than this (counted first, in one pass over the voxel
+        indices); None for no limit. Extraction holds about 2.5 times the table in memory.
 
     Returns
     -------
     FeatureBundle
         Memory-mapped from the cache when ``cache_dir`` is given.
+
+    Raises
+    ------
+    WiringError
+        The table would exceed ``max_bytes`` (use :class:`FactoredFeatures` through
+        ``Simulator(..., representation="factored")`` instead).
     """
     if cache_dir is None:
         return _extract(
-            model, population_pairs(model, mset, slice_config),
+            model, _checked_pairs(model, mset, slice_config, max_bytes),
             client=client, progress=progress, block_voxels=block_voxels,
         )
     key, desc = feature_cache_key(model, mset, slice_config=slice_config)
@@ -650,7 +682,7 @@ def extract_feature_bundle(
             logger.warning("pair features: cache entry %s is corrupt (%s); rebuilding", path, err)
             _remove(path)
     bundle = _extract(
-        model, population_pairs(model, mset, slice_config),
+        model, _checked_pairs(model, mset, slice_config, max_bytes),
         client=client, progress=progress, block_voxels=block_voxels,
     )
     _write_atomic(bundle, path, key=key, desc=desc)
@@ -665,6 +697,7 @@ def extract_features(
     cache_dir: str | os.PathLike[str] | None = None,
     client: Any = None,
     progress: bool = False,
+    max_bytes: int | None = 4 * 2**30,
 ) -> list[PairTable]:
     """Pair table of every eligible pair of each measurement of ``mset``, in set order.
 
@@ -673,7 +706,7 @@ def extract_features(
     """
     return extract_feature_bundle(
         model, mset, slice_config=slice_config, cache_dir=cache_dir, client=client,
-        progress=progress,
+        progress=progress, max_bytes=max_bytes,
     ).tables()
 
 

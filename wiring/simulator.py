@@ -645,7 +645,7 @@ def _features_of_model(
         return extract_factored(model, pops)
     return extract_feature_bundle(
         model, mset, slice_config=slice_config, cache_dir=cache_dir, client=client,
-        progress=progress,
+        progress=progress, max_bytes=None,
     )
 
 

@@ -207,3 +207,13 @@ def test_bundle_round_trip_from_tables() -> None:
     for name in bundle.rows:
         np.testing.assert_array_equal(again.rows[name], bundle.rows[name])
     assert again.n_rows == bundle.n_rows == 2 * bundle.tables()[0].n_rows
+
+
+def test_refuses_tables_over_the_size_limit(tmp_path: Path, tiny_model: Any) -> None:
+    from wiring.errors import WiringError
+
+    mset = load_measurement_set("vpm-invivo")
+    with pytest.raises(WiringError, match="max_bytes") as err:
+        extract_features(tiny_model, mset, cache_dir=tmp_path / "c", max_bytes=10_000)
+    assert "representation='factored'" in str(err.value)
+    assert not list((tmp_path / "c").glob("features-*"))  # nothing written

@@ -260,3 +260,23 @@ def test_provenance_and_repr(tiny_sims: dict[str, Simulator]) -> None:
     assert sim.names == MSET.names
     np.testing.assert_array_equal(sim.x_o, MSET.x_o)
     assert "dso" in repr(sim)
+
+
+def test_pickle_round_trip_gives_same_x(tiny_sims: dict[str, Simulator]) -> None:
+    import pickle
+
+    theta = np.random.default_rng(3).normal(1.0, 0.2, (50, 3))
+    for sim in tiny_sims.values():
+        if hasattr(sim.source, "tables"):
+            sim.source.tables()  # cached views must not travel
+        clone = pickle.loads(pickle.dumps(sim))
+        np.testing.assert_array_equal(clone.simulate(theta, seed=8), sim.simulate(theta, seed=8))
+
+
+def test_factored_form_for_large_tables(tiny_model: Any) -> None:
+    sim = Simulator(tiny_model, "dso", MSET, max_table_bytes=1000)
+    assert sim.representation == "factored"
+    ref = Simulator(tiny_model, "dso", MSET)
+    assert ref.representation == "table"
+    theta = [[1.0, 1.0, 1.0], [0.7, 1.3, 0.9]]
+    np.testing.assert_allclose(sim.expected(theta), ref.expected(theta), rtol=1e-9)
