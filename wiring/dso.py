@@ -205,7 +205,8 @@ def factorized_block(
         np.asarray(a_t.data, dtype=np.float64), n_pre, capacity,
     )
     nnz = int(ptr[-1])
-    return sp.csr_array((val[:nnz], idx[:nnz], ptr), shape=(m, n_pre))
+    # copies: release the (mostly untouched) capacity-sized buffers
+    return sp.csr_array((val[:nnz].copy(), idx[:nnz].copy(), ptr), shape=(m, n_pre))
 
 
 _KERNELS: dict[str, Any] = {}
