@@ -76,6 +76,7 @@ def plot_depth_profiles(model: StructuralModel) -> Any:
     )
     ax_soma.set_title("Somata")
     ax_soma.set_xlabel("neurons per 50 µm")
+    ax_soma.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
     ax_soma.legend(fontsize=7, loc="lower right", title="cell type (n)", title_fontsize=7)
     ax_soma.annotate(per_layer, (0.0, -0.11), xycoords="axes fraction", fontsize=6, va="top")
 
@@ -87,6 +88,7 @@ def plot_depth_profiles(model: StructuralModel) -> Any:
     ax_vpm.fill_betweenx(centers, 0, vpm[: len(centers)], color=colors["VPM"], alpha=0.2)
     ax_vpm.set_title("VPM boutons")
     ax_vpm.set_xlabel("boutons per 50 µm")
+    ax_vpm.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
     ax_vpm.legend(fontsize=7, loc="lower right")
 
     post_types = type_voxel_sums(model, "post")
