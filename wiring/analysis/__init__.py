@@ -28,15 +28,18 @@ from wiring.analysis.predictive import (
     posterior_predictive_check,
     predictive_p_value,
 )
+from wiring.analysis.standard import ANALYSES, StandardAnalysis, run_standard_analysis
 from wiring.analysis.summary import PosteriorSummary, partial_correlation, summarize_posterior
 
 __all__ = [
+    "ANALYSES",
     "Calibration",
     "ConnectivityPrediction",
     "PosteriorSummary",
     "PredictiveCheck",
     "RuleComparison",
     "RuleFit",
+    "StandardAnalysis",
     "calibration",
     "compare_rules",
     "connection_probability",
@@ -52,5 +55,6 @@ __all__ = [
     "posterior_predictive_check",
     "predict_connectivity",
     "predictive_p_value",
+    "run_standard_analysis",
     "summarize_posterior",
 ]

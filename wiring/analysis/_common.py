@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -232,7 +233,8 @@ def sample_many(posterior: PosteriorLike, xs: FloatArray, n: int, seed: int) -> 
         import torch
 
         try:
-            with torch.random.fork_rng(), torch.no_grad():
+            with torch.random.fork_rng(), torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Capping max_sampling_batch_size")
                 torch.manual_seed(seed)
                 out = sbi_post.sample_batched(
                     (n,), x=torch.as_tensor(xs, dtype=torch.float32), show_progress_bars=False

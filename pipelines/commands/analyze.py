@@ -1,0 +1,233 @@
+"""``wiring analyze``: the posterior report of a trained posterior.
+
+``wiring analyze --posterior DIR --anatomy PATH_OR_PRESET --measurements NAME_OR_PATH
+--out REPORT_DIR [--x-o 0.43,...] [--n-samples N] [--n-sbc N] [--seed S] [--skip ...]
+[--overwrite]``
+
+Runs the posterior summary (pairplot), the posterior predictive check, simulation-based
+calibration and the connectivity predictions for every cell-type pair, and writes
+``REPORT_DIR`` with the figures (PNG), ``summary.json``, CSV tables and ``index.html``.
+The posterior is conditioned on ``--x-o`` (one value per measurement, in the set's order) or,
+by default, on the measured values of the set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add ``wiring analyze`` to the top-level sub-parsers."""
+    from wiring.analysis.standard import ANALYSES
+
+    p = sub.add_parser(
+        "analyze",
+        help="posterior summary, predictive check, calibration and predictions as a report",
+        description="Analyze a trained posterior and write a report directory (PNG figures, "
+        "summary.json, CSV tables and one self-contained index.html).",
+    )
+    p.add_argument("--posterior", type=Path, required=True, metavar="DIR",
+                   help="posterior directory written by `wiring train`")
+    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
+                   help="structural-model store, or a preset name (tiny, small, column, field)")
+    p.add_argument("--anatomy-seed", type=_non_negative_int, default=0,
+                   help="seed of a preset model (default 0)")
+    p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
+                   help="the measurement set the posterior was trained on")
+    p.add_argument("--x-o", default=None, metavar="V1,V2,...",
+                   help="observed connection probabilities, one per measurement in set order "
+                   "(default: the set's measured values)")
+    p.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR",
+                   help="report directory to write")
+    p.add_argument("--n-samples", type=_positive_int, default=2000,
+                   help="posterior samples for the summary (default 2000)")
+    p.add_argument("--n-predictive", type=_positive_int, default=1000,
+                   help="posterior predictive simulations (default 1000)")
+    p.add_argument("--n-calibration", type=_non_negative_int, default=100,
+                   help="replicates calibrating the predictive p-values (default 100; 0: off)")
+    p.add_argument("--n-sbc", type=_positive_int, default=200,
+                   help="simulation-based calibration runs (default 200)")
+    p.add_argument("--n-sbc-samples", type=_positive_int, default=1000,
+                   help="posterior samples per calibration run (default 1000)")
+    p.add_argument("--n-prediction-samples", type=_positive_int, default=200,
+                   help="posterior samples for the type-pair predictions (default 200)")
+    p.add_argument("--max-pairs", type=_positive_int, default=2000,
+                   help="largest number of pairs evaluated per type pair (default 2000)")
+    p.add_argument("--n-pairs", default="experiment", metavar="experiment|N",
+                   help="pairs per simulated experiment: as tested ('experiment', default) or "
+                   "a fixed number; use what the training simulations used")
+    p.add_argument("--skip", default="", metavar="NAME,...",
+                   help=f"analyses to leave out ({', '.join(ANALYSES)})")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    p.add_argument("--allow-anatomy-mismatch", action="store_true",
+                   help="analyze even if the posterior was trained on another anatomy")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(handler=_run)
+
+
+def _parse_x_o(text: str, names: tuple[str, ...]) -> Any:
+    import numpy as np
+
+    from wiring.errors import InvalidParameterError, ShapeMismatchError
+
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        values = np.array([float(t) for t in parts])
+    except ValueError as err:
+        raise InvalidParameterError(
+            f"--x-o {text!r} is not a comma-separated list of numbers ({err})"
+        ) from None
+    if values.shape != (len(names),):
+        raise ShapeMismatchError(
+            f"--x-o has {values.size} value(s) but measurement set has {len(names)} "
+            f"({', '.join(names)}); give one value per measurement in that order"
+        )
+    if not np.all(np.isfinite(values)) or np.any((values < 0) | (values > 1)):
+        raise InvalidParameterError(
+            f"--x-o values must be connection probabilities in [0, 1], got {values.tolist()}"
+        )
+    return values
+
+
+def _n_pairs(text: str) -> Any:
+    from wiring.errors import InvalidParameterError
+
+    if text == "experiment":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidParameterError(
+            f"--n-pairs {text!r}: use 'experiment' or a positive number of pairs"
+        )
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.commands.simulate import anatomy_hash, open_anatomy
+    from wiring.analysis.standard import ANALYSES, run_standard_analysis
+    from wiring.errors import InvalidParameterError, OutputExistsError, PosteriorMismatchError
+    from wiring.inference import load_posterior
+    from wiring.measurements import load_measurement_set
+    from wiring.report import write_report
+    from wiring.rules.registry import get_rule
+    from wiring.simulator import Simulator
+
+    out: Path = args.out
+    if out.exists() and not args.overwrite:
+        raise OutputExistsError(
+            f"{out} already exists; choose another --out or pass --overwrite to replace it"
+        )
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
+    skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
+    unknown = sorted(set(skip) - set(ANALYSES))
+    if unknown:
+        raise InvalidParameterError(
+            f"--skip {args.skip!r}: unknown analysis {unknown}; known: {', '.join(ANALYSES)}"
+        )
+    n_pairs = _n_pairs(args.n_pairs)
+    mset = load_measurement_set(args.measurements)
+    names = tuple(str(n) for n in mset.names)
+    posterior = load_posterior(args.posterior, measurement_names=names)
+    manifest = posterior.manifest
+    rule = get_rule(str(manifest["rule"]["name"]))
+    x_o = _parse_x_o(args.x_o, names) if args.x_o is not None else mset.x_o
+    model = open_anatomy(args.anatomy, args.anatomy_seed)
+    trained_on = manifest.get("anatomy_hash")
+    here = anatomy_hash(model)
+    if trained_on and trained_on != here and not args.allow_anatomy_mismatch:
+        raise PosteriorMismatchError(
+            f"posterior {str(args.posterior)!r} was trained on anatomy {str(trained_on)[:12]}, "
+            f"but --anatomy {args.anatomy!r} is {here[:12]}; pass the training anatomy (or "
+            f"--allow-anatomy-mismatch to analyze anyway)"
+        )
+    simulator = Simulator(model, rule, mset, n_pairs=n_pairs)
+    params = list(rule.params)
+    analysis = run_standard_analysis(
+        posterior, simulator, x_o,
+        prior_spec=posterior.prior_spec,
+        param_names=posterior.param_names,
+        reference=[p.default for p in params],
+        labels=[f"{p.name} ({p.unit})" if p.unit else p.name for p in params],
+        model=model, rule=rule, measurement_set=mset,
+        n_samples=args.n_samples, n_predictive=args.n_predictive,
+        n_calibration=args.n_calibration, n_sbc=args.n_sbc, n_sbc_samples=args.n_sbc_samples,
+        n_prediction_samples=args.n_prediction_samples, max_pairs=args.max_pairs,
+        seed=args.seed, skip=skip,
+    )
+    config = {
+        "command": "wiring analyze",
+        "posterior": str(args.posterior),
+        "anatomy": str(args.anatomy),
+        "anatomy_seed": args.anatomy_seed,
+        "anatomy_hash": here,
+        "measurements": str(args.measurements),
+        "measurement_names": list(names),
+        "x_o": [float(v) for v in x_o],
+        "seed": args.seed,
+        "n_pairs": n_pairs,
+        "n_samples": args.n_samples,
+        "n_predictive": args.n_predictive,
+        "n_calibration": args.n_calibration,
+        "n_sbc": args.n_sbc,
+        "n_sbc_samples": args.n_sbc_samples,
+        "n_prediction_samples": args.n_prediction_samples,
+        "max_pairs": args.max_pairs,
+        "skip": list(skip),
+        "rule": manifest.get("rule"),
+        "prior": manifest.get("prior"),
+        "estimator": manifest.get("estimator"),
+        "training": {k: v for k, v in manifest.get("training", {}).items()
+                     if not isinstance(v, (list, dict))},
+        "timings_s": {k: round(v, 3) for k, v in analysis.timings_s.items()},
+    }
+    index = write_report(out, config=config, sections=analysis.sections,
+                         title=f"Posterior report: rule {rule.name}, {mset.name}",
+                         overwrite=args.overwrite)
+    lines = [f"{index}"]
+    res = analysis.results
+    if "summary" in res:
+        s = res["summary"]
+        lines.append(
+            "posterior mean " + ", ".join(f"{n}={m:.3g}" for n, m in zip(s.param_names, s.mean,
+                                                                         strict=True))
+            + f"; a-priori rule inside the 95 % HPD region: {s.reference_in_hpd}")
+    if "predictive" in res:
+        pc = res["predictive"]
+        p = pc.p_value_calibrated if pc.p_value_calibrated is not None else pc.p_value
+        lines.append(f"smallest predictive p-value: {float(p.min()):.3g}")
+    if "calibration" in res:
+        lines.append(f"calibration: {'passed' if res['calibration'].passed else 'FAILED'}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
