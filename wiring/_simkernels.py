@@ -371,6 +371,76 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 out[b, m] = acc / pair_n[m]
 
     @njit  # type: ignore[misc,untyped-decorator]
+    def simulate_sorted(keys: Any, valid: Any, coef: Any, offset: Any, dense: Any,
+                        pre_row: Any, post_row: Any, post_ptr: Any, vox: Any, lq: Any,
+                        lpa: Any, depth: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
+                        n_pre: int, out: Any) -> int:
+        """Like ``simulate``, but all sampled pairs of the batch are evaluated grouped by
+        presynaptic neuron (counting sort), so each dense row stays in cache; same result."""
+        n_b = coef.shape[0]
+        n_m = pair_lo.shape[0]
+        n_s_tot = 0
+        for m in range(n_m):
+            n_s_tot += n_sample[m]
+        total = n_b * n_s_tot
+        pair = np.empty(total, dtype=np.int64)
+        thr = np.empty(total, dtype=np.float64)
+        cnt = np.zeros(n_pre + 1, dtype=np.int64)
+        for b in range(n_b):
+            key = keys[b]
+            j = 0
+            col = b * n_s_tot
+            for m in range(n_m):
+                n_p = pair_n[m]
+                for _s in range(n_sample[m]):
+                    u = uniform(key, j)
+                    thr[col] = -np.log(uniform(key, j + 1))
+                    j += 2
+                    k = int(u * n_p)
+                    if k >= n_p:
+                        k = n_p - 1
+                    p = pair_lo[m] + k
+                    pair[col] = p
+                    if valid[b]:
+                        cnt[pre_row[p] + 1] += 1
+                    col += 1
+        for i in range(n_pre):
+            cnt[i + 1] += cnt[i]
+        order = np.empty(cnt[n_pre], dtype=np.int64)
+        for t in range(total):
+            if valid[t // n_s_tot]:
+                r = pre_row[pair[t]]
+                order[cnt[r]] = t
+                cnt[r] += 1
+        hit = np.zeros(total, dtype=np.bool_)
+        nan = np.zeros(n_b, dtype=np.bool_)
+        buf = np.empty(_FCHUNK, dtype=np.float64)
+        for t in order:
+            b = t // n_s_tot
+            p = pair[t]
+            q = post_row[p]
+            lam = pair_lambda(coef[b], offset[b], dense, pre_row[p], vox, lq, lpa, depth,
+                              post_ptr[q], post_ptr[q + 1], thr[t], buf)
+            if lam != lam:
+                nan[b] = True
+            hit[t] = lam > thr[t]
+        n_bad = 0
+        for b in range(n_b):
+            if not valid[b] or nan[b]:
+                for m in range(n_m):
+                    out[b, m] = np.nan
+                n_bad += nan[b]
+                continue
+            col = b * n_s_tot
+            for m in range(n_m):
+                h = 0
+                for _s in range(n_sample[m]):
+                    h += hit[col]
+                    col += 1
+                out[b, m] = h / n_sample[m]
+        return n_bad
+
+    @njit  # type: ignore[misc,untyped-decorator]
     def count_rows(dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
                    pairs: Any, counts: Any) -> None:
         for t in range(pairs.shape[0]):
@@ -402,5 +472,6 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     out_lq[w] = lq[rr]
                     w += 1
 
-    return {"simulate": simulate, "expected": expected, "count_rows": count_rows,
+    return {"simulate": simulate, "simulate_sorted": simulate_sorted, "expected": expected,
+            "count_rows": count_rows,
             "gather_rows": gather_rows}

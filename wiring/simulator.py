@@ -443,16 +443,14 @@ class Simulator:
                 valid[np.flatnonzero(valid)[bad]] = False
             if isinstance(self.source, FeatureBundle):
                 fn = kern.kernels("table", k)["simulate"]
-                args = self._table_args()
+                n_nan += fn(keys, valid, coef, off, *self._table_args(), self._pair_lo,
+                            self._pair_n, self.n_sample, out)
             else:
-                fn = kern.kernels("factored", self._factored_kind)["simulate"]
-                args = self._factored_args()
-            if isinstance(self.source, FeatureBundle):
-                n_nan += fn(keys, valid, coef, off, *args, self._pair_lo, self._pair_n,
-                            self.n_sample, out)
-            else:
-                n_nan += fn(keys, valid, coef, off, *args, self._pair_lo, self._pair_n,
-                            self.n_sample, out)
+                # pairs of the whole batch grouped by presynaptic neuron (cache reuse)
+                fn = kern.kernels("factored", self._factored_kind)["simulate_sorted"]
+                n_nan += fn(keys, valid, coef, off, *self._factored_args(), self._pair_lo,
+                            self._pair_n, self.n_sample, self.source.dense_log_pre.shape[0],
+                            out)
             n_bad = int((~in_domain(self.rule, th)).sum()) + int(n_nan)
         else:
             n_nan = self._simulate_generic(th, valid, keys, out)
