@@ -28,7 +28,7 @@ import itertools
 import logging
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,8 +77,8 @@ GENERIC_TARGET_ROWS = 4_000_000
 class EngineResult:
     """Output of :func:`run_engine` (positions are into the pre/post selections)."""
 
-    expected: sp.csc_array  # (n_pre, n_post) float32
-    synapses: sp.csc_array  # (n_pre, n_post) int32
+    expected: sp.csc_array | None  # (n_pre, n_post) float32; None with a sink
+    synapses: sp.csc_array | None  # (n_pre, n_post) int32
     depth_profile: FloatArray  # (n_cell_types, n_bins) expected synapses
     depth_edges_um: FloatArray  # (n_bins + 1,)
     voxels_per_bin: IntArray  # (n_bins,)
@@ -326,8 +326,14 @@ def run_engine(
     autapses: bool,
     in_memory: bool | None,
     progress: bool,
+    sink: Callable[[sp.csr_array, sp.csr_array], None] | None = None,
 ) -> EngineResult:
-    """Compute a connectome on validated inputs (see :func:`wiring.connectome.compute_connectome`)."""
+    """Compute a connectome on validated inputs (see :func:`wiring.connectome.compute_connectome`).
+
+    With ``sink``, each block's post-major (expected, synapses) CSR pair is handed to it in block
+    order and not kept: the result then has no matrices and memory is bounded by a wave of
+    blocks (see :func:`wiring.connectome.compute_connectome_to_store`).
+    """
     n_pre, n_post = len(pre_ids), len(post_ids)
     if in_memory is None:
         in_memory = (_loaded(model.pre) and _loaded(model.post)) or (
@@ -385,15 +391,26 @@ def run_engine(
         "%s", n_pre, n_post, total_products, len(blocks), path,
         "in memory" if in_memory else "streamed from the store",
     )
-    results = _execute(inputs, blocks, client=client, workers=workers, progress=progress)
     profile = np.zeros(len(CELL_TYPES) * n_bins, dtype=np.float64)
-    for res in results:
+    kept: list[_BlockResult] = []
+
+    def consume(res: _BlockResult) -> None:
+        nonlocal profile
         profile += res.profile
+        if sink is None:
+            kept.append(res)
+        else:
+            sink(res.expected, res.synapses)
+
+    _execute(inputs, blocks, consume, client=client, workers=workers, progress=progress,
+             wave=None if sink is None else 4 * max(workers, 1))
     if factors is not None and not autapses:
         profile -= _autapse_profile(model, inputs)
     profile_2d = np.maximum(profile, 0.0).reshape(len(CELL_TYPES), n_bins)
-    expected = _assemble([r.expected for r in results], n_pre, n_post, np.float32)
-    synapses = _assemble([r.synapses for r in results], n_pre, n_post, np.int32)
+    expected = synapses = None
+    if sink is None:
+        expected = _assemble([r.expected for r in kept], n_pre, n_post, np.float32)
+        synapses = _assemble([r.synapses for r in kept], n_pre, n_post, np.int32)
     return EngineResult(
         expected=expected,
         synapses=synapses,
@@ -499,40 +516,40 @@ def _assemble(
 def _execute(
     inputs: _Inputs,
     blocks: list[tuple[int, int]],
+    consume: Callable[[_BlockResult], None],
     *,
     client: Any,
     workers: int,
     progress: bool,
-) -> list[_BlockResult]:
-    """Run one task per block on a distributed client or dask's local scheduler."""
+    wave: int | None = None,
+) -> None:
+    """Run one task per block; ``consume`` receives the results in block order.
+
+    With ``wave`` the local scheduler runs that many blocks at a time, so only one wave of
+    results is held in memory; a distributed client keeps computing while results are consumed.
+    """
     if not blocks:
-        return []
+        return
     bar = _progress_bar(len(blocks)) if progress else None
     try:
         if client is not None:
-            from distributed import as_completed
-
             [shared] = client.scatter([inputs], broadcast=True)
             token = uuid.uuid4().hex[:8]
             futures = [
                 client.submit(_run_block, shared, a, z, key=f"connectome-{a}-{z}-{token}")
                 for a, z in blocks
             ]
-            for _ in as_completed(futures):
+            for fut in futures:
+                consume(fut.result())
+                fut.release()
                 if bar is not None:
                     bar.update(1)
-            return list(client.gather(futures))
+            return
         import dask
         from dask.callbacks import Callback
 
         token = uuid.uuid4().hex[:8]
         shared_d = dask.delayed(inputs, name=f"connectome-inputs-{token}", traverse=False)
-        tasks = [
-            dask.delayed(_run_block, pure=False)(
-                shared_d, a, z, dask_key_name=f"connectome-{a}-{z}-{token}"
-            )
-            for a, z in blocks
-        ]
         scheduler = "threads" if workers > 1 else "synchronous"
 
         class _Tick(Callback):  # type: ignore[misc]
@@ -541,9 +558,19 @@ def _execute(
                     if "inputs" not in key:
                         bar.update(1)
 
-        with _Tick():
-            out = dask.compute(*tasks, scheduler=scheduler, num_workers=workers)
-        return list(out)
+        step = len(blocks) if wave is None else max(1, wave)
+        for w0 in range(0, len(blocks), step):
+            tasks = [
+                dask.delayed(_run_block, pure=False)(
+                    shared_d, a, z, dask_key_name=f"connectome-{a}-{z}-{token}"
+                )
+                for a, z in blocks[w0 : w0 + step]
+            ]
+            with _Tick():
+                out = dask.compute(*tasks, scheduler=scheduler, num_workers=workers)
+            for res in out:
+                consume(res)
+            del out, tasks
     finally:
         if bar is not None:
             bar.close()

@@ -75,6 +75,7 @@ __all__ = [
     "DepthDensity",
     "TypeProbability",
     "compute_connectome",
+    "compute_connectome_to_store",
     "open_connectome",
     "synapse_density_by_depth",
     "type_probability_matrix",
@@ -283,6 +284,30 @@ def compute_connectome(
     >>> conn.synapses.shape == (conn.n_pre, conn.n_post)
     True
     """
+    conn = _compute(model, rule, theta, seed=seed, pre=pre, post=post, block_size=block_size,
+                    client=client, workers=workers, autapses=autapses, in_memory=in_memory,
+                    progress=progress)
+    return conn
+
+
+def _compute(
+    model: StructuralModel,
+    rule: str | type[WiringRule] | WiringRule,
+    theta: npt.ArrayLike,
+    *,
+    seed: int,
+    pre: Selector | str | None,
+    post: Selector | str | None,
+    block_size: int | None,
+    client: Any,
+    workers: int,
+    autapses: bool,
+    in_memory: bool | None,
+    progress: bool,
+    before_work: Any = None,
+    sink: Any = None,
+) -> Connectome:
+    """Validate, then run the engine; with ``sink`` the matrices go to it and stay empty here."""
     from wiring._engine import run_engine
     from wiring.dso import rule_factors
 
@@ -301,6 +326,8 @@ def compute_connectome(
     post_ids = _selection(model, post)
     factors = rule_factors(rule_obj, th[0])
     provenance = _provenance(type(rule_obj))
+    if before_work is not None:
+        before_work()
     result = run_engine(
         model,
         rule_obj,
@@ -315,6 +342,7 @@ def compute_connectome(
         autapses=bool(autapses),
         in_memory=in_memory,
         progress=progress,
+        sink=sink,
     )
     anatomy_hash = str(model.attrs.get("content_hash", ""))
     if not anatomy_hash:
@@ -322,9 +350,12 @@ def compute_connectome(
 
         anatomy_hash = content_hash(model)
     post_types = np.unique(model.neurons.cell_type[post_ids])
+    shape = (len(pre_ids), len(post_ids))
     return Connectome(
-        synapses=result.synapses,
-        expected=result.expected,
+        synapses=result.synapses if result.synapses is not None else sp.csc_array(
+            shape, dtype=np.int32),
+        expected=result.expected if result.expected is not None else sp.csc_array(
+            shape, dtype=np.float32),
         pre=pre_ids,
         post=post_ids,
         rule=provenance,
@@ -395,8 +426,6 @@ def write_connectome(
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         root = zarr.open_group(tmp, mode="w-", zarr_format=3)
-        _put(root, "pre", conn.pre.astype(np.int64))
-        _put(root, "post", conn.post.astype(np.int64))
         for name, mat, dtype in (
             ("synapses", conn.synapses, np.int32),
             ("expected", conn.expected, np.float32),
@@ -407,28 +436,120 @@ def write_connectome(
             _put(g, "indptr", m.indptr.astype(np.int64))
             _put(g, "indices", m.indices.astype(np.int32))
             _put(g, "data", m.data.astype(dtype))
-        d = root.create_group("depth")
-        _put(d, "expected_synapses", conn.depth_profile.astype(np.float64))
-        _put(d, "edges_um", conn.depth_edges_um.astype(np.float64))
-        _put(d, "voxels", conn.voxels_per_bin.astype(np.int64))
-        attrs = {
-            "format": FORMAT_NAME,
-            "schema_version": SCHEMA_VERSION,
-            "rule": _json(dict(conn.rule)),
-            "theta": [float(v) for v in conn.theta],
-            "seed": int(conn.seed),
-            "anatomy_hash": conn.anatomy_hash,
-            "voxel_volume_um3": float(conn.voxel_volume_um3),
-            **{k: _json(v) for k, v in conn.attrs.items()},
-        }
-        root.attrs.update(attrs)
-        root.attrs["complete"] = True
+        _write_meta(root, conn)
         open_connectome(tmp)
         _move_into_place(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote connectome to %s", path)
     return path
+
+
+class _BlockAppender:
+    """Append post-major CSR blocks (m, n_pre) of one matrix to a store group as CSC."""
+
+    def __init__(self, root: Any, name: str, dtype: type[np.generic]) -> None:
+        self.group = root.create_group(name)
+        chunk = 1 << 22
+        self.indices = self.group.create_array(
+            "indices", shape=(0,), dtype=np.int32, chunks=(chunk,), compressors=_compressors())
+        self.data = self.group.create_array(
+            "data", shape=(0,), dtype=dtype, chunks=(chunk,), compressors=_compressors())
+        self.dtype = dtype
+        self.ptr: list[npt.NDArray[np.int64]] = [np.zeros(1, dtype=np.int64)]
+        self.nnz = 0
+
+    def append(self, block: sp.csr_array) -> None:
+        k = int(block.nnz)
+        self.ptr.append(np.asarray(block.indptr[1:], dtype=np.int64) + self.nnz)
+        if k:
+            self.indices.resize((self.nnz + k,))
+            self.indices[self.nnz :] = np.asarray(block.indices, dtype=np.int32)
+            self.data.resize((self.nnz + k,))
+            self.data[self.nnz :] = np.asarray(block.data, dtype=self.dtype)
+        self.nnz += k
+
+    def finish(self) -> None:
+        _put(self.group, "indptr", np.concatenate(self.ptr))
+
+
+def compute_connectome_to_store(
+    model: StructuralModel,
+    rule: str | type[WiringRule] | WiringRule,
+    theta: npt.ArrayLike,
+    path: str | os.PathLike[str],
+    *,
+    seed: int,
+    pre: Selector | str | None = None,
+    post: Selector | str | None = None,
+    block_size: int | None = None,
+    client: Any = None,
+    workers: int = 1,
+    autapses: bool = False,
+    in_memory: bool | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Like :func:`compute_connectome`, but write each block to a store as soon as it is done.
+
+    The matrices never exist in memory as a whole: memory is bounded by the (loaded) model plus
+    one wave of blocks (4 per worker), whatever the size of the connectome. The store is the
+    same as ``write_connectome(compute_connectome(...), path)`` writes, and appears atomically
+    (temporary sibling, then rename) once complete. Parameters as for
+    :func:`compute_connectome` and :func:`write_connectome`.
+    """
+    import zarr
+
+    out = Path(path)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
+    state: dict[str, Any] = {}
+
+    def before_work() -> None:  # arguments are valid: claim the output
+        _check_target(out, overwrite=overwrite)
+        root = zarr.open_group(tmp, mode="w-", zarr_format=3)
+        state["root"] = root
+        state["expected"] = _BlockAppender(root, "expected", np.float32)
+        state["synapses"] = _BlockAppender(root, "synapses", np.int32)
+
+    def sink(expected: sp.csr_array, synapses: sp.csr_array) -> None:
+        state["expected"].append(expected)
+        state["synapses"].append(synapses)
+
+    try:
+        meta = _compute(model, rule, theta, seed=seed, pre=pre, post=post,
+                        block_size=block_size, client=client, workers=workers,
+                        autapses=autapses, in_memory=in_memory, progress=progress,
+                        before_work=before_work, sink=sink)
+        state["expected"].finish()
+        state["synapses"].finish()
+        _write_meta(state["root"], meta)
+        _move_into_place(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("wrote connectome to %s", out)
+    return out
+
+
+def _write_meta(root: Any, conn: Connectome) -> None:
+    """Everything but the two matrices, then the completion marker (last)."""
+    _put(root, "pre", conn.pre.astype(np.int64))
+    _put(root, "post", conn.post.astype(np.int64))
+    d = root.create_group("depth")
+    _put(d, "expected_synapses", conn.depth_profile.astype(np.float64))
+    _put(d, "edges_um", conn.depth_edges_um.astype(np.float64))
+    _put(d, "voxels", conn.voxels_per_bin.astype(np.int64))
+    attrs = {
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION,
+        "rule": _json(dict(conn.rule)),
+        "theta": [float(v) for v in conn.theta],
+        "seed": int(conn.seed),
+        "anatomy_hash": conn.anatomy_hash,
+        "voxel_volume_um3": float(conn.voxel_volume_um3),
+        **{k: _json(v) for k, v in conn.attrs.items()},
+    }
+    root.attrs.update(attrs)
+    root.attrs["complete"] = True
 
 
 def _json(value: Any) -> Any:

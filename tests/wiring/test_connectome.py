@@ -338,3 +338,29 @@ def test_synapse_density_by_depth(tiny_model) -> None:  # type: ignore[no-untype
     with pytest.raises(InvalidParameterError, match="unknown cell type"):
         synapse_density_by_depth(conn, cell_types=["L9"])
     assert sp.issparse(conn.synapses)
+
+
+def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from wiring.connectome import compute_connectome_to_store
+
+    for path, rule in RULES.items():
+        post = _every(tiny_model, 3)
+        conn = compute_connectome(tiny_model, rule, (0.9, 1.2, 1.1), seed=6, post=post)
+        ref = open_connectome(write_connectome(conn, tmp_path / f"ref-{path}.zarr"))
+        out = compute_connectome_to_store(tiny_model, rule, (0.9, 1.2, 1.1),
+                                          tmp_path / f"s-{path}.zarr", seed=6, post=post,
+                                          block_size=9, workers=2)
+        got = open_connectome(out)
+        assert (got.synapses != ref.synapses).nnz == 0
+        np.testing.assert_array_equal(got.expected.toarray(), ref.expected.toarray())
+        np.testing.assert_array_equal(got.synapses.indptr, ref.synapses.indptr)
+        np.testing.assert_allclose(got.depth_profile, ref.depth_profile, rtol=1e-12)
+        assert got.rule == ref.rule
+        assert {k: v for k, v in got.attrs.items() if k != "engine"} == {
+            k: v for k, v in ref.attrs.items() if k != "engine"}
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        compute_connectome_to_store(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), out,
+                                    seed=1)
+    with pytest.raises(ShapeMismatchError):
+        compute_connectome_to_store(tiny_model, "dso", (1.0, 1.0), tmp_path / "x.zarr", seed=1)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or p.name == "x.zarr"]
