@@ -280,3 +280,43 @@ def test_factored_form_for_large_tables(tiny_model: Any) -> None:
     assert ref.representation == "table"
     theta = [[1.0, 1.0, 1.0], [0.7, 1.3, 0.9]]
     np.testing.assert_allclose(sim.expected(theta), ref.expected(theta), rtol=1e-9)
+
+
+def test_feature_table_folder_agrees_with_rows(tmp_path: Any, tiny_model: Any) -> None:
+    """Import a folder in the research code's feature-table format and compare the simulator
+    with a computation straight from the table rows and masks."""
+    from anatomy.io.consbi import import_feature_tables, write_feature_tables
+    from anatomy.model import NeuronPopulation
+    from wiring.measurements import measurement_set_from_model
+
+    ct = tiny_model.neurons.cell_type_names
+    vpm = np.flatnonzero(ct == "VPM")[:6]
+    pops = {"A": NeuronPopulation(pre=vpm, post=np.flatnonzero(ct == "L4ss")[:9]),
+            "B": NeuronPopulation(pre=vpm, post=np.flatnonzero(ct == "L5PT")[:7])}
+    recs = [{"ID": k, "type": "connection_probability_invivo", "cp_empirical": 30,
+             "samples": 25, "authors": "A. Author", "year": 2000, "DOI": "10.1000/182"}
+            for k in pops]
+    folder = write_feature_tables(tiny_model, tmp_path / "tables", populations=pops, records=recs)
+    model = import_feature_tables(folder)
+    mset = measurement_set_from_model(model)
+    ints = np.loadtxt(next((folder / "features").glob("*_int.tsv")), dtype=np.int64, ndmin=2)
+    floats = np.loadtxt(next((folder / "features").glob("*_float.tsv")), ndmin=2)
+    theta = np.array([[1.0, 1.0, 1.0], [0.6, 1.4, 0.9]])
+    want = np.zeros((len(theta), len(mset.names)))
+    for m, name in enumerate(mset.names):
+        mask = np.loadtxt(folder / "masks" / f"mask_set-3_{name}.txt", dtype=np.int64)
+        rows_i, rows_f = ints[mask], floats[mask]
+        pre_ids, post_ids = np.unique(rows_i[:, 1]), np.unique(rows_i[:, 2])
+        real = rows_i[:, 3] >= 0
+        for b, (a, q, c) in enumerate(theta):
+            lam: dict[tuple[int, int], float] = {}
+            for (i, j), (fp, fq, fa) in zip(rows_i[real][:, 1:3], rows_f[real][:, :3],
+                                            strict=True):
+                lam[(i, j)] = lam.get((i, j), 0.0) + fp**a * fq**q / fa**c
+            p = [1 - np.exp(-lam.get((i, j), 0.0)) for i in pre_ids for j in post_ids]
+            want[b, m] = np.mean(p)
+    sim = Simulator(model, "dso", mset)
+    np.testing.assert_allclose(sim.expected(theta), want, rtol=1e-5)
+    x = sim.simulate(np.tile(theta[1], (3000, 1)), seed=4)
+    se = np.sqrt(want[1] * (1 - want[1]) / (sim.n_sample * 3000))
+    assert np.all(np.abs(x.mean(axis=0) - want[1]) < 4.5 * se)
