@@ -193,11 +193,13 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
         c = lam.indices
         val = lam.data
         r = np.repeat(np.arange(m), np.diff(ptr))
+        pre_m, post_m = inputs.pre_ids[c], post_model[r]
         if not inputs.autapses:
-            keep = inputs.pre_ids[c] != post_model[r]
+            keep = pre_m != post_m
             if not keep.all():
                 ptr = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[ptr]
                 r, c, val = r[keep], c[keep], val[keep]
+                pre_m, post_m = pre_m[keep], post_m[keep]
         bad = ~(val <= MAX_POISSON_MEAN)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -207,9 +209,8 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
                 f"{post_model[r[i]]}); Poisson means must be finite and at most "
                 f"{MAX_POISSON_MEAN:g}: choose theta inside the plausible range"
             )
-        counts = poisson_quantile(
-            keyed_uniforms(inputs.seed, inputs.pre_ids[c], post_model[r]), val
-        )
+        counts = poisson_quantile(keyed_uniforms(inputs.seed, pre_m, post_m), val)
+        del pre_m, post_m
         hit = counts > 0
         hit_ptr = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])[ptr]
         block = _BlockResult(
