@@ -156,7 +156,7 @@ def test_poisson_counts_have_the_right_mean_and_variance(tiny_model) -> None:  #
     picks = [np.unravel_index(np.argmin(np.abs(lam - t)), lam.shape) for t in targets]
     pre = Selector(ids=tuple(int(tiny_model.neurons.ids[full.pre[i]]) for i, _ in picks))
     post = Selector(ids=tuple(int(tiny_model.neurons.ids[full.post[j]]) for _, j in picks))
-    n = 300
+    n = 200
     draws = []
     for seed in range(n):
         c = compute_connectome(tiny_model, RULES["factorized"], theta, seed=seed, pre=pre,
