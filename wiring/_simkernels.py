@@ -280,9 +280,9 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
 
     @inline  # type: ignore[misc,untyped-decorator]
     def pair_lambda(c: Any, off: float, dense: Any, ri: int, vox: Any, lq: Any, lpa: Any,
-                    depth: Any, lo: int, hi: int, thr: float, buf: Any) -> float:
+                    depth: Any, lo: int, hi: int, thr: float, buf: Any, ibuf: Any) -> float:
         # per chunk: compact the entries where the pre neuron is present (branch-free), then
-        # evaluate the rates of those only in a vectorizable loop
+        # evaluate the rates of those only
         c0, c1, c2, c3 = c[0], c[1], c[2], c[3]
         row = dense[ri]
         lam = 0.0
@@ -291,16 +291,17 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
             e = min(r + _FCHUNK, hi)
             n = 0
             for rr in range(r, e):
-                v = vox[rr]
-                lp = row[v]
-                t = off + c0 * lp + c1 * lq[rr] + c2 * lpa[rr]
-                if use_depth:
-                    t += c3 * depth[v]
-                buf[n] = t
+                lp = row[vox[rr]]
+                buf[n] = lp
+                ibuf[n] = rr
                 n += lp == lp
             acc = 0.0
             for k in range(n):
-                acc += fexp(buf[k])
+                i = ibuf[k]
+                t = off + c0 * buf[k] + c1 * lq[i] + c2 * lpa[i]
+                if use_depth:
+                    t += c3 * depth[vox[i]]
+                acc += fexp(t)
             lam += acc
             if lam > thr:
                 break
@@ -315,6 +316,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
         n_b = coef.shape[0]
         n_m = pair_lo.shape[0]
         buf = np.empty(_FCHUNK, dtype=np.float64)
+        ibuf = np.empty(_FCHUNK, dtype=np.int64)
         for b in range(n_b):
             if not valid[b]:
                 for m in range(n_m):
@@ -339,7 +341,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     p = pair_lo[m] + k
                     q = post_row[p]
                     lam = pair_lambda(c, off, dense, pre_row[p], vox, lq, lpa, depth,
-                                      post_ptr[q], post_ptr[q + 1], thr, buf)
+                                      post_ptr[q], post_ptr[q + 1], thr, buf, ibuf)
                     if lam != lam:
                         bad = True
                     elif lam > thr:
@@ -358,6 +360,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
         n_b = coef.shape[0]
         n_m = pair_lo.shape[0]
         buf = np.empty(_FCHUNK, dtype=np.float64)
+        ibuf = np.empty(_FCHUNK, dtype=np.int64)
         for b in range(n_b):
             c = coef[b]
             off = offset[b]
@@ -366,7 +369,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 for p in range(pair_lo[m], pair_lo[m] + pair_n[m]):
                     q = post_row[p]
                     lam = pair_lambda(c, off, dense, pre_row[p], vox, lq, lpa, depth,
-                                      post_ptr[q], post_ptr[q + 1], np.inf, buf)
+                                      post_ptr[q], post_ptr[q + 1], np.inf, buf, ibuf)
                     acc += -np.expm1(-lam)
                 out[b, m] = acc / pair_n[m]
 
@@ -415,12 +418,13 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
         hit = np.zeros(total, dtype=np.bool_)
         nan = np.zeros(n_b, dtype=np.bool_)
         buf = np.empty(_FCHUNK, dtype=np.float64)
+        ibuf = np.empty(_FCHUNK, dtype=np.int64)
         for t in order:
             b = t // n_s_tot
             p = pair[t]
             q = post_row[p]
             lam = pair_lambda(coef[b], offset[b], dense, pre_row[p], vox, lq, lpa, depth,
-                              post_ptr[q], post_ptr[q + 1], thr[t], buf)
+                              post_ptr[q], post_ptr[q + 1], thr[t], buf, ibuf)
             if lam != lam:
                 nan[b] = True
             hit[t] = lam > thr[t]
