@@ -387,3 +387,78 @@ def test_every_cell_type_has_a_documented_arbor() -> None:
     for comp in LAYER_COMPOSITION:
         assert abs(sum(comp.type_fractions.values()) - 1.0) < 1e-9, comp.layer
         assert comp.n_neurons == MEYER_2010[comp.layer]
+
+
+# ------------------------------------------------------------------------------------------
+# building blocks: the CSC assembler and the arbor sampler
+# ------------------------------------------------------------------------------------------
+def test_csc_builder_equals_scipy() -> None:
+    import scipy.sparse as sp
+
+    from anatomy._generate_arbors import CscBuilder
+
+    rng = np.random.default_rng(7)
+    n, v = 50, 30
+    dense = np.where(rng.random((n, v)) < 0.2, rng.integers(1, 9, (n, v)), 0).astype(np.float32)
+    builder = CscBuilder(n, v)
+    for a, b in ((0, 13), (13, 14), (14, 40), (40, 50)):
+        block = sp.csc_array(dense[a:b])
+        voxel = np.repeat(np.arange(v, dtype=np.int32), np.diff(block.indptr))
+        builder.add(voxel, block.indices.astype(np.int32) + np.int32(a), block.data)
+    indptr, indices, data = builder.build()
+    expected = sp.csc_array(dense)
+    np.testing.assert_array_equal(indptr, expected.indptr)
+    np.testing.assert_array_equal(indices, expected.indices)
+    np.testing.assert_array_equal(data, expected.data)
+
+
+def test_sample_batch_mean_sites_and_confinement() -> None:
+    from anatomy._generate_arbors import sample_batch
+    from anatomy.grid import VoxelGrid
+    from anatomy.parameters import ArborSpec, Compartment
+
+    grid = VoxelGrid(origin_um=(0.0, 0.0, 0.0), spacing_um=50.0, shape=(40, 40, 40))
+    spec = ArborSpec(
+        cell_type="L4ss", mean_count=2000.0, cv=0.2, source="test", sites_per_segment=5.0,
+        compartments=(
+            Compartment(name="a", fraction=0.7, sigma_xy_um=60.0, sigma_z_um=80.0,
+                        confine_um=(600.0, 800.0)),
+            Compartment(name="b", fraction=0.3, sigma_xy_um=40.0, kind="uniform",
+                        lo_um=100.0, hi_um=None),
+        ),
+    )
+    n = 400
+    xy = np.full((n, 2), 1000.0, dtype=np.float32)
+    z = np.full(n, 700.0, dtype=np.float32)
+    voxel, local, count = sample_batch(spec, xy, z, grid, np.random.default_rng(3))
+    per_neuron = np.bincount(local, weights=count, minlength=n)
+    # mean 2000 sites; sd of the mean ~ 2000 * sqrt(0.2^2 + small) / sqrt(400) ~ 21
+    assert abs(per_neuron.mean() - 2000.0) < 4 * 2000.0 * 0.22 / np.sqrt(n)
+    depth = grid.voxel_center_um(voxel)[:, 2]
+    in_band = (depth >= 575) & (depth <= 825)
+    in_apical = (depth >= 75) & (depth <= 725)
+    assert np.all(in_band | in_apical)  # reflected into 600-800 µm, or uniform 100-700 µm
+    # only the uniform compartment (30 %) reaches above 550 µm: 0.3 * 450 / 600 = 0.225
+    above = count[depth < 575].sum() / count.sum()
+    assert 0.19 < above < 0.26
+    # segments make counts overdispersed relative to Poisson (clustered like real arbors)
+    assert np.all(count >= 1)
+    # entries are sorted by voxel, then neuron
+    key = voxel.astype(np.int64) * n + local
+    assert np.all(np.diff(key) > 0)
+
+
+@pytest.mark.slow
+def test_field_has_three_full_columns() -> None:
+    model = build_model("field", seed=0)
+    nrn = model.neurons
+    assert nrn.column_names == ("C1", "C2", "C3")
+    for ci in range(3):
+        for li, name in enumerate(LAYERS):
+            sel = (nrn.column == ci) & (nrn.layer == li) & (nrn.region == REGIONS.index("column"))
+            assert sel.sum() == MEYER_2010[name]
+        vpm = (nrn.column == ci) & (nrn.cell_type == _code("VPM"))
+        assert 250 <= vpm.sum() <= 300
+    d = describe_model(model)
+    assert 1.1e5 <= d["post_all_in_column"]["min"] and d["post_all_in_column"]["max"] <= 1.3e5
+    assert 650 <= d["vpm_boutons"]["peak_depth_um"] <= 800
