@@ -698,12 +698,28 @@ def extract_features(
     client: Any = None,
     progress: bool = False,
     max_bytes: int | None = 4 * 2**30,
+    rule_features: Sequence[str] | None = None,
 ) -> list[PairTable]:
     """Pair table of every eligible pair of each measurement of ``mset``, in set order.
 
     See :func:`extract_feature_bundle` for the parameters; every table's row arrays are views
-    into one (possibly memory-mapped) bundle. Pairs sharing no voxel have zero rows.
+    into one (possibly memory-mapped) bundle. Pairs sharing no voxel have zero rows. All row
+    features (:data:`~wiring.rules.base.VOXEL_FEATURES`) and pair features (``n_shared``,
+    ``soma_distance_um``) are always extracted; ``rule_features`` only checks that the features
+    a rule needs are among them.
+
+    Raises
+    ------
+    WiringError
+        ``rule_features`` names a feature that is not extracted.
     """
+    if rule_features is not None:
+        known = (*VOXEL_FEATURES, "n_shared", "soma_distance_um")
+        unknown = [f for f in rule_features if f not in known]
+        if unknown:
+            raise WiringError(
+                f"feature(s) {unknown} are not extracted; pair tables provide {list(known)}"
+            )
     return extract_feature_bundle(
         model, mset, slice_config=slice_config, cache_dir=cache_dir, client=client,
         progress=progress, max_bytes=max_bytes,

@@ -217,3 +217,11 @@ def test_refuses_tables_over_the_size_limit(tmp_path: Path, tiny_model: Any) -> 
         extract_features(tiny_model, mset, cache_dir=tmp_path / "c", max_bytes=10_000)
     assert "representation='factored'" in str(err.value)
     assert not list((tmp_path / "c").glob("features-*"))  # nothing written
+
+
+def test_unknown_rule_feature_is_refused(tiny_model: Any) -> None:
+    from wiring.errors import WiringError
+
+    mset = load_measurement_set("vpm-invivo")
+    with pytest.raises(WiringError, match="axon_length"):
+        extract_features(tiny_model, mset, rule_features=["log_pre", "axon_length"])
