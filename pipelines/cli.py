@@ -66,6 +66,14 @@ def _setup_logging(verbose: int, quiet: int) -> None:
     )
 
 
+def _quiet_third_party_warnings() -> None:
+    """Hide deprecation chatter of dependencies that a command-line user cannot act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"torch\.triangular_solve is deprecated")
+    warnings.filterwarnings("ignore", message=r"Capping max_sampling_batch_size")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -77,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args.verbose, args.quiet)
+    _quiet_third_party_warnings()
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

@@ -52,7 +52,8 @@ class RunSection:
     seed: int = 0
     output: str = "wiring-runs"
     cache: str = ""
-    """Directory for reusable anatomy stores and feature tables (default ``<output>/cache``)."""
+    """Directory for reusable anatomy stores and feature tables (default: ``cache`` beside the
+    run directory)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

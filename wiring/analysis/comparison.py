@@ -260,7 +260,10 @@ def _importance_held_out(
     mean, z, p, lpd, ess = (np.full(m, np.nan) for _ in range(5))
     for j in range(m):
         ll = _binom_logpmf(np.full(s, k_o[j]), float(n_pairs[j]), p_th[:, j])
-        logw = -ll - np.max(-ll)
+        # samples that cannot produce x_o (likelihood 0, e.g. p = 0 or 1 exactly) would get
+        # infinite weight; the floor keeps the weights finite before truncation
+        ll_floor = np.maximum(ll, -700.0)
+        logw = -ll_floor - np.max(-ll_floor)
         w = np.exp(logw)
         w = np.minimum(w, w.mean() * np.sqrt(s))  # truncated importance sampling
         w /= w.sum()

@@ -1,0 +1,116 @@
+"""The pipeline's analyze stage: the standard analysis of the trained posterior, the comparison
+with other rules, and the report directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["run_analysis"]
+
+log = logging.getLogger(__name__)
+
+
+def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
+    """Analyze ``ctx.posterior`` at the measured values and write ``report_dir``.
+
+    Returns the wall time (s) of each part.
+    """
+    from wiring.analysis import run_standard_analysis
+    from wiring.report import write_report
+
+    cfg = ctx.config
+    a = cfg.analysis
+    x_o = np.asarray(ctx.measurements.x_o, dtype=np.float64)
+    prior_spec = ctx.store.prior_spec
+    reference = [p.default for p in ctx.rule.params]
+    standard = run_standard_analysis(
+        ctx.posterior,
+        ctx.simulator,
+        x_o,
+        prior_spec=prior_spec,
+        param_names=[p.name for p in ctx.rule.params],
+        reference=reference,
+        model=ctx.model,
+        rule=ctx.rule,
+        measurement_set=ctx.measurements,
+        n_samples=a.posterior_samples,
+        n_predictive=a.predictive_samples,
+        n_sbc=a.sbc_runs,
+        n_sbc_samples=a.sbc_posterior_samples,
+        n_prediction_samples=a.prediction_samples,
+        seed=seed,
+        skip=() if a.predictions else ("predictions",),
+    )
+    sections = list(standard.sections)
+    timings = dict(standard.timings_s)
+    compared = [r for r in a.compare_rules if r != cfg.rule.name]
+    if compared and a.comparison_simulations > 0:
+        t0 = time.perf_counter()
+        sections.append(_compare(ctx, compared, x_o, seed=seed))
+        timings["comparison"] = time.perf_counter() - t0
+    write_report(
+        report_dir,
+        config=cfg.to_dict(),
+        sections=sections,
+        title=f"{cfg.rule.name} on {cfg.measurements.set} ({cfg.run.name} run)",
+        overwrite=True,
+    )
+    return {k: round(v, 3) for k, v in timings.items()}
+
+
+def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
+    """Fit every rule of ``rules`` with the same budget and compare it with the main rule."""
+    from pipelines.stages import _prior_spec, derive_seed
+    from wiring.analysis import RuleFit, compare_rules, fit_rule
+    from wiring.rules.registry import get_rule
+    from wiring.simulator import Simulator
+
+    cfg = ctx.config
+    inf = cfg.inference
+    theta, x = ctx.store.load()
+    fits = [
+        RuleFit(
+            rule=cfg.rule.name,
+            posterior=ctx.posterior,
+            simulator=ctx.simulator,
+            prior_spec=ctx.store.prior_spec,
+            theta=theta,
+            x=x,
+            seed=derive_seed(cfg.run.seed, "train"),
+        )
+    ]
+    base_seed = derive_seed(cfg.run.seed, "compare")
+    for k, name in enumerate(rules):
+        rule = get_rule(name)
+        simulator = Simulator(
+            ctx.model,
+            rule,
+            ctx.measurements,
+            n_pairs=ctx.simulator.n_pairs_spec,
+            slice_config=ctx.simulator.slice_config,
+            cache_dir=ctx.cache_dir / "features",
+        )
+        log.info("fitting %s for the rule comparison", name)
+        fits.append(
+            fit_rule(
+                rule,
+                simulator,
+                _prior_spec(ctx, rule),
+                cfg.analysis.comparison_simulations,
+                int((base_seed + 7919 * (k + 1)) % 2**62),
+                estimator=inf.estimator,
+                hidden_features=inf.hidden_features,
+                num_transforms=inf.num_transforms,
+                batch_size=inf.batch_size,
+                learning_rate=inf.learning_rate,
+                stop_after_epochs=inf.stop_after_epochs,
+                max_epochs=inf.max_epochs,
+                progress=ctx.progress,
+            )
+        )
+    return compare_rules(fits, x_o, n_samples=cfg.analysis.predictive_samples, seed=seed)

@@ -1,0 +1,329 @@
+"""The stage runner: anatomy → features → simulations → posterior → analysis and report.
+
+A run directory is named after the configuration's science hash, so running the same
+configuration again finds the same directory: finished stages are skipped, the simulation store
+resumes chunk by chunk, and stages that were interrupted are redone from their start. Every
+stage is deterministic for the run seed, so an interrupted and resumed run ends with exactly the
+results of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.cluster import connect
+from pipelines.config import RunConfig
+from pipelines.runrecord import RunRecord
+from wiring.errors import StoreMismatchError
+
+__all__ = ["STAGES", "RunResult", "derive_seed", "resolve_run_dir", "run_pipeline"]
+
+log = logging.getLogger(__name__)
+
+#: Stages in execution order.
+STAGES: tuple[str, ...] = ("anatomy", "features", "simulate", "train", "analyze")
+
+#: Spawn keys of the per-stage seeds derived from the run seed.
+_SEED_KEYS: dict[str, int] = {
+    "simulate": 1,
+    "train": 2,
+    "analyze": 3,
+    "compare": 4,
+}
+
+
+def derive_seed(run_seed: int, stage: str) -> int:
+    """A 63-bit seed for ``stage`` derived from the run seed (independent streams per stage)."""
+    ss = np.random.SeedSequence(run_seed, spawn_key=(_SEED_KEYS[stage],))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def resolve_run_dir(config: RunConfig, out: str | Path | None = None) -> Path:
+    """``out`` if given, else ``<run.output>/<run.name>-<science hash>``."""
+    if out is not None:
+        return Path(out)
+    return Path(config.run.output) / f"{config.run.name}-{config.science_hash()}"
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced: its directory, the record and the analysis summary."""
+
+    run_dir: Path
+    record: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report_html(self) -> Path:
+        """The self-contained HTML report."""
+        return self.run_dir / "report" / "index.html"
+
+
+@dataclass
+class _Context:
+    config: RunConfig
+    run_dir: Path
+    cache_dir: Path
+    record: RunRecord
+    client: Any
+    progress: bool
+    model: Any = None
+    rule: Any = None
+    measurements: Any = None
+    simulator: Any = None
+    store: Any = None
+    posterior: Any = None
+
+
+def run_pipeline(
+    config: RunConfig,
+    *,
+    out: str | Path | None = None,
+    progress: bool = True,
+    stop_after: str | None = None,
+) -> RunResult:
+    """Run (or resume) the whole pipeline for ``config``; returns the run's result.
+
+    ``stop_after`` ends the run after the named stage (for debugging and tests).
+    """
+    if stop_after is not None and stop_after not in STAGES:
+        from pipelines.config import ConfigError
+
+        raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
+    run_dir = resolve_run_dir(config, out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # runs share reusable anatomy stores and feature tables in a cache beside them
+    cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    _write_config(run_dir, config)
+    record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
+    for stage in ("simulate", "train", "analyze", "compare"):
+        record.set_seed(stage, derive_seed(config.run.seed, stage))
+    with connect(config.cluster) as client:
+        ctx = _Context(
+            config=config,
+            run_dir=run_dir,
+            cache_dir=cache_dir,
+            record=record,
+            client=client,
+            progress=progress,
+        )
+        for stage in STAGES:
+            _STAGE_FUNCS[stage](ctx)
+            if stage == stop_after:
+                break
+    summary_path = run_dir / "report" / "summary.json"
+    summary: dict[str, Any] = {}
+    if summary_path.exists():
+        import json
+
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    return RunResult(run_dir=run_dir, record=record.data, summary=summary)
+
+
+def _write_config(run_dir: Path, config: RunConfig) -> None:
+    """Write the resolved config; refuse a run directory made by another configuration."""
+    from pipelines.config import ConfigError, load_config
+
+    path = run_dir / "config.toml"
+    text = config.to_toml()
+    if path.exists():
+        if path.read_text(encoding="utf-8") == text:
+            return
+        try:
+            previous = load_config(path).science_hash()
+        except ConfigError:
+            previous = "unreadable"
+        if previous != config.science_hash():
+            raise ConfigError(
+                f"run directory {run_dir} holds a run of another configuration (science hash "
+                f"{previous}, this one {config.science_hash()}); choose another --out or remove "
+                f"that directory"
+            )
+    tmp = path.with_name(".config.toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- stages ----------------------------------------------------------------------------------
+def _stage_anatomy(ctx: _Context) -> None:
+    from anatomy.generate import build_model
+    from anatomy.store import open_model, write_model
+
+    cfg = ctx.config.anatomy
+    t0 = _start(ctx, "anatomy")
+    if cfg.path:
+        path = Path(cfg.path)
+        built = False
+    else:
+        path = ctx.cache_dir / "anatomy" / f"{cfg.preset}-seed{cfg.seed}.zarr"
+        built = not path.exists()
+        if built:
+            log.info("building the %r anatomy (seed %d) into %s", cfg.preset, cfg.seed, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_model(build_model(cfg.preset, seed=cfg.seed, progress=ctx.progress), path)
+    ctx.model = open_model(path)
+    ctx.model.pre.load()
+    ctx.model.post.load()
+    content_hash = str(ctx.model.attrs.get("content_hash", ""))
+    if t0 is not None:
+        ctx.record.set_hash("anatomy", content_hash)
+        ctx.record.finish("anatomy", t0, path=str(path), built=built, neurons=ctx.model.n_neurons)
+    elif ctx.record.data["hashes"].get("anatomy") != content_hash:
+        raise StoreMismatchError(
+            f"the anatomy at {path} changed since this run used it (content hash "
+            f"{content_hash[:12]} != {str(ctx.record.data['hashes'].get('anatomy'))[:12]}); start "
+            f"a new run directory"
+        )
+
+
+def _stage_features(ctx: _Context) -> None:
+    from wiring.measurements import SliceConfig, load_measurement_set, measurement_set_from_model
+    from wiring.rules.registry import get_rule
+    from wiring.simulator import Simulator
+
+    cfg = ctx.config
+    t0 = _start(ctx, "features")
+    ctx.rule = get_rule(cfg.rule.name)
+    if cfg.measurements.set == "model":
+        ctx.measurements = measurement_set_from_model(ctx.model)
+    else:
+        ctx.measurements = load_measurement_set(cfg.measurements.set)
+    ctx.simulator = Simulator(
+        ctx.model,
+        ctx.rule,
+        ctx.measurements,
+        n_pairs=cfg.measurements.n_pairs or "experiment",
+        slice_config=SliceConfig(
+            thickness_um=cfg.measurements.slice_thickness_um,
+            max_distance_um=cfg.measurements.slice_max_distance_um,
+        ),
+        cache_dir=ctx.cache_dir / "features",
+        progress=ctx.progress,
+    )
+    if t0 is None:
+        return
+    ctx.record.set_hash("measurements", ctx.measurements.content_hash())
+    ctx.record.finish(
+        "features",
+        t0,
+        measurements=list(ctx.measurements.names),
+        representation=ctx.simulator.representation,
+    )
+
+
+def _prior_spec(ctx: _Context, rule: Any = None) -> Any:
+    from wiring.priors import build_prior_spec
+
+    r = ctx.config.rule
+    rule = ctx.rule if rule is None else rule
+    if rule is not ctx.rule:
+        # compared rules get the box-uniform prior over their plausible ranges: a Gaussian
+        # around the a-priori value may put mass outside their domain (e.g. probabilities)
+        return build_prior_spec(rule, kind="uniform")
+    kwargs: dict[str, Any] = {}
+    if r.prior == "gaussian":
+        if r.prior_loc:
+            kwargs["loc"] = r.prior_loc
+        if r.prior_scale:
+            kwargs["scale"] = r.prior_scale
+    else:
+        if r.prior_low:
+            kwargs["low"] = r.prior_low
+        if r.prior_high:
+            kwargs["high"] = r.prior_high
+    return build_prior_spec(rule, kind=r.prior, **kwargs)
+
+
+def _stage_simulate(ctx: _Context) -> None:
+    from wiring.rules.registry import rule_provenance
+    from wiring.simstore import SimulationStore, simulate_to_store
+
+    cfg = ctx.config
+    t0 = _start(ctx, "simulate")
+    store = SimulationStore.open_or_create(
+        ctx.run_dir / "simulations.zarr",
+        n=cfg.simulation.n,
+        chunk_size=cfg.simulation.chunk_size,
+        prior_spec=_prior_spec(ctx),
+        rule_info=rule_provenance(ctx.rule),
+        measurement_names=list(ctx.simulator.names),
+        measurement_hash=ctx.measurements.content_hash(),
+        anatomy_hash=str(ctx.model.attrs.get("content_hash", "")),
+        seed=derive_seed(cfg.run.seed, "simulate"),
+    )
+    if t0 is None and store.is_complete:
+        ctx.store = store
+        return
+    t0 = t0 if t0 is not None else ctx.record.start("simulate")
+    ctx.store = simulate_to_store(store, ctx.simulator, client=ctx.client, progress=ctx.progress)
+    ctx.record.set_hash("simulations", ctx.store.content_hash())
+    ctx.record.finish("simulate", t0, n=cfg.simulation.n)
+
+
+def _stage_train(ctx: _Context) -> None:
+    from wiring.inference import load_posterior, save_posterior, train_from_store
+
+    cfg = ctx.config
+    path = ctx.run_dir / "posterior"
+    store_hash = ctx.store.content_hash()
+    if ctx.record.is_done("train") and path.exists():
+        ctx.posterior = load_posterior(path)
+        if ctx.posterior.manifest.get("store_hash") == store_hash:
+            return
+    t0 = ctx.record.start("train")
+    inf = cfg.inference
+    ctx.posterior = train_from_store(
+        ctx.store,
+        estimator=inf.estimator,
+        hidden_features=inf.hidden_features,
+        num_transforms=inf.num_transforms,
+        batch_size=inf.batch_size,
+        learning_rate=inf.learning_rate,
+        validation_fraction=inf.validation_fraction,
+        stop_after_epochs=inf.stop_after_epochs,
+        max_epochs=inf.max_epochs,
+        seed=derive_seed(cfg.run.seed, "train"),
+        progress=ctx.progress,
+    )
+    save_posterior(ctx.posterior, path, overwrite=True)
+    ctx.record.set_hash("posterior", str(ctx.posterior.manifest.get("weights_sha256", "")))
+    training = ctx.posterior.manifest.get("training", {})
+    ctx.record.finish("train", t0, **{k: v for k, v in training.items() if _is_scalar(v)})
+
+
+def _start(ctx: _Context, stage: str) -> float | None:
+    """Mark ``stage`` started and return its start time, or None when an earlier invocation
+    finished it (the stage then only reloads its results and leaves the record alone)."""
+    if ctx.record.is_done(stage):
+        return None
+    return ctx.record.start(stage)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
+
+
+def _stage_analyze(ctx: _Context) -> None:
+    from pipelines.analysis_stage import run_analysis
+
+    report = ctx.run_dir / "report"
+    if ctx.record.is_done("analyze") and (report / "index.html").exists():
+        return
+    t0 = ctx.record.start("analyze")
+    timings = run_analysis(ctx, report, seed=derive_seed(ctx.config.run.seed, "analyze"))
+    ctx.record.finish("analyze", t0, parts=timings)
+
+
+_STAGE_FUNCS = {
+    "anatomy": _stage_anatomy,
+    "features": _stage_features,
+    "simulate": _stage_simulate,
+    "train": _stage_train,
+    "analyze": _stage_analyze,
+}

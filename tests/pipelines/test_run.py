@@ -1,0 +1,158 @@
+"""``wiring run`` end to end on the tiny model: run directory contents, no-op reruns, resume
+after SIGKILL with results identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+
+TINY = """
+[run]
+name = "tiny"
+seed = 3
+
+[anatomy]
+preset = "tiny"
+
+[simulation]
+n = 600
+chunk_size = 100
+
+[inference]
+hidden_features = 10
+num_transforms = 1
+batch_size = 100
+max_epochs = 8
+stop_after_epochs = 3
+
+[analysis]
+posterior_samples = 300
+predictive_samples = 50
+sbc_runs = 10
+sbc_posterior_samples = 50
+prediction_samples = 10
+compare_rules = []
+
+[cluster]
+kind = "threads"
+"""
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, config_file: Path) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["-q", "run", "--config", str(config_file), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_run_directory_contents(finished_run: Path) -> None:
+    for name in ("config.toml", "run.json", "simulations.zarr", "posterior", "report"):
+        assert (finished_run / name).exists(), name
+    assert (finished_run / "report" / "index.html").read_text().startswith("<!DOCTYPE html>")
+    record = json.loads((finished_run / "run.json").read_text())
+    assert set(record["stages"]) == {"anatomy", "features", "simulate", "train", "analyze"}
+    for stage in record["stages"].values():
+        assert stage["status"] == "done"
+        assert stage["seconds"] >= 0
+    assert record["versions"]["wiring-sbi"]
+    assert record["hashes"]["anatomy"] and record["hashes"]["simulations"]
+    assert set(record["seeds"]) >= {"simulate", "train", "analyze"}
+
+
+def test_summary_is_printed(tmp_path: Path, config_file: Path, finished_run: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(config_file), "--out", str(finished_run),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "theta_pre" in out and "95 % interval" in out
+    assert "a-priori rule (1, 1, 1)" in out
+    assert "L4-septum" in out
+    assert "index.html" in out
+
+
+def test_rerun_of_finished_run_does_nothing(finished_run: Path, config_file: Path) -> None:
+    record = json.loads((finished_run / "run.json").read_text())
+    weights = finished_run / "posterior" / "weights.pt"
+    mtime = weights.stat().st_mtime_ns
+    report_mtime = (finished_run / "report" / "index.html").stat().st_mtime_ns
+    assert main(["-q", "run", "--config", str(config_file), "--out", str(finished_run),
+                 "--no-progress"]) == 0
+    again = json.loads((finished_run / "run.json").read_text())
+    for stage in ("simulate", "train", "analyze"):
+        assert again["stages"][stage]["finished"] == record["stages"][stage]["finished"]
+    assert weights.stat().st_mtime_ns == mtime
+    assert (finished_run / "report" / "index.html").stat().st_mtime_ns == report_mtime
+
+
+def test_bad_config_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[simulation]\nn = 'lots'\n")
+    assert main(["run", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simulation.n must be an integer" in err
+    assert not (tmp_path / "wiring-runs").exists()
+
+
+def test_unknown_stage_is_an_error(config_file: Path, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(config_file), "--out", str(tmp_path / "r"),
+                 "--stop-after", "nonsense"]) == 1
+    assert "unknown stage 'nonsense'" in capsys.readouterr().err
+
+
+def _summary_numbers(run: Path) -> dict[str, object]:
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    return {k: summary["sections"][k] for k in ("posterior", "posterior_predictive_check")}
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_identical_results(
+    tmp_path: Path, config_file: Path, finished_run: Path
+) -> None:
+    """SIGKILL the run at several moments, resume each time: same results as uninterrupted."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "pipelines", "-q", "run", "--config", str(config_file),
+           "--out", str(out), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    kills = 0
+    for delay in (2.0, 4.0, 6.0, 9.0, 12.0):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 1, "the run finished before any kill: the test exercised nothing"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert _summary_numbers(out) == _summary_numbers(finished_run)
+    a = (out / "posterior" / "weights.pt").read_bytes()
+    b = (finished_run / "posterior" / "weights.pt").read_bytes()
+    assert a == b
+
+
+def test_run_directory_of_another_config_is_refused(
+    tmp_path: Path, finished_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace("seed = 3", "seed = 4"))
+    before = (finished_run / "config.toml").read_text()
+    assert main(["run", "--config", str(other), "--out", str(finished_run)]) == 1
+    assert "holds a run of another configuration" in capsys.readouterr().err
+    assert (finished_run / "config.toml").read_text() == before
