@@ -915,7 +915,8 @@ class FactoredFeatures:
     Instead of one row per (pair, shared voxel), it keeps, for the union of the populations'
     presynaptic neurons, a dense (n_pre, V) float32 matrix of ``log_pre`` (NaN where the neuron
     has no boutons), and for the union of postsynaptic neurons their voxels, ``log_post`` and
-    ``log_post_all`` as a CSR by neuron. The rows of pair (i, j) are the entries of j's list where i is present, in
+    ``log_post_all`` as a CSR by neuron (only voxels where some presynaptic neuron is present:
+    no other voxel can hold a row). The rows of pair (i, j) are the entries of j's list where i is present, in
     voxel order - exactly the rows of the table form. Pairs are in the same order as in
     :class:`FeatureBundle`, so both forms give the same simulations for a seed. Memory is
     ``n_pre · V · 4`` bytes plus 12 bytes per post entry, independent of the number of pairs.
@@ -1001,9 +1002,14 @@ def extract_factored(
         vox = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(pptr))
         dense[rank_pre[pi], vox] = np.log(np.asarray(pd, np.float64))
         qi, qd, qptr = _present(model.post.voxel_block(a, b), post_mask)
-        q_rank.append(rank_post[qi])
-        q_vox.append(np.repeat(np.arange(a, b, dtype=np.int32), np.diff(qptr)))
-        q_log.append(np.log(np.asarray(qd, np.float64)).astype(np.float32))
+        qv = np.repeat(np.arange(a, b, dtype=np.int32), np.diff(qptr))
+        # only voxels where some presynaptic neuron is present can hold a row
+        useful = np.zeros(b - a, dtype=np.bool_)
+        useful[vox - a] = True
+        keep = useful[qv - a]
+        q_rank.append(rank_post[qi[keep]])
+        q_vox.append(qv[keep])
+        q_log.append(np.log(np.asarray(qd[keep], np.float64)).astype(np.float32))
     qr = np.concatenate(q_rank) if q_rank else np.zeros(0, np.int64)
     order = np.argsort(qr, kind="stable")
     post_ptr = np.zeros(len(upost) + 1, dtype=np.int64)
