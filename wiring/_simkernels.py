@@ -28,6 +28,7 @@ Log-linear rates ``exp(Σ_k c_k f_k + offset)`` are evaluated with a branch-free
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ _FCHUNK = 256
 _FASTMATH = {"contract", "afn", "reassoc", "arcp", "nsz"}
 
 _cache: dict[Any, Any] = {}
+_lock = threading.RLock()  # one compilation per kernel even when threads race to first use
 
 
 def run_key(seed: int) -> np.uint64:
@@ -84,8 +86,13 @@ def uniforms(keys: Any, n_draws: int) -> Any:
 
 def _base() -> dict[str, Any]:
     """Helpers shared by all kernels (compiled once)."""
-    if "base" in _cache:
+    with _lock:
+        if "base" not in _cache:
+            _cache["base"] = _compile_base()
         return _cache["base"]  # type: ignore[no-any-return]
+
+
+def _compile_base() -> dict[str, Any]:
     import numba as nb
     from numba.core import types
     from numba.extending import intrinsic
@@ -156,10 +163,8 @@ def _base() -> dict[str, Any]:
         for i in range(x.shape[0]):
             out[i] = fexp(x[i])
 
-    base = {"fexp": fexp, "uniform": uniform, "sample_pairs": sample_pairs,
+    return {"fexp": fexp, "uniform": uniform, "sample_pairs": sample_pairs,
             "fexp_array": fexp_array, "njit": njit, "inline": inline}
-    _cache["base"] = base
-    return base
 
 
 def kernels(kind: str, n_features: int = 0) -> dict[str, Any]:
@@ -169,6 +174,14 @@ def kernels(kind: str, n_features: int = 0) -> dict[str, Any]:
     ck = (kind, n_features)
     if ck in _cache:
         return _cache[ck]  # type: ignore[no-any-return]
+    with _lock:
+        if ck in _cache:
+            return _cache[ck]  # type: ignore[no-any-return]
+        return _compile(kind, n_features)
+
+
+def _compile(kind: str, n_features: int) -> dict[str, Any]:
+    ck = (kind, n_features)
     base = _base()
     if kind == "table":
         out = _table_kernels(base, n_features)

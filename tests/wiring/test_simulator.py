@@ -320,3 +320,13 @@ def test_feature_table_folder_agrees_with_rows(tmp_path: Any, tiny_model: Any) -
     x = sim.simulate(np.tile(theta[1], (3000, 1)), seed=4)
     se = np.sqrt(want[1] * (1 - want[1]) / (sim.n_sample * 3000))
     assert np.all(np.abs(x.mean(axis=0) - want[1]) < 4.5 * se)
+
+
+def test_fast_exponential_accuracy() -> None:
+    x = np.concatenate([np.linspace(-707.0, 709.0, 200_001), [-np.inf, -800.0, 710.0, np.inf]])
+    out = np.empty_like(x)
+    kern.kernels("table", 0)  # compiles the shared helpers
+    kern._base()["fexp_array"](x, out)
+    ref = np.exp(x[:-4])
+    np.testing.assert_allclose(out[:-4], ref, rtol=1e-11, atol=0)
+    assert out[-4] == 0.0 and out[-3] == 0.0 and np.isinf(out[-2]) and np.isinf(out[-1])
