@@ -8,9 +8,9 @@ exactly, and whose ``populations`` are the masks' populations (every unique pre 
 post id of the mask rows, pairs without shared voxels included).
 
 The folder holds no voxel coordinates: voxels are renumbered ``0..V-1`` along a (V, 1, 1) grid in
-order of their original ids (kept in ``attrs['voxel_ids']`` when small, and always recoverable
-through :func:`import_feature_tables`' ``voxel_ids`` result), with the depth column as
-``voxel_depth_um``. Soma positions are unknown (NaN).
+increasing order of their original ids (the range is kept in ``attrs``), with the depth column as
+``voxel_depth_um``. Soma positions are unknown (NaN); neurons without a cell-type code are taken
+as VPM (counted in ``attrs['untyped_neurons_as_vpm']``).
 """
 
 from __future__ import annotations
