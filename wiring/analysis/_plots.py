@@ -46,6 +46,7 @@ def plot_pairplot(
     reference: FloatArray | None = None,
     intervals: FloatArray | None = None,
     labels: Sequence[str] | None = None,
+    partial: FloatArray | None = None,
     bins: int = 40,
 ) -> Figure:
     """Corner plot: marginal histograms on the diagonal, pairwise 2-D densities below it.
@@ -53,7 +54,8 @@ def plot_pairplot(
     The prior is drawn in grey (marginal density on the diagonal; its central 95 % box, or the
     whole box of a uniform prior, dashed below the diagonal), the reference (the rule's a-priori
     parameters) in red (vertical lines and stars), and the posterior's 95 % intervals shaded on
-    the diagonal. Panels above the diagonal show the pairwise correlation coefficient.
+    the diagonal. Panels above the diagonal show the pairwise correlation coefficient and, when
+    ``partial`` (d, d) is given, the partial correlation given the other parameters.
     """
     n, d = samples.shape
     names = list(labels) if labels is not None else list(param_names)
@@ -73,8 +75,11 @@ def plot_pairplot(
             if j > i:
                 ax.set_axis_off()
                 if d > 1:
-                    ax.text(0.5, 0.5, f"r = {corr[i, j]:+.2f}", ha="center", va="center",
-                            transform=ax.transAxes, fontsize=11)
+                    text = f"r = {corr[i, j]:+.2f}"
+                    if partial is not None and d > 2:
+                        text += f"\npartial r = {partial[i, j]:+.2f}"
+                    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes,
+                            fontsize=11)
                 continue
             if i == j:
                 grid = np.linspace(lims[i, 0], lims[i, 1], 200)

@@ -325,9 +325,10 @@ def predict_connectivity(
         table = builder.table(i, j)
         samples[:, k // len(post_t), k % len(post_t)] = connection_probability(rule_obj, table, th)
     tail = (1.0 - level) / 2
-    with np.errstate(invalid="ignore"):
-        lo, med, hi = np.nanquantile(samples, [tail, 0.5, 1 - tail], axis=0) if np.isfinite(
-            samples).any() else (np.full(samples.shape[1:], np.nan),) * 3
+    if not np.isfinite(samples).any():
+        raise WiringError("no type pair has eligible pairs; check pre_types/post_types")
+    # type pairs without eligible pairs (e.g. a type with one neuron onto itself) are all-NaN
+    lo, med, hi = np.quantile(samples, [tail, 0.5, 1 - tail], axis=0)
     cov = _coverage(model, measurement_set, pre_t, post_t)
     covered = np.array([[bool(c) for c in row] for row in cov], dtype=np.bool_)
     fig = None
@@ -335,8 +336,6 @@ def predict_connectivity(
         from wiring.analysis._plots import plot_connectivity_heatmap
 
         fig = plot_connectivity_heatmap(pre_t, post_t, med, lo, hi, covered)
-    if not np.isfinite(med).any():
-        raise WiringError("no type pair has eligible pairs; check pre_types/post_types")
     return ConnectivityPrediction(
         rule=rule_obj.name,
         pre_types=pre_t,

@@ -238,7 +238,7 @@ def summarize_posterior(
         from wiring.analysis._plots import plot_pairplot
 
         fig = plot_pairplot(arr, names, prior_spec=prior_spec, reference=ref,
-                            intervals=interval, labels=labels)
+                            intervals=interval, labels=labels, partial=pcorr)
     return PosteriorSummary(
         param_names=names,
         n_samples=n,

@@ -91,7 +91,8 @@ def test_bad_input() -> None:
 @pytest.mark.slow
 def test_npe_on_linear_gaussian_is_calibrated() -> None:
     """NPE (small MAF, 3,000 simulations, ~1 min on 2 cores) on a conjugate toy passes SBC and
-    coverage, and is close to the exact posterior."""
+    coverage. (SBC checks calibration, not sharpness: the prior itself passes it. Closeness to
+    the exact posterior is the inference module's test.)"""
     from wiring.inference import train_posterior
 
     toy = _toy()
@@ -105,12 +106,3 @@ def test_npe_on_linear_gaussian_is_calibrated() -> None:
     res = calibration(post, toy.prior_spec, toy, n_sbc=200, n_posterior_samples=500, seed=1,
                       plot=False)
     assert res.passed, res.to_dict()
-    # the NPE posterior is close to the exact one at a typical observation (robust location
-    # and scale: a flow's rare far-out samples would dominate the sample standard deviation)
-    x_o = toy(np.array([[1.1, 0.9]]), rng=rng)[0]
-    mean, cov = toy.posterior_moments(x_o)
-    sd = np.sqrt(np.diag(cov))
-    s = post.sample(4000, x_o, seed=0)
-    q25, med, q75 = np.quantile(s, [0.25, 0.5, 0.75], axis=0)
-    assert np.all(np.abs(med - mean) < 0.3 * sd), (med, mean, sd)
-    assert np.all(np.abs((q75 - q25) / 1.349 / sd - 1) < 0.3), ((q75 - q25) / 1.349, sd)

@@ -87,6 +87,9 @@ def test_pairplot_axes_and_labels() -> None:
     legend = fig.axes[0].get_legend()
     assert {t.get_text() for t in legend.get_texts()} >= {"posterior", "prior", "a-priori rule"}
     assert "pairplot" in res.figures()
+    upper = fig.axes[1].texts[0].get_text()  # row 0, column 1
+    assert upper == (f"r = {res.correlation[0, 1]:+.2f}\n"
+                     f"partial r = {res.partial_correlation[0, 1]:+.2f}")
     # the reference is marked in every 2-D panel (a star at the reference)
     for ax in (fig.axes[3], fig.axes[6], fig.axes[7]):
         assert any(line.get_marker() == "*" for line in ax.get_lines())
