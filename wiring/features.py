@@ -506,8 +506,8 @@ class _TqdmCallback:
 
         class _CB(Callback):  # type: ignore[misc]
             def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:
-                if isinstance(result, list):
-                    bar.update(1)
+                if isinstance(result, list) and (not result or isinstance(result[0], tuple)):
+                    bar.update(1)  # a block's rows (not the broadcast specs list)
 
         self._cb = _CB()
 

@@ -225,3 +225,16 @@ def test_unknown_rule_feature_is_refused(tiny_model: Any) -> None:
     mset = load_measurement_set("vpm-invivo")
     with pytest.raises(WiringError, match="axon_length"):
         extract_features(tiny_model, mset, rule_features=["log_pre", "axon_length"])
+
+
+def test_distributed_client_gives_same_bundle(tiny_model: Any) -> None:
+    from distributed import Client, LocalCluster
+
+    mset = load_measurement_set("vpm-invivo").subset(["L4", "L5PT"])
+    ref = extract_feature_bundle(tiny_model, mset, block_voxels=500, progress=True)
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        got = extract_feature_bundle(tiny_model, mset, client=client, block_voxels=500)
+    np.testing.assert_array_equal(got.indptr, ref.indptr)
+    np.testing.assert_array_equal(got.voxel, ref.voxel)
+    np.testing.assert_array_equal(got.rows["log_pre"], ref.rows["log_pre"])
