@@ -422,12 +422,25 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     col += 1
         for i in range(n_pre):
             cnt[i + 1] += cnt[i]
-        order = np.empty(cnt[n_pre], dtype=np.int64)
+        # counting sort by post row, then (stable) by pre row: (pre, post) order
+        n_post = post_ptr.shape[0] - 1
+        cq = np.zeros(n_post + 1, dtype=np.int64)
         for t in range(total):
             if valid[t // n_s_tot]:
-                r = pre_row[pair[t]]
-                order[cnt[r]] = t
-                cnt[r] += 1
+                cq[post_row[pair[t]] + 1] += 1
+        for i in range(n_post):
+            cq[i + 1] += cq[i]
+        by_post = np.empty(cq[n_post], dtype=np.int64)
+        for t in range(total):
+            if valid[t // n_s_tot]:
+                r = post_row[pair[t]]
+                by_post[cq[r]] = t
+                cq[r] += 1
+        order = np.empty(cnt[n_pre], dtype=np.int64)
+        for t in by_post:
+            r = pre_row[pair[t]]
+            order[cnt[r]] = t
+            cnt[r] += 1
         hit = np.zeros(total, dtype=np.bool_)
         nan = np.zeros(n_b, dtype=np.bool_)
         buf = np.empty(_FCHUNK, dtype=np.float64)
