@@ -613,7 +613,10 @@ class Simulator:
         """A callable ``theta_tensor (B, d) -> x_tensor (B, m)`` (float32) for ``sbi``.
 
         It keeps a running simulation index, so the k-th simulation of its lifetime is the same
-        whatever batch sizes ``sbi`` uses.
+        whatever batch sizes ``sbi`` uses. The index lives in the callable: with
+        ``simulate_for_sbi(..., num_workers > 1)`` every worker would start at index 0 and
+        reuse random streams, so parallelize with :mod:`wiring.simstore` (explicit indices)
+        instead.
         """
         return _SbiSimulator(self, int(seed))
 
