@@ -5,10 +5,11 @@ b) with pre != post, in every region; at most ``max_pairs`` of them are drawn (s
 replacement) per type pair. Their shared-voxel rows (the same features as :mod:`wiring.features`:
 log pre, log post, log postAll and depth per shared voxel) are gathered from neuron-major copies
 of the pre/post counts, so the cost grows with the sampled pairs, not with the size of the type
-populations; one type pair is held in memory at a time. For every posterior
+populations; one presynaptic type is held in memory at a time. For every posterior
 sample θ the expected connection probability of the type pair is the mean over its pairs of
-``1 - exp(-lambda_ij(θ))`` (:func:`wiring.pairs.pair_rate`), i.e. what the connectome engine
-gives for that θ. The subsample's standard error is at most ``0.5 / sqrt(max_pairs)`` (0.011
+``1 - exp(-lambda_ij(θ))``, computed by :meth:`wiring.simulator.Simulator.expected` (compiled
+for log-linear rules; :func:`connection_probability` is the plain-numpy equivalent), i.e. what
+the connectome engine gives for that θ. The subsample's standard error is at most ``0.5 / sqrt(max_pairs)`` (0.011
 for the default 2,000 pairs), well below the posterior spread of typical predictions; it is
 the same for every θ (common random pairs), so it shifts, rather than widens, the credible
 interval. Posterior samples outside the rule's domain are dropped (logged).
@@ -198,18 +199,41 @@ class _PairTableBuilder:
                          pair_features={"soma_distance_um": np.asarray(dist, np.float64)})
 
 
+@dataclass(frozen=True)
+class _TypePairs:
+    """The measurement-set stand-in :class:`wiring.simulator.Simulator` needs: names only."""
+
+    names: tuple[str, ...]
+    measurements: tuple[Any, ...] = ()
+
+
+def _expected(rule: WiringRule, tables: Sequence[PairTable], theta: FloatArray) -> FloatArray:
+    """Mean of ``1 - exp(-lambda)`` over each table's pairs, (B, len(tables)), through the
+    simulator's exact-mean path (its compiled kernel for log-linear rules)."""
+    from wiring.simulator import Simulator
+
+    sim = Simulator(list(tables), rule, _TypePairs(tuple(f"t{k}" for k in range(len(tables)))),
+                    n_pairs=1)
+    return np.asarray(sim.expected(theta), dtype=np.float64)
+
+
 def connection_probability(rule: WiringRule, table: Any, theta: npt.ArrayLike) -> FloatArray:
     """Mean over the pairs of ``table`` of ``1 - exp(-lambda)`` for every θ row: (B,).
 
-    θ rows are processed in batches so memory stays bounded; a table without pairs gives NaN.
+    The plain-numpy reference of what :func:`predict_connectivity` computes (through the
+    simulator's exact mean). θ rows are processed in batches so memory stays bounded; a table
+    without pairs gives NaN; for pair-level rules, pairs sharing no voxel never connect.
     """
     th = check_theta(rule, theta)
     if table.n_pairs == 0:
         return np.full(len(th), np.nan)
     step = max(1, _THETA_BATCH_ROWS // max(table.n_rows, table.n_pairs, 1))
     out = np.empty(len(th))
+    shared = table.pair_features["n_shared"] > 0
     for s in range(0, len(th), step):
         lam = pair_rate(rule, table, th[s : s + step])
+        if rule.level == "pair":  # no shared voxel, no synapse, whatever the rule says
+            lam = np.where(shared, lam, 0.0)
         out[s : s + step] = (-np.expm1(-lam)).mean(axis=1)
     return out
 
@@ -319,11 +343,13 @@ def predict_connectivity(
             totals[a, b] = total - (len(np.intersect1d(pre_idx, post_idx)) if pa == pb else 0)
             used[a, b] = len(i)
             pops.append((i, j))
-    samples = np.empty((len(th), len(pre_t), len(post_t)))
+    samples = np.full((len(th), len(pre_t), len(post_t)), np.nan)
     builder = _PairTableBuilder(model)
-    for k, (i, j) in enumerate(pops):
-        table = builder.table(i, j)
-        samples[:, k // len(post_t), k % len(post_t)] = connection_probability(rule_obj, table, th)
+    for a in range(len(pre_t)):  # one presynaptic type at a time bounds the memory
+        cols = [b for b in range(len(post_t)) if len(pops[a * len(post_t) + b][0])]
+        if cols:
+            tables = [builder.table(*pops[a * len(post_t) + b]) for b in cols]
+            samples[:, a, cols] = _expected(rule_obj, tables, th)
     tail = (1.0 - level) / 2
     if not np.isfinite(samples).any():
         raise WiringError("no type pair has eligible pairs; check pre_types/post_types")
