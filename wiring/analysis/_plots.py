@@ -276,11 +276,13 @@ def plot_rule_comparison(
     *,
     ruled_out: Mapping[str, bool],
     alpha: float,
+    reliable: BoolArray | None = None,
 ) -> Figure:
     """Per rule and measurement: posterior predictive and held-out p-values (log scale) and the
-    standardized held-out error; rules the data rule out are marked in the legend."""
+    standardized held-out error; rules the data rule out are marked in the legend, held-out
+    values flagged unreliable (too few effective samples) are drawn faint."""
     n_r, m = in_sample_p.shape
-    fig = _new_figure(max(7.0, 1.1 * m + 3.0), 6.0)
+    fig = _new_figure(max(9.0, 1.1 * m + 5.0), 6.0)
     ax_p, ax_z = fig.subplots(2, 1, sharex=True)
     width = 0.8 / max(n_r, 1)
     pos = np.arange(m)
@@ -289,13 +291,18 @@ def plot_rule_comparison(
         label = f"{rule} (ruled out)" if ruled_out.get(rule, False) else rule
         ax_p.scatter(pos + off, np.clip(in_sample_p[r], 1e-6, 1), marker="o",
                      color=f"C{r}", label=f"{label}: posterior predictive")
-        ax_p.scatter(pos + off, np.clip(held_out_p[r], 1e-6, 1), marker="x",
+        ok = np.ones(m, dtype=bool) if reliable is None else np.asarray(reliable[r], dtype=bool)
+        ax_p.scatter((pos + off)[ok], np.clip(held_out_p[r][ok], 1e-6, 1), marker="x",
                      color=f"C{r}", label=f"{label}: held out")
-        ax_z.bar(pos + off, held_out_z[r], width=width, color=f"C{r}", alpha=0.8, label=label)
-    ax_p.axhline(alpha, color=_REF, ls="--", lw=1, label=f"p = {alpha:g}")
+        if not ok.all():
+            ax_p.scatter((pos + off)[~ok], np.clip(held_out_p[r][~ok], 1e-6, 1), marker="x",
+                         color=f"C{r}", alpha=0.25, label=f"{label}: held out (unreliable)")
+        ax_z.bar(pos + off, np.nan_to_num(held_out_z[r]), width=width, color=f"C{r}", alpha=0.8,
+                 label=label)
+    ax_p.axhline(alpha, color=_REF, ls="--", lw=1, label=f"rule-out level p = {alpha:.2g}")
     ax_p.set_yscale("log")
     ax_p.set_ylabel("predictive p-value")
-    ax_p.legend(fontsize=7, frameon=False, ncol=2)
+    ax_p.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax_p.set_title("Rule comparison")
     ax_z.axhline(0, color="k", lw=0.8)
     for z in (-2, 2):

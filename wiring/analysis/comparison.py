@@ -27,6 +27,8 @@ For each rule (a :class:`RuleFit`: posterior, simulator and prior; :func:`fit_ru
 
 A rule is **ruled out** iff, for some measurement, the posterior predictive or the held-out
 p-value is below ``alpha / m`` (Bonferroni over the m measurements; default alpha = 0.01).
+Held-out p-values resting on fewer than ``min_ess`` effective samples (default 50) are reported
+but do not count.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ class RuleComparison:
     held_out_ess: FloatArray
     held_out_method: str
     alpha: float
+    min_ess: float
     ruled_out: Mapping[str, bool]
     reasons: Mapping[str, tuple[str, ...]]
     elpd_loo: FloatArray
@@ -210,7 +213,9 @@ class RuleComparison:
         return dict(jsonable({
             "held_out_method": self.held_out_method,
             "criterion": f"ruled out iff a posterior predictive or held-out p-value < "
-                         f"{self.alpha:g}/{m} (Bonferroni over {m} measurements)",
+                         f"{self.alpha:g}/{m} (Bonferroni over {m} measurements); held-out "
+                         f"p-values with fewer than {self.min_ess:g} effective samples do not "
+                         f"count",
             "rules": self.summary(),
             "per_measurement": self.table(),
         }))
@@ -322,6 +327,7 @@ def compare_rules(
     alpha: float = 0.01,
     n_pairs: npt.ArrayLike | None = None,
     trainer: Trainer | None = None,
+    min_ess: float = 50.0,
     plot: bool = True,
 ) -> RuleComparison:
     """Compare fitted rules on the measurements ``x_o`` (see the module docstring).
@@ -345,6 +351,8 @@ def compare_rules(
         binomial held-out density.
     trainer
         Trainer for ``"retrain"`` (default :func:`wiring.inference.train_posterior`).
+    min_ess
+        Held-out p-values with a smaller effective sample size do not count for the verdict.
     plot
         Whether to draw the figure.
 
@@ -388,18 +396,18 @@ def compare_rules(
             continue
         for key, val in zip(("ho_mean", "ho_z", "ho_p", "ho_lpd", "ho_ess"), res, strict=True):
             arrs[key][r] = val
-        low_ess = [names[j] for j in range(m) if held_out == "importance" and res[4][j] < 50]
+        low_ess = [names[j] for j in range(m) if res[4][j] < min_ess]
         if low_ess:
-            logger.warning("rule %s: importance-sampling held-out estimates rest on fewer than "
-                           "50 effective samples for %s; consider held_out='retrain'",
-                           fit.rule, ", ".join(low_ess))
+            logger.warning("rule %s: held-out estimates rest on fewer than %g effective samples "
+                           "for %s (not used for the verdict); consider held_out='retrain'",
+                           fit.rule, min_ess, ", ".join(low_ess))
     thr = alpha / m
     ruled, reasons = {}, {}
     for r, rule in enumerate(rules):
         why = [f"posterior predictive p = {arrs['in_p'][r, k]:.2g} < {thr:.2g} for {names[k]}"
                for k in range(m) if arrs["in_p"][r, k] < thr]
         why += [f"held-out p = {arrs['ho_p'][r, k]:.2g} < {thr:.2g} for {names[k]}"
-                for k in range(m) if arrs["ho_p"][r, k] < thr]
+                for k in range(m) if arrs["ho_p"][r, k] < thr and arrs["ho_ess"][r, k] >= min_ess]
         ruled[rule] = bool(why)
         reasons[rule] = tuple(why)
     elpd = np.array([np.sum(arrs["ho_lpd"][r]) if np.isfinite(arrs["ho_lpd"][r]).all()
@@ -409,11 +417,12 @@ def compare_rules(
         from wiring.analysis._plots import plot_rule_comparison
 
         fig = plot_rule_comparison(rules, names, arrs["in_p"], arrs["ho_p"], arrs["ho_z"],
-                                   ruled_out=ruled, alpha=thr)
+                                   ruled_out=ruled, alpha=thr,
+                                   reliable=arrs["ho_ess"] >= min_ess)
     return RuleComparison(
         rules=rules, names=names, x_o=xo,
         in_sample_mean=arrs["in_mean"], in_sample_z=arrs["in_z"], in_sample_p=arrs["in_p"],
         held_out_mean=arrs["ho_mean"], held_out_z=arrs["ho_z"], held_out_p=arrs["ho_p"],
         held_out_lpd=arrs["ho_lpd"], held_out_ess=arrs["ho_ess"], held_out_method=held_out,
-        alpha=alpha, ruled_out=ruled, reasons=reasons, elpd_loo=elpd, figure=fig,
+        alpha=alpha, min_ess=min_ess, ruled_out=ruled, reasons=reasons, elpd_loo=elpd, figure=fig,
     )

@@ -125,3 +125,10 @@ def test_bad_input() -> None:
         compare_rules([fits[0]], X_O, held_out="retrain")
     with pytest.raises(InvalidParameterError, match="n_sims"):
         fit_rule("good", fits[0].simulator, PRIOR, 1, seed=0)
+
+
+def test_held_out_with_too_few_effective_samples_does_not_count() -> None:
+    res = compare_rules(_fits(), X_O, n_samples=1000, seed=0, min_ess=1e9, plot=False)
+    assert res.ruled_out["bad"] is True
+    assert all(r.startswith("posterior predictive") for r in res.reasons["bad"])
+    assert "effective samples" in res.to_dict()["criterion"]
