@@ -132,3 +132,32 @@ def test_held_out_with_too_few_effective_samples_does_not_count() -> None:
     assert res.ruled_out["bad"] is True
     assert all(r.startswith("posterior predictive") for r in res.reasons["bad"])
     assert "effective samples" in res.to_dict()["criterion"]
+
+
+def test_with_real_simulators(tiny_model: Any) -> None:
+    """The plumbing with wiring.simulator.Simulator (n_sample, expected) on the tiny model."""
+    from wiring.measurements import load_measurement_set
+    from wiring.priors import build_prior_spec
+    from wiring.rules.registry import get_rule
+    from wiring.simulator import Simulator
+
+    class PriorDraws:
+        def __init__(self, spec: Any) -> None:
+            self.spec = spec
+
+        def sample(self, n: int, x_o: Any, *, seed: int) -> np.ndarray:
+            return self.spec.sample(n, np.random.default_rng(seed))
+
+    mset = load_measurement_set("vpm-invivo")
+    fits = []
+    for name, kind in (("dso", "gaussian"), ("peters_neuron", "uniform")):
+        rule = get_rule(name)
+        spec = build_prior_spec(rule, kind)
+        fits.append(RuleFit(rule=name, posterior=PriorDraws(spec),
+                            simulator=Simulator(tiny_model, rule, mset), prior_spec=spec))
+    res = compare_rules(fits, mset.x_o, n_samples=300, seed=0)
+    m = len(mset.names)
+    assert res.names == tuple(mset.names) and res.held_out_p.shape == (2, m)
+    assert np.isfinite(res.held_out_lpd).all() and np.all(res.held_out_lpd < 0)
+    assert np.all((res.held_out_ess >= 1) & (res.held_out_ess <= 300))
+    json.dumps(res.to_dict(), allow_nan=False)
