@@ -90,7 +90,7 @@ def test_bad_input() -> None:
 
 @pytest.mark.slow
 def test_npe_on_linear_gaussian_is_calibrated() -> None:
-    """NPE (small MAF, 3,000 simulations, ~1 min on 2 cores) on a conjugate toy passes SBC and
+    """NPE (small MAF, 3,000 simulations; 20-60 s on one thread) on a conjugate toy passes SBC and
     coverage. (SBC checks calibration, not sharpness: the prior itself passes it. Closeness to
     the exact posterior is the inference module's test.)"""
     from wiring.inference import train_posterior
