@@ -259,11 +259,11 @@ def calibration(
             ks = checks["ks_pvals"].numpy().astype(np.float64)
             c2st_r = checks["c2st_ranks"].numpy().astype(np.float64)
             c2st_d = checks["c2st_dap"].numpy().astype(np.float64)
-        else:
-            from scipy.stats import kstest, uniform
+        else:  # the KS part of check_sbc, without its (slow) classifier tests
+            from sbi.diagnostics.sbc import check_uniformity_frequentist
 
-            ks = np.array([kstest(r, uniform(loc=0, scale=n_posterior_samples).cdf).pvalue
-                           for r in ranks.T])
+            ks = check_uniformity_frequentist(ranks_t, n_posterior_samples).numpy().astype(
+                np.float64)
         ecp_t, alpha_t = run_tarp(t_theta, t_x, source,  # type: ignore[arg-type]
                                   references=torch.as_tensor(refs, dtype=torch.float32),
                                   num_posterior_samples=n_posterior_samples,
