@@ -167,7 +167,7 @@ def _html_facts(summary: Mapping[str, Any]) -> str:
         ):
             continue
         text = html.escape(_fmt(v))
-        if k in ("passed", "reference_in_hpd") and isinstance(v, bool):
+        if k == "passed" and isinstance(v, bool):
             text = f'<span class="{"pass" if v else "fail"}">{text}</span>'
         items.append(f"<dt>{html.escape(str(k))}</dt><dd>{text}</dd>")
     return f"<dl>{''.join(items)}</dl>" if items else ""
