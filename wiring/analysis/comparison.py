@@ -21,6 +21,13 @@ For each rule (a :class:`RuleFit`: posterior, simulator and prior; :func:`fit_ru
     trainings per rule (e.g. 7 × ~80 s for 10^4 simulations with the default NSF on 2 cores).
     Needs the training data (``RuleFit.theta``/``x``).
 
+  - ``"abc"`` (cheap, needs only the training simulations ``RuleFit.theta``/``x``): the
+    training simulations whose *other* measurements lie closest to ``x_o`` (the ``k`` nearest
+    in the standardized Euclidean distance, ``k`` = 2 % of the simulations, at least 100) are
+    draws from the prior predictive conditioned on ``x_-j`` (rejection ABC); their x_j is the
+    held-out predictive sample. It includes the experiment's sampling noise, needs neither
+    ``simulator.expected`` nor retraining, and its tolerance shrinks with the training budget.
+
   The log predictive density of the held-out measurement (binomial, averaged over the
   leave-one-out posterior) is summed into ``elpd_loo``; differences to the best rule are
   reported (more than ~4 units is a clear preference).
@@ -60,7 +67,7 @@ __all__ = ["HeldOutMethod", "RuleComparison", "RuleFit", "compare_rules", "fit_r
 
 logger = logging.getLogger(__name__)
 
-HeldOutMethod = Literal["importance", "retrain", "none"]
+HeldOutMethod = Literal["importance", "retrain", "abc", "none"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,6 +290,42 @@ def _importance_held_out(
     return mean, z, p, lpd, ess
 
 
+def _abc_held_out(
+    fit: RuleFit, xo: FloatArray, n_pairs: FloatArray | None, *, fraction: float = 0.02,
+    min_k: int = 100,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Held-out mean, z, p, log density and sample size per measurement from the training
+    simulations nearest to ``x_o`` in the other measurements (rejection ABC)."""
+    if fit.theta is None or fit.x is None:
+        raise WiringError(
+            f"rule {fit.rule!r}: held_out='abc' needs the training simulations; fit the rule "
+            f"with fit_rule(..., keep_training_data=True) or pass RuleFit(theta=..., x=...)"
+        )
+    x = np.asarray(fit.x, dtype=np.float64)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    s, m = x.shape
+    if s < 2:
+        raise WiringError(f"rule {fit.rule!r}: held_out='abc' needs finite training simulations")
+    scale = x.std(axis=0)
+    scale[scale <= 0] = 1.0
+    k = int(min(s, max(min_k, round(fraction * s))))
+    mean, z, p, lpd, size = (np.full(m, np.nan) for _ in range(5))
+    for j in range(m):
+        cols = [c for c in range(m) if c != j]
+        d2 = np.sum(((x[:, cols] - xo[cols]) / scale[cols]) ** 2, axis=1)
+        nearest = np.argpartition(d2, k - 1)[:k] if k < s else np.arange(s)
+        x_j = x[nearest, j]
+        mean[j] = x_j.mean()
+        sd = x_j.std(ddof=1)
+        z[j] = (xo[j] - mean[j]) / sd if sd > 0 else np.nan
+        p[j] = predictive_p_value(x_j[:, None], xo[j : j + 1])[0]
+        half = 0.5 / float(n_pairs[j]) if n_pairs is not None else 0.5 * scale[j] / 10
+        hits = np.count_nonzero(np.abs(x_j - xo[j]) <= half + 1e-12)
+        lpd[j] = float(np.log((hits + 0.5) / (k + 1.0)))
+        size[j] = k
+    return mean, z, p, lpd, size
+
+
 def _retrain_held_out(
     fit: RuleFit, xo: FloatArray, n_samples: int, n_pairs: FloatArray | None, seed: int,
     trainer: Trainer | None,
@@ -363,9 +406,9 @@ def compare_rules(
     """
     if not fits:
         raise InvalidParameterError("compare_rules needs at least one fitted rule")
-    if held_out not in ("importance", "retrain", "none"):
+    if held_out not in ("importance", "retrain", "abc", "none"):
         raise InvalidParameterError(
-            f"held_out={held_out!r}; allowed: 'importance', 'retrain', 'none'"
+            f"held_out={held_out!r}; allowed: 'importance', 'retrain', 'abc', 'none'"
         )
     names = tuple(fits[0].simulator.names)
     for f in fits[1:]:
@@ -392,6 +435,8 @@ def compare_rules(
             res = _importance_held_out(fit, theta, xo, npairs, np.random.default_rng(s_ho))
         elif held_out == "retrain":
             res = _retrain_held_out(fit, xo, n_samples, npairs, s_ho, trainer)
+        elif held_out == "abc":
+            res = _abc_held_out(fit, xo, npairs)
         else:
             continue
         for key, val in zip(("ho_mean", "ho_z", "ho_p", "ho_lpd", "ho_ess"), res, strict=True):

@@ -161,3 +161,29 @@ def test_with_real_simulators(tiny_model: Any) -> None:
     assert np.isfinite(res.held_out_lpd).all() and np.all(res.held_out_lpd < 0)
     assert np.all((res.held_out_ess >= 1) & (res.held_out_ess <= 300))
     json.dumps(res.to_dict(), allow_nan=False)
+
+
+def test_abc_held_out_matches_exact_leave_one_out() -> None:
+    """Nearest training simulations in the other measurements give the leave-one-out
+    predictive of the held-out one (beta-binomial here), within the ABC tolerance."""
+    from scipy.stats import betabinom
+
+    rule = BinomialRule(N_PAIRS)
+    fit = fit_rule("good", rule, PRIOR, 40000, seed=3,
+                   trainer=lambda *a, **k: rule.posterior())
+    res = compare_rules([fit], X_O, n_samples=2000, seed=0, held_out="abc")
+    k = np.round(X_O * np.array(N_PAIRS))
+    n = np.array(N_PAIRS)
+    for j in range(len(N_PAIRS)):
+        a = 1.0 + k.sum() - k[j]  # the training simulations come from the uniform prior
+        b = 1.0 + (n - k).sum() - (n[j] - k[j])
+        assert res.held_out_mean[0, j] == pytest.approx(a / (a + b), abs=0.03)
+        assert res.held_out_lpd[0, j] == pytest.approx(betabinom(n[j], a, b).logpmf(k[j]),
+                                                       abs=0.35)
+        assert res.held_out_ess[0, j] == 800
+    assert res.held_out_method == "abc"
+
+
+def test_abc_held_out_needs_training_data() -> None:
+    with pytest.raises(WiringError, match="held_out='abc' needs the training simulations"):
+        compare_rules(_fits(), X_O, n_samples=200, held_out="abc")
