@@ -82,7 +82,7 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,  # shutdown chatter is not the user's concern
             ) as cluster,
             Client(cluster) as client,
         ):
