@@ -38,24 +38,22 @@ transpose of the largest arrays, and it is the target-sorted edge order of SONAT
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
+from anatomy.catalogue import CELL_TYPES
 from anatomy.errors import SchemaVersionError, StoreValidationError
 from anatomy.model import StructuralModel
 from wiring._typing import FloatArray, IntArray
@@ -63,7 +61,6 @@ from wiring.errors import (
     InvalidParameterError,
     OutputExistsError,
     ShapeMismatchError,
-    StoreMismatchError,
 )
 from wiring.rules.base import WiringRule, check_theta_in_domain
 from wiring.selectors import Selector
@@ -702,194 +699,10 @@ def open_connectome(path: str | os.PathLike[str]) -> Connectome:
         raise StoreValidationError(f"{path}: inconsistent connectome store: {err}") from err
 
 
-# ------------------------------------------------------------------------------- summaries
-
-
-@dataclass(frozen=True, kw_only=True)
-class TypeProbability:
-    """Connection probabilities between groups of neurons (cell types or layers).
-
-    Arrays have shape (n_pre_groups, n_post_groups). ``observed`` is the fraction of pairs with
-    at least one synapse in this connectome, ``expected`` the mean of ``1 - exp(-lambda)`` (the
-    probability the rule gives), ``mean_synapses`` the mean synapse count per pair; all are NaN
-    where a group pair has no pairs.
-    """
-
-    by: str
-    pre_labels: tuple[str, ...]
-    post_labels: tuple[str, ...]
-    n_pairs: IntArray
-    n_connected: IntArray
-    observed: FloatArray
-    expected: FloatArray
-    mean_synapses: FloatArray
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-native form (NaN becomes None)."""
-
-        def mat(a: npt.NDArray[Any]) -> list[list[Any]]:
-            return [[None if isinstance(v, float) and np.isnan(v) else v for v in row]
-                    for row in a.tolist()]
-
-        return {
-            "by": self.by,
-            "pre_labels": list(self.pre_labels),
-            "post_labels": list(self.post_labels),
-            "n_pairs": mat(self.n_pairs),
-            "n_connected": mat(self.n_connected),
-            "observed": mat(self.observed),
-            "expected": mat(self.expected),
-            "mean_synapses": mat(self.mean_synapses),
-        }
-
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The JSON text of :meth:`to_dict`; also written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
-        """Long-format CSV (one row per group pair); also written to ``path`` when given."""
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["pre", "post", "n_pairs", "n_connected", "observed", "expected",
-                    "mean_synapses"])
-        for a, pl in enumerate(self.pre_labels):
-            for b, ql in enumerate(self.post_labels):
-                w.writerow([pl, ql, int(self.n_pairs[a, b]), int(self.n_connected[a, b]),
-                            _fmt(self.observed[a, b]), _fmt(self.expected[a, b]),
-                            _fmt(self.mean_synapses[a, b])])
-        text = buf.getvalue()
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-
-def _fmt(v: float) -> str:
-    return "" if np.isnan(v) else repr(float(v))
-
-
-def _check_same_anatomy(conn: Connectome, model: StructuralModel) -> None:
-    h = model.attrs.get("content_hash")
-    if h and conn.anatomy_hash and h != conn.anatomy_hash:
-        raise StoreMismatchError(
-            f"the connectome was computed on anatomy {conn.anatomy_hash[:12]}..., not on this "
-            f"model ({str(h)[:12]}...); pass the model it was computed from"
-        )
-    top = int(max(conn.pre.max(initial=-1), conn.post.max(initial=-1)))
-    if top >= model.n_neurons:
-        raise StoreMismatchError(
-            f"the connectome refers to neuron {top} but the model has {model.n_neurons} neurons"
-        )
-
-
-def _groups(model: StructuralModel, by: str) -> tuple[IntArray, tuple[str, ...]]:
-    """Group code of every model neuron and the labels, in catalogue order."""
-    if by == "cell_type":
-        return model.neurons.cell_type.astype(np.int64), CELL_TYPES
-    if by == "layer":
-        layer = model.neurons.layer.astype(np.int64)
-        region = model.neurons.region.astype(np.int64)
-        # neurons outside the cortex (layer -1) are grouped by their region, e.g. barreloid
-        code = np.where(layer >= 0, layer, len(LAYERS) + region)
-        return code, LAYERS + REGIONS
-    raise InvalidParameterError(f"by = {by!r} is not allowed; expected 'cell_type' or 'layer'")
-
-
-def type_probability_matrix(
-    conn: Connectome, model: StructuralModel, *, by: Literal["cell_type", "layer"] = "cell_type"
-) -> TypeProbability:
-    """Connection probability between cell types (or layers) with the number of pairs behind it.
-
-    Only groups present in the pre (rows) and post (columns) selections appear. Pairs of a neuron
-    with itself are not counted unless the connectome includes autapses.
-
-    Raises
-    ------
-    StoreMismatchError
-        The connectome was computed on another model.
-    """
-    _check_same_anatomy(conn, model)
-    code, labels = _groups(model, by)
-    g_pre_all, g_post_all = code[conn.pre], code[conn.post]
-    pre_groups = np.unique(g_pre_all)
-    post_groups = np.unique(g_post_all)
-    gp = np.searchsorted(pre_groups, g_pre_all)
-    gq = np.searchsorted(post_groups, g_post_all)
-    na, nb = len(pre_groups), len(post_groups)
-    n_pairs = np.outer(np.bincount(gp, minlength=na), np.bincount(gq, minlength=nb))
-    if not conn.attrs.get("autapses", False):
-        both, ip, iq = np.intersect1d(conn.pre, conn.post, return_indices=True)
-        if both.size:
-            np.subtract.at(n_pairs, (gp[ip], gq[iq]), 1)
-
-    def by_group(m: sp.csc_array, values: npt.NDArray[Any]) -> FloatArray:
-        cols = np.repeat(np.arange(m.shape[1]), np.diff(m.indptr))
-        flat = gp[m.indices] * nb + gq[cols]
-        out = np.bincount(flat, weights=values, minlength=na * nb).reshape(na, nb)
-        return np.asarray(out, dtype=np.float64)
-
-    syn = sp.csc_array(conn.synapses)
-    n_conn = by_group(syn, np.ones(syn.nnz)).round().astype(np.int64)
-    n_syn = by_group(syn, syn.data.astype(np.float64))
-    lam = sp.csc_array(conn.expected)
-    p_exp = by_group(lam, -np.expm1(-lam.data.astype(np.float64)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        denom = np.where(n_pairs > 0, n_pairs, np.nan)
-        return TypeProbability(
-            by=by,
-            pre_labels=tuple(labels[int(g)] for g in pre_groups),
-            post_labels=tuple(labels[int(g)] for g in post_groups),
-            n_pairs=n_pairs.astype(np.int64),
-            n_connected=n_conn,
-            observed=n_conn / denom,
-            expected=p_exp / denom,
-            mean_synapses=n_syn / denom,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DepthDensity:
-    """Expected synapse density by cortical depth, per postsynaptic cell type.
-
-    ``density_per_mm3`` (n_types, n_bins) is the expected number of synapses onto neurons of a
-    type in the voxels of a depth bin divided by the bins' volume; ``expected_synapses`` the
-    undivided sums; ``depth_um`` (n_bins,) the bin centers below the pia.
-    """
-
-    cell_types: tuple[str, ...]
-    depth_um: FloatArray
-    density_per_mm3: FloatArray
-    expected_synapses: FloatArray
-
-
-def synapse_density_by_depth(
-    conn: Connectome, *, cell_types: Sequence[str] | None = None
-) -> DepthDensity:
-    """Expected synapse density per depth bin for each postsynaptic cell type of the selection.
-
-    The profile is computed with the connectome (see the module docstring); bins without voxels
-    give NaN.
-    """
-    names = tuple(conn.attrs.get("cell_types", CELL_TYPES))
-    wanted = tuple(cell_types) if cell_types is not None else tuple(
-        conn.attrs.get("post_cell_types", names)
-    )
-    unknown = [c for c in wanted if c not in names]
-    if unknown:
-        raise InvalidParameterError(
-            f"unknown cell type(s) {unknown}; known cell types are {', '.join(names)}"
-        )
-    rows = [names.index(c) for c in wanted]
-    syn = conn.depth_profile[rows]
-    vol_mm3 = conn.voxels_per_bin * conn.voxel_volume_um3 * 1e-9
-    with np.errstate(invalid="ignore", divide="ignore"):
-        density = syn / np.where(vol_mm3 > 0, vol_mm3, np.nan)
-    edges = conn.depth_edges_um
-    return DepthDensity(
-        cell_types=wanted,
-        depth_um=0.5 * (edges[:-1] + edges[1:]),
-        density_per_mm3=density,
-        expected_synapses=syn,
-    )
+# the summaries live in a private module to keep this one small; re-exported here
+from wiring._summaries import (  # noqa: E402
+    DepthDensity,
+    TypeProbability,
+    synapse_density_by_depth,
+    type_probability_matrix,
+)
