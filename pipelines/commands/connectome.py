@@ -148,6 +148,13 @@ def _run(args: argparse.Namespace) -> int:
         raise OutputExistsError(
             f"{summary} exists and is not a connectome summary; remove it or choose another --out"
         )
+    if args.overwrite:  # what would be refused at write time is refused before the work
+        from wiring.connectome import _check_target as check_store
+        from wiring.sonata import _check_target as check_sonata
+
+        check_store(out, overwrite=True)
+        if args.sonata is not None:
+            check_sonata(args.sonata, overwrite=True)
     model = _open_anatomy(args.anatomy, args.anatomy_seed)
 
     from wiring.connectome import compute_connectome, write_connectome

@@ -101,3 +101,14 @@ def test_existing_outputs_refused_before_work(tiny_store: Path, tmp_path: Path,
     assert "already exists" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
     assert (sonata / "mine.txt").read_text() == "keep"
+
+
+def test_overwrite_never_replaces_foreign_folders(tiny_store: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c.zarr"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert main(_argv(tiny_store, out, "--overwrite")) == 1
+    assert "not a connectome store" in capsys.readouterr().err
+    assert (out / "mine.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
