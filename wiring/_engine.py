@@ -43,6 +43,7 @@ from wiring.dso import (
     VoxelFactors,
     expected_row_synapses,
     factorized_block,
+    kernel_arrays,
     pair_table_block,
 )
 from wiring.errors import InvalidParameterError
@@ -120,6 +121,8 @@ class _Inputs:
     voxel_blocks: tuple[tuple[int, int], ...] = ()
     # factorized: sum over the selected pre neurons of f_pre(pre) per voxel
     pre_sum: FloatArray | None = None
+    # factorized, in memory: a_t's arrays in the kernel's dtypes (converted once)
+    a_arrays: Any = None
 
     def post_rows(self, start: int, stop: int) -> sp.csr_array:
         """Raw post counts (stop - start, V) of selected post neurons ``start:stop``."""
@@ -188,7 +191,8 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
     post_model = inputs.post_ids[start:stop]
     n_types = len(CELL_TYPES)
     if inputs.factors is not None:
-        lam = factorized_block(a_t, b, inputs.post_all, inputs.factors)
+        lam = factorized_block(a_t, b, inputs.post_all, inputs.factors,
+                               a_arrays=inputs.a_arrays if a_t is inputs.a_t else None)
         ptr = lam.indptr.astype(np.int64, copy=False)
         c = lam.indices
         val = lam.data
@@ -366,6 +370,8 @@ def run_engine(
         inputs.a_t = sp.csr_array(
             (data, a.indices.astype(np.int32), a.indptr.astype(np.int64)), shape=(v, n_pre)
         )
+        if factors is not None:
+            inputs.a_arrays = kernel_arrays(inputs.a_t)
         post = model.post.load()
         b = post if n_post == model.n_neurons else sp.csc_array(post[post_ids])
         inputs.b = sp.csr_array(b)

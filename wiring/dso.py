@@ -48,6 +48,7 @@ __all__ = [
     "dso_linear_factors",
     "expected_row_synapses",
     "factorized_block",
+    "kernel_arrays",
     "pair_table_block",
     "products_per_row",
     "rule_factors",
@@ -162,7 +163,12 @@ def products_per_row(b: sp.csr_array, n_pre_per_voxel: IntArray) -> IntArray:
 
 
 def factorized_block(
-    a_t: sp.csr_array, b_block: sp.csr_array, post_all: FloatArray, factors: VoxelFactors
+    a_t: sp.csr_array,
+    b_block: sp.csr_array,
+    post_all: FloatArray,
+    factors: VoxelFactors,
+    *,
+    a_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray] | None = None,
 ) -> sp.csr_array:
     """Expected counts ``lambda`` (P_block, n_pre) of one block of postsynaptic neurons.
 
@@ -177,6 +183,10 @@ def factorized_block(
         (V,) target sites of all neurons per voxel.
     factors
         The rule's :class:`VoxelFactors`.
+    a_arrays
+        ``a_t``'s (indptr int64, indices int32, data float64), prepared once by the caller:
+        scipy may hold the indices as int64, and converting them per block would copy the whole
+        presynaptic matrix for every block.
 
     Returns
     -------
@@ -195,18 +205,29 @@ def factorized_block(
         lam.sort_indices()
         return lam
     m, n_pre = b.shape[0], a_t.shape[1]
-    # no copies of a_t when it is already int64/int32/float64 (the engine prepares it once)
-    a_ptr = a_t.indptr.astype(np.int64, copy=False)
+    if a_arrays is None:
+        a_arrays = kernel_arrays(a_t)
+    a_ptr, a_idx, a_val = a_arrays
     products = int(np.sum(a_ptr[b.indices + 1] - a_ptr[b.indices]))
     capacity = min(m * n_pre, products)
     ptr, idx, val = kernel(
         b.indptr.astype(np.int64, copy=False), b.indices.astype(np.int64, copy=False), b.data,
-        a_ptr, a_t.indices.astype(np.int32, copy=False),
-        np.asarray(a_t.data, dtype=np.float64), n_pre, capacity,
+        a_ptr, a_idx, a_val, n_pre, capacity,
     )
     nnz = int(ptr[-1])
     # copies: release the (mostly untouched) capacity-sized buffers
     return sp.csr_array((val[:nnz].copy(), idx[:nnz].copy(), ptr), shape=(m, n_pre))
+
+
+def kernel_arrays(
+    a_t: sp.csr_array,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray]:
+    """(indptr int64, indices int32, data float64) of ``a_t`` for :func:`factorized_block`."""
+    return (
+        np.asarray(a_t.indptr, dtype=np.int64),
+        np.asarray(a_t.indices, dtype=np.int32),
+        np.asarray(a_t.data, dtype=np.float64),
+    )
 
 
 _KERNELS: dict[str, Any] = {}
