@@ -18,11 +18,14 @@ This is the only module of the package that imports ``sbi``.
   ``torch.load(weights_only=True)`` after checking their sha256 against the manifest, so a
   tampered file is rejected and cannot execute code. No pickle is involved anywhere.
 
-**CPU training defaults.** ``batch_size="auto"`` uses 1,000 rows per batch when there are at
-least 50,000 training rows (≥ 45 gradient steps per epoch; batches of 1,000 halve the epoch
-time compared to 200 on two cores, see ``benchmarks/bench_inference.py``) and 200 (sbi's default)
-below 10,000 rows, scaling linearly in between, so small training sets still get enough
-gradient steps per epoch to converge and calibrate.
+**CPU training defaults.** ``batch_size="auto"`` uses 1,000 rows per batch from 9,000 training
+rows (a store of 10^4 simulations) on; for smaller sets a tenth of the rows, at least 200 (sbi's
+default), so that every epoch still takes about ten gradient steps or more. Measured with ``benchmarks/bench_inference.py``
+(NSF, θ ∈ R³, x ∈ R⁷, 9,000 training rows): batches of 1,000 cut the epoch time 2.9× and the
+time to convergence 2.1× compared to 200, with the same held-out loss (−2.578 vs −2.576 nats)
+and the same coverage of central 95 % intervals (0.937 for both, on 200 test simulations).
+Everything else follows sbi's defaults (Adam with learning rate 5·10⁻⁴, 10 % validation,
+patience 20 epochs, 50 hidden units, 5 transforms).
 """
 
 from __future__ import annotations
@@ -134,11 +137,10 @@ def build_prior(prior_spec: PriorSpec) -> Any:
 
 
 def _auto_batch_size(n_train: int) -> int:
-    if n_train >= 50_000:
+    """1000 from 9,000 training rows (a 10^4 store) on; below, a tenth of the rows, >= 200."""
+    if n_train >= 9_000:
         return 1000
-    if n_train <= 10_000:
-        return 200
-    return int(round(200 + 800 * (n_train - 10_000) / 40_000, -1))
+    return int(max(200, (n_train // 10) // 100 * 100))
 
 
 def _build_net(settings: Mapping[str, Any], theta: Any, x: Any) -> Any:
@@ -361,7 +363,8 @@ def train_posterior(
         Network size (sbi's ``posterior_nn`` arguments; ``num_bins`` for spline flows,
         ``num_components`` for ``mdn``).
     batch_size : int or "auto"
-        Training batch size; ``"auto"`` as described in the module docstring.
+        Training batch size; ``"auto"``: 1,000 from 9,000 training rows on, else a tenth of the
+        rows but at least 200 (see the module docstring for the measurements behind it).
     learning_rate, validation_fraction, stop_after_epochs, max_epochs, clip_max_norm
         Adam step size, held-out fraction, early-stopping patience (epochs without a better
         validation loss), epoch cap and gradient-norm clip.
@@ -571,6 +574,7 @@ def save_posterior(posterior: Posterior, path: str | os.PathLike[str], *,
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    posterior.manifest["weights_sha256"] = manifest["weights_sha256"]
     logger.info("saved posterior to %s", path)
     return path
 

@@ -156,3 +156,13 @@ def test_train_bad_stores(tmp_path: Path, tiny_store: Path, sims: Path,
     assert main(["train", "--store", str(partial), "--out", str(out), *TRAIN_FAST]) == 1
     assert "incomplete (200 of 400" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_simulate_with_worker_processes_matches_serial(sims: Path, tiny_store: Path,
+                                                       tmp_path: Path) -> None:
+    from wiring.simstore import SimulationStore
+
+    out = tmp_path / "procs.zarr"
+    assert main(simulate_args(tiny_store, out, "--workers", "2")) == 0
+    assert SimulationStore.open(out).content_hash() == SimulationStore.open(sims).content_hash()
