@@ -72,10 +72,10 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
     if post.get("reference") is not None and "reference_in_hpd" in post:
         ref = ", ".join(f"{v:g}" for v in post["reference"])
         verdict = "plausible" if post["reference_in_hpd"] else "NOT plausible"
-        level = 100 * float(post.get("reference_hpd_level", float("nan")))
+        hpd = 100 * float(post.get("reference_hpd_level", float("nan")))
         lines.append(
             f"a-priori rule ({ref}): {verdict} (the smallest highest-density region that "
-            f"contains it holds {level:.0f} % of the posterior; plausible means <= 95 %)"
+            f"contains it holds {hpd:.0f} % of the posterior; plausible means <= 95 %)"
         )
     ppc = sections.get("posterior_predictive_check", {}).get("measurements", [])
     if ppc:
