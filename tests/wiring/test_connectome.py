@@ -38,7 +38,20 @@ class FactorDSO(DSO):
         return dso_factors(theta)
 
 
-RULES = {"factorized": FactorDSO(), "generic": DSO()}
+class GenericDSO:
+    """``dso`` without the factorized capability: exercises the generic pair-table path."""
+
+    name = DSO.name
+    params = DSO.params
+    level = DSO.level
+    features = DSO.features
+    synapses = DSO.synapses
+
+    def rate(self, features, theta):  # type: ignore[no-untyped-def]
+        return DSO().rate(features, theta)
+
+
+RULES = {"factorized": FactorDSO(), "generic": GenericDSO()}
 
 
 @pytest.fixture(scope="module")
