@@ -110,6 +110,7 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
                 learning_rate=inf.learning_rate,
                 stop_after_epochs=inf.stop_after_epochs,
                 max_epochs=inf.max_epochs,
+                num_threads=inf.threads,
                 progress=ctx.progress,
             )
         )

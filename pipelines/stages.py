@@ -288,6 +288,7 @@ def _stage_train(ctx: _Context) -> None:
         validation_fraction=inf.validation_fraction,
         stop_after_epochs=inf.stop_after_epochs,
         max_epochs=inf.max_epochs,
+        num_threads=inf.threads,
         seed=derive_seed(cfg.run.seed, "train"),
         progress=ctx.progress,
     )
