@@ -52,6 +52,7 @@ from anatomy._store_check import (
     validate_model,
     voxel_blocks,
 )
+from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.errors import SchemaVersionError, StoreExistsError, StoreValidationError
 from anatomy.grid import VoxelGrid
@@ -183,17 +184,7 @@ def _check_target(path: Path, *, overwrite: bool) -> None:
 
 def _move_into_place(tmp: Path, path: Path, *, overwrite: bool) -> None:
     _check_target(path, overwrite=overwrite)
-    if not path.exists():
-        os.rename(tmp, path)
-        return
-    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
-    os.rename(path, old)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        os.rename(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    move_into_place(tmp, path)
 
 
 def _compressors() -> list[Any]:

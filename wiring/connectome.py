@@ -53,6 +53,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES
 from anatomy.errors import SchemaVersionError, StoreValidationError
 from anatomy.model import StructuralModel
@@ -435,7 +436,7 @@ def write_connectome(
             _put(g, "data", m.data.astype(dtype))
         _write_meta(root, conn)
         open_connectome(tmp)
-        _move_into_place(tmp, path)
+        move_into_place(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote connectome to %s", path)
@@ -520,7 +521,7 @@ def compute_connectome_to_store(
         state["expected"].finish()
         state["synapses"].finish()
         _write_meta(state["root"], meta)
-        _move_into_place(tmp, out)
+        move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote connectome to %s", out)
@@ -589,20 +590,6 @@ def _check_target(path: Path, *, overwrite: bool) -> None:
             f"{path} exists and is not a connectome store; refusing to replace it even with "
             f"overwrite: remove it yourself or choose another path"
         )
-
-
-def _move_into_place(tmp: Path, path: Path) -> None:
-    if not path.exists():
-        os.rename(tmp, path)
-        return
-    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
-    os.rename(path, old)
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        os.rename(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def open_connectome(path: str | os.PathLike[str]) -> Connectome:

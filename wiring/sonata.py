@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.model import StructuralModel
 from wiring.connectome import Connectome
@@ -141,7 +142,7 @@ def export_sonata(
             },
         }
         (tmp / "circuit_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        _move_into_place(tmp, out)
+        move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote SONATA circuit (%d nodes, %d edges) to %s", model.n_neurons,
@@ -177,20 +178,6 @@ def _check_target(out: Path, *, overwrite: bool) -> None:
             f"{out} exists and is not a SONATA export of this package; refusing to replace it "
             f"even with overwrite: remove it yourself or choose another folder"
         )
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-    os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _root_attrs(f: Any) -> None:
