@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_dask(record: logging.LogRecord) -> bool:
+    """Drop dask, distributed and tornado records below WARNING."""
+    noisy = record.name.split(".")[0] in ("distributed", "dask", "tornado", "bokeh")
+    return not (noisy and record.levelno < logging.WARNING)
+
+
 def _setup_logging(verbose: int, quiet: int) -> None:
     level = logging.INFO - 10 * verbose + 10 * quiet
     logging.basicConfig(
@@ -64,6 +70,11 @@ def _setup_logging(verbose: int, quiet: int) -> None:
         format="%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
         stream=sys.stderr,
     )
+    # dask's own INFO messages (worker start-up and shutdown) are noise unless asked for with
+    # -vv; distributed sets explicit levels on its loggers, so filter at our handler instead
+    if verbose < 2:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_dask)
 
 
 def _quiet_third_party_warnings() -> None:

@@ -432,7 +432,9 @@ def train_posterior(
         opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
         gen = torch.Generator().manual_seed(int(seed))
         best, best_state, since_best, epoch = math.inf, copy.deepcopy(net.state_dict()), 0, 0
-        bar = tqdm(total=max_epochs, unit="epoch", desc=f"training {estimator}",
+        # no total: early stopping usually ends training long before max_epochs, so an ETA
+        # computed from it would overstate the time left
+        bar = tqdm(total=None, unit="epoch", desc=f"training {estimator}",
                    disable=not progress, dynamic_ncols=True)
         try:
             while epoch < max_epochs and since_best < stop_after_epochs:
