@@ -19,29 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.commands._argtypes import non_negative_int, positive_int
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -58,7 +40,7 @@ def register(sub: Any) -> None:
                    help="posterior directory written by `wiring train`")
     p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
                    help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=_non_negative_int, default=0,
+    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
                    help="seed of a preset model (default 0)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
                    help="the measurement set the posterior was trained on")
@@ -67,26 +49,26 @@ def register(sub: Any) -> None:
                    "(default: the set's measured values)")
     p.add_argument("--out", type=Path, required=True, metavar="REPORT_DIR",
                    help="report directory to write")
-    p.add_argument("--n-samples", type=_positive_int, default=2000,
+    p.add_argument("--n-samples", type=positive_int, default=2000,
                    help="posterior samples for the summary (default 2000)")
-    p.add_argument("--n-predictive", type=_positive_int, default=1000,
+    p.add_argument("--n-predictive", type=positive_int, default=1000,
                    help="posterior predictive simulations (default 1000)")
-    p.add_argument("--n-calibration", type=_non_negative_int, default=100,
+    p.add_argument("--n-calibration", type=non_negative_int, default=100,
                    help="replicates calibrating the predictive p-values (default 100; 0: off)")
-    p.add_argument("--n-sbc", type=_positive_int, default=200,
+    p.add_argument("--n-sbc", type=positive_int, default=200,
                    help="simulation-based calibration runs (default 200)")
-    p.add_argument("--n-sbc-samples", type=_positive_int, default=1000,
+    p.add_argument("--n-sbc-samples", type=positive_int, default=1000,
                    help="posterior samples per calibration run (default 1000)")
-    p.add_argument("--n-prediction-samples", type=_positive_int, default=200,
+    p.add_argument("--n-prediction-samples", type=positive_int, default=200,
                    help="posterior samples for the type-pair predictions (default 200)")
-    p.add_argument("--max-pairs", type=_positive_int, default=2000,
+    p.add_argument("--max-pairs", type=positive_int, default=2000,
                    help="largest number of pairs evaluated per type pair (default 2000)")
     p.add_argument("--n-pairs", default="experiment", metavar="experiment|N",
                    help="pairs per simulated experiment: as tested ('experiment', default) or "
                    "a fixed number; use what the training simulations used")
     p.add_argument("--skip", default="", metavar="NAME,...",
                    help=f"analyses to leave out ({', '.join(ANALYSES)})")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
     p.add_argument("--allow-anatomy-mismatch", action="store_true",
                    help="analyze even if the posterior was trained on another anatomy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

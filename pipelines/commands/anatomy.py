@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipelines.commands._argtypes import non_negative_int, positive_int
+
 __all__ = ["register", "summarize_model"]
 
 
@@ -36,10 +38,10 @@ def register(sub: Any) -> None:
         description="Generate a synthetic rat barrel-cortex model and write it as a zarr store.",
     )
     b.add_argument("--preset", required=True, help="tiny, small, column or field")
-    b.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    b.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     b.add_argument("--out", type=Path, required=True, help="output store (e.g. model.zarr)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    b.add_argument("--chunk-voxels", type=_positive_int, default=None,
+    b.add_argument("--chunk-voxels", type=positive_int, default=None,
                    help="voxels per stored block (default: about 4 Mi entries per block)")
     b.add_argument("--progress", action="store_true", help="show a progress bar")
     b.set_defaults(handler=_build)
@@ -119,23 +121,6 @@ def _usage(parser: argparse.ArgumentParser) -> Any:
         return 2
 
     return handler
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:

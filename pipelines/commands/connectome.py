@@ -26,6 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pipelines.commands._argtypes import non_negative_int, positive_int
+
 __all__ = ["register", "summary_dir"]
 
 
@@ -40,11 +42,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
                    help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=_non_negative_int, default=0,
+    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
                    help="seed of a preset model (default 0)")
     p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--theta", required=True, help="comma-separated parameters, e.g. 1,1,1")
-    p.add_argument("--seed", type=_non_negative_int, required=True,
+    p.add_argument("--seed", type=non_negative_int, required=True,
                    help="seed of the synapse draws")
     p.add_argument("--out", type=Path, required=True, help="output store (e.g. connectome.zarr)")
     p.add_argument("--pre", default=None, metavar="SELECTOR",
@@ -54,29 +56,12 @@ def register(sub: Any) -> None:
                    help="postsynaptic neurons (default: all)")
     p.add_argument("--sonata", type=Path, default=None, metavar="DIR",
                    help="also export a SONATA circuit into this folder")
-    p.add_argument("--workers", type=_positive_int, default=1, help="dask worker threads")
-    p.add_argument("--block-size", type=_positive_int, default=None,
+    p.add_argument("--workers", type=positive_int, default=1, help="dask worker threads")
+    p.add_argument("--block-size", type=positive_int, default=None,
                    help="postsynaptic neurons per task (default: balanced by work)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(handler=_run)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def summary_dir(out: Path) -> Path:

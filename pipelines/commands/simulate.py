@@ -17,23 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.commands._argtypes import non_negative_int, positive_int
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -46,20 +34,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
                    help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=_non_negative_int, default=0,
+    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
                    help="seed of a preset model (default 0)")
     p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
                    help="measurement set: built-in name (vpm-invivo, rat-invitro) or a file")
-    p.add_argument("--n", type=_positive_int, required=True, help="number of simulations")
-    p.add_argument("--seed", type=_non_negative_int, required=True, help="run seed")
+    p.add_argument("--n", type=positive_int, required=True, help="number of simulations")
+    p.add_argument("--seed", type=non_negative_int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="simulation store (e.g. sims.zarr)")
     p.add_argument("--prior", default="gaussian", metavar="KIND_OR_FILE",
                    help="gaussian (default; the paper's N(1, 0.05 I) for dso), uniform (the "
                    "rule's plausible ranges), or a TOML/JSON prior file")
-    p.add_argument("--chunk-size", type=_positive_int, default=10_000,
+    p.add_argument("--chunk-size", type=positive_int, default=10_000,
                    help="simulations per task (default 10000)")
-    p.add_argument("--workers", type=_non_negative_int, default=0,
+    p.add_argument("--workers", type=non_negative_int, default=0,
                    help="local dask worker processes (default 0: run in this process)")
     p.add_argument("--cluster", default=None, metavar="KIND_OR_ADDRESS",
                    help="threads, local, slurm/pbs/sge/lsf, or a scheduler address "

@@ -16,20 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.commands._argtypes import positive_int
+
 __all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def _batch_size(text: str) -> int | str:
-    return "auto" if text == "auto" else _positive_int(text)
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def register(sub: Any) -> None:
@@ -47,15 +42,15 @@ def register(sub: Any) -> None:
     p.add_argument("--estimator", default="nsf", choices=ESTIMATORS,
                    help="density estimator (default nsf, a neural spline flow)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--max-epochs", type=_positive_int, default=1000)
-    p.add_argument("--stop-after-epochs", type=_positive_int, default=20,
+    p.add_argument("--max-epochs", type=positive_int, default=1000)
+    p.add_argument("--stop-after-epochs", type=positive_int, default=20,
                    help="early-stopping patience in epochs (default 20)")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="training batch size (default auto: 1000 from 9000 training rows, else 200-900)")
     p.add_argument("--learning-rate", type=float, default=5e-4)
-    p.add_argument("--hidden-features", type=_positive_int, default=50)
-    p.add_argument("--num-transforms", type=_positive_int, default=5)
-    p.add_argument("--threads", type=_positive_int, default=1,
+    p.add_argument("--hidden-features", type=positive_int, default=50)
+    p.add_argument("--num-transforms", type=positive_int, default=5)
+    p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads while training (default 1: as fast as 2 for these "
                    "small networks on an idle machine, far faster on a shared one)")
     p.add_argument("--allow-incomplete", action="store_true",
