@@ -42,18 +42,13 @@ from wiring._typing import FloatArray, IntArray
 from wiring.dso import (
     VoxelFactors,
     expected_row_synapses,
-    factorized_block,
+    factorized_draw_block,
     kernel_arrays,
     pair_table_block,
 )
-from wiring.errors import InvalidParameterError
+from wiring.pairs import segment_sum
 from wiring.rules.base import WiringRule
-from wiring.rules.draw import (
-    MAX_POISSON_MEAN,
-    draw_synapse_counts,
-    keyed_uniforms,
-    poisson_quantile,
-)
+from wiring.rules.draw import draw_synapse_counts
 
 __all__ = [
     "FACTORIZED_TARGET_PRODUCTS",
@@ -113,7 +108,7 @@ class _Inputs:
     post_type: IntArray  # (n_post,) cell-type codes
     autapses: bool
     # in-memory inputs
-    a_t: sp.csr_array | None = None  # (V, n_pre): f_pre(pre) (factorized) or raw pre counts
+    a_t: sp.csr_array | None = None  # (V, n_pre) raw pre counts (generic path)
     b: sp.csr_array | None = None  # (n_post, V) raw post counts
     # streamed inputs
     pre_counts: VoxelMajorCounts | None = None
@@ -121,7 +116,7 @@ class _Inputs:
     voxel_blocks: tuple[tuple[int, int], ...] = ()
     # factorized: sum over the selected pre neurons of f_pre(pre) per voxel
     pre_sum: FloatArray | None = None
-    # factorized, in memory: a_t's arrays in the kernel's dtypes (converted once)
+    # factorized, in memory: Aᵀ = f_pre(pre) as (indptr int64, indices int32, data float64)
     a_arrays: Any = None
 
     def post_rows(self, start: int, stop: int) -> sp.csr_array:
@@ -186,43 +181,17 @@ def _csr(
 def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
     """One task: expected counts, synapse counts and depth profile of post block start:stop."""
     b = inputs.post_rows(start, stop)
-    a_t = inputs.pre_voxels(b)
-    m, n_pre = b.shape[0], a_t.shape[1]
+    m, n_pre = b.shape[0], len(inputs.pre_ids)
     post_model = inputs.post_ids[start:stop]
     n_types = len(CELL_TYPES)
     if inputs.factors is not None:
-        lam = factorized_block(a_t, b, inputs.post_all, inputs.factors,
-                               a_arrays=inputs.a_arrays if a_t is inputs.a_t else None)
-        ptr = lam.indptr.astype(np.int64, copy=False)
-        c = lam.indices
-        val = lam.data
-        r = np.repeat(np.arange(m), np.diff(ptr))
-        pre_m, post_m = inputs.pre_ids[c], post_model[r]
-        if not inputs.autapses:
-            keep = pre_m != post_m
-            if not keep.all():
-                ptr = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[ptr]
-                r, c, val = r[keep], c[keep], val[keep]
-                pre_m, post_m = pre_m[keep], post_m[keep]
-        bad = ~(val <= MAX_POISSON_MEAN)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InvalidParameterError(
-                f"rule {inputs.rule.name!r} at theta {inputs.theta[0].tolist()} gives an "
-                f"expected synapse count of {val[i]!r} for pair ({inputs.pre_ids[c[i]]}, "
-                f"{post_model[r[i]]}); Poisson means must be finite and at most "
-                f"{MAX_POISSON_MEAN:g}: choose theta inside the plausible range"
-            )
-        counts = poisson_quantile(keyed_uniforms(inputs.seed, pre_m, post_m), val)
-        del pre_m, post_m
-        hit = counts > 0
-        hit_ptr = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])[ptr]
-        block = _BlockResult(
-            expected=sp.csr_array((val.astype(np.float32), c.astype(np.int32, copy=False), ptr),
-                                  shape=(m, n_pre)),
-            synapses=sp.csr_array((counts[hit].astype(np.int32), c[hit].astype(np.int32),
-                                   hit_ptr), shape=(m, n_pre)),
-            profile=np.zeros(0),
+        a_arrays = inputs.a_arrays
+        if a_arrays is None:  # streamed: this block's voxels of Aᵀ
+            a_arrays = kernel_arrays(inputs.pre_voxels(b))
+        block = factorized_draw_block(
+            a_arrays, n_pre, b, inputs.post_all, inputs.factors,
+            pre_ids=inputs.pre_ids, post_ids=post_model, seed=inputs.seed,
+            autapses=inputs.autapses, rule_name=inputs.rule.name, theta=inputs.theta,
         )
         # expected synapses per (post cell type, depth bin): sum over pre of rate_ijk
         assert inputs.pre_sum is not None
@@ -240,7 +209,7 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
         return _BlockResult(expected=block.expected, synapses=block.synapses, profile=profile)
     else:
         table = pair_table_block(
-            a_t,
+            inputs.pre_voxels(b),
             b,
             pre_ids=inputs.pre_ids,
             post_ids=post_model,
@@ -364,20 +333,22 @@ def run_engine(
     if in_memory:
         pre = model.pre.load()
         a = pre if n_pre == model.n_neurons else sp.csc_array(pre[pre_ids])
-        data = a.data.astype(np.float64)
+        # the CSC (neurons x voxels) arrays are the CSR arrays of Aᵀ: no transpose, and the
+        # indices are shared with the loaded model, not copied
+        a_ptr = np.asarray(a.indptr, dtype=np.int64)
+        a_idx = np.asarray(a.indices, dtype=np.int32)
         if factors is not None:
-            data = factors.pre(data)
-        inputs.a_t = sp.csr_array(
-            (data, a.indices.astype(np.int32), a.indptr.astype(np.int64)), shape=(v, n_pre)
-        )
-        if factors is not None:
-            inputs.a_arrays = kernel_arrays(inputs.a_t)
+            a_val = _elementwise(factors.pre, a.data)
+            inputs.a_arrays = (a_ptr, a_idx, a_val)
+            inputs.pre_sum = segment_sum(a_val, a_ptr)
+        else:
+            inputs.a_t = sp.csr_array(
+                (np.asarray(a.data, dtype=np.float64), a_idx, a_ptr), shape=(v, n_pre)
+            )
         post = model.post.load()
         b = post if n_post == model.n_neurons else sp.csc_array(post[post_ids])
         inputs.b = sp.csr_array(b)
-        n_pre_vox = np.diff(inputs.a_t.indptr)
-        if factors is not None:
-            inputs.pre_sum = np.asarray(inputs.a_t.sum(axis=1), dtype=np.float64).reshape(-1)
+        n_pre_vox = np.diff(a_ptr)
         products = _segment(n_pre_vox[inputs.b.indices], inputs.b.indptr)
     else:
         from anatomy.store import voxel_blocks
@@ -428,6 +399,15 @@ def run_engine(
         products=total_products,
         path=path,
     )
+
+
+def _elementwise(f: Callable[[FloatArray], FloatArray], data: npt.NDArray[Any]) -> FloatArray:
+    """``f`` on ``data`` as float64, a slice at a time (no model-sized float64 temporaries)."""
+    out = np.empty(data.shape, dtype=np.float64)
+    step = 1 << 22
+    for a in range(0, data.shape[0], step):
+        out[a : a + step] = f(np.asarray(data[a : a + step], dtype=np.float64))
+    return out
 
 
 def _loaded(counts: VoxelMajorCounts) -> bool:

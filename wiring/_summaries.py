@@ -23,7 +23,7 @@ from wiring._typing import FloatArray, IntArray
 from wiring.errors import InvalidParameterError, StoreMismatchError
 
 if TYPE_CHECKING:
-    from wiring.connectome import Connectome
+    from wiring.connectome import Connectome, ConnectomeStore
 
 __all__ = ["DepthDensity", "TypeProbability", "synapse_density_by_depth",
            "type_probability_matrix"]
@@ -94,7 +94,7 @@ def _fmt(v: float) -> str:
     return "" if np.isnan(v) else repr(float(v))
 
 
-def _check_same_anatomy(conn: Connectome, model: StructuralModel) -> None:
+def _check_same_anatomy(conn: Connectome | ConnectomeStore, model: StructuralModel) -> None:
     h = model.attrs.get("content_hash")
     if h and conn.anatomy_hash and h != conn.anatomy_hash:
         raise StoreMismatchError(
@@ -122,11 +122,15 @@ def _groups(model: StructuralModel, by: str) -> tuple[IntArray, tuple[str, ...]]
 
 
 def type_probability_matrix(
-    conn: Connectome, model: StructuralModel, *, by: Literal["cell_type", "layer"] = "cell_type"
+    conn: Connectome | ConnectomeStore,
+    model: StructuralModel,
+    *,
+    by: Literal["cell_type", "layer"] = "cell_type",
 ) -> TypeProbability:
     """Connection probability between cell types (or layers) with the number of pairs behind it.
 
-    Only groups present in the pre (rows) and post (columns) selections appear. Pairs of a neuron
+    ``conn`` may be a lazily opened store (``open_connectome(path, lazy=True)``), which is read
+    a block of postsynaptic neurons at a time. Only groups present in the pre (rows) and post (columns) selections appear. Pairs of a neuron
     with itself are not counted unless the connectome includes autapses.
 
     Raises
@@ -148,17 +152,21 @@ def type_probability_matrix(
         if both.size:
             np.subtract.at(n_pairs, (gp[ip], gq[iq]), 1)
 
-    def by_group(m: sp.csc_array, values: npt.NDArray[Any]) -> FloatArray:
-        cols = np.repeat(np.arange(m.shape[1]), np.diff(m.indptr))
+    def by_group(m: sp.csc_array, start: int, values: npt.NDArray[Any]) -> FloatArray:
+        cols = start + np.repeat(np.arange(m.shape[1]), np.diff(m.indptr))
         flat = gp[m.indices] * nb + gq[cols]
         out = np.bincount(flat, weights=values, minlength=na * nb).reshape(na, nb)
         return np.asarray(out, dtype=np.float64)
 
-    syn = sp.csc_array(conn.synapses)
-    n_conn = by_group(syn, np.ones(syn.nnz)).round().astype(np.int64)
-    n_syn = by_group(syn, syn.data.astype(np.float64))
-    lam = sp.csc_array(conn.expected)
-    p_exp = by_group(lam, -np.expm1(-lam.data.astype(np.float64)))
+    n_conn_f = np.zeros((na, nb))
+    n_syn = np.zeros((na, nb))
+    p_exp = np.zeros((na, nb))
+    for blk in conn.iter_blocks():  # a connectome store is read a block at a time
+        syn, lam = blk.synapses, blk.expected
+        n_conn_f += by_group(syn, blk.start, np.ones(syn.nnz))
+        n_syn += by_group(syn, blk.start, syn.data.astype(np.float64))
+        p_exp += by_group(lam, blk.start, -np.expm1(-lam.data.astype(np.float64)))
+    n_conn = n_conn_f.round().astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         denom = np.where(n_pairs > 0, n_pairs, np.nan)
         return TypeProbability(
@@ -189,7 +197,7 @@ class DepthDensity:
 
 
 def synapse_density_by_depth(
-    conn: Connectome, *, cell_types: Sequence[str] | None = None
+    conn: Connectome | ConnectomeStore, *, cell_types: Sequence[str] | None = None
 ) -> DepthDensity:
     """Expected synapse density per depth bin for each postsynaptic cell type of the selection.
 

@@ -44,10 +44,10 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +70,8 @@ __all__ = [
     "FORMAT_NAME",
     "SCHEMA_VERSION",
     "Connectome",
+    "ConnectomeBlock",
+    "ConnectomeStore",
     "DepthDensity",
     "TypeProbability",
     "compute_connectome",
@@ -173,6 +175,37 @@ class Connectome:
     def n_synapses(self) -> int:
         """Total number of synapses."""
         return int(self.synapses.data.sum(dtype=np.int64))
+
+    def iter_blocks(self, max_entries: int = 1 << 24) -> Iterator[ConnectomeBlock]:
+        """The matrices by blocks of postsynaptic neurons (see :meth:`ConnectomeStore.iter_blocks`)."""
+        exp = sp.csc_array(self.expected)
+        syn = sp.csc_array(self.synapses)
+        for a, z in _column_blocks(np.asarray(exp.indptr, np.int64), max_entries):
+            yield ConnectomeBlock(start=a, stop=z, expected=sp.csc_array(exp[:, a:z]),
+                                  synapses=sp.csc_array(syn[:, a:z]))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectomeBlock:
+    """Columns ``start:stop`` (postsynaptic positions) of a connectome's two matrices."""
+
+    start: int
+    stop: int
+    expected: sp.csc_array  # (n_pre, stop - start) float32
+    synapses: sp.csc_array  # (n_pre, stop - start) int32
+
+
+def _column_blocks(indptr: npt.NDArray[np.int64], max_entries: int) -> list[tuple[int, int]]:
+    """Contiguous column ranges holding at most ``max_entries`` entries (at least one column)."""
+    n = len(indptr) - 1
+    out: list[tuple[int, int]] = []
+    a = 0
+    while a < n:
+        z = int(np.searchsorted(indptr, indptr[a] + max_entries, side="right")) - 1
+        z = min(n, max(z, a + 1))
+        out.append((a, z))
+        a = z
+    return out
 
 
 def _resolve_rule(rule: str | type[WiringRule] | WiringRule) -> WiringRule:
@@ -444,31 +477,102 @@ def write_connectome(
 
 
 class _BlockAppender:
-    """Append post-major CSR blocks (m, n_pre) of one matrix to a store group as CSC."""
+    """Append post-major CSR blocks (m, n_pre) of one matrix to a store group as CSC.
+
+    Entries are buffered and written in whole chunks at chunk-aligned offsets, so no chunk is
+    ever read back and rewritten; :meth:`finish` writes the last partial chunk and ``indptr``.
+    """
 
     def __init__(self, root: Any, name: str, dtype: type[np.generic]) -> None:
         self.group = root.create_group(name)
-        chunk = 1 << 22
+        self.chunk = _APPEND_CHUNK
         self.indices = self.group.create_array(
-            "indices", shape=(0,), dtype=np.int32, chunks=(chunk,), compressors=_compressors())
+            "indices", shape=(0,), dtype=np.int32, chunks=(self.chunk,),
+            compressors=_compressors())
         self.data = self.group.create_array(
-            "data", shape=(0,), dtype=dtype, chunks=(chunk,), compressors=_compressors())
+            "data", shape=(0,), dtype=dtype, chunks=(self.chunk,), compressors=_compressors())
         self.dtype = dtype
         self.ptr: list[npt.NDArray[np.int64]] = [np.zeros(1, dtype=np.int64)]
         self.nnz = 0
+        self.written = 0
+        self.pending: list[tuple[npt.NDArray[np.int32], npt.NDArray[Any]]] = []
+        self.n_pending = 0
 
     def append(self, block: sp.csr_array) -> None:
         k = int(block.nnz)
         self.ptr.append(np.asarray(block.indptr[1:], dtype=np.int64) + self.nnz)
         if k:
-            self.indices.resize((self.nnz + k,))
-            self.indices[self.nnz :] = np.asarray(block.indices, dtype=np.int32)
-            self.data.resize((self.nnz + k,))
-            self.data[self.nnz :] = np.asarray(block.data, dtype=self.dtype)
+            self.pending.append((np.asarray(block.indices, dtype=np.int32),
+                                 np.asarray(block.data, dtype=self.dtype)))
+            self.n_pending += k
         self.nnz += k
+        if self.n_pending >= self.chunk:
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        if not self.pending:
+            return
+        idx = np.concatenate([i for i, _ in self.pending])
+        val = np.concatenate([v for _, v in self.pending])
+        n = len(idx) if final else (len(idx) // self.chunk) * self.chunk
+        if n:
+            end = self.written + n
+            self.indices.resize((end,))
+            self.data.resize((end,))
+            self.indices[self.written : end] = idx[:n]
+            self.data[self.written : end] = val[:n]
+            self.written = end
+        self.pending = [(idx[n:], val[n:])] if n < len(idx) else []
+        self.n_pending = len(idx) - n
 
     def finish(self) -> None:
+        self._flush(final=True)
         _put(self.group, "indptr", np.concatenate(self.ptr))
+
+
+#: Entries per chunk of the streamed connectome arrays.
+_APPEND_CHUNK = 1 << 22
+
+
+class _BackgroundWriter:
+    """Runs ``write(item)`` for queued items in order on one thread, beside the computation.
+
+    At most ``depth`` items wait; :meth:`put` blocks beyond that (bounded memory) and re-raises
+    a failure of the writer thread, as does :meth:`close`.
+    """
+
+    def __init__(self, write: Any, *, depth: int) -> None:
+        import queue
+        import threading
+
+        self._write = write
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="connectome-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._write(item)
+                except BaseException as exc:  # re-raised in the caller's thread
+                    self._error = exc
+
+    def put(self, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def close(self, *, reraise: bool = True) -> None:
+        """Wait for every queued item to be written; re-raise the writer's failure."""
+        self._queue.put(None)
+        self._thread.join()
+        if reraise and self._error is not None:
+            raise self._error
 
 
 def compute_connectome_to_store(
@@ -509,15 +613,27 @@ def compute_connectome_to_store(
         state["expected"] = _BlockAppender(root, "expected", np.float32)
         state["synapses"] = _BlockAppender(root, "synapses", np.int32)
 
+    def write(blocks: tuple[sp.csr_array, sp.csr_array]) -> None:
+        state["expected"].append(blocks[0])
+        state["synapses"].append(blocks[1])
+
     def sink(expected: sp.csr_array, synapses: sp.csr_array) -> None:
-        state["expected"].append(expected)
-        state["synapses"].append(synapses)
+        if "writer" not in state:  # compression and I/O overlap the next blocks' work
+            state["writer"] = _BackgroundWriter(write, depth=8 * max(int(workers), 1))
+        state["writer"].put((expected, synapses))
 
     try:
-        meta = _compute(model, rule, theta, seed=seed, pre=pre, post=post,
-                        block_size=block_size, client=client, workers=workers,
-                        autapses=autapses, in_memory=in_memory, progress=progress,
-                        before_work=before_work, sink=sink)
+        try:
+            meta = _compute(model, rule, theta, seed=seed, pre=pre, post=post,
+                            block_size=block_size, client=client, workers=workers,
+                            autapses=autapses, in_memory=in_memory, progress=progress,
+                            before_work=before_work, sink=sink)
+        except BaseException:
+            if "writer" in state:
+                state["writer"].close(reraise=False)
+            raise
+        if "writer" in state:
+            state["writer"].close()
         state["expected"].finish()
         state["synapses"].finish()
         _write_meta(state["root"], meta)
@@ -592,8 +708,195 @@ def _check_target(path: Path, *, overwrite: bool) -> None:
         )
 
 
-def open_connectome(path: str | os.PathLike[str]) -> Connectome:
+class ConnectomeStore:
+    """A connectome store opened for reading block by block: metadata now, matrices on demand.
+
+    It carries the same metadata attributes as :class:`Connectome` (``pre``, ``post``, ``rule``,
+    ``theta``, ``seed``, ``anatomy_hash``, ``depth_profile``, ``depth_edges_um``,
+    ``voxels_per_bin``, ``voxel_volume_um3``, ``attrs``) and is accepted wherever the summaries
+    and the SONATA export take a connectome; :meth:`iter_blocks` reads a bounded slice of the
+    matrices at a time, so a connectome larger than memory can be summarized and exported.
+    :meth:`load` reads everything into a :class:`Connectome`.
+
+    Raises (on opening)
+    -------------------
+    FileNotFoundError
+        Nothing at ``path``.
+    StoreValidationError
+        Not a (complete) connectome store; missing arrays, wrong dtypes or shapes, a broken
+        ``indptr``. Row indices are checked as the blocks are read.
+    SchemaVersionError
+        Written by an incompatible version.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import zarr
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"no connectome store at {self.path}")
+        try:
+            self._root = zarr.open_group(self.path, mode="r", zarr_format=3)
+        except Exception as err:  # zarr raises several unrelated types for non-stores
+            raise StoreValidationError(f"{self.path} is not a zarr v3 group: {err}") from err
+        attrs = dict(self._root.attrs)
+        if attrs.get("format") != FORMAT_NAME:
+            raise StoreValidationError(
+                f"{self.path} is not a connectome store (format {attrs.get('format')!r}, "
+                f"expected {FORMAT_NAME!r})"
+            )
+        if attrs.get("schema_version") != SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path} has connectome schema version {attrs.get('schema_version')!r}; "
+                f"this package reads version {SCHEMA_VERSION}: upgrade the package or "
+                f"recompute it"
+            )
+        if attrs.get("complete") is not True:
+            raise StoreValidationError(
+                f"{self.path} was not completely written (no completion marker); recompute it"
+            )
+        self.pre: IntArray = self._read("pre", np.int64, 1)
+        self.post: IntArray = self._read("post", np.int64, 1)
+        self._indptr: dict[str, npt.NDArray[np.int64]] = {}
+        for name, dtype in (("synapses", np.int32), ("expected", np.float32)):
+            indptr = self._read(f"{name}/indptr", np.int64, 1)
+            n_idx = self._array(f"{name}/indices", np.int32, 1).shape[0]
+            n_data = self._array(f"{name}/data", dtype, 1).shape[0]
+            ok = (
+                indptr.shape == (len(self.post) + 1,)
+                and indptr[0] == 0
+                and indptr[-1] == n_idx == n_data
+                and bool(np.all(np.diff(indptr) >= 0))
+            )
+            if not ok:
+                raise StoreValidationError(
+                    f"{self.path}: {name} is not a valid CSC matrix of shape "
+                    f"({len(self.pre)}, {len(self.post)}) (indptr length or ordering)"
+                )
+            self._indptr[name] = indptr
+        self.depth_profile: FloatArray = self._read("depth/expected_synapses", np.float64, 2)
+        self.depth_edges_um: FloatArray = self._read("depth/edges_um", np.float64, 1)
+        self.voxels_per_bin: IntArray = self._read("depth/voxels", np.int64, 1)
+        known = {"format", "schema_version", "rule", "theta", "seed", "anatomy_hash",
+                 "voxel_volume_um3", "complete"}
+        try:
+            self.rule: Mapping[str, Any] = attrs["rule"]
+            self.theta: FloatArray = np.asarray(attrs["theta"], dtype=np.float64)
+            self.seed = int(attrs["seed"])
+            self.anatomy_hash = str(attrs["anatomy_hash"])
+            self.voxel_volume_um3 = float(attrs["voxel_volume_um3"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise StoreValidationError(
+                f"{self.path}: inconsistent connectome store: attribute {err} missing or invalid"
+            ) from err
+        self.attrs: Mapping[str, Any] = {k: v for k, v in attrs.items() if k not in known}
+
+    def _array(self, name: str, dtype: Any, ndim: int) -> Any:
+        try:
+            arr = self._root[name]
+        except KeyError as err:
+            raise StoreValidationError(f"{self.path}: array {name!r} is missing") from err
+        if np.dtype(arr.dtype) != np.dtype(dtype) or len(arr.shape) != ndim:
+            raise StoreValidationError(
+                f"{self.path}: array {name!r} has dtype {arr.dtype} and {len(arr.shape)} dims, "
+                f"expected {np.dtype(dtype)} with {ndim}"
+            )
+        return arr
+
+    def _read(self, name: str, dtype: Any, ndim: int, sl: slice | None = None) -> Any:
+        arr = self._array(name, dtype, ndim)
+        try:
+            return np.asarray(arr[...] if sl is None else arr[sl])
+        except Exception as err:  # a deleted or corrupt chunk (truncated store)
+            raise StoreValidationError(
+                f"{self.path}: array {name!r} cannot be read ({type(err).__name__}: {err}); "
+                f"the store is damaged: recompute it"
+            ) from err
+
+    @property
+    def n_pre(self) -> int:
+        """Number of presynaptic neurons (rows)."""
+        return len(self.pre)
+
+    @property
+    def n_post(self) -> int:
+        """Number of postsynaptic neurons (columns)."""
+        return len(self.post)
+
+    @property
+    def n_connections(self) -> int:
+        """Number of connected pairs (at least one synapse)."""
+        return int(self._indptr["synapses"][-1])
+
+    @property
+    def n_synapses(self) -> int:
+        """Total number of synapses (reads the synapse counts, a block at a time)."""
+        return sum(int(b.synapses.data.sum(dtype=np.int64)) for b in self.iter_blocks(
+            which=("synapses",)))
+
+    def _matrix(self, name: str, dtype: Any, a: int, z: int) -> sp.csc_array:
+        indptr = self._indptr[name]
+        lo, hi = int(indptr[a]), int(indptr[z])
+        indices = self._read(f"{name}/indices", np.int32, 1, slice(lo, hi))
+        data = self._read(f"{name}/data", dtype, 1, slice(lo, hi))
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self.pre)):
+            raise StoreValidationError(
+                f"{self.path}: {name} has row indices outside [0, {len(self.pre)})"
+            )
+        return sp.csc_array((data, indices, indptr[a : z + 1] - lo), shape=(len(self.pre), z - a))
+
+    #: Default largest number of expected counts per block of :meth:`iter_blocks` (about
+    #: 130 MB of arrays per block).
+    block_entries: int = 1 << 24
+
+    def iter_blocks(
+        self, max_entries: int | None = None, *,
+        which: tuple[str, ...] = ("expected", "synapses"),
+    ) -> Iterator[ConnectomeBlock]:
+        """The matrices by contiguous blocks of postsynaptic neurons, read one block at a time.
+
+        A block holds at most ``max_entries`` (default :attr:`block_entries`) expected counts,
+        or one column; matrices not in ``which`` come as empty matrices of the block's shape.
+        """
+        limit = self.block_entries if max_entries is None else int(max_entries)
+        for a, z in _column_blocks(self._indptr["expected"], limit):
+            mats = {
+                name: self._matrix(name, dtype, a, z) if name in which
+                else sp.csc_array((len(self.pre), z - a), dtype=dtype)
+                for name, dtype in (("expected", np.float32), ("synapses", np.int32))
+            }
+            yield ConnectomeBlock(start=a, stop=z, **mats)
+
+    def load(self) -> Connectome:
+        """Everything in memory, as a :class:`Connectome`."""
+        mats = {name: self._matrix(name, dtype, 0, len(self.post))
+                for name, dtype in (("expected", np.float32), ("synapses", np.int32))}
+        try:
+            return Connectome(
+                synapses=mats["synapses"], expected=mats["expected"], pre=self.pre,
+                post=self.post, rule=self.rule, theta=self.theta, seed=self.seed,
+                anatomy_hash=self.anatomy_hash, depth_profile=self.depth_profile,
+                depth_edges_um=self.depth_edges_um, voxels_per_bin=self.voxels_per_bin,
+                voxel_volume_um3=self.voxel_volume_um3, attrs=self.attrs,
+            )
+        except ShapeMismatchError as err:
+            raise StoreValidationError(
+                f"{self.path}: inconsistent connectome store: {err}") from err
+
+
+@overload
+def open_connectome(
+    path: str | os.PathLike[str], *, lazy: Literal[False] = ...
+) -> Connectome: ...
+@overload
+def open_connectome(path: str | os.PathLike[str], *, lazy: Literal[True]) -> ConnectomeStore: ...
+def open_connectome(
+    path: str | os.PathLike[str], *, lazy: bool = False
+) -> Connectome | ConnectomeStore:
     """Read and validate a connectome store written by :func:`write_connectome`.
+
+    With ``lazy=True`` returns a :class:`ConnectomeStore` (metadata now, matrices block by
+    block); otherwise a :class:`Connectome` with everything in memory.
 
     Raises
     ------
@@ -604,86 +907,8 @@ def open_connectome(path: str | os.PathLike[str]) -> Connectome:
     SchemaVersionError
         Written by an incompatible version.
     """
-    import zarr
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no connectome store at {path}")
-    try:
-        root = zarr.open_group(path, mode="r", zarr_format=3)
-    except Exception as err:  # zarr raises several unrelated types for non-stores
-        raise StoreValidationError(f"{path} is not a zarr v3 group: {err}") from err
-    attrs = dict(root.attrs)
-    if attrs.get("format") != FORMAT_NAME:
-        raise StoreValidationError(
-            f"{path} is not a connectome store (format {attrs.get('format')!r}, expected "
-            f"{FORMAT_NAME!r})"
-        )
-    if attrs.get("schema_version") != SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{path} has connectome schema version {attrs.get('schema_version')!r}; this "
-            f"package reads version {SCHEMA_VERSION}: upgrade the package or recompute it"
-        )
-    if attrs.get("complete") is not True:
-        raise StoreValidationError(
-            f"{path} was not completely written (no completion marker); recompute it"
-        )
-
-    def read(name: str, dtype: Any, ndim: int) -> Any:
-        try:
-            arr = root[name]
-        except KeyError as err:
-            raise StoreValidationError(f"{path}: array {name!r} is missing") from err
-        if np.dtype(arr.dtype) != np.dtype(dtype) or len(arr.shape) != ndim:
-            raise StoreValidationError(
-                f"{path}: array {name!r} has dtype {arr.dtype} and {len(arr.shape)} dims, "
-                f"expected {np.dtype(dtype)} with {ndim}"
-            )
-        return np.asarray(arr[...])
-
-    pre = read("pre", np.int64, 1)
-    post = read("post", np.int64, 1)
-    mats = {}
-    for name, dtype in (("synapses", np.int32), ("expected", np.float32)):
-        indptr = read(f"{name}/indptr", np.int64, 1)
-        indices = read(f"{name}/indices", np.int32, 1)
-        data = read(f"{name}/data", dtype, 1)
-        ok = (
-            indptr.shape == (len(post) + 1,)
-            and indptr[0] == 0
-            and indptr[-1] == len(indices) == len(data)
-            and np.all(np.diff(indptr) >= 0)
-            and (indices.size == 0 or (indices.min() >= 0 and indices.max() < len(pre)))
-        )
-        if not ok:
-            raise StoreValidationError(
-                f"{path}: {name} is not a valid CSC matrix of shape ({len(pre)}, {len(post)}) "
-                f"(indptr length, ordering or row indices out of range)"
-            )
-        mats[name] = sp.csc_array((data, indices, indptr), shape=(len(pre), len(post)))
-    profile = read("depth/expected_synapses", np.float64, 2)
-    edges = read("depth/edges_um", np.float64, 1)
-    voxels = read("depth/voxels", np.int64, 1)
-    known = {"format", "schema_version", "rule", "theta", "seed", "anatomy_hash",
-             "voxel_volume_um3", "complete"}
-    try:
-        return Connectome(
-            synapses=mats["synapses"],
-            expected=mats["expected"],
-            pre=pre,
-            post=post,
-            rule=attrs["rule"],
-            theta=np.asarray(attrs["theta"], dtype=np.float64),
-            seed=int(attrs["seed"]),
-            anatomy_hash=str(attrs["anatomy_hash"]),
-            depth_profile=profile,
-            depth_edges_um=edges,
-            voxels_per_bin=voxels,
-            voxel_volume_um3=float(attrs["voxel_volume_um3"]),
-            attrs={k: v for k, v in attrs.items() if k not in known},
-        )
-    except (KeyError, ShapeMismatchError) as err:
-        raise StoreValidationError(f"{path}: inconsistent connectome store: {err}") from err
+    store = ConnectomeStore(path)
+    return store if lazy else store.load()
 
 
 # the summaries live in a private module to keep this one small; re-exported here

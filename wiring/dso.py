@@ -42,12 +42,14 @@ from wiring.pairs import PairTable, rule_features, segment_sum
 from wiring.rules.base import WiringRule, check_theta, theta_columns
 
 __all__ = [
+    "BlockDraw",
     "SupportsFactors",
     "VoxelFactors",
     "dso_factors",
     "dso_linear_factors",
     "expected_row_synapses",
     "factorized_block",
+    "factorized_draw_block",
     "kernel_arrays",
     "pair_table_block",
     "products_per_row",
@@ -162,6 +164,16 @@ def products_per_row(b: sp.csr_array, n_pre_per_voxel: IntArray) -> IntArray:
     return segment_sum(per_entry.astype(np.float64), b.indptr.astype(np.int64)).astype(np.int64)
 
 
+def _scaled_post(b_block: sp.csr_array, post_all: FloatArray, factors: VoxelFactors) -> sp.csr_array:
+    """``f_post(post_jk) * f_voxel(postAll_k)`` on the block's stored entries, float64 CSR sorted."""
+    b = sp.csr_array(b_block, dtype=np.float64, copy=True)
+    b.sort_indices()
+    if b.nnz:
+        g = factors.voxel(np.asarray(post_all, dtype=np.float64)[b.indices])
+        b.data = factors.post(b.data) * g
+    return b
+
+
 def factorized_block(
     a_t: sp.csr_array,
     b_block: sp.csr_array,
@@ -193,30 +205,117 @@ def factorized_block(
     scipy.sparse.csr_array
         float64 (P_block, n_pre), explicit zeros removed.
     """
-    b = sp.csr_array(b_block, dtype=np.float64, copy=True)
-    b.sort_indices()
-    if b.nnz:
-        g = factors.voxel(np.asarray(post_all, dtype=np.float64)[b.indices])
-        b.data = factors.post(b.data) * g
-    kernel = _spgemm_kernel()
-    if kernel is None:  # no numba: scipy's SpGEMM (several times slower on dense outputs)
-        lam = sp.csr_array(b @ a_t)
-        lam.eliminate_zeros()
-        lam.sort_indices()
-        return lam
-    m, n_pre = b.shape[0], a_t.shape[1]
+    b = _scaled_post(b_block, post_all, factors)
     if a_arrays is None:
         a_arrays = kernel_arrays(a_t)
-    a_ptr, a_idx, a_val = a_arrays
-    products = int(np.sum(a_ptr[b.indices + 1] - a_ptr[b.indices]))
-    capacity = min(m * n_pre, products)
-    ptr, idx, val = kernel(
+    m, n_pre = b.shape[0], a_t.shape[1]
+    no_ids = np.zeros(0, dtype=np.int64)
+    ptr, idx, val, *_ = _block_kernel()(
         b.indptr.astype(np.int64, copy=False), b.indices.astype(np.int64, copy=False), b.data,
-        a_ptr, a_idx, a_val, n_pre, capacity,
+        *a_arrays, n_pre, no_ids, no_ids, np.uint64(0), True, False, np.inf, _INITIAL_CAPACITY,
     )
     nnz = int(ptr[-1])
-    # copies: release the (mostly untouched) capacity-sized buffers
     return sp.csr_array((val[:nnz].copy(), idx[:nnz].copy(), ptr), shape=(m, n_pre))
+
+
+class BlockDraw(NamedTuple):
+    """Expected and drawn synapse counts of one block of postsynaptic neurons (post-major)."""
+
+    expected: sp.csr_array  # (m, n_pre) float32: every pair with lambda > 0
+    synapses: sp.csr_array  # (m, n_pre) int32: every pair with at least one synapse
+
+
+def factorized_draw_block(
+    a_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray],
+    n_pre: int,
+    b_block: sp.csr_array,
+    post_all: FloatArray,
+    factors: VoxelFactors,
+    *,
+    pre_ids: IntArray,
+    post_ids: IntArray,
+    seed: int,
+    autapses: bool,
+    rule_name: str = "rule",
+    theta: Any = None,
+) -> BlockDraw:
+    """Expected counts and Poisson synapse counts of one post block, in one compiled pass.
+
+    Fuses the sparse product of :func:`factorized_block` with the keyed draw of
+    :func:`wiring.rules.draw.draw_synapse_counts` (uniform keyed by ``(seed, pre, post)`` model
+    indices, Poisson inverse CDF): per pair a handful of operations and no temporary arrays.
+
+    Parameters
+    ----------
+    a_arrays, n_pre
+        ``Aᵀ`` = ``f_pre(pre)`` (V, n_pre) as (indptr, indices, data), see :func:`kernel_arrays`.
+    b_block
+        (m, V) CSR raw post counts of the block.
+    post_all, factors
+        As for :func:`factorized_block`.
+    pre_ids, post_ids
+        Model indices of the columns of ``Aᵀ`` (n_pre,) and of the block's rows (m,).
+    seed
+        Run seed of the counter-based draws.
+    autapses
+        Keep the pairs of a neuron with itself.
+    rule_name, theta
+        For the error message only.
+
+    Raises
+    ------
+    InvalidParameterError
+        An expected count is not finite or above :data:`~wiring.rules.draw.MAX_POISSON_MEAN`.
+    """
+    from wiring.errors import InvalidParameterError
+    from wiring.rules.draw import MAX_POISSON_MEAN, key_state
+
+    b = _scaled_post(b_block, post_all, factors)
+    m = b.shape[0]
+    ptr, idx, val, s_ptr, s_idx, s_cnt, bad = _block_kernel()(
+        b.indptr.astype(np.int64, copy=False), b.indices.astype(np.int64, copy=False), b.data,
+        *a_arrays, n_pre, np.asarray(pre_ids, dtype=np.int64),
+        np.asarray(post_ids, dtype=np.int64), key_state(seed), autapses, True, MAX_POISSON_MEAN,
+        _INITIAL_CAPACITY,
+    )
+    if bad[0] >= 0:
+        r, c = int(bad[0]), int(bad[1])
+        th = None if theta is None else np.asarray(theta).reshape(-1).tolist()
+        raise InvalidParameterError(
+            f"rule {rule_name!r} at theta {th} gives an expected synapse count of "
+            f"{float(bad[2])!r} for pair ({int(pre_ids[c])}, {int(post_ids[r])}); Poisson means "
+            f"must be finite and at most {MAX_POISSON_MEAN:g}: choose theta inside the "
+            f"plausible range"
+        )
+    nnz, n_syn = int(ptr[-1]), int(s_ptr[-1])
+    counts, s_idx = s_cnt[:n_syn], s_idx[:n_syn]
+    deferred = np.flatnonzero(counts < 0)
+    if deferred.size:  # means above the search range: scipy's inverse CDF, same keyed uniforms
+        from wiring.rules.draw import keyed_uniforms, poisson_quantile
+
+        rows = np.searchsorted(s_ptr, deferred, side="right") - 1
+        cols = s_idx[deferred]
+        lam = val[_positions(ptr, idx, rows, cols)]
+        u = keyed_uniforms(seed, np.asarray(pre_ids)[cols], np.asarray(post_ids)[rows])
+        counts[deferred] = poisson_quantile(u, lam)
+        if not counts.all():  # a deferred draw came out 0 (u below P(0)): drop it
+            keep = counts > 0
+            s_ptr = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[s_ptr]
+            counts, s_idx = counts[keep], s_idx[keep]
+    expected = sp.csr_array(
+        (val[:nnz].astype(np.float32), idx[:nnz].copy(), ptr), shape=(m, n_pre)
+    )
+    synapses = sp.csr_array((counts.astype(np.int32), s_idx.copy(), s_ptr), shape=(m, n_pre))
+    return BlockDraw(expected, synapses)
+
+
+def _positions(ptr: IntArray, idx: IntArray, rows: IntArray, cols: IntArray) -> IntArray:
+    """Positions in a sorted CSR (ptr, idx) of the entries (rows, cols), which must exist."""
+    out = np.empty(len(rows), dtype=np.int64)
+    for n, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+        lo, hi = int(ptr[r]), int(ptr[r + 1])
+        out[n] = lo + int(np.searchsorted(idx[lo:hi], c))
+    return out
 
 
 def kernel_arrays(
@@ -231,35 +330,52 @@ def kernel_arrays(
 
 
 _KERNELS: dict[str, Any] = {}
+#: Initial length of the kernel's output buffers (pairs); they double when full.
+_INITIAL_CAPACITY = 1 << 20
 
 
-def _spgemm_kernel() -> Any:
-    """Gustavson's row-by-row product with a dense accumulator, compiled with numba (lazily).
+def _block_kernel() -> Any:
+    """Gustavson's row-by-row product with a dense accumulator and the draw, compiled (lazily).
 
     For every post row: ``acc[i] += b_jk * a_ki`` over the row's voxels k and the pre neurons i
-    present there, then the nonzeros of ``acc`` in ascending i. The accumulator (n_pre,) stays in
-    cache; outputs are sorted without a sort. Releases the GIL, so dask threads run in parallel.
-    Returns None when numba is not installed.
+    present there; then, over the touched range of ``acc`` in ascending i, every nonzero is an
+    output pair (sorted without a sort). With ``draw`` the pair's synapse count is drawn right
+    there: a keyed uniform of (pre, post) and the Poisson search of
+    :mod:`wiring._drawkernels` (-1 marks a mean left to scipy). Outputs grow by doubling. The
+    first pair whose mean is not finite or above ``max_mean`` stops the kernel (``bad``).
+    Releases the GIL, so dask threads run in parallel.
     """
-    if "spgemm" in _KERNELS:
-        return _KERNELS["spgemm"]
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency
-        _KERNELS["spgemm"] = None
-        return None
+    if "block" in _KERNELS:
+        return _KERNELS["block"]
+    import numba
+
+    from wiring._drawkernels import keyed_uniform2, poisson_search
 
     @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
-    def spgemm(
-        b_ptr: Any, b_idx: Any, b_val: Any, a_ptr: Any, a_idx: Any, a_val: Any,
-        n_pre: int, capacity: int,
+    def grow(arr: Any, size: int) -> Any:  # pragma: no cover - compiled
+        out = np.empty(max(size, 2 * arr.shape[0]), dtype=arr.dtype)
+        out[: arr.shape[0]] = arr
+        return out
+
+    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    def block(
+        b_ptr: Any, b_idx: Any, b_val: Any, a_ptr: Any, a_idx: Any, a_val: Any, n_pre: int,
+        pre_ids: Any, post_ids: Any, h0: Any, autapses: bool, draw: bool, max_mean: float,
+        cap0: int,
     ) -> Any:  # pragma: no cover - compiled
         m = len(b_ptr) - 1
         acc = np.zeros(n_pre, dtype=np.float64)
+        cap = max(16, min(m * n_pre, cap0))
         out_ptr = np.zeros(m + 1, dtype=np.int64)
-        out_idx = np.empty(capacity, dtype=np.int32)
-        out_val = np.empty(capacity, dtype=np.float64)
+        out_idx = np.empty(cap, dtype=np.int32)
+        out_val = np.empty(cap, dtype=np.float64)
+        s_cap = max(16, cap // 8) if draw else 1
+        s_ptr = np.zeros(m + 1, dtype=np.int64)
+        s_idx = np.empty(s_cap, dtype=np.int32)
+        s_cnt = np.empty(s_cap, dtype=np.int64)
+        bad = np.full(3, -1.0)
         pos = 0
+        s_pos = 0
         for r in range(m):
             lo_i = n_pre
             hi_i = -1
@@ -273,18 +389,45 @@ def _spgemm_kernel() -> Any:
                     hi_i = max(hi_i, a_idx[q1 - 1])
                 for q in range(q0, q1):
                     acc[a_idx[q]] += bv * a_val[q]
+            post = post_ids[r] if draw else 0
             for i in range(lo_i, hi_i + 1):
                 v = acc[i]
-                if v != 0.0:
-                    out_idx[pos] = i
-                    out_val[pos] = v
-                    pos += 1
-                    acc[i] = 0.0
+                if v == 0.0:
+                    continue
+                acc[i] = 0.0
+                if draw:
+                    pre = pre_ids[i]
+                    if not autapses and pre == post:
+                        continue
+                    if not v <= max_mean:
+                        bad[0] = r
+                        bad[1] = i
+                        bad[2] = v
+                        out_ptr[r + 1 :] = pos
+                        s_ptr[r + 1 :] = s_pos
+                        acc[:] = 0.0
+                        return out_ptr, out_idx, out_val, s_ptr, s_idx, s_cnt, bad
+                if pos == out_idx.shape[0]:
+                    out_idx = grow(out_idx, pos + 1)
+                    out_val = grow(out_val, pos + 1)
+                out_idx[pos] = i
+                out_val[pos] = v
+                pos += 1
+                if draw:
+                    c = poisson_search(keyed_uniform2(h0, pre, post), v)
+                    if c != 0:
+                        if s_pos == s_idx.shape[0]:
+                            s_idx = grow(s_idx, s_pos + 1)
+                            s_cnt = grow(s_cnt, s_pos + 1)
+                        s_idx[s_pos] = i
+                        s_cnt[s_pos] = c
+                        s_pos += 1
             out_ptr[r + 1] = pos
-        return out_ptr, out_idx, out_val
+            s_ptr[r + 1] = s_pos
+        return out_ptr, out_idx, out_val, s_ptr, s_idx, s_cnt, bad
 
-    _KERNELS["spgemm"] = spgemm
-    return spgemm
+    _KERNELS["block"] = block
+    return block
 
 
 def pair_table_block(

@@ -39,12 +39,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.model import StructuralModel
-from wiring.connectome import Connectome
+from wiring.connectome import Connectome, ConnectomeStore
 from wiring.errors import InvalidParameterError, OutputExistsError, StoreMismatchError
 
 __all__ = ["SONATA_FILES", "export_sonata"]
@@ -63,7 +62,7 @@ _MAGIC = 0x0A7A
 
 
 def export_sonata(
-    conn: Connectome,
+    conn: Connectome | ConnectomeStore,
     model: StructuralModel,
     out_dir: str | os.PathLike[str],
     *,
@@ -76,7 +75,8 @@ def export_sonata(
     Parameters
     ----------
     conn
-        The connectome (computed on ``model``).
+        The connectome (computed on ``model``), in memory or a lazily opened store
+        (``open_connectome(path, lazy=True)``), which is exported a block at a time.
     model
         Its structural model (node positions and attributes).
     out_dir
@@ -150,7 +150,7 @@ def export_sonata(
     return out
 
 
-def _check_model(conn: Connectome, model: StructuralModel) -> None:
+def _check_model(conn: Connectome | ConnectomeStore, model: StructuralModel) -> None:
     h = model.attrs.get("content_hash")
     if h and conn.anatomy_hash and h != conn.anatomy_hash:
         raise StoreMismatchError(
@@ -244,31 +244,42 @@ def _index(
 
 
 def _write_edges(
-    h5py: Any, path: Path, conn: Connectome, n_nodes: int, node_pop: str, edge_pop: str
+    h5py: Any, path: Path, conn: Connectome | ConnectomeStore, n_nodes: int, node_pop: str,
+    edge_pop: str,
 ) -> None:
-    syn = sp.csc_array(conn.synapses)
-    syn.sort_indices()
-    # CSC order = sorted by target (column), then source (row)
-    col = np.repeat(np.arange(syn.shape[1]), np.diff(syn.indptr))
-    source = conn.pre[syn.indices].astype(np.uint64)
-    target = conn.post[col].astype(np.uint64)
-    nsyns = syn.data.astype(np.uint32)
-    lam = sp.csc_array(conn.expected)
-    expected = np.asarray(lam[syn.indices, col], dtype=np.float32).reshape(-1)
-    e = len(source)
+    """Edges in CSC order (sorted by target, then source), written a block of targets at a time."""
+    e = conn.n_connections
+    source = np.empty(e, dtype=np.uint64)
+    target = np.empty(e, dtype=np.uint64)
     with h5py.File(path, "w") as f:
         _root_attrs(f)
         g = f.create_group(f"edges/{edge_pop}")
-        s = g.create_dataset("source_node_id", data=source)
-        s.attrs["node_population"] = node_pop
-        t = g.create_dataset("target_node_id", data=target)
-        t.attrs["node_population"] = node_pop
         g.create_dataset("edge_type_id", data=np.zeros(e, dtype=np.int64))
         g.create_dataset("edge_group_id", data=np.zeros(e, dtype=np.uint32))
         g.create_dataset("edge_group_index", data=np.arange(e, dtype=np.uint64))
         g0 = g.create_group("0")
-        g0.create_dataset("nsyns", data=nsyns)
-        g0.create_dataset("expected_synapses", data=expected)
+        nsyns = g0.create_dataset("nsyns", shape=(e,), dtype=np.uint32)
+        expected = g0.create_dataset("expected_synapses", shape=(e,), dtype=np.float32)
+        pos = 0
+        for blk in conn.iter_blocks():
+            syn, lam = blk.synapses, blk.expected
+            syn.sort_indices()
+            lam.sort_indices()
+            k = syn.nnz
+            col = np.repeat(np.arange(syn.shape[1], dtype=np.int64), np.diff(syn.indptr))
+            source[pos : pos + k] = conn.pre[syn.indices]
+            target[pos : pos + k] = conn.post[blk.start + col]
+            nsyns[pos : pos + k] = syn.data.astype(np.uint32)
+            # expected count of every connected pair: its position among the block's lambdas
+            lam_col = np.repeat(np.arange(lam.shape[1], dtype=np.int64), np.diff(lam.indptr))
+            lam_key = lam_col * conn.n_pre + lam.indices
+            at = np.searchsorted(lam_key, col * conn.n_pre + syn.indices)
+            expected[pos : pos + k] = np.asarray(lam.data, dtype=np.float32)[at]
+            pos += k
+        s = g.create_dataset("source_node_id", data=source)
+        s.attrs["node_population"] = node_pop
+        t = g.create_dataset("target_node_id", data=target)
+        t.attrs["node_population"] = node_pop
         for name, nodes in (("source_to_target", source), ("target_to_source", target)):
             ranges, edges = _index(nodes, n_nodes)
             ig = g.create_group(f"indices/{name}")

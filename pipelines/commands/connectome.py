@@ -5,7 +5,9 @@
 
 Writes
 
-- ``PATH``: the connectome store (:func:`wiring.connectome.write_connectome`);
+- ``PATH``: the connectome store, computed block by block straight into the store
+  (:func:`wiring.connectome.compute_connectome_to_store`: the connectome never has to fit in
+  memory);
 - ``<PATH without .zarr>_summary/`` next to it: ``probability_cell_type.{json,csv,png}`` and
   ``probability_layer.{json,csv,png}`` (connection probability between cell types / layers
   with the number of pairs behind each entry) and ``synapse_density.{csv,png}`` (expected
@@ -13,8 +15,10 @@ Writes
 - with ``--sonata DIR``: a SONATA circuit folder (:func:`wiring.sonata.export_sonata`).
 
 Every argument is checked (θ, rule, selectors, anatomy, existing outputs) before the computation
-starts. Outputs are written to temporary siblings and renamed into place; the store is renamed
-last, so a failed run leaves no store, and no summary folder, that looks complete.
+starts. Outputs are written to temporary siblings and renamed into place; the summaries and the
+SONATA export are read from the finished temporary store a block at a time, and the store is
+renamed before the summary folder, so a failed run leaves no store, and no summary folder, that
+looks complete.
 """
 
 from __future__ import annotations
@@ -142,29 +146,37 @@ def _run(args: argparse.Namespace) -> int:
             check_sonata(args.sonata, overwrite=True)
     model = _open_anatomy(args.anatomy, args.anatomy_seed)
 
-    from wiring.connectome import compute_connectome, write_connectome
+    from anatomy.atomic import move_into_place
+    from wiring.connectome import compute_connectome_to_store, open_connectome
 
-    conn = compute_connectome(
-        model, rule, theta, seed=args.seed, pre=pre, post=post, block_size=args.block_size,
-        workers=args.workers, progress=args.progress,
-    )
+    # the connectome streams block by block into a temporary store, is summarized and exported
+    # from it a block at a time, and is renamed into place last
+    tmp_store = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp = summary.parent / f".{summary.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
     try:
+        compute_connectome_to_store(
+            model, rule, theta, tmp_store, seed=args.seed, pre=pre, post=post,
+            block_size=args.block_size, workers=args.workers, progress=args.progress,
+        )
+        conn = open_connectome(tmp_store, lazy=True)
+        tmp.mkdir()
         _write_summary(conn, model, tmp)
         if args.sonata is not None:
             from wiring.sonata import export_sonata
 
             export_sonata(conn, model, args.sonata, overwrite=args.overwrite)
-        write_connectome(conn, out, overwrite=args.overwrite)
+        counts = (conn.n_pre, conn.n_post, conn.n_connections, conn.n_synapses)
+        move_into_place(tmp_store, out)
         if summary.exists():
             shutil.rmtree(summary)
         tmp.rename(summary)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp_store, ignore_errors=True)
+    n_pre, n_post, n_connections, n_synapses = counts
     sys.stdout.write(
-        f"connectome of {conn.n_pre} pre x {conn.n_post} post neurons: "
-        f"{conn.n_connections} connections, {conn.n_synapses} synapses "
+        f"connectome of {n_pre} pre x {n_post} post neurons: "
+        f"{n_connections} connections, {n_synapses} synapses "
         f"(rule {conn.rule['name']}, theta {','.join(f'{v:g}' for v in conn.theta)}, "
         f"seed {conn.seed}); wrote {out} and {summary}"
         + (f" and {args.sonata}" if args.sonata is not None else "")

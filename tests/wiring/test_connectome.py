@@ -353,9 +353,12 @@ def test_synapse_density_by_depth(tiny_model) -> None:  # type: ignore[no-untype
     assert sp.issparse(conn.synapses)
 
 
-def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("chunk", [1 << 22, 4099])
+def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, monkeypatch, chunk) -> None:  # type: ignore[no-untyped-def]
+    from wiring import connectome as connectome_module
     from wiring.connectome import compute_connectome_to_store
 
+    monkeypatch.setattr(connectome_module, "_APPEND_CHUNK", chunk)  # 4099: many aligned flushes
     for path, rule in RULES.items():
         post = _every(tiny_model, 3)
         conn = compute_connectome(tiny_model, rule, (0.9, 1.2, 1.1), seed=6, post=post)
@@ -377,3 +380,56 @@ def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path) -
     with pytest.raises(ShapeMismatchError):
         compute_connectome_to_store(tiny_model, "dso", (1.0, 1.0), tmp_path / "x.zarr", seed=1)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or p.name == "x.zarr"]
+
+
+def test_streaming_writer_failure_leaves_nothing(tiny_model, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A failing write (e.g. a full disk) surfaces as the error and leaves no store behind."""
+    from wiring import connectome as connectome_module
+    from wiring.connectome import compute_connectome_to_store
+
+    def broken(self, block):  # type: ignore[no-untyped-def]
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(connectome_module._BlockAppender, "append", broken)
+    with pytest.raises(OSError, match="No space left"):
+        compute_connectome_to_store(tiny_model, "dso", (1.0, 1.0, 1.0), tmp_path / "c.zarr",
+                                    seed=1, block_size=5, workers=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lazy_store_blocks_and_summaries_equal_the_loaded_connectome(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from wiring.connectome import ConnectomeStore
+
+    conn = compute_connectome(tiny_model, "dso", (1.0, 1.1, 0.9), seed=3)
+    store = open_connectome(write_connectome(conn, tmp_path / "c.zarr"), lazy=True)
+    assert isinstance(store, ConnectomeStore)
+    assert (store.n_pre, store.n_post, store.n_connections, store.n_synapses) == (
+        conn.n_pre, conn.n_post, conn.n_connections, conn.n_synapses)
+    store.block_entries = 2000
+    blocks = list(store.iter_blocks())
+    assert len(blocks) > 3
+    assert [b.start for b in blocks[1:]] == [b.stop for b in blocks[:-1]]
+    assert blocks[0].start == 0 and blocks[-1].stop == conn.n_post
+    assert all(b.expected.nnz <= 2000 or b.stop - b.start == 1 for b in blocks)
+    got = sp.hstack([b.expected for b in blocks]).tocsc()
+    np.testing.assert_array_equal(got.toarray(), conn.expected.toarray())
+    for by in ("cell_type", "layer"):
+        ref = type_probability_matrix(conn, tiny_model, by=by)
+        lazy = type_probability_matrix(store, tiny_model, by=by)
+        np.testing.assert_array_equal(lazy.n_connected, ref.n_connected)
+        np.testing.assert_allclose(lazy.expected, ref.expected, rtol=1e-12)
+        np.testing.assert_allclose(lazy.mean_synapses, ref.mean_synapses, rtol=1e-12)
+    np.testing.assert_array_equal(synapse_density_by_depth(store).density_per_mm3,
+                                  synapse_density_by_depth(conn).density_per_mm3)
+
+
+def test_lazy_store_reports_a_damaged_chunk_when_read(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    conn = compute_connectome(tiny_model, "dso", (1.0, 1.0, 1.0), seed=3)
+    path = write_connectome(conn, tmp_path / "c.zarr")
+    chunk = next((path / "expected" / "data" / "c").iterdir())
+    chunk.write_bytes(chunk.read_bytes()[:10])  # truncated
+    store = open_connectome(path, lazy=True)
+    with pytest.raises(StoreValidationError, match="damaged"):
+        list(store.iter_blocks())
+    with pytest.raises(StoreValidationError, match="damaged"):
+        open_connectome(path)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from wiring import dso as dso_module
 from wiring._engine import plan_blocks
 from wiring.dso import (
     SupportsFactors,
@@ -15,11 +16,15 @@ from wiring.dso import (
     dso_linear_factors,
     expected_row_synapses,
     factorized_block,
+    factorized_draw_block,
+    kernel_arrays,
     pair_table_block,
     products_per_row,
     rule_factors,
 )
+from wiring.errors import InvalidParameterError
 from wiring.pairs import PairTable, pair_rate
+from wiring.rules.draw import keyed_uniforms, poisson_quantile
 from wiring.rules.dso import DSO
 from wiring.rules.dso_linear import DSOLinear
 from wiring.rules.peters_neuron import PetersNeuron
@@ -105,6 +110,52 @@ def test_factorized_block_equals_triple_loop(toy, theta) -> None:  # type: ignor
     overlap = (toy["post"].toarray() > 0).astype(int) @ (toy["pre"].toarray() > 0).T.astype(int)
     # no overlap, no synapse: even for theta_pre + theta_post < theta_postall
     assert np.all(lam.toarray()[overlap == 0] == 0)
+
+
+def _draw_block(toy, theta, *, seed=5, autapses=False):  # type: ignore[no-untyped-def]
+    f = dso_factors(theta)
+    a = sp.csc_array(toy["pre"])
+    a_t = sp.csr_array((f.pre(a.data), a.indices, a.indptr), shape=(30, 6))
+    return factorized_draw_block(
+        kernel_arrays(a_t), 6, toy["post"], toy["post_all"], f, pre_ids=toy["pre_ids"],
+        post_ids=toy["post_ids"], seed=seed, autapses=autapses, rule_name="dso", theta=theta,
+    )
+
+
+@pytest.mark.parametrize("theta", [(1.0, 1.0, 1.0), (3.0, 3.0, 1.0), (0.2, 0.3, 1.8)])
+@pytest.mark.parametrize("autapses", [False, True])
+@pytest.mark.parametrize("capacity", [1 << 20, 1])
+def test_fused_draw_equals_the_keyed_numpy_draw(toy, theta, autapses, capacity, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The compiled block draws exactly what keyed_uniforms + poisson_quantile draw."""
+    monkeypatch.setattr(dso_module, "_INITIAL_CAPACITY", capacity)  # buffers must grow
+    out = _draw_block(toy, theta, autapses=autapses)
+    ref = _dense_lambda(toy["pre"], toy["post"], toy["post_all"], theta)
+    pre_m = np.broadcast_to(toy["pre_ids"], ref.shape)
+    post_m = np.broadcast_to(toy["post_ids"][:, None], ref.shape)
+    if not autapses:
+        ref[pre_m == post_m] = 0.0
+    np.testing.assert_allclose(out.expected.toarray(), ref, rtol=1e-6)
+    assert out.expected.dtype == np.float32 and out.synapses.dtype == np.int32
+    nz = ref > 0
+    counts = np.zeros(ref.shape, dtype=np.int64)
+    lam = out.expected.toarray().astype(np.float64)
+    lam64 = factorized_block(
+        sp.csr_array((dso_factors(theta).pre(sp.csc_array(toy["pre"]).data),
+                      sp.csc_array(toy["pre"]).indices, sp.csc_array(toy["pre"]).indptr),
+                     shape=(30, 6)),
+        toy["post"], toy["post_all"], dso_factors(theta)).toarray()
+    counts[nz] = poisson_quantile(keyed_uniforms(5, pre_m[nz], post_m[nz]), lam64[nz])
+    np.testing.assert_array_equal(out.synapses.toarray(), counts)
+    assert np.all(out.synapses.data > 0)
+    if theta == (3.0, 3.0, 1.0):  # means far above the compiled search: scipy finishes them
+        assert lam.max() > 64
+    assert out.expected.has_sorted_indices and out.synapses.has_sorted_indices
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_fused_draw_refuses_overflowing_means(toy) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidParameterError, match=r"expected synapse count of inf for pair"):
+        _draw_block(toy, (400.0, 400.0, 0.0))
 
 
 def test_pair_table_block_rows_and_rates(toy) -> None:  # type: ignore[no-untyped-def]

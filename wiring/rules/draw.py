@@ -32,12 +32,19 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from wiring._drawkernels import id_multiplier, poisson_quantiles
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import InvalidParameterError, ShapeMismatchError
 from wiring.pairs import PairTable, pair_rate, rule_features, segment_sum
 from wiring.rules.base import WiringRule, check_theta_in_domain, theta_columns
 
-__all__ = ["MAX_POISSON_MEAN", "draw_synapse_counts", "keyed_uniforms", "poisson_quantile"]
+__all__ = [
+    "MAX_POISSON_MEAN",
+    "draw_synapse_counts",
+    "key_state",
+    "keyed_uniforms",
+    "poisson_quantile",
+]
 
 #: Largest expected count a Poisson rule may produce for one pair (beyond it the rates have
 #: overflowed for any anatomy: a pair of neurons holds at most thousands of synapses).
@@ -46,8 +53,6 @@ MAX_POISSON_MEAN = 1e12
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MASK = (1 << 64) - 1
-#: Below this mean the Poisson inverse CDF is a vectorized sequential search.
-_SEARCH_MAX_MEAN = 64.0
 
 
 def _mix(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -66,6 +71,11 @@ def _mix_int(z: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
     return z ^ (z >> 31)
+
+
+def key_state(key: int) -> np.uint64:
+    """The hash state of a run seed that :func:`keyed_uniforms` starts from (for kernels)."""
+    return np.uint64(_mix_int(key + 0x9E3779B97F4A7C15 * 0x632BE59BD9B4E019))
 
 
 def keyed_uniforms(key: int, *ids: npt.ArrayLike) -> FloatArray:
@@ -95,11 +105,11 @@ def keyed_uniforms(key: int, *ids: npt.ArrayLike) -> FloatArray:
     arrays = np.broadcast_arrays(*[np.asarray(i, dtype=np.int64) for i in ids])
     shape = arrays[0].shape if arrays else ()
     # h <- mix(h ^ (id * odd)) per id: each step is a bijection of the id for a fixed prefix
-    h = np.full(shape, _mix_int(key + 0x9E3779B97F4A7C15 * 0x632BE59BD9B4E019), dtype=np.uint64)
+    h = np.full(shape, key_state(key), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for pos, arr in enumerate(arrays, start=1):
             step = arr.astype(np.uint64)
-            step *= np.uint64((0x9E3779B97F4A7C15 * (2 * pos + 1)) & _MASK | 1)
+            step *= np.uint64(id_multiplier(pos))
             h ^= step
             h = _mix(h)
     out = (h >> np.uint64(11)).astype(np.float64)
@@ -111,8 +121,9 @@ def keyed_uniforms(key: int, *ids: npt.ArrayLike) -> FloatArray:
 def poisson_quantile(u: FloatArray, lam: FloatArray) -> IntArray:
     """Smallest k with ``P(Poisson(lam) <= k) >= u``, elementwise (inverse-CDF sampling).
 
-    With ``u`` uniform on (0, 1) the result is Poisson(lam) distributed. Vectorized sequential
-    search for small means, :func:`scipy.stats.poisson.ppf` for the rest.
+    With ``u`` uniform on (0, 1) the result is Poisson(lam) distributed. A compiled sequential
+    search for means up to 64 (shared with the connectome kernel, so both draw the same counts),
+    :func:`scipy.stats.poisson.ppf` for the rest.
 
     Examples
     --------
@@ -122,35 +133,15 @@ def poisson_quantile(u: FloatArray, lam: FloatArray) -> IntArray:
     u = np.asarray(u, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     u, lam = np.broadcast_arrays(u, lam)
-    k = np.zeros(u.shape, dtype=np.int64)
-    small = lam <= _SEARCH_MAX_MEAN
-    idx = np.flatnonzero(small & (u > np.exp(-lam)))
-    if idx.size:
-        lam_a, u_a = lam.ravel()[idx], u.ravel()[idx]
-        pmf = np.exp(-lam_a)
-        cdf = pmf.copy()
-        kk = np.zeros(idx.size, dtype=np.int64)
-        for step in range(1, 1024):
-            pmf = pmf * lam_a / step
-            cdf = cdf + pmf
-            kk += 1
-            done = u_a <= cdf
-            if done.any():
-                k.ravel()[idx[done]] = kk[done]
-                keep = ~done
-                idx, lam_a, u_a, pmf, cdf, kk = (
-                    idx[keep], lam_a[keep], u_a[keep], pmf[keep], cdf[keep], kk[keep]
-                )
-            if not idx.size or not np.any(pmf > 0):
-                break
-        if idx.size:  # rounding left u above the summed pmf: finish with scipy
-            small.ravel()[idx] = False
-    big = np.flatnonzero(~small)
+    flat_u = np.ascontiguousarray(u).reshape(-1)
+    flat_lam = np.ascontiguousarray(lam).reshape(-1)
+    k: IntArray = np.asarray(poisson_quantiles(flat_u, flat_lam), dtype=np.int64)
+    big = np.flatnonzero(k < 0)
     if big.size:
         from scipy import stats
 
-        k.ravel()[big] = stats.poisson.ppf(u.ravel()[big], lam.ravel()[big]).astype(np.int64)
-    return k
+        k[big] = stats.poisson.ppf(flat_u[big], flat_lam[big]).astype(np.int64)
+    return k.reshape(u.shape)
 
 
 def _check_uniforms(uniforms: npt.ArrayLike, n: int, what: str) -> FloatArray:
