@@ -1,22 +1,22 @@
 """Connectome engine: the full ``column`` model, worker scaling, and throughput on ``field``.
 
-Each job runs in a fresh subprocess (so its peak memory is its own) on a model store written
-once into a temporary folder. Figures:
+Each job runs in a fresh subprocess (so its peak memory is its own), pinned to two cores, on a
+model store written once into a temporary folder, and streams its connectome into a store with
+:func:`wiring.connectome.compute_connectome_to_store` (what ``wiring connectome`` does). The
+rule is ``dso`` at θ = (1, 1, 1). Figures:
 
-- ``column`` (``small`` with ``--quick``): the exact number of pair-voxel products of the
-  every-pair job (all cortical neurons plus the barreloid, θ = (1, 1, 1));
-- the same model with every 8th postsynaptic neuron (all presynaptic ones), 1 and 2 workers:
-  wall and CPU time, peak memory, products per second, the speed-up, and the every-pair time
-  estimated from the measured products per CPU second;
-- the every-pair job itself with 2 workers, written block by block to a store with
-  :func:`wiring.connectome.compute_connectome_to_store` (the whole connectome does not fit the
-  memory target: lambda alone is 8 bytes per overlapping pair); skipped with
+- ``column`` (``small`` with ``--quick``), every pair (all cortical neurons plus the barreloid),
+  2 workers: wall and CPU time, peak memory, pair-voxel products, output pairs; skipped with
   ``WIRING_BENCH_CONNECTOME_FULL=0``;
-- ``field`` with as many postsynaptic neurons as the partial job: products per CPU second
-  relative to ``column`` (flat throughput means linear total cost).
+- the same model with every 8th postsynaptic neuron, 1 and 2 workers: the speed-up;
+- ``field`` with as many postsynaptic neurons: throughput relative to ``column``;
+- the fixed cost of a job (one postsynaptic neuron), subtracted before throughputs are compared.
 
-The rule is ``dso`` evaluated through the factorized path (``wiring.dso.SupportsFactors``).
-Wall times on a shared machine vary with its load; CPU times and products per CPU second do not.
+A job's cost is linear in two counts: pair-voxel products (the sparse product) and output pairs
+(the draw and the store). The ``column`` and ``field`` partial jobs have very different
+products per pair, which fixes both unit costs; predicting the every-pair job from them checks
+that the total cost is linear in the work. Wall times on a shared machine vary with its load; CPU
+times do not.
 """
 
 from __future__ import annotations
@@ -37,71 +37,57 @@ _JOB = r"""
 import json, resource, sys, time
 import numpy as np
 from anatomy.store import open_model
-from wiring.connectome import compute_connectome
-from wiring.dso import dso_factors
-from wiring.rules.dso import DSO
+from wiring.connectome import compute_connectome, compute_connectome_to_store, open_connectome
 from wiring.selectors import Selector
 
-class FactorizedDSO(DSO):
-    def factors(self, theta):
-        return dso_factors(theta)
-
-store, post_step, workers, limit_gb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-out = sys.argv[5] if len(sys.argv) > 5 else ""
+store, post_step, workers, limit_gb, out = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
+                                            float(sys.argv[4]), sys.argv[5])
 resource.setrlimit(resource.RLIMIT_AS, (int(limit_gb * 2**30), int(limit_gb * 2**30)))
 t0 = time.perf_counter()
 model = open_model(store)
 model.pre.load(); model.post.load()
 t_load = time.perf_counter() - t0
-post = None if post_step == 1 else Selector(ids=tuple(int(i) for i in model.neurons.ids[::post_step]))
-compute_connectome(model, FactorizedDSO(), [1.0, 1.0, 1.0], seed=0,
-                   pre=Selector(ids=tuple(int(i) for i in model.neurons.ids[:5])),
-                   post=Selector(ids=tuple(int(i) for i in model.neurons.ids[:5])))  # compile
+ids = model.neurons.ids
+first = Selector(ids=tuple(int(i) for i in ids[:5]))
+compute_connectome(model, "dso", [1.0, 1.0, 1.0], seed=0, pre=first, post=first)  # compile
+if post_step == 0:  # fixed cost: one postsynaptic neuron
+    post = Selector(ids=(int(ids[len(ids) // 2]),))
+else:
+    post = None if post_step == 1 else Selector(ids=tuple(int(i) for i in ids[::post_step]))
 r0 = resource.getrusage(resource.RUSAGE_SELF)
 t1 = time.perf_counter()
-if out:
-    from wiring.connectome import compute_connectome_to_store, open_connectome
-    compute_connectome_to_store(model, FactorizedDSO(), [1.0, 1.0, 1.0], out, seed=1, post=post,
-                                workers=workers)
-else:
-    conn = compute_connectome(model, FactorizedDSO(), [1.0, 1.0, 1.0], seed=1, post=post,
-                              workers=workers)
+compute_connectome_to_store(model, "dso", [1.0, 1.0, 1.0], out, seed=1, post=post,
+                            workers=workers)
 wall = time.perf_counter() - t1
 r1 = resource.getrusage(resource.RUSAGE_SELF)
-if out:
-    import zarr
-    g = zarr.open_group(out, mode="r")
-    class _C: pass
-    conn = _C()
-    conn.attrs = dict(g.attrs)
-    conn.n_pre, conn.n_post = g["pre"].shape[0], g["post"].shape[0]
-    conn.expected = _C(); conn.expected.nnz = g["expected/data"].shape[0]
-    conn.n_connections = g["synapses/data"].shape[0]
-    conn.n_synapses = int(np.asarray(g["synapses/data"][...], dtype=np.int64).sum())
+conn = open_connectome(out, lazy=True)
 print(json.dumps({
     "wall_s": wall, "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
     "load_s": t_load, "products": conn.attrs["engine"]["pair_voxel_products"],
     "blocks": conn.attrs["engine"]["blocks"], "n_pre": conn.n_pre, "n_post": conn.n_post,
-    "pairs_lambda": int(conn.expected.nnz), "connections": conn.n_connections,
-    "synapses": conn.n_synapses, "peak_rss_mb": r1.ru_maxrss / 1024,
+    "pairs": conn.n_pairs, "connections": conn.n_connections,
+    "peak_rss_mb": r1.ru_maxrss / 1024,
 }))
 """
 
 
-def _job(store: Path, *, post_step: int, workers: int, limit_gb: float = 16.0,
-         cores: int | None = None, out: Path | None = None) -> dict[str, Any]:
-    """Run one connectome job in a subprocess (``out``: stream it into that store)."""
+def _job(store: Path, out: Path, *, post_step: int, workers: int, limit_gb: float = 16.0,
+         cores: int = 2) -> dict[str, Any]:
+    """Run one connectome job in a subprocess (``post_step`` 0: one postsynaptic neuron)."""
+    import shutil
+
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     cmd = [sys.executable, "-c", _JOB, str(store), str(post_step), str(workers), str(limit_gb),
-           str(out or "")]
-    if cores is not None and hasattr(os, "sched_getaffinity"):
+           str(out)]
+    if hasattr(os, "sched_getaffinity") and shutil.which("taskset"):
         avail = sorted(os.sched_getaffinity(0))[:cores]
         cmd = ["taskset", "-c", ",".join(map(str, avail)), *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    shutil.rmtree(out, ignore_errors=True)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return res
 
 
 def _store(preset: str, folder: Path) -> Path:
@@ -117,89 +103,95 @@ def _store(preset: str, folder: Path) -> Path:
     return path
 
 
-def _products(store: Path) -> tuple[int, float]:
-    """Neurons and exact pair-voxel products of the every-pair job, from the stored indptr."""
-    import numpy as np
-    import zarr
-
-    g = zarr.open_group(store, mode="r")
-    n_pre = np.diff(np.asarray(g["pre/indptr"][...], dtype=np.int64))
-    n_post = np.diff(np.asarray(g["post/indptr"][...], dtype=np.int64))
-    return int(g["neurons/cell_type"].shape[0]), float(np.sum(n_pre * n_post))
-
-
-def _rate_figures(tag: str, job: dict[str, Any]) -> list[Figure]:
+def _figures(tag: str, job: dict[str, Any], target: str = "") -> list[Figure]:
+    if "error" in job:
+        return [Figure(tag, float("nan"), "", target, job["error"][:120])]
     note = (f"{job['n_pre']} pre x {job['n_post']} post, {job['blocks']} blocks, "
-            f"{job['pairs_lambda']:.3g} pairs with lambda > 0, "
-            f"{job['connections']:.3g} connections")
+            f"{job['products']:.3g} pair-voxel products, {job['pairs']:.3g} pairs with "
+            f"lambda > 0, {job['connections']:.3g} connections")
     return [
-        Figure(f"{tag}: wall time", job["wall_s"], "s", "", note),
+        Figure(f"{tag}: wall time", job["wall_s"], "s", target, note),
         Figure(f"{tag}: CPU time", job["cpu_s"], "s"),
-        Figure(f"{tag}: peak memory", job["peak_rss_mb"] / 1024, "GB", "",
-               "whole process incl. the loaded model"),
-        Figure(f"{tag}: pair-voxel products", job["products"], ""),
+        Figure(f"{tag}: peak memory", job["peak_rss_mb"] / 1024, "GB",
+               "< 4 GB" if target else "", "whole process incl. the loaded model"),
         Figure(f"{tag}: products/s (wall)", job["products"] / job["wall_s"], "1/s"),
-        Figure(f"{tag}: products per CPU second", job["products"] / job["cpu_s"], "1/s"),
     ]
+
+
+def _unit_costs(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float] | None:
+    """CPU seconds per product and per pair from two jobs (fixed cost removed): 2 x 2 solve."""
+    import numpy as np
+
+    m = np.array([[a["products"], a["pairs"]], [b["products"], b["pairs"]]], dtype=float)
+    y = np.array([a["work_s"], b["work_s"]])
+    if abs(np.linalg.det(m / np.abs(m).max())) < 1e-6:
+        return None
+    alpha, beta = np.linalg.solve(m, y)
+    return float(alpha), float(beta)
 
 
 def run(quick: bool) -> list[Figure]:
     """Run the connectome benchmarks (see the module docstring).
 
     ``WIRING_BENCH_STORES=DIR`` reuses ``DIR/<preset>.zarr``; ``WIRING_BENCH_CONNECTOME_FULL=0``
-    skips the every-pair job and reports its estimate from the partial job only.
+    skips the every-pair job.
     """
     main_preset, big_preset = ("small", "column") if quick else ("column", "field")
     run_full = os.environ.get("WIRING_BENCH_CONNECTOME_FULL", "1") != "0"
     figs: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="bench-connectome-") as tmp:
         folder = Path(tmp)
+        out = folder / "connectome.zarr"
         store = _store(main_preset, folder)
-        n_neurons, total = _products(store)
-        figs.append(Figure(f"{main_preset}: pair-voxel products, every pair", total, "",
-                           "", f"{n_neurons} neurons (all cortical + barreloid)"))
+        big = _store(big_preset, folder)
         step = 2 if quick else 8
-        one = _job(store, post_step=step, workers=1, cores=2)
-        two = _job(store, post_step=step, workers=2, cores=2)
-        for tag, job in ((f"{main_preset} 1/{step} of posts, 1 worker", one),
-                         (f"{main_preset} 1/{step} of posts, 2 workers", two)):
-            if "error" in job:
-                figs.append(Figure(tag, float("nan"), "", "", job["error"][:120]))
-            else:
-                figs += _rate_figures(tag, job)
+        fixed = {p: _job(s, out, post_step=0, workers=2) for p, s in
+                 ((main_preset, store), (big_preset, big))}
+        one = _job(store, out, post_step=step, workers=1)
+        two = _job(store, out, post_step=step, workers=2)
+        figs += _figures(f"{main_preset} 1/{step} of posts, 1 worker", one)
+        figs += _figures(f"{main_preset} 1/{step} of posts, 2 workers", two)
         if "error" not in one and "error" not in two:
             figs.append(Figure("speed-up 2 vs 1 workers", one["wall_s"] / two["wall_s"], "x",
-                               ">= 1.6", "same job, wall time"))
-            rate = two["products"] / two["cpu_s"]
-            figs.append(Figure(f"{main_preset} every pair: estimated time on 2 cores",
-                               total / rate / 2, "s", "< 300 s",
-                               "products / (products per CPU second) / 2"))
+                               ">= 1.6", "same job, wall time, fixed cost included"))
+        full: dict[str, Any] = {"error": "skipped (WIRING_BENCH_CONNECTOME_FULL=0)"}
         if run_full:
-            full = _job(store, post_step=1, workers=2, cores=2, limit_gb=22.0,
-                        out=folder / "connectome.zarr")
-            tag = f"{main_preset} every pair, 2 workers, streamed to a store"
-            if "error" in full:
-                figs.append(Figure(tag, float("nan"), "", "< 300 s, < 4 GB", full["error"][:120]))
-            else:
-                figs += _rate_figures(tag, full)
-        big = _store(big_preset, folder)
-        ref = two if "error" not in two else one
-        if "error" not in ref:
+            full = _job(store, out, post_step=1, workers=2, limit_gb=22.0)
+        figs += _figures(f"{main_preset} every pair, 2 workers", full, "< 300 s")
+        far: dict[str, Any] = {"error": "no reference job"}
+        if "error" not in two:
             import zarr
 
             n_big = int(zarr.open_group(big, mode="r")["neurons/cell_type"].shape[0])
-            big_step = max(1, round(n_big / max(ref["n_post"], 1)))
-            far = _job(big, post_step=big_step, workers=2, cores=2, limit_gb=22.0)
-            if "error" not in far:
-                rate_main = ref["products"] / ref["cpu_s"]
-                rate_big = far["products"] / far["cpu_s"]
+            big_step = max(1, round(n_big / max(two["n_post"], 1)))
+            far = _job(big, out, post_step=big_step, workers=2, limit_gb=22.0)
+            figs += _figures(f"{big_preset} 1/{big_step} of posts, 2 workers", far)
+        jobs_ok = all("error" not in j for j in (two, far, *fixed.values()))
+        if jobs_ok:
+            two["work_s"] = two["cpu_s"] - fixed[main_preset]["cpu_s"]
+            far["work_s"] = far["cpu_s"] - fixed[big_preset]["cpu_s"]
+            figs += [
+                Figure(f"fixed cost of a job: {p}", j["cpu_s"], "s", "",
+                       "CPU s with one postsynaptic neuron") for p, j in fixed.items()
+            ]
+            figs.append(Figure(
+                f"throughput {big_preset} / {main_preset}",
+                (far["products"] / far["work_s"]) / (two["products"] / two["work_s"]), "x",
+                "", f"products per CPU s; products per pair {two['products'] / two['pairs']:.0f}"
+                f" ({main_preset}) vs {far['products'] / far['pairs']:.0f} ({big_preset})"))
+            costs = _unit_costs(two, far)
+            if costs is not None:
+                alpha, beta = costs
                 figs += [
-                    Figure(f"{big_preset}: products per CPU second", rate_big, "1/s", "",
-                           f"{far['n_pre']} pre x {far['n_post']} post"),
-                    Figure(f"throughput {big_preset} / {main_preset}", rate_big / rate_main,
-                           "x", "~1 (flat)", "products per CPU second"),
+                    Figure("cost per pair-voxel product", alpha * 1e9, "ns CPU"),
+                    Figure("cost per output pair", beta * 1e9, "ns CPU",
+                           "", "draw, float32 conversion, compression and write"),
                 ]
-            else:
-                figs.append(Figure(f"{big_preset} job", float("nan"), "", "",
-                                   far["error"][:120]))
+                if "error" not in full:
+                    pred = (alpha * full["products"] + beta * full["pairs"]
+                            + fixed[main_preset]["cpu_s"])
+                    figs.append(Figure(
+                        f"{main_preset} every pair: measured / linear prediction",
+                        full["cpu_s"] / pred, "x", "~1 (linear total cost)",
+                        f"CPU s predicted from the two partial jobs: {pred:.0f}"))
     return figs

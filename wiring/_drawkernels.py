@@ -70,6 +70,8 @@ def poisson_search(u: float, lam: float) -> int:  # pragma: no cover - compiled
     """Smallest k with ``P(Poisson(lam) <= k) >= u``, or -1 when it must be left to scipy."""
     if not lam <= SEARCH_MAX_MEAN:
         return -1
+    if u <= 1.0 - lam:  # P(0) = exp(-lam) >= 1 - lam: most draws of small means end here
+        return 0
     pmf = np.exp(-lam)
     cdf = pmf
     if u <= cdf:

@@ -338,7 +338,7 @@ def run_engine(
         a_ptr = np.asarray(a.indptr, dtype=np.int64)
         a_idx = np.asarray(a.indices, dtype=np.int32)
         if factors is not None:
-            a_val = _elementwise(factors.pre, a.data)
+            a_val = _elementwise(factors.pre, a.data, threads=workers if client is None else 1)
             inputs.a_arrays = (a_ptr, a_idx, a_val)
             inputs.pre_sum = segment_sum(a_val, a_ptr)
         else:
@@ -401,12 +401,28 @@ def run_engine(
     )
 
 
-def _elementwise(f: Callable[[FloatArray], FloatArray], data: npt.NDArray[Any]) -> FloatArray:
-    """``f`` on ``data`` as float64, a slice at a time (no model-sized float64 temporaries)."""
+def _elementwise(
+    f: Callable[[FloatArray], FloatArray], data: npt.NDArray[Any], *, threads: int = 1
+) -> FloatArray:
+    """``f`` on ``data`` as float64, a slice at a time (no model-sized float64 temporaries).
+
+    With ``threads > 1`` the slices run on that many threads (numpy releases the GIL).
+    """
     out = np.empty(data.shape, dtype=np.float64)
     step = 1 << 22
-    for a in range(0, data.shape[0], step):
+
+    def one(a: int) -> None:
         out[a : a + step] = f(np.asarray(data[a : a + step], dtype=np.float64))
+
+    starts = range(0, data.shape[0], step)
+    if threads > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(one, starts))
+    else:
+        for a in starts:
+            one(a)
     return out
 
 

@@ -30,6 +30,7 @@ same counts for the same rates.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -210,10 +211,8 @@ def factorized_block(
         a_arrays = kernel_arrays(a_t)
     m, n_pre = b.shape[0], a_t.shape[1]
     no_ids = np.zeros(0, dtype=np.int64)
-    ptr, idx, val, *_ = _block_kernel()(
-        b.indptr.astype(np.int64, copy=False), b.indices.astype(np.int64, copy=False), b.data,
-        *a_arrays, n_pre, no_ids, no_ids, np.uint64(0), True, False, np.inf, _INITIAL_CAPACITY,
-    )
+    ptr, idx, val, *_ = _run_kernel(b, a_arrays, n_pre, no_ids, no_ids, np.uint64(0), True,
+                                    False, np.inf)
     nnz = int(ptr[-1])
     return sp.csr_array((val[:nnz].copy(), idx[:nnz].copy(), ptr), shape=(m, n_pre))
 
@@ -272,11 +271,9 @@ def factorized_draw_block(
 
     b = _scaled_post(b_block, post_all, factors)
     m = b.shape[0]
-    ptr, idx, val, s_ptr, s_idx, s_cnt, bad = _block_kernel()(
-        b.indptr.astype(np.int64, copy=False), b.indices.astype(np.int64, copy=False), b.data,
-        *a_arrays, n_pre, np.asarray(pre_ids, dtype=np.int64),
+    ptr, idx, val, s_ptr, s_idx, s_cnt, bad = _run_kernel(
+        b, a_arrays, n_pre, np.asarray(pre_ids, dtype=np.int64),
         np.asarray(post_ids, dtype=np.int64), key_state(seed), autapses, True, MAX_POISSON_MEAN,
-        _INITIAL_CAPACITY,
     )
     if bad[0] >= 0:
         r, c = int(bad[0]), int(bad[1])
@@ -332,6 +329,43 @@ def kernel_arrays(
 _KERNELS: dict[str, Any] = {}
 #: Initial length of the kernel's output buffers (pairs); they double when full.
 _INITIAL_CAPACITY = 1 << 20
+_SCRATCH = threading.local()
+
+
+def _run_kernel(
+    b: sp.csr_array,
+    a_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray],
+    n_pre: int,
+    pre_ids: IntArray,
+    post_ids: IntArray,
+    h0: np.uint64,
+    autapses: bool,
+    draw: bool,
+    max_mean: float,
+) -> tuple[Any, ...]:
+    """Call the block kernel with this thread's scratch buffers (kept, and grown, for reuse).
+
+    Reusing the accumulator and the output buffers across blocks avoids touching fresh memory
+    (page faults cost as much as the product itself on dense outputs); results are copied out.
+    """
+    sc = _SCRATCH
+    if getattr(sc, "cap0", None) != _INITIAL_CAPACITY:  # first use in this thread (or a test)
+        sc.cap0 = _INITIAL_CAPACITY
+        cap = max(16, _INITIAL_CAPACITY)
+        sc.out_idx = np.empty(cap, dtype=np.int32)
+        sc.out_val = np.empty(cap, dtype=np.float64)
+        sc.s_idx = np.empty(max(16, cap // 8), dtype=np.int32)
+        sc.s_cnt = np.empty(max(16, cap // 8), dtype=np.int64)
+        sc.acc = np.zeros(0, dtype=np.float64)
+    if sc.acc.shape[0] < n_pre:
+        sc.acc = np.zeros(n_pre, dtype=np.float64)
+    out = _block_kernel()(
+        b.indptr.astype(np.int64, copy=False), b.indices.astype(np.int64, copy=False), b.data,
+        *a_arrays, n_pre, pre_ids, post_ids, h0, autapses, draw, max_mean,
+        sc.acc[:n_pre], sc.out_idx, sc.out_val, sc.s_idx, sc.s_cnt,
+    )
+    ptr, sc.out_idx, sc.out_val, s_ptr, sc.s_idx, sc.s_cnt, bad = out
+    return ptr, sc.out_idx, sc.out_val, s_ptr, sc.s_idx, sc.s_cnt, bad
 
 
 def _block_kernel() -> Any:
@@ -358,70 +392,101 @@ def _block_kernel() -> Any:
         return out
 
     @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    def accumulate(
+        b_ptr: Any, b_idx: Any, b_val: Any, a_ptr: Any, a_idx: Any, a_val: Any, acc: Any, r: int,
+    ) -> Any:  # pragma: no cover - compiled
+        # post row r into acc; returns the range of pre indices touched
+        lo = acc.shape[0]
+        hi = -1
+        for e in range(b_ptr[r], b_ptr[r + 1]):
+            k = b_idx[e]
+            w = b_val[e]
+            q0 = a_ptr[k]
+            q1 = a_ptr[k + 1]
+            if q1 > q0:
+                lo = min(lo, a_idx[q0])
+                hi = max(hi, a_idx[q1 - 1])
+            for q in range(q0, q1):
+                acc[a_idx[q]] += w * a_val[q]
+        return lo, hi
+
+    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    def extract(
+        acc: Any, lo: int, hi: int, out_idx: Any, out_val: Any, pos: int,
+    ) -> int:  # pragma: no cover - compiled
+        # nonzeros of acc[lo:hi+1] to the outputs (capacity ensured by the caller); resets acc
+        for i in range(lo, hi + 1):
+            v = acc[i]
+            if v != 0.0:
+                acc[i] = 0.0
+                out_idx[pos] = i
+                out_val[pos] = v
+                pos += 1
+        return pos
+
+    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    def extract_draw(
+        acc: Any, lo: int, hi: int, out_idx: Any, out_val: Any, pos: int, s_idx: Any,
+        s_cnt: Any, s_pos: int, pre_ids: Any, post: int, h0: Any, autapses: bool,
+        max_mean: float,
+    ) -> Any:  # pragma: no cover - compiled
+        # as extract, plus the keyed draw of every pair; returns (pos, s_pos, bad i, its mean)
+        for i in range(lo, hi + 1):
+            v = acc[i]
+            if v == 0.0:
+                continue
+            acc[i] = 0.0
+            pre = pre_ids[i]
+            if not autapses and pre == post:
+                continue
+            if not v <= max_mean:
+                acc[i:] = 0.0
+                return pos, s_pos, i, v
+            out_idx[pos] = i
+            out_val[pos] = v
+            pos += 1
+            c = poisson_search(keyed_uniform2(h0, pre, post), v)
+            if c != 0:
+                s_idx[s_pos] = i
+                s_cnt[s_pos] = c
+                s_pos += 1
+        return pos, s_pos, -1, 0.0
+
+    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
     def block(
         b_ptr: Any, b_idx: Any, b_val: Any, a_ptr: Any, a_idx: Any, a_val: Any, n_pre: int,
         pre_ids: Any, post_ids: Any, h0: Any, autapses: bool, draw: bool, max_mean: float,
-        cap0: int,
+        acc: Any, out_idx: Any, out_val: Any, s_idx: Any, s_cnt: Any,
     ) -> Any:  # pragma: no cover - compiled
         m = len(b_ptr) - 1
-        acc = np.zeros(n_pre, dtype=np.float64)
-        cap = max(16, min(m * n_pre, cap0))
         out_ptr = np.zeros(m + 1, dtype=np.int64)
-        out_idx = np.empty(cap, dtype=np.int32)
-        out_val = np.empty(cap, dtype=np.float64)
-        s_cap = max(16, cap // 8) if draw else 1
         s_ptr = np.zeros(m + 1, dtype=np.int64)
-        s_idx = np.empty(s_cap, dtype=np.int32)
-        s_cnt = np.empty(s_cap, dtype=np.int64)
         bad = np.full(3, -1.0)
         pos = 0
         s_pos = 0
         for r in range(m):
-            lo_i = n_pre
-            hi_i = -1
-            for e in range(b_ptr[r], b_ptr[r + 1]):
-                k = b_idx[e]
-                bv = b_val[e]
-                q0 = a_ptr[k]
-                q1 = a_ptr[k + 1]
-                if q1 > q0:
-                    lo_i = min(lo_i, a_idx[q0])
-                    hi_i = max(hi_i, a_idx[q1 - 1])
-                for q in range(q0, q1):
-                    acc[a_idx[q]] += bv * a_val[q]
-            post = post_ids[r] if draw else 0
-            for i in range(lo_i, hi_i + 1):
-                v = acc[i]
-                if v == 0.0:
-                    continue
-                acc[i] = 0.0
-                if draw:
-                    pre = pre_ids[i]
-                    if not autapses and pre == post:
-                        continue
-                    if not v <= max_mean:
-                        bad[0] = r
-                        bad[1] = i
-                        bad[2] = v
-                        out_ptr[r + 1 :] = pos
-                        s_ptr[r + 1 :] = s_pos
-                        acc[:] = 0.0
-                        return out_ptr, out_idx, out_val, s_ptr, s_idx, s_cnt, bad
-                if pos == out_idx.shape[0]:
-                    out_idx = grow(out_idx, pos + 1)
-                    out_val = grow(out_val, pos + 1)
-                out_idx[pos] = i
-                out_val[pos] = v
-                pos += 1
-                if draw:
-                    c = poisson_search(keyed_uniform2(h0, pre, post), v)
-                    if c != 0:
-                        if s_pos == s_idx.shape[0]:
-                            s_idx = grow(s_idx, s_pos + 1)
-                            s_cnt = grow(s_cnt, s_pos + 1)
-                        s_idx[s_pos] = i
-                        s_cnt[s_pos] = c
-                        s_pos += 1
+            lo, hi = accumulate(b_ptr, b_idx, b_val, a_ptr, a_idx, a_val, acc, r)
+            need = max(hi - lo + 1, 0)  # at most this many pairs in the row
+            if pos + need > out_idx.shape[0]:
+                out_idx = grow(out_idx, pos + need)
+                out_val = grow(out_val, pos + need)
+            if not draw:
+                pos = extract(acc, lo, hi, out_idx, out_val, pos)
+            else:
+                if s_pos + need > s_idx.shape[0]:
+                    s_idx = grow(s_idx, s_pos + need)
+                    s_cnt = grow(s_cnt, s_pos + need)
+                pos, s_pos, i_bad, v_bad = extract_draw(
+                    acc, lo, hi, out_idx, out_val, pos, s_idx, s_cnt, s_pos, pre_ids,
+                    post_ids[r], h0, autapses, max_mean,
+                )
+                if i_bad >= 0:
+                    bad[0] = r
+                    bad[1] = i_bad
+                    bad[2] = v_bad
+                    out_ptr[r + 1 :] = pos
+                    s_ptr[r + 1 :] = s_pos
+                    return out_ptr, out_idx, out_val, s_ptr, s_idx, s_cnt, bad
             out_ptr[r + 1] = pos
             s_ptr[r + 1] = s_pos
         return out_ptr, out_idx, out_val, s_ptr, s_idx, s_cnt, bad

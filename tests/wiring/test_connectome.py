@@ -403,8 +403,8 @@ def test_lazy_store_blocks_and_summaries_equal_the_loaded_connectome(tiny_model,
     conn = compute_connectome(tiny_model, "dso", (1.0, 1.1, 0.9), seed=3)
     store = open_connectome(write_connectome(conn, tmp_path / "c.zarr"), lazy=True)
     assert isinstance(store, ConnectomeStore)
-    assert (store.n_pre, store.n_post, store.n_connections, store.n_synapses) == (
-        conn.n_pre, conn.n_post, conn.n_connections, conn.n_synapses)
+    assert (store.n_pre, store.n_post, store.n_pairs, store.n_connections, store.n_synapses) == (
+        conn.n_pre, conn.n_post, conn.n_pairs, conn.n_connections, conn.n_synapses)
     store.block_entries = 2000
     blocks = list(store.iter_blocks())
     assert len(blocks) > 3
