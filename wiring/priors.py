@@ -158,6 +158,27 @@ class PriorSpec:
         high = np.asarray(self.high, dtype=np.float64)
         return low + (high - low) * rng.random((n, self.d))
 
+    def sample_rows(self, key: int, start: int, stop: int) -> FloatArray:
+        """Parameter vectors of rows ``start:stop`` (shape (stop - start, d)), keyed per row.
+
+        Row ``j`` is a function of ``(key, j)`` only (counter-based uniforms keyed by the row
+        and the parameter index, then the inverse CDF), so any split of the rows into batches
+        gives the same vectors.
+        """
+        from scipy.special import ndtri
+
+        from wiring.rules.draw import keyed_uniforms
+
+        rows = np.arange(start, stop, dtype=np.int64)[:, None]
+        u = keyed_uniforms(key, rows, np.arange(self.d, dtype=np.int64)[None, :])
+        if self.kind == "gaussian":
+            loc = np.asarray(self.loc, dtype=np.float64)
+            scale = np.asarray(self.scale, dtype=np.float64)
+            return np.asarray(loc + scale * ndtri(u), dtype=np.float64)
+        low = np.asarray(self.low, dtype=np.float64)
+        high = np.asarray(self.high, dtype=np.float64)
+        return np.asarray(low + (high - low) * u, dtype=np.float64)
+
     def mass_outside(self, k: int, lo: float, hi: float) -> float:
         """Prior mass of parameter ``k`` outside the closed interval [lo, hi]."""
         if self.kind == "uniform":

@@ -7,12 +7,18 @@ Layout (one zarr group)::
     chunk_status  (n_chunks,) uint8, one zarr chunk per element: 0 to do, 1 done
     chunk_seed    (n_chunks,) uint64: a fingerprint of each chunk's random stream
     attrs         schema_version, param_names, measurement_names, measurement_hash,
-                  anatomy_hash, rule (provenance), prior (PriorSpec dict), seed, chunk_size, n
+                  anatomy_hash, rule (provenance), prior (PriorSpec dict), seed, chunk_size, n,
+                  streams ("row" or "chunk"; absent means "chunk")
 
-**Determinism.** Chunk ``i`` draws its θ from the prior and its x from the simulator with two
-streams spawned from ``numpy.random.SeedSequence(seed, spawn_key=(i,))``, so the content of the
-store depends only on its configuration (seed, chunk size, prior, simulator), never on the number
-of workers, the order chunks finish, or how often the run was interrupted.
+**Determinism.** With ``streams = "row"`` (the default) row ``j`` draws its θ from counter-based
+uniforms keyed by (θ key, j, parameter) and its x from the simulator's stream of index ``j``
+(:class:`SupportsIndexedSimulation`), both keys derived from the run seed (:func:`row_keys`): the
+content depends only on the seed, the prior and the simulator, never on the chunk size, the
+number of workers, the order chunks finish, or how often the run was interrupted. With
+``streams = "chunk"`` (simulators that only take a generator, and stores of schema version 1
+without the attribute) chunk ``i`` uses two generators spawned from
+``numpy.random.SeedSequence(seed, spawn_key=(i,))`` instead, so the chunk size is part of what
+determines the content.
 
 **Crash safety.** A chunk's rows are written only by that chunk's task, θ and x first and its
 status element last; zarr's local store writes every chunk file atomically (temporary file and
@@ -31,9 +37,10 @@ import shutil
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from wiring._typing import FloatArray
 from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError, WiringError
@@ -41,10 +48,13 @@ from wiring.priors import PriorSpec
 
 __all__ = [
     "SCHEMA_VERSION",
+    "STREAMS",
     "SimulateChunk",
     "SimulationStore",
     "StoreFormatError",
+    "SupportsIndexedSimulation",
     "chunk_rngs",
+    "row_keys",
     "simulate_chunk_rows",
     "simulate_to_store",
 ]
@@ -69,7 +79,31 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "n",
     "chunk_size",
     "seed",
+    "streams",
 )
+#: Ways rows get their random numbers (see the module docstring).
+STREAMS: tuple[str, ...] = ("row", "chunk")
+#: The value of a store written before the ``streams`` attribute existed.
+_LEGACY_STREAMS = "chunk"
+
+
+@runtime_checkable
+class SupportsIndexedSimulation(Protocol):
+    """A simulator whose row ``k`` uses the random stream of index ``start_index + k``.
+
+    :class:`wiring.simulator.Simulator` is one. Row-keyed stores need it: then the x of a row
+    does not depend on which chunk (or batch) it was simulated in.
+    """
+
+    def simulate(self, theta: npt.ArrayLike, *, seed: int, start_index: int = 0) -> Any:
+        """x (B, m) for θ (B, d)."""
+        ...
+
+
+def row_keys(seed: int) -> tuple[int, int]:
+    """The keys (θ draws, simulator streams) of a row-keyed store with run seed ``seed``."""
+    state = np.random.SeedSequence(seed).generate_state(2, np.uint64) >> np.uint64(1)
+    return int(state[0]), int(state[1])
 
 
 class StoreFormatError(WiringError, ValueError):
@@ -94,23 +128,47 @@ def _chunk_fingerprint(seed: int, index: int) -> int:
 
 def simulate_chunk_rows(
     prior: PriorSpec,
-    simulate_chunk: SimulateChunk,
+    simulate_chunk: SimulateChunk | SupportsIndexedSimulation,
     *,
     seed: int,
     index: int,
     size: int,
     n_measurements: int,
+    start: int | None = None,
+    streams: str = _LEGACY_STREAMS,
 ) -> tuple[FloatArray, FloatArray]:
-    """θ (size, d) and x (size, m) of chunk ``index`` (pure: no I/O).
+    """θ (size, d) and x (size, m) of chunk ``index``, rows ``start:start + size`` (pure).
+
+    ``streams="row"`` keys every row by its global index ``start + k`` (``start`` required,
+    ``simulate_chunk`` must be a :class:`SupportsIndexedSimulation`); ``"chunk"`` uses the
+    chunk's generators (:func:`chunk_rngs`).
 
     Raises
     ------
     ShapeMismatchError
         The simulator returned an array of another shape than (size, m).
+    InvalidParameterError
+        Row streams without ``start`` or with a simulator that takes only a generator.
     """
-    rng_theta, rng_x = chunk_rngs(seed, index)
-    theta = prior.sample(size, rng_theta)
-    x = np.asarray(simulate_chunk(theta, rng_x), dtype=np.float64)
+    from wiring.errors import InvalidParameterError
+
+    if streams == "row":
+        if start is None or not isinstance(simulate_chunk, SupportsIndexedSimulation):
+            raise InvalidParameterError(
+                "a row-keyed simulation store needs the rows' start index and a simulator with "
+                "simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); create "
+                "the store with streams='chunk' to use a plain callable(theta, rng)"
+            )
+        key_theta, key_x = row_keys(seed)
+        theta = prior.sample_rows(key_theta, start, start + size)
+        x = np.asarray(simulate_chunk.simulate(theta, seed=key_x, start_index=start),
+                       dtype=np.float64)
+    elif streams == "chunk":
+        rng_theta, rng_x = chunk_rngs(seed, index)
+        theta = prior.sample(size, rng_theta)
+        x = np.asarray(simulate_chunk(theta, rng_x), dtype=np.float64)  # type: ignore[operator]
+    else:
+        raise InvalidParameterError(f"streams = {streams!r}; expected one of {STREAMS}")
     if x.shape != (size, n_measurements):
         raise ShapeMismatchError(
             f"the simulator returned x of shape {x.shape} for {size} parameter vectors; "
@@ -133,13 +191,14 @@ def _write_chunk(
     prior_dict: Mapping[str, Any],
     seed: int,
     n_measurements: int,
-    simulate_chunk: SimulateChunk,
+    simulate_chunk: SimulateChunk | SupportsIndexedSimulation,
+    streams: str = _LEGACY_STREAMS,
 ) -> int:
     """Simulate chunk ``index`` and write it: θ and x first, the status element last."""
     prior = PriorSpec.from_dict(prior_dict)
     theta, x = simulate_chunk_rows(
         prior, simulate_chunk, seed=seed, index=index, size=stop - start,
-        n_measurements=n_measurements,
+        n_measurements=n_measurements, start=start, streams=streams,
     )
     group = _open_group(Path(path), "r+")
     group["theta"][start:stop] = theta
@@ -174,6 +233,7 @@ class SimulationStore:
         measurement_hash: str,
         anatomy_hash: str,
         seed: int,
+        streams: str = "row",
         overwrite: bool = False,
     ) -> SimulationStore:
         """Create an empty store (all chunks to do), atomically.
@@ -196,6 +256,10 @@ class SimulationStore:
             Content hashes of the measurement set and of the structural model.
         seed : int
             Run seed (non-negative).
+        streams : {"row", "chunk"}
+            Random numbers keyed per row (content independent of ``chunk_size``; the simulator
+            must be a :class:`SupportsIndexedSimulation`) or per chunk (any
+            ``callable(theta, rng)``).
         overwrite : bool
             Replace an existing simulation store at ``path``.
 
@@ -207,7 +271,7 @@ class SimulationStore:
         config = _config(
             n=n, chunk_size=chunk_size, prior_spec=prior_spec, rule_info=rule_info,
             measurement_names=measurement_names, measurement_hash=measurement_hash,
-            anatomy_hash=anatomy_hash, seed=seed,
+            anatomy_hash=anatomy_hash, seed=seed, streams=streams,
         )
         path = Path(path)
         if path.exists():
@@ -371,9 +435,14 @@ class SimulationStore:
         return str(self._attrs["anatomy_hash"])
 
     @property
+    def streams(self) -> str:
+        """How rows get their random numbers: ``"row"`` or ``"chunk"`` (module docstring)."""
+        return str(self._attrs.get("streams", _LEGACY_STREAMS))
+
+    @property
     def config(self) -> dict[str, Any]:
         """The configuration attributes (:data:`CONFIG_FIELDS`)."""
-        return {k: self._attrs[k] for k in CONFIG_FIELDS}
+        return {k: self._attrs[k] if k != "streams" else self.streams for k in CONFIG_FIELDS}
 
     def check_config(self, **config: Any) -> None:
         """Raise :class:`StoreMismatchError` naming the first field that differs from ``config``
@@ -381,7 +450,7 @@ class SimulationStore:
         config.pop("overwrite", None)
         want = _config(**config)
         for key in CONFIG_FIELDS:
-            have = self._attrs.get(key)
+            have = self._attrs.get(key) if key != "streams" else self.streams
             if have != want[key]:
                 raise StoreMismatchError(
                     f"simulation store {str(self.path)!r} was made with {key} = {have!r}, but "
@@ -468,6 +537,7 @@ def _config(
     measurement_hash: str,
     anatomy_hash: str,
     seed: int,
+    streams: str = "row",
 ) -> dict[str, Any]:
     """Validated, JSON-native configuration attributes."""
     from wiring.errors import InvalidParameterError
@@ -477,6 +547,8 @@ def _config(
             raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    if streams not in STREAMS:
+        raise InvalidParameterError(f"streams = {streams!r}; expected one of {STREAMS}")
     if not isinstance(prior_spec, PriorSpec):
         raise InvalidParameterError(f"prior_spec must be a PriorSpec, got {prior_spec!r}")
     names = [str(s) for s in measurement_names]
@@ -494,6 +566,7 @@ def _config(
         "n": int(n),
         "chunk_size": int(chunk_size),
         "seed": int(seed),
+        "streams": str(streams),
     }
 
 
@@ -511,9 +584,10 @@ def simulate_to_store(
     store : SimulationStore or path-like
         A store made by :meth:`SimulationStore.create` (finished chunks are kept).
     simulate_chunk : callable
-        ``simulate_chunk(theta (k, d), rng) -> x (k, m)``, picklable when ``client`` runs
-        processes (e.g. a :class:`wiring.simulator.Simulator`). It is scattered to the workers
-        once.
+        For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
+        :class:`wiring.simulator.Simulator`; for ``streams="chunk"`` any
+        ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
+        processes; it is scattered to the workers once.
     client : distributed.Client, optional
         Run chunks as dask tasks; without one they run serially in this process.
     progress : bool
@@ -531,7 +605,15 @@ def simulate_to_store(
     todo = store.todo_chunks()
     m = len(store.measurement_names)
     prior = store.prior_spec.to_dict()
-    path, seed = str(store.path), store.seed
+    path, seed, streams = str(store.path), store.seed, store.streams
+    if streams == "row" and not isinstance(simulate_chunk, SupportsIndexedSimulation):
+        from wiring.errors import InvalidParameterError
+
+        raise InvalidParameterError(
+            f"{path} keys its random numbers per row and needs a simulator with "
+            f"simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); a plain "
+            f"callable(theta, rng) needs a store created with streams='chunk'"
+        )
     total_todo = sum(store.chunk_bounds(i)[1] - store.chunk_bounds(i)[0] for i in todo)
     logger.info("%s: %d of %d chunks to simulate (%d simulations)", path, len(todo),
                 store.n_chunks, total_todo)
@@ -541,14 +623,15 @@ def simulate_to_store(
         if client is None:
             for i in todo:
                 start, stop = store.chunk_bounds(i)
-                bar.update(_write_chunk(path, i, start, stop, prior, seed, m, simulate_chunk))
+                bar.update(_write_chunk(path, i, start, stop, prior, seed, m, simulate_chunk,
+                                        streams))
         else:
             from distributed import as_completed
 
             sim = client.scatter(simulate_chunk, broadcast=True)
             futures = [
                 client.submit(_write_chunk, path, i, *store.chunk_bounds(i), prior, seed, m,
-                              sim, pure=False)
+                              sim, streams, pure=False)
                 for i in todo
             ]
             try:

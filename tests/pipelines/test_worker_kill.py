@@ -51,6 +51,7 @@ def _create(path: Path) -> SimulationStore:
         measurement_hash="m",
         anatomy_hash="a",
         seed=11,
+        streams="chunk",  # the toy simulators take a generator
     )
 
 

@@ -69,6 +69,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, paper_prior: PriorSpec) -> S
         prior_spec=paper_prior, rule_info={"name": "dso", "distribution": "wiring-sbi",
                                            "version": "0.1.0"},
         measurement_names=MEASUREMENTS, measurement_hash="mh", anatomy_hash="ah", seed=11,
+        streams="chunk",  # linear_simulator takes a generator
     )
     return simulate_to_store(s, linear_simulator, progress=False)
 
@@ -327,7 +328,7 @@ def test_empty_and_all_nan_training_data(tmp_path: Path, paper_prior: PriorSpec)
     s = SimulationStore.create(
         tmp_path / "s.zarr", n=200, chunk_size=100, prior_spec=paper_prior,
         rule_info={"name": "dso"}, measurement_names=MEASUREMENTS, measurement_hash="mh",
-        anatomy_hash="ah", seed=0,
+        anatomy_hash="ah", seed=0, streams="chunk",
     )
     with pytest.raises(TrainingDataError, match="no finished simulations"):
         train_from_store(s, **FAST)

@@ -62,6 +62,7 @@ def config(**over: Any) -> dict[str, Any]:
         n=1050, chunk_size=100, prior_spec=PRIOR,
         rule_info={"name": "toy", "distribution": "wiring-sbi", "version": "0.1.0"},
         measurement_names=MEASUREMENTS, measurement_hash="mhash", anatomy_hash="ahash", seed=7,
+        streams="chunk",  # the plain callables below take a generator (row streams: see end)
     )
     cfg.update(over)
     return cfg
@@ -213,6 +214,7 @@ def test_progress_counts_simulations(tmp_path: Path, capsys: pytest.CaptureFixtu
         ("n", 2000),
         ("chunk_size", 50),
         ("seed", 8),
+        ("streams", "row"),
         ("prior_spec", PriorSpec(kind="uniform", names=("a", "b", "c"), low=(0, 0, 0),
                                  high=(2, 2, 2))),
     ],
@@ -266,7 +268,7 @@ def test_simulator_with_wrong_output_shape(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("over", "match"),
     [({"n": 0}, "n must be"), ({"chunk_size": -1}, "chunk_size"), ({"seed": -3}, "seed"),
-     ({"measurement_names": []}, "measurement names")],
+     ({"measurement_names": []}, "measurement names"), ({"streams": "voxel"}, "streams")],
 )
 def test_bad_configuration(tmp_path: Path, over: dict[str, Any], match: str) -> None:
     from wiring.errors import InvalidParameterError
@@ -274,3 +276,91 @@ def test_bad_configuration(tmp_path: Path, over: dict[str, Any], match: str) -> 
     with pytest.raises(InvalidParameterError, match=match):
         make(tmp_path / "s.zarr", **over)
     assert not (tmp_path / "s.zarr").exists()
+
+
+# -- row-keyed streams: content independent of the chunk size ----------------------------------
+class IndexedFake:
+    """The fake simulator with per-row streams keyed by (seed, row index)."""
+
+    def simulate(self, theta: np.ndarray, *, seed: int, start_index: int = 0) -> np.ndarray:
+        rows = []
+        for k, th in enumerate(np.atleast_2d(theta)):
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(start_index + k,)))
+            rows.append(fake_simulator(th[None, :], rng)[0])
+        return np.array(rows)
+
+
+@pytest.mark.parametrize("chunk_size", [37, 1050])
+def test_row_streams_make_content_independent_of_chunk_size(tmp_path: Path, chunk_size: int) -> None:
+    ref = simulate_to_store(make(tmp_path / "a.zarr", chunk_size=100, streams="row"),
+                            IndexedFake(), progress=False)
+    other = simulate_to_store(make(tmp_path / "b.zarr", chunk_size=chunk_size, streams="row"),
+                              IndexedFake(), progress=False)
+    assert ref.streams == other.streams == "row"
+    ta, xa = arrays(ref)
+    tb, xb = arrays(other)
+    assert ta.tobytes() == tb.tobytes()
+    assert np.array_equal(xa, xb, equal_nan=True)
+
+
+def test_row_streams_are_the_default_and_need_an_indexed_simulator(tmp_path: Path) -> None:
+    from wiring.errors import InvalidParameterError
+
+    cfg = config()
+    cfg.pop("streams")
+    store = SimulationStore.create(tmp_path / "s.zarr", **cfg)
+    assert store.streams == "row"
+    with pytest.raises(InvalidParameterError, match="streams='chunk'"):
+        simulate_to_store(store, fake_simulator, progress=False)
+    assert store.n_done == 0
+
+
+def test_store_without_streams_attribute_is_chunk_keyed(tmp_path: Path, reference: SimulationStore) -> None:
+    """Stores written before the attribute existed keep resuming with their own streams."""
+    import shutil
+
+    import zarr
+
+    path = tmp_path / "old.zarr"
+    shutil.copytree(reference.path, path)
+    group = zarr.open_group(str(path), mode="r+")
+    attrs = dict(group.attrs)
+    attrs.pop("streams")
+    group.attrs.clear()
+    group.attrs.update(attrs)
+    store = SimulationStore.open_or_create(path, **config())
+    assert store.streams == "chunk"
+    assert_same(store, reference)
+
+
+def test_prior_rows_are_keyed_and_follow_the_prior() -> None:
+    rows = PRIOR.sample_rows(11, 0, 20_000)
+    np.testing.assert_array_equal(np.vstack([PRIOR.sample_rows(11, 0, 7),
+                                             PRIOR.sample_rows(11, 7, 20_000)]), rows)
+    # mean 1, sd 0.2236: standard error 0.2236 / sqrt(20000) = 0.0016
+    assert np.all(np.abs(rows.mean(0) - 1.0) < 5 * 0.0016)
+    assert np.all(np.abs(rows.std(0) - 0.05**0.5) < 5 * 0.05**0.5 / np.sqrt(2 * 20_000))
+    assert abs(np.corrcoef(rows.T)[0, 1]) < 5 / np.sqrt(20_000)  # parameters independent
+    box = PriorSpec(kind="uniform", names=("a", "b"), low=(0.0, 1.0), high=(2.0, 1.5))
+    u = box.sample_rows(3, 0, 20_000)
+    assert u.min(0).tolist() >= [0.0, 1.0] and u.max(0).tolist() <= [2.0, 1.5]
+    assert np.all(np.abs(u.mean(0) - [1.0, 1.25]) < 5 * np.array([2.0, 0.5]) / np.sqrt(12 * 20_000))
+
+
+def test_real_simulator_store_does_not_depend_on_chunk_size(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from wiring.measurements import load_measurement_set
+    from wiring.priors import build_prior_spec
+    from wiring.rules.registry import get_rule
+    from wiring.simulator import Simulator
+
+    rule = get_rule("dso")
+    mset = load_measurement_set("vpm-invivo")
+    sim = Simulator(tiny_model, rule, mset)
+    cfg = config(n=120, prior_spec=build_prior_spec(rule), measurement_names=list(sim.names))
+    cfg.pop("streams")
+    stores = [simulate_to_store(SimulationStore.create(tmp_path / f"{c}.zarr",
+                                                       **{**cfg, "chunk_size": c}),
+                                sim, progress=False) for c in (50, 64)]
+    (ta, xa), (tb, xb) = arrays(stores[0]), arrays(stores[1])
+    assert ta.tobytes() == tb.tobytes()
+    assert np.array_equal(xa, xb, equal_nan=True)
