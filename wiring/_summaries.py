@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.model import StructuralModel
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from wiring.connectome import Connectome, ConnectomeStore
 
 __all__ = ["DepthDensity", "TypeProbability", "synapse_density_by_depth",
-           "type_probability_matrix"]
+           "type_probability_matrices", "type_probability_matrix"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,55 +129,112 @@ def type_probability_matrix(
     """Connection probability between cell types (or layers) with the number of pairs behind it.
 
     ``conn`` may be a lazily opened store (``open_connectome(path, lazy=True)``), which is read
-    a block of postsynaptic neurons at a time. Only groups present in the pre (rows) and post (columns) selections appear. Pairs of a neuron
-    with itself are not counted unless the connectome includes autapses.
+    a block of postsynaptic neurons at a time. Only groups present in the pre (rows) and post
+    (columns) selections appear. Pairs of a neuron with itself are not counted unless the
+    connectome includes autapses.
 
     Raises
     ------
     StoreMismatchError
         The connectome was computed on another model.
     """
+    return type_probability_matrices(conn, model, by=(by,))[by]
+
+
+def type_probability_matrices(
+    conn: Connectome | ConnectomeStore,
+    model: StructuralModel,
+    *,
+    by: Sequence[Literal["cell_type", "layer"]] = ("cell_type", "layer"),
+) -> dict[str, TypeProbability]:
+    """:func:`type_probability_matrix` for several groupings in one pass over the connectome."""
     _check_same_anatomy(conn, model)
-    code, labels = _groups(model, by)
-    g_pre_all, g_post_all = code[conn.pre], code[conn.post]
-    pre_groups = np.unique(g_pre_all)
-    post_groups = np.unique(g_post_all)
-    gp = np.searchsorted(pre_groups, g_pre_all)
-    gq = np.searchsorted(post_groups, g_post_all)
-    na, nb = len(pre_groups), len(post_groups)
-    n_pairs = np.outer(np.bincount(gp, minlength=na), np.bincount(gq, minlength=nb))
-    if not conn.attrs.get("autapses", False):
-        both, ip, iq = np.intersect1d(conn.pre, conn.post, return_indices=True)
-        if both.size:
-            np.subtract.at(n_pairs, (gp[ip], gq[iq]), 1)
-
-    def by_group(m: sp.csc_array, start: int, values: npt.NDArray[Any]) -> FloatArray:
-        cols = start + np.repeat(np.arange(m.shape[1]), np.diff(m.indptr))
-        flat = gp[m.indices] * nb + gq[cols]
-        out = np.bincount(flat, weights=values, minlength=na * nb).reshape(na, nb)
-        return np.asarray(out, dtype=np.float64)
-
-    n_conn_f = np.zeros((na, nb))
-    n_syn = np.zeros((na, nb))
-    p_exp = np.zeros((na, nb))
+    groupings = []
+    for name in by:
+        code, labels = _groups(model, name)
+        g_pre_all, g_post_all = code[conn.pre], code[conn.post]
+        pre_groups = np.unique(g_pre_all)
+        post_groups = np.unique(g_post_all)
+        gp = np.searchsorted(pre_groups, g_pre_all).astype(np.int64)
+        gq = np.searchsorted(post_groups, g_post_all).astype(np.int64)
+        na, nb = len(pre_groups), len(post_groups)
+        n_pairs = np.outer(np.bincount(gp, minlength=na), np.bincount(gq, minlength=nb))
+        if not conn.attrs.get("autapses", False):
+            both, ip, iq = np.intersect1d(conn.pre, conn.post, return_indices=True)
+            if both.size:
+                np.subtract.at(n_pairs, (gp[ip], gq[iq]), 1)
+        sums = np.zeros((3, na, nb))  # connected pairs, synapses, expected connected pairs
+        groupings.append((name, labels, pre_groups, post_groups, gp, gq, n_pairs, sums))
+    # all groupings in one compiled pass per block: group codes stacked, sums padded
+    n_g = len(groupings)
+    gp_all = np.zeros((n_g, len(conn.pre)), dtype=np.int64)
+    gq_all = np.zeros((n_g, len(conn.post)), dtype=np.int64)
+    na_max = max((len(g[2]) for g in groupings), default=1)
+    nb_max = max((len(g[3]) for g in groupings), default=1)
+    acc = np.zeros((n_g, 3, na_max, nb_max))
+    for k, (_name, _labels, _pg, _qg, gp, gq, _n, _sums) in enumerate(groupings):
+        gp_all[k], gq_all[k] = gp, gq
+    kernel = _group_sums_kernel()
     for blk in conn.iter_blocks():  # a connectome store is read a block at a time
         syn, lam = blk.synapses, blk.expected
-        n_conn_f += by_group(syn, blk.start, np.ones(syn.nnz))
-        n_syn += by_group(syn, blk.start, syn.data.astype(np.float64))
-        p_exp += by_group(lam, blk.start, -np.expm1(-lam.data.astype(np.float64)))
-    n_conn = n_conn_f.round().astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        denom = np.where(n_pairs > 0, n_pairs, np.nan)
-        return TypeProbability(
-            by=by,
-            pre_labels=tuple(labels[int(g)] for g in pre_groups),
-            post_labels=tuple(labels[int(g)] for g in post_groups),
-            n_pairs=n_pairs.astype(np.int64),
-            n_connected=n_conn,
-            observed=n_conn / denom,
-            expected=p_exp / denom,
-            mean_synapses=n_syn / denom,
-        )
+        kernel(syn.indptr, syn.indices, syn.data, blk.start, gp_all, gq_all, acc, True)
+        kernel(lam.indptr, lam.indices, lam.data, blk.start, gp_all, gq_all, acc, False)
+    for k, (_name, _labels, pg, qg, _gp, _gq, _n, sums) in enumerate(groupings):
+        sums[...] = acc[k, :, : len(pg), : len(qg)]
+    out: dict[str, TypeProbability] = {}
+    for name, labels, pre_groups, post_groups, _gp, _gq, n_pairs, sums in groupings:
+        n_conn = sums[0].round().astype(np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            denom = np.where(n_pairs > 0, n_pairs, np.nan)
+            out[name] = TypeProbability(
+                by=name,
+                pre_labels=tuple(labels[int(g)] for g in pre_groups),
+                post_labels=tuple(labels[int(g)] for g in post_groups),
+                n_pairs=n_pairs.astype(np.int64),
+                n_connected=n_conn,
+                observed=n_conn / denom,
+                expected=sums[2] / denom,
+                mean_synapses=sums[1] / denom,
+            )
+    return out
+
+
+_KERNEL: dict[str, Any] = {}
+
+
+def _group_sums_kernel() -> Any:
+    """Compiled pass over a CSC block adding its entries to (pre group, post group) sums.
+
+    ``gp`` (G, n_pre) and ``gq`` (G, n_post) hold the group codes of G groupings; ``sums``
+    (G, 3, na, nb). Synapse blocks add 1 and the count to ``sums[g, 0]`` and ``sums[g, 1]``;
+    expected blocks add ``1 - exp(-lambda)`` (computed once per entry) to ``sums[g, 2]``. One
+    pass, no temporaries of the block's size.
+    """
+    if "sums" not in _KERNEL:
+        import numba
+
+        @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+        def sums_kernel(
+            indptr: Any, indices: Any, data: Any, start: int, gp: Any, gq: Any, sums: Any,
+            synapses: bool,
+        ) -> None:  # pragma: no cover - compiled
+            n_g = gp.shape[0]
+            for c in range(len(indptr) - 1):
+                j = start + c
+                for e in range(indptr[c], indptr[c + 1]):
+                    i = indices[e]
+                    if synapses:
+                        v = float(data[e])
+                        for g in range(n_g):
+                            sums[g, 0, gp[g, i], gq[g, j]] += 1.0
+                            sums[g, 1, gp[g, i], gq[g, j]] += v
+                    else:
+                        p = -np.expm1(-float(data[e]))
+                        for g in range(n_g):
+                            sums[g, 2, gp[g, i], gq[g, j]] += p
+
+        _KERNEL["sums"] = sums_kernel
+    return _KERNEL["sums"]
 
 
 @dataclass(frozen=True, kw_only=True)

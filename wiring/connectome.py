@@ -78,6 +78,7 @@ __all__ = [
     "compute_connectome_to_store",
     "open_connectome",
     "synapse_density_by_depth",
+    "type_probability_matrices",
     "type_probability_matrix",
     "write_connectome",
 ]
@@ -937,5 +938,6 @@ from wiring._summaries import (  # noqa: E402
     DepthDensity,
     TypeProbability,
     synapse_density_by_depth,
+    type_probability_matrices,
     type_probability_matrix,
 )

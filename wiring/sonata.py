@@ -219,44 +219,75 @@ def _write_nodes(h5py: Any, path: Path, model: StructuralModel, pop: str) -> Non
 
 
 def _index(
-    node_of_edge: npt.NDArray[np.uint64], n_nodes: int
+    node_of_edge: npt.NDArray[Any], n_nodes: int
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
     """SONATA index of edges by one node column: ``node_id_to_ranges``, ``range_to_edge_id``.
 
     A range is a maximal run of consecutive edge ids with the same node; ranges are grouped by
-    node, and ``node_id_to_ranges[n]`` is the half-open interval of node n's ranges (empty for
-    nodes without edges).
+    node (in edge order within a node), and ``node_id_to_ranges[n]`` is the half-open interval
+    of node n's ranges (empty for nodes without edges). A compiled counting sort: two passes,
+    no temporaries of the number of edges.
     """
-    e = len(node_of_edge)
-    if e == 0:
-        return np.zeros((n_nodes, 2), np.uint64), np.zeros((0, 2), np.uint64)
-    ids = node_of_edge.astype(np.int64)
-    change = np.flatnonzero(np.diff(ids)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [e]])
-    run_node = ids[starts]
-    order = np.argsort(run_node, kind="stable")
-    range_to_edge = np.stack([starts[order], ends[order]], axis=1).astype(np.uint64)
-    per_node = np.bincount(run_node, minlength=n_nodes)
-    ptr = np.concatenate([[0], np.cumsum(per_node)])
-    node_to_ranges = np.stack([ptr[:-1], ptr[1:]], axis=1).astype(np.uint64)
-    return node_to_ranges, range_to_edge
+    if "index" not in _KERNELS:
+        import numba
+
+        @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+        def index_kernel(nodes: Any, n: int) -> Any:  # pragma: no cover - compiled
+            e = nodes.shape[0]
+            per_node = np.zeros(n + 1, dtype=np.int64)
+            for k in range(e):
+                if k == 0 or nodes[k] != nodes[k - 1]:
+                    per_node[nodes[k] + 1] += 1
+            for i in range(n):
+                per_node[i + 1] += per_node[i]
+            node_to_ranges = np.empty((n, 2), dtype=np.uint64)
+            for i in range(n):
+                node_to_ranges[i, 0] = per_node[i]
+                node_to_ranges[i, 1] = per_node[i + 1]
+            range_to_edge = np.empty((per_node[n], 2), dtype=np.uint64)
+            fill = per_node[:n].copy()
+            k = 0
+            while k < e:
+                node = nodes[k]
+                first = k
+                while k < e and nodes[k] == node:
+                    k += 1
+                range_to_edge[fill[node], 0] = first
+                range_to_edge[fill[node], 1] = k
+                fill[node] += 1
+            return node_to_ranges, range_to_edge
+
+        _KERNELS["index"] = index_kernel
+    ranges, edges = _KERNELS["index"](node_of_edge, int(n_nodes))
+    return np.asarray(ranges, dtype=np.uint64), np.asarray(edges, dtype=np.uint64)
+
+
+_KERNELS: dict[str, Any] = {}
 
 
 def _write_edges(
     h5py: Any, path: Path, conn: Connectome | ConnectomeStore, n_nodes: int, node_pop: str,
     edge_pop: str,
 ) -> None:
-    """Edges in CSC order (sorted by target, then source), written a block of targets at a time."""
+    """Edges in CSC order (sorted by target, then source), written a block of targets at a time.
+
+    Besides the file's datasets, memory holds the source and target node of every edge (4 bytes
+    each while node ids fit) for the two indices, and one block of the connectome.
+    """
     e = conn.n_connections
-    source = np.empty(e, dtype=np.uint64)
-    target = np.empty(e, dtype=np.uint64)
+    node_dtype = np.uint32 if n_nodes < 2**32 else np.uint64
+    source = np.empty(e, dtype=node_dtype)
+    target = np.empty(e, dtype=node_dtype)
     with h5py.File(path, "w") as f:
         _root_attrs(f)
         g = f.create_group(f"edges/{edge_pop}")
-        g.create_dataset("edge_type_id", data=np.zeros(e, dtype=np.int64))
-        g.create_dataset("edge_group_id", data=np.zeros(e, dtype=np.uint32))
-        g.create_dataset("edge_group_index", data=np.arange(e, dtype=np.uint64))
+        src = g.create_dataset("source_node_id", shape=(e,), dtype=np.uint64)
+        src.attrs["node_population"] = node_pop
+        tgt = g.create_dataset("target_node_id", shape=(e,), dtype=np.uint64)
+        tgt.attrs["node_population"] = node_pop
+        g.create_dataset("edge_type_id", shape=(e,), dtype=np.int64, fillvalue=0)
+        g.create_dataset("edge_group_id", shape=(e,), dtype=np.uint32, fillvalue=0)
+        group_index = g.create_dataset("edge_group_index", shape=(e,), dtype=np.uint64)
         g0 = g.create_group("0")
         nsyns = g0.create_dataset("nsyns", shape=(e,), dtype=np.uint32)
         expected = g0.create_dataset("expected_synapses", shape=(e,), dtype=np.float32)
@@ -269,19 +300,20 @@ def _write_edges(
             col = np.repeat(np.arange(syn.shape[1], dtype=np.int64), np.diff(syn.indptr))
             source[pos : pos + k] = conn.pre[syn.indices]
             target[pos : pos + k] = conn.post[blk.start + col]
+            src[pos : pos + k] = source[pos : pos + k]
+            tgt[pos : pos + k] = target[pos : pos + k]
+            group_index[pos : pos + k] = np.arange(pos, pos + k, dtype=np.uint64)
             nsyns[pos : pos + k] = syn.data.astype(np.uint32)
             # expected count of every connected pair: its position among the block's lambdas
             lam_col = np.repeat(np.arange(lam.shape[1], dtype=np.int64), np.diff(lam.indptr))
             lam_key = lam_col * conn.n_pre + lam.indices
+            del lam_col
             at = np.searchsorted(lam_key, col * conn.n_pre + syn.indices)
             expected[pos : pos + k] = np.asarray(lam.data, dtype=np.float32)[at]
             pos += k
-        s = g.create_dataset("source_node_id", data=source)
-        s.attrs["node_population"] = node_pop
-        t = g.create_dataset("target_node_id", data=target)
-        t.attrs["node_population"] = node_pop
         for name, nodes in (("source_to_target", source), ("target_to_source", target)):
             ranges, edges = _index(nodes, n_nodes)
             ig = g.create_group(f"indices/{name}")
             ig.create_dataset("node_id_to_ranges", data=ranges)
             ig.create_dataset("range_to_edge_id", data=edges)
+            del ranges, edges

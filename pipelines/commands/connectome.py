@@ -188,11 +188,10 @@ def _run(args: argparse.Namespace) -> int:
 def _write_summary(conn: Any, model: Any, folder: Path) -> None:
     import numpy as np
 
-    from wiring.connectome import synapse_density_by_depth, type_probability_matrix
+    from wiring.connectome import synapse_density_by_depth, type_probability_matrices
     from wiring.plots import plot_synapse_density, plot_type_probability
 
-    for by in ("cell_type", "layer"):
-        tp = type_probability_matrix(conn, model, by=by)
+    for by, tp in type_probability_matrices(conn, model, by=("cell_type", "layer")).items():
         tp.to_json(folder / f"probability_{by}.json")
         tp.to_csv(folder / f"probability_{by}.csv")
         plot_type_probability(tp).savefig(folder / f"probability_{by}.png", dpi=120)
