@@ -16,6 +16,9 @@ import numpy as np
 
 __all__ = [
     "SEARCH_MAX_MEAN",
+    "SPLITMIX_M1",
+    "SPLITMIX_M2",
+    "SPLITMIX_SHIFTS",
     "id_multiplier",
     "keyed_uniform2",
     "poisson_quantiles",
@@ -28,12 +31,13 @@ SEARCH_MAX_MEAN = 64.0
 _MAX_STEPS = 1024
 
 _MASK = (1 << 64) - 1
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
+#: The splitmix64 finalizer's multipliers and shifts (30, 27, 31; 11 turns 64 bits into 53),
+#: shared with the simulator's streams (:mod:`wiring._simkernels`).
+SPLITMIX_M1 = np.uint64(0xBF58476D1CE4E5B9)
+SPLITMIX_M2 = np.uint64(0x94D049BB133111EB)
+SPLITMIX_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11))
+_M1, _M2 = SPLITMIX_M1, SPLITMIX_M2
+_S30, _S27, _S31, _S11 = SPLITMIX_SHIFTS
 
 
 def id_multiplier(pos: int) -> int:

@@ -35,13 +35,12 @@ import numpy as np
 
 __all__ = ["kernels", "run_key", "stream_keys", "uniforms"]
 
+from wiring._drawkernels import SPLITMIX_M1 as _M1
+from wiring._drawkernels import SPLITMIX_M2 as _M2
+from wiring._drawkernels import SPLITMIX_SHIFTS
+
 _G = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
+_S30, _S27, _S31, _S11 = SPLITMIX_SHIFTS
 _ONE = np.uint64(1)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 _LOG2E = 1.4426950408889634

@@ -91,8 +91,25 @@ SCHEMA_VERSION = 1
 FORMAT_NAME = "wiring-sbi connectome"
 
 
+class _Shape:
+    """``n_pre`` and ``n_post`` of anything with ``pre`` and ``post`` index arrays."""
+
+    pre: IntArray
+    post: IntArray
+
+    @property
+    def n_pre(self) -> int:
+        """Number of presynaptic neurons (rows)."""
+        return len(self.pre)
+
+    @property
+    def n_post(self) -> int:
+        """Number of postsynaptic neurons (columns)."""
+        return len(self.post)
+
+
 @dataclass(frozen=True, kw_only=True)
-class Connectome:
+class Connectome(_Shape):
     """Synapse counts and expected counts of every (pre, post) pair for one θ.
 
     Attributes
@@ -156,16 +173,6 @@ class Connectome:
                 f"{self.depth_edges_um.shape} must have shapes (n_cell_types, n_bins) = "
                 f"({len(CELL_TYPES)}, {n_bins}) and (n_bins + 1,)"
             )
-
-    @property
-    def n_pre(self) -> int:
-        """Number of presynaptic neurons (rows)."""
-        return len(self.pre)
-
-    @property
-    def n_post(self) -> int:
-        """Number of postsynaptic neurons (columns)."""
-        return len(self.post)
 
     @property
     def n_pairs(self) -> int:
@@ -725,7 +732,7 @@ def _check_target(path: Path, *, overwrite: bool) -> None:
         )
 
 
-class ConnectomeStore:
+class ConnectomeStore(_Shape):
     """A connectome store opened for reading block by block: metadata now, matrices on demand.
 
     It carries the same metadata attributes as :class:`Connectome` (``pre``, ``post``, ``rule``,
@@ -829,16 +836,6 @@ class ConnectomeStore:
                 f"{self.path}: array {name!r} cannot be read ({type(err).__name__}: {err}); "
                 f"the store is damaged: recompute it"
             ) from err
-
-    @property
-    def n_pre(self) -> int:
-        """Number of presynaptic neurons (rows)."""
-        return len(self.pre)
-
-    @property
-    def n_post(self) -> int:
-        """Number of postsynaptic neurons (columns)."""
-        return len(self.post)
 
     @property
     def n_pairs(self) -> int:
