@@ -380,10 +380,31 @@ def run_engine(
         else:
             sink(res.expected, res.synapses)
 
-    _execute(inputs, blocks, consume, client=client, workers=workers, progress=progress,
-             wave=None if sink is None else 4 * max(workers, 1))
+    # the autapse terms of the depth profile are computed beside the blocks (one pass over
+    # the model, otherwise serial time at the end of the job)
+    autapse: dict[str, Any] = {}
+    side = None
     if factors is not None and not autapses:
-        profile -= _autapse_profile(model, inputs)
+        import threading
+
+        def autapse_terms() -> None:
+            try:
+                autapse["profile"] = _autapse_profile(model, inputs)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                autapse["error"] = exc
+
+        side = threading.Thread(target=autapse_terms, name="connectome-autapses", daemon=True)
+        side.start()
+    try:
+        _execute(inputs, blocks, consume, client=client, workers=workers, progress=progress,
+                 wave=None if sink is None else 4 * max(workers, 1))
+    finally:
+        if side is not None:
+            side.join()
+    if "error" in autapse:
+        raise autapse["error"]
+    if "profile" in autapse:
+        profile -= autapse["profile"]
     profile_2d = np.maximum(profile, 0.0).reshape(len(CELL_TYPES), n_bins)
     expected = synapses = None
     if sink is None:
