@@ -867,6 +867,8 @@ class ConnectomeStore(_Shape):
     #: Default largest number of expected counts per block of :meth:`iter_blocks` (about
     #: 130 MB of arrays per block).
     block_entries: int = 1 << 24
+    #: Show a progress bar of the blocks read by :meth:`iter_blocks` (long summaries, exports).
+    progress: bool = False
 
     def iter_blocks(
         self, max_entries: int | None = None, *,
@@ -877,14 +879,20 @@ class ConnectomeStore(_Shape):
         A block holds at most ``max_entries`` (default :attr:`block_entries`) expected counts,
         or one column; matrices not in ``which`` come as empty matrices of the block's shape.
         """
+        from tqdm.auto import tqdm
+
         limit = self.block_entries if max_entries is None else int(max_entries)
-        for a, z in _column_blocks(self._indptr["expected"], limit):
-            mats = {
-                name: self._matrix(name, dtype, a, z) if name in which
-                else sp.csc_array((len(self.pre), z - a), dtype=dtype)
-                for name, dtype in (("expected", np.float32), ("synapses", np.int32))
-            }
-            yield ConnectomeBlock(start=a, stop=z, **mats)
+        blocks = _column_blocks(self._indptr["expected"], limit)
+        with tqdm(total=len(blocks), desc="reading connectome blocks", unit="block",
+                  disable=not self.progress, dynamic_ncols=True) as bar:
+            for a, z in blocks:
+                mats = {
+                    name: self._matrix(name, dtype, a, z) if name in which
+                    else sp.csc_array((len(self.pre), z - a), dtype=dtype)
+                    for name, dtype in (("expected", np.float32), ("synapses", np.int32))
+                }
+                yield ConnectomeBlock(start=a, stop=z, **mats)
+                bar.update(1)
 
     def load(self) -> Connectome:
         """Everything in memory, as a :class:`Connectome`."""

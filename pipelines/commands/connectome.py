@@ -159,6 +159,7 @@ def _run(args: argparse.Namespace) -> int:
             block_size=args.block_size, workers=args.workers, progress=args.progress,
         )
         conn = open_connectome(tmp_store, lazy=True)
+        conn.progress = bool(args.progress)  # summaries and export read it block by block
         tmp.mkdir()
         _write_summary(conn, model, tmp)
         if args.sonata is not None:

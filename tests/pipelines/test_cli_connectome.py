@@ -112,3 +112,11 @@ def test_overwrite_never_replaces_foreign_folders(tiny_store: Path, tmp_path: Pa
     assert "not a connectome store" in capsys.readouterr().err
     assert (out / "mine.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
+
+
+def test_progress_shows_the_blocks_computed_and_read(tiny_store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "conn.zarr"
+    assert main(_argv(tiny_store, out, "--progress")) == 0
+    err = capsys.readouterr().err
+    assert "connectome blocks" in err and "reading" in err
