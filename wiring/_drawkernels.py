@@ -23,6 +23,7 @@ __all__ = [
     "keyed_uniform2",
     "poisson_quantiles",
     "poisson_search",
+    "splitmix64",
 ]
 
 #: Up to this mean the Poisson inverse CDF is a sequential search; above it scipy's ppf.
@@ -38,6 +39,13 @@ SPLITMIX_M2 = np.uint64(0x94D049BB133111EB)
 SPLITMIX_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11))
 _M1, _M2 = SPLITMIX_M1, SPLITMIX_M2
 _S30, _S27, _S31, _S11 = SPLITMIX_SHIFTS
+
+
+def splitmix64(z: Any) -> Any:
+    """The splitmix64 finalizer on uint64 numpy values (wrapping; a new array)."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
 
 
 def id_multiplier(pos: int) -> int:

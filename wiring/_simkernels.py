@@ -37,7 +37,7 @@ __all__ = ["kernels", "run_key", "stream_keys", "uniforms"]
 
 from wiring._drawkernels import SPLITMIX_M1 as _M1
 from wiring._drawkernels import SPLITMIX_M2 as _M2
-from wiring._drawkernels import SPLITMIX_SHIFTS
+from wiring._drawkernels import SPLITMIX_SHIFTS, splitmix64
 
 _G = np.uint64(0x9E3779B97F4A7C15)
 _S30, _S27, _S31, _S11 = SPLITMIX_SHIFTS
@@ -61,25 +61,19 @@ def run_key(seed: int) -> np.uint64:
     return np.uint64(np.random.SeedSequence(int(seed)).generate_state(1, dtype=np.uint64)[0])
 
 
-def _mix_np(z: Any) -> Any:
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
 def stream_keys(seed: int, start: int, n: int) -> Any:
     """Stream keys ``k_i`` (uint64) of global simulation indices ``start .. start + n - 1``."""
     k = run_key(seed)
     with np.errstate(over="ignore"):
         i = np.arange(start, start + n, dtype=np.uint64) + _ONE
-        return _mix_np(k ^ _mix_np(i * _G))
+        return splitmix64(k ^ splitmix64(i * _G))
 
 
 def uniforms(keys: Any, n_draws: int) -> Any:
     """The first ``n_draws`` uniforms in (0, 1] of each stream key (numpy reference)."""
     with np.errstate(over="ignore"):
         j = np.arange(1, n_draws + 1, dtype=np.uint64)
-        z = _mix_np(np.asarray(keys, dtype=np.uint64)[:, None] + j[None, :] * _G)
+        z = splitmix64(np.asarray(keys, dtype=np.uint64)[:, None] + j[None, :] * _G)
     return ((z >> _S11).astype(np.float64) + 1.0) * _INV53
 
 

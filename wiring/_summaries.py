@@ -93,12 +93,19 @@ def _fmt(v: float) -> str:
     return "" if np.isnan(v) else repr(float(v))
 
 
-def _check_same_anatomy(conn: Connectome | ConnectomeStore, model: StructuralModel) -> None:
+def check_same_anatomy(
+    conn: Connectome | ConnectomeStore, model: StructuralModel, *, use: str
+) -> None:
+    """Raise :class:`StoreMismatchError` unless ``conn`` was computed on ``model``.
+
+    ``use`` ends the message with what to do instead (e.g. "pass the model it was computed
+    from"). Shared by the summaries and the SONATA export.
+    """
     h = model.attrs.get("content_hash")
     if h and conn.anatomy_hash and h != conn.anatomy_hash:
         raise StoreMismatchError(
             f"the connectome was computed on anatomy {conn.anatomy_hash[:12]}..., not on this "
-            f"model ({str(h)[:12]}...); pass the model it was computed from"
+            f"model ({str(h)[:12]}...); {use}"
         )
     top = int(max(conn.pre.max(initial=-1), conn.post.max(initial=-1)))
     if top >= model.n_neurons:
@@ -148,41 +155,37 @@ def type_probability_matrices(
     by: Sequence[Literal["cell_type", "layer"]] = ("cell_type", "layer"),
 ) -> dict[str, TypeProbability]:
     """:func:`type_probability_matrix` for several groupings in one pass over the connectome."""
-    _check_same_anatomy(conn, model)
-    groupings = []
-    for name in by:
-        code, labels = _groups(model, name)
-        g_pre_all, g_post_all = code[conn.pre], code[conn.post]
-        pre_groups = np.unique(g_pre_all)
-        post_groups = np.unique(g_post_all)
-        gp = np.searchsorted(pre_groups, g_pre_all).astype(np.int64)
-        gq = np.searchsorted(post_groups, g_post_all).astype(np.int64)
-        na, nb = len(pre_groups), len(post_groups)
-        n_pairs = np.outer(np.bincount(gp, minlength=na), np.bincount(gq, minlength=nb))
-        if not conn.attrs.get("autapses", False):
-            both, ip, iq = np.intersect1d(conn.pre, conn.post, return_indices=True)
-            if both.size:
-                np.subtract.at(n_pairs, (gp[ip], gq[iq]), 1)
-        sums = np.zeros((3, na, nb))  # connected pairs, synapses, expected connected pairs
-        groupings.append((name, labels, pre_groups, post_groups, gp, gq, n_pairs, sums))
+    check_same_anatomy(conn, model, use="pass the model it was computed from")
+    autapse_pairs = (
+        (np.zeros(0, np.int64), np.zeros(0, np.int64)) if conn.attrs.get("autapses", False)
+        else np.intersect1d(conn.pre, conn.post, return_indices=True)[1:]
+    )
     # all groupings in one compiled pass per block: group codes stacked, sums padded
-    n_g = len(groupings)
-    gp_all = np.zeros((n_g, len(conn.pre)), dtype=np.int64)
-    gq_all = np.zeros((n_g, len(conn.post)), dtype=np.int64)
+    gp_all = np.zeros((len(by), len(conn.pre)), dtype=np.int64)
+    gq_all = np.zeros((len(by), len(conn.post)), dtype=np.int64)
+    groupings = []
+    for k, name in enumerate(by):
+        code, labels = _groups(model, name)
+        pre_groups, gp_all[k] = np.unique(code[conn.pre], return_inverse=True)
+        post_groups, gq_all[k] = np.unique(code[conn.post], return_inverse=True)
+        na, nb = len(pre_groups), len(post_groups)
+        n_pairs = np.outer(np.bincount(gp_all[k], minlength=na),
+                           np.bincount(gq_all[k], minlength=nb))
+        ip, iq = autapse_pairs
+        np.subtract.at(n_pairs, (gp_all[k][ip], gq_all[k][iq]), 1)
+        groupings.append((name, labels, pre_groups, post_groups, n_pairs))
     na_max = max((len(g[2]) for g in groupings), default=1)
     nb_max = max((len(g[3]) for g in groupings), default=1)
-    acc = np.zeros((n_g, 3, na_max, nb_max))
-    for k, (_name, _labels, _pg, _qg, gp, gq, _n, _sums) in enumerate(groupings):
-        gp_all[k], gq_all[k] = gp, gq
+    # per grouping: connected pairs, synapses, expected connected pairs
+    acc = np.zeros((len(by), 3, na_max, nb_max))
     kernel = _group_sums_kernel()
     for blk in conn.iter_blocks():  # a connectome store is read a block at a time
         syn, lam = blk.synapses, blk.expected
         kernel(syn.indptr, syn.indices, syn.data, blk.start, gp_all, gq_all, acc, True)
         kernel(lam.indptr, lam.indices, lam.data, blk.start, gp_all, gq_all, acc, False)
-    for k, (_name, _labels, pg, qg, _gp, _gq, _n, sums) in enumerate(groupings):
-        sums[...] = acc[k, :, : len(pg), : len(qg)]
     out: dict[str, TypeProbability] = {}
-    for name, labels, pre_groups, post_groups, _gp, _gq, n_pairs, sums in groupings:
+    for k, (name, labels, pre_groups, post_groups, n_pairs) in enumerate(groupings):
+        sums = acc[k, :, : len(pre_groups), : len(post_groups)]
         n_conn = sums[0].round().astype(np.int64)
         with np.errstate(invalid="ignore", divide="ignore"):
             denom = np.where(n_pairs > 0, n_pairs, np.nan)

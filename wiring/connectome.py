@@ -87,6 +87,9 @@ logger = logging.getLogger(__name__)
 
 #: Schema version written by :func:`write_connectome`.
 SCHEMA_VERSION = 1
+#: Largest number of expected counts per block when a connectome is read block by block
+#: (about 130 MB of arrays per block).
+BLOCK_ENTRIES = 1 << 24
 #: Value of the ``format`` attribute of a connectome store.
 FORMAT_NAME = "wiring-sbi connectome"
 
@@ -189,7 +192,7 @@ class Connectome(_Shape):
         """Total number of synapses."""
         return int(self.synapses.data.sum(dtype=np.int64))
 
-    def iter_blocks(self, max_entries: int = 1 << 24) -> Iterator[ConnectomeBlock]:
+    def iter_blocks(self, max_entries: int = BLOCK_ENTRIES) -> Iterator[ConnectomeBlock]:
         """The matrices by blocks of postsynaptic neurons (see :meth:`ConnectomeStore.iter_blocks`)."""
         exp = sp.csc_array(self.expected)
         syn = sp.csc_array(self.synapses)
@@ -864,9 +867,8 @@ class ConnectomeStore(_Shape):
             )
         return sp.csc_array((data, indices, indptr[a : z + 1] - lo), shape=(len(self.pre), z - a))
 
-    #: Default largest number of expected counts per block of :meth:`iter_blocks` (about
-    #: 130 MB of arrays per block).
-    block_entries: int = 1 << 24
+    #: Default largest number of expected counts per block of :meth:`iter_blocks`.
+    block_entries: int = BLOCK_ENTRIES
     #: Show a progress bar of the blocks read by :meth:`iter_blocks` (long summaries, exports).
     progress: bool = False
 

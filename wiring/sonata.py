@@ -43,8 +43,9 @@ import numpy.typing as npt
 from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.model import StructuralModel
+from wiring._summaries import check_same_anatomy
 from wiring.connectome import Connectome, ConnectomeStore
-from wiring.errors import InvalidParameterError, OutputExistsError, StoreMismatchError
+from wiring.errors import InvalidParameterError, OutputExistsError
 
 __all__ = ["SONATA_FILES", "export_sonata"]
 
@@ -110,7 +111,7 @@ def export_sonata(
                 f"{name} = {value!r} is not a valid SONATA population name; use letters, "
                 f"digits and underscores"
             )
-    _check_model(conn, model)
+    check_same_anatomy(conn, model, use="export it with the model it was computed from")
     _check_target(out, overwrite=overwrite)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
@@ -148,20 +149,6 @@ def export_sonata(
     logger.info("wrote SONATA circuit (%d nodes, %d edges) to %s", model.n_neurons,
                 conn.n_connections, out)
     return out
-
-
-def _check_model(conn: Connectome | ConnectomeStore, model: StructuralModel) -> None:
-    h = model.attrs.get("content_hash")
-    if h and conn.anatomy_hash and h != conn.anatomy_hash:
-        raise StoreMismatchError(
-            f"the connectome was computed on anatomy {conn.anatomy_hash[:12]}..., not on this "
-            f"model ({str(h)[:12]}...); export it with the model it was computed from"
-        )
-    top = int(max(conn.pre.max(initial=-1), conn.post.max(initial=-1)))
-    if top >= model.n_neurons:
-        raise StoreMismatchError(
-            f"the connectome refers to neuron {top} but the model has {model.n_neurons} neurons"
-        )
 
 
 def _check_target(out: Path, *, overwrite: bool) -> None:

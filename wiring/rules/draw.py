@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from wiring._drawkernels import id_multiplier, poisson_quantiles
+from wiring._drawkernels import id_multiplier, poisson_quantiles, splitmix64
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import InvalidParameterError, ShapeMismatchError
 from wiring.pairs import PairTable, pair_rate, rule_features, segment_sum
@@ -50,32 +50,14 @@ __all__ = [
 #: overflowed for any anatomy: a pair of neurons holds at most thousands of synapses).
 MAX_POISSON_MEAN = 1e12
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _MASK = (1 << 64) - 1
-
-
-def _mix(z: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """The splitmix64 finalizer (a bijection on uint64 with full avalanche), in place."""
-    z ^= z >> np.uint64(30)
-    z *= _M1
-    z ^= z >> np.uint64(27)
-    z *= _M2
-    z ^= z >> np.uint64(31)
-    return z
-
-
-def _mix_int(z: int) -> int:
-    """:func:`_mix` on a Python integer."""
-    z &= _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
 
 
 def key_state(key: int) -> np.uint64:
     """The hash state of a run seed that :func:`keyed_uniforms` starts from (for kernels)."""
-    return np.uint64(_mix_int(key + 0x9E3779B97F4A7C15 * 0x632BE59BD9B4E019))
+    start = np.uint64((key + 0x9E3779B97F4A7C15 * 0x632BE59BD9B4E019) & _MASK)
+    with np.errstate(over="ignore"):
+        return np.uint64(splitmix64(start))
 
 
 def keyed_uniforms(key: int, *ids: npt.ArrayLike) -> FloatArray:
@@ -111,7 +93,7 @@ def keyed_uniforms(key: int, *ids: npt.ArrayLike) -> FloatArray:
             step = arr.astype(np.uint64)
             step *= np.uint64(id_multiplier(pos))
             h ^= step
-            h = _mix(h)
+            h = splitmix64(h)
     out = (h >> np.uint64(11)).astype(np.float64)
     out += 0.5
     out *= 2.0**-53
