@@ -88,8 +88,35 @@ def test_corrupt_anatomy_store(tiny_store: Path, tmp_path: Path,
     shutil.copytree(tiny_store, broken)
     shutil.rmtree(broken / "post" / "indices")
     assert main(_argv(broken, tmp_path / "c.zarr")) == 1
-    assert "wiring: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "wiring: error:" in err and "post/indices is missing" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.zarr"]
+
+
+def test_failure_during_the_work_keeps_the_existing_outputs(tiny_store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch) -> None:
+    """--overwrite replaces the old store only once the new one and its summary are complete."""
+    from wiring import connectome as connectome_module
+
+    out = tmp_path / "conn.zarr"
+    assert main(_argv(tiny_store, out)) == 0
+    before = open_connectome(out)
+    summary = sorted(p.name for p in summary_dir(out).iterdir())
+
+    def unwritable(self, block):  # type: ignore[no-untyped-def]
+        raise PermissionError("Permission denied: the output folder became read-only")
+
+    monkeypatch.setattr(connectome_module._BlockAppender, "append", unwritable)
+    argv = _argv(tiny_store, out, "--overwrite")
+    argv[argv.index("--seed") + 1] = "5"
+    assert main(argv) == 1
+    assert "Permission denied" in capsys.readouterr().err
+    after = open_connectome(out)
+    assert after.seed == before.seed
+    assert (after.synapses != before.synapses).nnz == 0
+    assert sorted(p.name for p in summary_dir(out).iterdir()) == summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conn.zarr", "conn_summary"]
 
 
 def test_existing_outputs_refused_before_work(tiny_store: Path, tmp_path: Path,
