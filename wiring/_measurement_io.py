@@ -85,8 +85,9 @@ MEASUREMENT_FIELDS: dict[str, str] = {
     "id": "unique identifier within the set (no whitespace)",
     "pre": "presynaptic population: selector text or table (see wiring.selectors)",
     "post": "postsynaptic population: selector text or table",
-    "probability": "measured connection probability, a number in [0, 1]",
+    "probability": "measured connection probability, a number in [0, 1] (optional with connected)",
     "n_pairs": "number of pairs tested, an integer > 0",
+    "connected": "number of tested pairs found connected, an integer in 0..n_pairs (optional)",
     "protocol": "'invivo' or 'slice'",
     "species": "e.g. 'rat'",
     "authors": "author list, e.g. 'Bruno RM, Sakmann B'",
@@ -96,11 +97,14 @@ MEASUREMENT_FIELDS: dict[str, str] = {
     "journal": "journal, volume and pages (optional)",
     "description": "free text (optional)",
     "eligibility": "'protocol' (default: slice emulation for slice data) or 'all' pairs",
+    "includes": "ids of measurements whose tested pairs are among this one's (optional)",
 }
 #: Fields every record must give.
 REQUIRED_FIELDS: tuple[str, ...] = (
-    "id", "pre", "post", "probability", "n_pairs", "protocol", "species", "authors", "year", "doi",
+    "id", "pre", "post", "n_pairs", "protocol", "species", "authors", "year", "doi",
 )
+#: Fields of which a record must give at least one.
+ONE_OF_FIELDS: tuple[str, ...] = ("probability", "connected")
 #: Optional fields and their defaults.
 OPTIONAL_FIELDS: dict[str, str] = {
     "title": "",
@@ -372,7 +376,9 @@ def convert_text(name: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise FieldProblem("record", name, f"{text!r} is not a number") from None
-    if name in ("n_pairs", "year"):
+    if name == "includes":
+        return [p.strip() for p in text.split(",") if p.strip()]
+    if name in ("n_pairs", "year", "connected"):
         try:
             return int(text)
         except ValueError:
@@ -416,7 +422,15 @@ def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Meas
     for key in REQUIRED_FIELDS:
         if key not in values or (textual and values[key] == "" and key != "doi"):
             raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
-    v = {**OPTIONAL_FIELDS, **values}
+    given = {k: x for k, x in values.items() if x is not None and not (textual and x == "")
+             or k in REQUIRED_FIELDS}
+    if not any(k in given for k in ONE_OF_FIELDS):
+        raise FieldProblem(
+            "record", "probability",
+            "is missing; give the measured probability or the number of pairs found connected "
+            "('connected')",
+        )
+    v = {**OPTIONAL_FIELDS, **given}
     if textual:
         v = {k: convert_text(k, x) for k, x in v.items()}
     citation = Citation(
@@ -427,13 +441,16 @@ def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Meas
         id=v["id"],
         pre=selector_of("pre", v["pre"]),
         post=selector_of("post", v["post"]),
-        probability=v["probability"],
+        probability=v.get("probability", math.nan),
+        connected=v.get("connected"),
         n_pairs=v["n_pairs"],
         protocol=v["protocol"],
         species=v["species"],
         citation=citation,
         description=v["description"],
         eligibility=v["eligibility"],
+        includes=tuple(v["includes"]) if isinstance(v.get("includes"), list) else v.get(
+            "includes", ()),
     )
 
 

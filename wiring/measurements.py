@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.resources
 import json
@@ -62,6 +63,7 @@ __all__ = [
     "SliceConfig",
     "list_measurement_sets",
     "load_measurement_set",
+    "pooling_order",
     "measurement_set_from_model",
     "population",
     "populations",
@@ -170,8 +172,13 @@ class Measurement:
         Pre- and postsynaptic populations.
     probability
         Measured connection probability in [0, 1] (fraction of tested pairs found connected).
+        May be left out when ``connected`` is given: it is then ``connected / n_pairs``.
     n_pairs
         Number of pairs tested (> 0); the simulator samples this many pairs by default.
+    connected
+        Number of tested pairs found connected (k), when the publication gives it. Then the
+        observed value is exactly ``k / n_pairs`` (on the lattice of values the simulator can
+        produce); a ``probability`` given as well must agree with it to the percent.
     protocol
         ``"invivo"`` (every pre × post pair is eligible) or ``"slice"`` (pairs are restricted by
         :class:`SliceConfig`).
@@ -185,6 +192,12 @@ class Measurement:
         ``"protocol"`` (default): eligible pairs follow the protocol; ``"all"``: every
         pre × post pair is eligible whatever the protocol (populations defined by a data source,
         see :func:`measurement_set_from_model`).
+    includes
+        Ids of other measurements of the same set whose tested pairs are part of this one's
+        (a pooled recording: e.g. all L4 pairs of a study, of which the L4sp and L4ss pairs are
+        reported separately too). The simulator then tests the parts' sampled pairs plus
+        ``n_pairs - Σ n_parts`` further pairs of this population (see
+        :class:`wiring.simulator.Simulator`).
 
     Raises
     ------
@@ -195,13 +208,15 @@ class Measurement:
     id: str
     pre: Selector
     post: Selector
-    probability: float
     n_pairs: int
     protocol: Protocol
     species: str
     citation: Citation
+    probability: float = math.nan
+    connected: int | None = None
     description: str = ""
     eligibility: Eligibility = "protocol"
+    includes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_PATTERN.match(self.id):
@@ -215,17 +230,6 @@ class Measurement:
                     owner, side, f"must be a Selector, got {getattr(self, side)!r}; "
                     "use wiring.selectors.parse_selector()"
                 )
-        p = self.probability
-        if not is_real(p):
-            raise FieldProblem(
-                owner, "probability", f"must be a number in [0, 1], got {p!r} ({type(p).__name__})"
-            )
-        if not (math.isfinite(float(p)) and 0.0 <= float(p) <= 1.0):
-            raise FieldProblem(
-                owner, "probability",
-                f"{p!r} is outside [0, 1]; give a fraction (e.g. 0.43), not a percentage",
-            )
-        object.__setattr__(self, "probability", float(p))
         n = self.n_pairs
         if not is_int(n):
             raise FieldProblem(
@@ -235,7 +239,48 @@ class Measurement:
             raise FieldProblem(
                 owner, "n_pairs", f"{n!r} is not positive; give the number of pairs tested (>= 1)"
             )
-        object.__setattr__(self, "n_pairs", int(n))
+        n = int(n)
+        object.__setattr__(self, "n_pairs", n)
+        k = self.connected
+        if k is not None:
+            if not is_int(k):
+                raise FieldProblem(
+                    owner, "connected",
+                    f"must be a whole number of connected pairs, got {k!r} ({type(k).__name__})",
+                )
+            if not 0 <= int(k) <= n:
+                raise FieldProblem(
+                    owner, "connected",
+                    f"{k!r} connected pairs is outside 0..{n} (n_pairs = {n})",
+                )
+            object.__setattr__(self, "connected", int(k))
+        p = self.probability
+        if not is_real(p):
+            raise FieldProblem(
+                owner, "probability", f"must be a number in [0, 1], got {p!r} ({type(p).__name__})"
+            )
+        if math.isnan(float(p)):
+            if k is None:
+                raise FieldProblem(
+                    owner, "probability",
+                    "is missing; give the measured probability or the number of pairs found "
+                    "connected ('connected')",
+                )
+            p = int(k) / n
+        if not (math.isfinite(float(p)) and 0.0 <= float(p) <= 1.0):
+            raise FieldProblem(
+                owner, "probability",
+                f"{p!r} is outside [0, 1]; give a fraction (e.g. 0.43), not a percentage",
+            )
+        if k is not None and abs(float(p) - int(k) / n) > 0.005 + 1e-9:
+            raise FieldProblem(
+                owner, "probability",
+                f"{p!r} disagrees with connected / n_pairs = {k}/{n} = {int(k) / n:.4f} "
+                "(they must agree to the percent)",
+            )
+        object.__setattr__(
+            self, "probability", float(p) if k is None else int(k) / n
+        )
         if self.protocol not in PROTOCOLS:
             raise FieldProblem(
                 owner, "protocol",
@@ -250,6 +295,19 @@ class Measurement:
                 owner, "eligibility",
                 f"{self.eligibility!r} is not allowed; use {', '.join(map(repr, _ELIGIBILITY))}",
             )
+        inc = self.includes
+        if isinstance(inc, str) or not isinstance(inc, (list, tuple)) or not all(
+            isinstance(i, str) and _ID_PATTERN.match(i) for i in inc
+        ):
+            raise FieldProblem(
+                owner, "includes",
+                f"must be a list of measurement ids, got {inc!r}",
+            )
+        if self.id in inc:
+            raise FieldProblem(owner, "includes", "a measurement cannot include itself")
+        if len(set(inc)) != len(inc):
+            raise FieldProblem(owner, "includes", f"{list(inc)!r} names a measurement twice")
+        object.__setattr__(self, "includes", tuple(inc))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-native dict (selectors as dicts, the citation nested)."""
@@ -259,11 +317,13 @@ class Measurement:
             "post": self.post.to_dict(),
             "probability": self.probability,
             "n_pairs": self.n_pairs,
+            "connected": self.connected,
             "protocol": self.protocol,
             "species": self.species,
             "citation": self.citation.to_dict(),
             "description": self.description,
             "eligibility": self.eligibility,
+            "includes": list(self.includes),
         }
 
     @classmethod
@@ -283,6 +343,7 @@ class Measurement:
             "post": str(self.post),
             "probability": self.probability,
             "n_pairs": self.n_pairs,
+            **({} if self.connected is None else {"connected": self.connected}),
             "protocol": self.protocol,
             "species": self.species,
             **self.citation.to_dict(),
@@ -290,6 +351,8 @@ class Measurement:
         }
         if self.eligibility != "protocol":
             rec["eligibility"] = self.eligibility
+        if self.includes:
+            rec["includes"] = list(self.includes)
         return {k: v for k, v in rec.items() if v != "" or k in mio.REQUIRED_FIELDS}
 
 
@@ -331,6 +394,7 @@ class MeasurementSet:
                 )
             seen[m.id] = k
         object.__setattr__(self, "measurements", ms)
+        pooling_order(ms, set_name=self.name)
 
     # -- sequence-like access ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -367,10 +431,21 @@ class MeasurementSet:
         return np.array([m.n_pairs for m in self.measurements], dtype=np.int64)
 
     def subset(self, ids: list[str] | tuple[str, ...], *, name: str | None = None) -> MeasurementSet:
-        """A new set with the given measurements, in the order given (e.g. for held-out data)."""
+        """A new set with the given measurements, in the order given (e.g. for held-out data).
+
+        A pooled measurement whose parts are left out keeps only the parts that remain in
+        ``includes`` (without its parts it draws all its pairs itself).
+        """
+        keep = set(ids)
+        chosen = []
+        for i in ids:
+            m = self[i]
+            if any(p not in keep for p in m.includes):
+                m = dataclasses.replace(m, includes=tuple(p for p in m.includes if p in keep))
+            chosen.append(m)
         return MeasurementSet(
             name=name or f"{self.name}[{','.join(ids)}]",
-            measurements=tuple(self[i] for i in ids),
+            measurements=tuple(chosen),
             source=self.source,
             description=self.description,
         )
@@ -457,6 +532,58 @@ class MeasurementSet:
         description, eligibility`` optional). The set is named after the file stem.
         """
         return mio.set_from_raw(mio.read_csv(_existing(path)), source=str(path))
+
+
+def pooling_order(
+    measurements: tuple[Measurement, ...] | list[Measurement], *, set_name: str = ""
+) -> list[int]:
+    """Positions of ``measurements`` in an order where every pooled measurement comes after
+    its parts (``includes``); checks that the parts exist, that there is no cycle and that the
+    parts' pairs tested do not exceed the pooled measurement's.
+
+    Raises
+    ------
+    MeasurementError
+        Naming the pooled measurement (record) and the problem.
+    """
+    where = f"measurement set {set_name!r}: " if set_name else ""
+    pos = {m.id: k for k, m in enumerate(measurements)}
+    for m in measurements:
+        for part in m.includes:
+            if part not in pos:
+                hint = get_close_matches(part, list(pos), n=1)
+                raise MeasurementError(
+                    f"{where}measurement {m.id!r}, field 'includes': unknown measurement "
+                    f"{part!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                )
+        total = sum(measurements[pos[p]].n_pairs for p in m.includes)
+        if total > m.n_pairs:
+            raise MeasurementError(
+                f"{where}measurement {m.id!r}, field 'includes': its parts tested {total} "
+                f"pairs, more than its own n_pairs = {m.n_pairs}"
+            )
+    order: list[int] = []
+    state = [0] * len(measurements)  # 0 new, 1 on the path, 2 done
+
+    def visit(k: int, path: list[str]) -> None:
+        if state[k] == 2:
+            return
+        mid = measurements[k].id
+        if state[k] == 1:
+            cycle = " -> ".join([*path[path.index(mid):], mid])
+            raise MeasurementError(
+                f"{where}measurement {mid!r}, field 'includes': pooled measurements form a "
+                f"cycle ({cycle})"
+            )
+        state[k] = 1
+        for part in measurements[k].includes:
+            visit(pos[part], [*path, mid])
+        state[k] = 2
+        order.append(k)
+
+    for k in range(len(measurements)):
+        visit(k, [])
+    return order
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
