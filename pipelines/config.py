@@ -93,10 +93,16 @@ class RuleConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimulationConfig:
-    """Size and chunking of the training set."""
+    """Size and chunking of the training set, and the sampling protocol."""
 
     n: int = 20_000
     chunk_size: int = 2_000
+    replace: bool = False
+    """Sample each measurement's pairs with replacement (the research code's protocol); the
+    default samples distinct pairs, as a recording does."""
+    pooling: bool = True
+    """Pooled measurements (``includes``) test their parts' sampled pairs; false: every
+    measurement samples all its pairs independently (the research code's protocol)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -199,6 +199,8 @@ def _stage_features(ctx: _Context) -> None:
         ctx.rule,
         ctx.measurements,
         n_pairs=cfg.measurements.n_pairs or "experiment",
+        replace=cfg.simulation.replace,
+        pooling=cfg.simulation.pooling,
         slice_config=SliceConfig(
             thickness_um=cfg.measurements.slice_thickness_um,
             max_distance_um=cfg.measurements.slice_max_distance_um,
@@ -256,6 +258,7 @@ def _stage_simulate(ctx: _Context) -> None:
         measurement_hash=ctx.measurements.content_hash(),
         anatomy_hash=str(ctx.model.attrs.get("content_hash", "")),
         seed=derive_seed(cfg.run.seed, "simulate"),
+        protocol=ctx.simulator.protocol(),
     )
     if t0 is None and store.is_complete:
         ctx.store = store

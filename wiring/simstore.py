@@ -31,6 +31,7 @@ read-modify-write each other's status.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -80,6 +81,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "chunk_size",
     "seed",
     "streams",
+    "protocol",
 )
 #: Ways rows get their random numbers (see the module docstring).
 STREAMS: tuple[str, ...] = ("row", "chunk")
@@ -234,6 +236,7 @@ class SimulationStore:
         anatomy_hash: str,
         seed: int,
         streams: str = "row",
+        protocol: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> SimulationStore:
         """Create an empty store (all chunks to do), atomically.
@@ -260,6 +263,10 @@ class SimulationStore:
             Random numbers keyed per row (content independent of ``chunk_size``; the simulator
             must be a :class:`SupportsIndexedSimulation`) or per chunk (any
             ``callable(theta, rng)``).
+        protocol : mapping, optional
+            How the simulator emulates the experiments
+            (:meth:`wiring.simulator.Simulator.protocol`); ``None``: recorded by
+            :func:`simulate_to_store` from the simulator that fills the first chunk.
         overwrite : bool
             Replace an existing simulation store at ``path``.
 
@@ -271,7 +278,7 @@ class SimulationStore:
         config = _config(
             n=n, chunk_size=chunk_size, prior_spec=prior_spec, rule_info=rule_info,
             measurement_names=measurement_names, measurement_hash=measurement_hash,
-            anatomy_hash=anatomy_hash, seed=seed, streams=streams,
+            anatomy_hash=anatomy_hash, seed=seed, streams=streams, protocol=protocol,
         )
         path = Path(path)
         if path.exists():
@@ -442,7 +449,7 @@ class SimulationStore:
     @property
     def config(self) -> dict[str, Any]:
         """The configuration attributes (:data:`CONFIG_FIELDS`)."""
-        return {k: self._attrs[k] if k != "streams" else self.streams for k in CONFIG_FIELDS}
+        return {k: self._attrs.get(k) if k != "streams" else self.streams for k in CONFIG_FIELDS}
 
     def check_config(self, **config: Any) -> None:
         """Raise :class:`StoreMismatchError` naming the first field that differs from ``config``
@@ -451,6 +458,12 @@ class SimulationStore:
         want = _config(**config)
         for key in CONFIG_FIELDS:
             have = self._attrs.get(key) if key != "streams" else self.streams
+            if key == "protocol" and want[key] is None:
+                continue  # recorded from the simulator (see simulate_to_store)
+            if key == "protocol" and have is None and self.n_done:
+                raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(self.path)))
+            if key == "protocol" and have is None:
+                continue
             if have != want[key]:
                 raise StoreMismatchError(
                     f"simulation store {str(self.path)!r} was made with {key} = {have!r}, but "
@@ -538,6 +551,7 @@ def _config(
     anatomy_hash: str,
     seed: int,
     streams: str = "row",
+    protocol: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validated, JSON-native configuration attributes."""
     from wiring.errors import InvalidParameterError
@@ -567,7 +581,40 @@ def _config(
         "chunk_size": int(chunk_size),
         "seed": int(seed),
         "streams": str(streams),
+        "protocol": None if protocol is None else json.loads(json.dumps(dict(protocol))),
     }
+
+
+_OLD_PROTOCOL = (
+    "simulation store {path!r} holds simulations without a recorded sampling protocol (made "
+    "by a simulator version that drew a fresh connection for every sampled pair); its x "
+    "cannot be mixed with this simulator's: use a new output path, or pass --overwrite to "
+    "start over"
+)
+
+
+def _adopt_protocol(store: SimulationStore, simulator: Any) -> None:
+    """Record the simulator's protocol in ``store`` or refuse a store made with another."""
+    fn = getattr(simulator, "protocol", None)
+    if not callable(fn):
+        return
+    want = json.loads(json.dumps(fn()))
+    have = store.attrs.get("protocol")
+    if have is None:
+        if store.n_done:
+            raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(store.path)))
+        import zarr
+
+        zarr.open_group(str(store.path), mode="r+").attrs.update({"protocol": want})
+        store._attrs["protocol"] = want
+    elif have != want:
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        raise StoreMismatchError(
+            f"simulation store {str(store.path)!r} was simulated with another protocol "
+            f"({', '.join(f'{k} = {have.get(k)!r}' for k in diff)}) than this simulator's "
+            f"({', '.join(f'{k} = {want.get(k)!r}' for k in diff)}); use a new output path, or "
+            f"pass --overwrite to start over"
+        )
 
 
 def simulate_to_store(
@@ -602,6 +649,7 @@ def simulate_to_store(
 
     if not isinstance(store, SimulationStore):
         store = SimulationStore.open(store)
+    _adopt_protocol(store, simulate_chunk)
     todo = store.todo_chunks()
     m = len(store.measurement_names)
     prior = store.prior_spec.to_dict()

@@ -440,14 +440,22 @@ class Simulator:
             "measurements": list(self.names),
             "features_key": self.source.key,
             "n_pairs": spec if isinstance(spec, str) else [int(v) for v in self.n_sample],
-            "sampling": {
-                "replace": self.replace,
-                "pooling": self.pooling,
-                "pools": {self.names[m]: [self.names[q] for q in parts]
-                          for m, parts in self._plan.parts.items()},
-            },
+            "sampling": self.protocol(),
             "random_streams": "splitmix64(seed, simulation index) v2: one connectome per "
                               "simulation, keyed by (pre, post)",
+        }
+
+    def protocol(self) -> dict[str, Any]:
+        """JSON-native description of how the experiments are emulated: recorded in simulation
+        stores, whose simulations must not be mixed with those of another protocol."""
+        return {
+            "version": 2,
+            "connectome": "one per simulation",
+            "replace": self.replace,
+            "pooling": self.pooling,
+            "pools": {self.names[m]: [self.names[q] for q in parts]
+                      for m, parts in self._plan.parts.items()},
+            "n_pairs": [int(v) for v in self.n_sample],
         }
 
     # ---------------------------------------------------------------- simulation

@@ -52,6 +52,12 @@ def register(sub: Any) -> None:
     p.add_argument("--cluster", default=None, metavar="KIND_OR_ADDRESS",
                    help="threads, local, slurm/pbs/sge/lsf, or a scheduler address "
                    "(default: local if --workers > 0, else in this process)")
+    p.add_argument("--replace", action="store_true",
+                   help="sample each measurement's pairs with replacement (the research code's "
+                   "protocol; default: distinct pairs, as in a recording)")
+    p.add_argument("--no-pooling", action="store_true",
+                   help="simulate pooled measurements (includes = [...]) independently of their "
+                   "parts, as the research code does")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing store made with other arguments")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -112,10 +118,13 @@ def _run(args: argparse.Namespace) -> int:
     prior = resolve_prior(args.prior, rule)
     mset = load_measurement_set(args.measurements)
     model = open_anatomy(args.anatomy, args.anatomy_seed)
+    from wiring.simulator import Simulator
+
+    simulator = Simulator(model, rule, mset, replace=args.replace, pooling=not args.no_pooling)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
         measurement_names=list(mset.names), measurement_hash=mset.content_hash(),
-        anatomy_hash=anatomy_hash(model), seed=args.seed,
+        anatomy_hash=anatomy_hash(model), seed=args.seed, protocol=simulator.protocol(),
     )
     out: Path = args.out
     if out.exists() and not args.overwrite:
@@ -127,9 +136,6 @@ def _run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
         store = SimulationStore.create(out, overwrite=args.overwrite, **config)
     if store.todo_chunks():
-        from wiring.simulator import Simulator
-
-        simulator = Simulator(model, rule, mset)
         store = _simulate(store, simulator, args, simulate_to_store)
     else:
         log.info("%s is complete; nothing to do", out)
