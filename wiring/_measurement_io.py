@@ -337,6 +337,8 @@ def write_csv(
 
 
 def _csv_cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -474,10 +476,13 @@ def set_from_raw(raw: RawSet, *, source: str) -> MeasurementSet:
             )
         first_row[m.id] = rec.where
         measurements.append(m)
-    return MeasurementSet(
-        name=raw.name, measurements=tuple(measurements), source=source,
-        description=raw.description,
-    )
+    try:
+        return MeasurementSet(
+            name=raw.name, measurements=tuple(measurements), source=source,
+            description=raw.description,
+        )
+    except MeasurementError as err:
+        raise MeasurementError(f"{raw.path}: {err}") from None
 
 
 # -- measurement sets defined by a model's source populations -----------------------------

@@ -338,11 +338,14 @@ def feature_cache_key(
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class PopulationPairs:
-    """The eligible pairs of one population: ``pair_pre[p]``, ``pair_post[p]`` (model indices)."""
+    """The eligible pairs of one population: ``pair_pre[p]``, ``pair_post[p]`` (model indices),
+    and, for slice measurements whose arbors are cut, ``voxels``: the voxels that count (a
+    shared voxel outside them is no row of the pair)."""
 
     name: str
     pair_pre: IntArray
     pair_post: IntArray
+    voxels: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +359,7 @@ class _Spec:
     rank_pre: IntArray
     rank_post: IntArray
     n_post: int
+    voxels: npt.NDArray[np.bool_] | None = None
 
 
 def _make_spec(pop: PopulationPairs, n_neurons: int) -> tuple[_Spec, IntArray, IntArray]:
@@ -387,7 +391,8 @@ def _make_spec(pop: PopulationPairs, n_neurons: int) -> tuple[_Spec, IntArray, I
     pre_mask[upre] = True
     post_mask = np.zeros(n_neurons, dtype=np.bool_)
     post_mask[upost] = True
-    spec = _Spec(pre_mask, post_mask, keys, product, rank_pre, rank_post, len(upost))
+    spec = _Spec(pre_mask, post_mask, keys, product, rank_pre, rank_post, len(upost),
+                 pop.voxels)
     return spec, pre, post
 
 
@@ -439,6 +444,9 @@ def _block_rows(
         lpre = np.log(pd[ipre].astype(np.float64)).astype(np.float32)
         lpost = np.log(qd[ipost].astype(np.float64)).astype(np.float32)
         voxel = (vloc + start).astype(np.int32)
+        if spec.voxels is not None:
+            cut = spec.voxels[voxel]
+            keep = cut if keep is None else keep & cut
         if keep is not None:
             pair, voxel, lpre, lpost = pair[keep], voxel[keep], lpre[keep], lpost[keep]
         out.append((pair.astype(np.int64), voxel, lpre, lpost))
@@ -600,7 +608,8 @@ def population_pairs(
     for meas in mset.measurements:
         pop = population(model, meas, slice_config=slice_config)
         pre, post = pop.pairs()
-        out.append(PopulationPairs(name=str(meas.id), pair_pre=pre, pair_post=post))
+        out.append(PopulationPairs(name=str(meas.id), pair_pre=pre, pair_post=post,
+                                   voxels=pop.voxels_kept(model)))
     return out
 
 
@@ -1021,12 +1030,36 @@ def extract_factored(
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in pres])]).astype(np.int64)
     dist = (np.linalg.norm(soma[pre_all] - soma[post_all_pairs], axis=1) if len(pre_all)
             else np.zeros(0))
+    pre_row = rank_pre[pre_all]
+    extra = []
+    n_rows_dense = len(upre)
+    for k, pop in enumerate(populations):
+        if pop.voxels is None:
+            continue
+        # arbors cut at the slab: this population's pairs read masked copies of the dense rows
+        # (a voxel outside the slab is absent for its presynaptic neurons, hence no row)
+        rows_k = np.unique(pre_row[offsets[k]:offsets[k + 1]])
+        copy = dense[rows_k].copy()
+        copy[:, ~pop.voxels] = np.nan
+        remap = np.full(len(upre), -1, dtype=np.int64)
+        remap[rows_k] = n_rows_dense + np.arange(len(rows_k))
+        pre_row[offsets[k]:offsets[k + 1]] = remap[pre_row[offsets[k]:offsets[k + 1]]]
+        n_rows_dense += len(rows_k)
+        extra.append(copy)
+    if extra:
+        if n_rows_dense * v * 4 > max_dense_bytes:
+            raise WiringError(
+                f"the factored pair features need a dense {n_rows_dense} x {v} presynaptic "
+                f"matrix with the slice-cut copies ({n_rows_dense * v * 4 / 2**30:.1f} GiB > "
+                f"{max_dense_bytes / 2**30:.1f} GiB allowed); raise max_dense_bytes"
+            )
+        dense = np.concatenate([dense, *extra])
     out = FactoredFeatures(
         names=tuple(p.name for p in populations),
         pair_offsets=offsets,
         pre=pre_all,
         post=post_all_pairs,
-        pre_row=rank_pre[pre_all].astype(np.int32),
+        pre_row=pre_row.astype(np.int32),
         post_row=rank_post[post_all_pairs].astype(np.int32),
         dense_log_pre=dense,
         post_ptr=post_ptr,

@@ -91,14 +91,15 @@ def make_measurement(**overrides: Any) -> Measurement:
 # -- built-in sets -----------------------------------------------------------------------------
 
 VPM_EXPECTED = [
-    # id, post selector, p, pairs, doi
-    ("L4", "L4PY,L4sp,L4ss;column=C2;region=column", 0.43, 40, "10.1126/science.1124593"),
-    ("L4-septum", "L4PY,L4sp,L4ss;region=septum", 0.43, 14, "10.1126/science.1124593"),
-    ("L4sp", "L4sp;column=C2;region=column", 0.42, 24, "10.1126/science.1124593"),
-    ("L4ss", "L4ss;column=C2;region=column", 0.64, 11, "10.1126/science.1124593"),
-    ("L5IT", "L5IT;column=C2;region=column", 0.17, 18, "10.1126/science.1236425"),
-    ("L5PT", "L5PT;column=C2;region=column", 0.44, 9, "10.1126/science.1236425"),
-    ("L6", "L6CC,L6INV,L6CT;column=C2;region=column", 0.09, 11, "10.1126/science.1236425"),
+    # id, post selector, k / n, pairs, doi (counts as published: 17/40, 6/14, ...)
+    ("L4", "L4PY,L4sp,L4ss;column=C2;region=column", 17 / 40, 40, "10.1126/science.1124593"),
+    ("L4-septum", "L4PY,L4sp,L4ss;column=C2;region=septum", 6 / 14, 14,
+     "10.1126/science.1124593"),
+    ("L4sp", "L4sp;column=C2;region=column", 10 / 24, 24, "10.1126/science.1124593"),
+    ("L4ss", "L4ss;column=C2;region=column", 7 / 11, 11, "10.1126/science.1124593"),
+    ("L5IT", "L5IT;column=C2;region=column", 3 / 18, 18, "10.1126/science.1236425"),
+    ("L5PT", "L5PT;column=C2;region=column", 4 / 9, 9, "10.1126/science.1236425"),
+    ("L6", "L6CC,L6INV,L6CT;column=C2;region=column", 1 / 11, 11, "10.1126/science.1236425"),
 ]
 
 INVITRO_EXPECTED = [
@@ -134,6 +135,12 @@ def test_vpm_invivo_content() -> None:
     assert mset["L4"].citation.short == "Bruno & Sakmann 2006"
     assert mset["L6"].citation.short == "Constantinople & Bruno 2013"
     assert mset["L4"].citation.year == 2006 and mset["L5PT"].citation.year == 2013
+    assert [m.connected for m in mset] == [17, 6, 10, 7, 3, 4, 1]
+    # the published percentages are these fractions rounded
+    assert np.floor(100 * mset.x_o + 0.5).tolist() == [43, 43, 42, 64, 17, 44, 9]
+    assert mset["L4"].includes == ("L4sp", "L4ss")
+    assert "inferred" in mset["L4"].description
+    assert all(m.includes == () for m in mset if m.id != "L4")
 
 
 def test_rat_invitro_content() -> None:
@@ -435,11 +442,65 @@ def test_csv_file_errors(tmp_path: Path, text: str, fragment: str) -> None:
         ({"citation": "Doe 2001"}, "must be a Citation"),
         ({"eligibility": "some"}, "'some' is not allowed"),
         ({"id": ""}, "field 'id'"),
+        ({"connected": 21}, "'connected': 21 connected pairs is outside 0..20"),
+        ({"connected": -1}, "'connected': -1 connected pairs is outside 0..20"),
+        ({"connected": 6.5}, "'connected': must be a whole number"),
+        ({"connected": 6.0}, "'connected': must be a whole number"),
+        ({"connected": True}, "'connected': must be a whole number"),
+        ({"connected": 7, "probability": 0.3}, "0.3 disagrees with connected / n_pairs = 7/20"),
+        ({"includes": "L4sp"}, "field 'includes': must be a list"),
+        ({"includes": ("a b",)}, "field 'includes': must be a list"),
+        ({"includes": ("m1",)}, "cannot include itself"),
+        ({"includes": ("a", "a")}, "names a measurement twice"),
     ],
 )
 def test_measurement_errors(overrides: dict[str, Any], fragment: str) -> None:
     with pytest.raises(MeasurementError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         make_measurement(**overrides)
+
+
+def test_counts_give_the_exact_fraction() -> None:
+    m = make_measurement(connected=np.int64(6), probability=math.nan)
+    assert m.connected == 6 and m.probability == 6 / 20 and type(m.connected) is int
+    # a probability given beside the counts must be the rounded percentage (or finer)
+    assert make_measurement(connected=17, n_pairs=40, probability=0.43).probability == 17 / 40
+    assert make_measurement(connected=17, n_pairs=40, probability=0.425).probability == 0.425
+    with pytest.raises(MeasurementError, match="disagrees"):
+        make_measurement(connected=17, n_pairs=40, probability=0.44)
+    # a probability alone is still accepted (imported and other sets)
+    assert make_measurement(probability=0.31).connected is None
+
+
+def test_counts_and_pools_in_files(tmp_path: Path) -> None:
+    base = ('id,pre,post,{col}n_pairs,protocol,species,authors,year,doi{inc}\n'
+            'P,VPM,L4sp,{p}24,invivo,rat,"Bruno RM, Sakmann B",2006,10.1126/science.1124593{pi}\n'
+            'L4,VPM,L4exc,{q}40,invivo,rat,"Bruno RM, Sakmann B",2006,10.1126/science.1124593'
+            '{li}\n')
+    good = base.format(col="connected,", inc=",includes", p="10,", pi=",", q="17,", li=",P")
+    path = tmp_path / "counts.csv"
+    path.write_text(good, encoding="utf-8")
+    mset = MeasurementSet.from_csv(path)
+    assert mset.x_o.tolist() == [10 / 24, 17 / 40] and mset["L4"].includes == ("P",)
+    for fmt in ("toml", "csv"):
+        out = tmp_path / f"again.{fmt}"
+        getattr(mset, f"to_{fmt}")(out)
+        again = load_measurement_set(out)
+        assert again.content_hash() == mset.content_hash()
+        assert [m.connected for m in again] == [10, 17] and again["L4"].includes == ("P",)
+    for bad, fragment in (
+        (base.format(col="connected,", inc="", p="25,", pi="", q="17,", li=""),
+         "row 1 (line 2), field 'connected': 25 connected pairs is outside 0..24"),
+        (base.format(col="connected,", inc="", p="2.5,", pi="", q="17,", li=""),
+         "row 1 (line 2), field 'connected': 2.5 is not an integer"),
+        (base.format(col="connected,", inc=",includes", p="10,", pi=",", q="17,", li=",Q"),
+         "measurement 'L4', field 'includes': unknown measurement 'Q'"),
+        (base.format(col="", inc="", p="", pi="", q="", li=""),
+         "field 'probability': is missing"),
+    ):
+        path.write_text(bad, encoding="utf-8")
+        with pytest.raises(MeasurementError) as info:
+            MeasurementSet.from_csv(path)
+        assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
 def test_measurement_normalises_numbers() -> None:
@@ -506,14 +567,16 @@ def brute_slice(
     center = cfg.center_um if cfg.center_um is not None else float(
         np.median([pos[k, a] for k in members])
     )
+    lo, hi = cfg.soma_depth_um if cfg.soma_depth_um is not None else (0.0, math.inf)
+
+    def patched(k: int) -> bool:  # in the slab, at a patchable depth from the nearer surface
+        from_surface = cfg.thickness_um / 2 - abs(pos[k, a] - center)
+        return from_surface >= 0 and lo <= from_surface <= hi
+
     out = []
     for i in pre:
         for j in post:
-            if i == j:
-                continue
-            if abs(pos[i, a] - center) > cfg.thickness_um / 2:
-                continue
-            if abs(pos[j, a] - center) > cfg.thickness_um / 2:
+            if i == j or not patched(i) or not patched(j):
                 continue
             d = pos[i] - pos[j]
             if cfg.distance == "lateral":
@@ -531,6 +594,8 @@ def brute_slice(
         SliceConfig(max_distance_um=math.inf),
         SliceConfig(distance="lateral", max_distance_um=80.0),
         SliceConfig(center_um=50.0, thickness_um=200.0),
+        SliceConfig(soma_depth_um=None),
+        SliceConfig(soma_depth_um=(10.0, 60.0), max_distance_um=150.0),
     ],
 )
 def test_slice_population_matches_brute_force(model: StructuralModel, cfg: SliceConfig) -> None:
@@ -547,14 +612,18 @@ def test_slice_boundaries_are_inclusive() -> None:
     soma = lattice.reshape(-1, 3)
     lat = hand_model(n=soma.shape[0], soma_um=soma)
     m = make_measurement(protocol="slice", pre=Selector(), post=Selector())
-    for cfg in (SliceConfig(thickness_um=100.0, center_um=100.0),
-                SliceConfig(thickness_um=100.0, center_um=100.0, max_distance_um=50.0 * 2**0.5),
-                SliceConfig(distance="lateral", max_distance_um=50.0, axis="y", center_um=75.0)):
+    for cfg in (SliceConfig(thickness_um=100.0, center_um=100.0, soma_depth_um=None),
+                SliceConfig(thickness_um=100.0, center_um=100.0, max_distance_um=50.0 * 2**0.5,
+                            soma_depth_um=None),
+                SliceConfig(distance="lateral", max_distance_um=50.0, axis="y", center_um=75.0,
+                            soma_depth_um=None),
+                SliceConfig(thickness_um=300.0, center_um=125.0, soma_depth_um=(25.0, 125.0))):
         pop = population(lat, m, slice_config=cfg)
         got = list(zip(pop.pair_pre.tolist(), pop.pair_post.tolist(), strict=True))
         assert got == brute_slice(lat, pop.pre, pop.post, cfg)
     # slab |x - 100| <= 50 holds x in {50, 100, 150}; distance 100 is eligible
-    pop = population(lat, m, slice_config=SliceConfig(thickness_um=100.0, center_um=100.0))
+    pop = population(lat, m, slice_config=SliceConfig(thickness_um=100.0, center_um=100.0,
+                                                      soma_depth_um=None))
     xs = soma[np.union1d(pop.pair_pre, pop.pair_post), 0]
     assert set(xs.tolist()) == {50.0, 100.0, 150.0}
     d = np.linalg.norm(soma[pop.pair_pre] - soma[pop.pair_post], axis=1)
@@ -598,6 +667,10 @@ def test_population_errors(model: StructuralModel) -> None:
         ({"axis": "z"}, "axis must be 'x' or 'y'"),
         ({"center_um": math.nan}, "center_um must be a finite"),
         ({"distance": "manhattan"}, "distance must be"),
+        ({"soma_depth_um": (50.0, 40.0)}, "soma_depth_um must be None or"),
+        ({"soma_depth_um": (-1.0, 40.0)}, "soma_depth_um must be None or"),
+        ({"soma_depth_um": 31.0}, "soma_depth_um must be None or"),
+        ({"cut_arbors": "yes"}, "cut_arbors must be True or False"),
     ],
 )
 def test_slice_config_errors(kwargs: dict[str, Any], fragment: str) -> None:
@@ -706,7 +779,7 @@ def test_set_from_imported_feature_tables(
     imported = consbi.import_feature_tables(folder)
     mset = measurement_set_from_model(imported, name="imported")
     assert mset.names == tuple(pops)
-    np.testing.assert_allclose(mset.x_o, vpm.x_o, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(mset.x_o, vpm.x_o, rtol=0, atol=1e-8)  # percent, 6 decimals
     np.testing.assert_array_equal(mset.n_pairs, vpm.n_pairs)
     for m, ref, src in zip(mset, vpm, populations(tiny, vpm), strict=True):
         assert m.citation.doi == ref.citation.doi and m.citation.year == ref.citation.year
