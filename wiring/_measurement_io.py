@@ -98,6 +98,8 @@ MEASUREMENT_FIELDS: dict[str, str] = {
     "description": "free text (optional)",
     "eligibility": "'protocol' (default: slice emulation for slice data) or 'all' pairs",
     "includes": "ids of measurements whose tested pairs are among this one's (optional)",
+    "statistic": "'pairs' (default: connected fraction) or 'per_pre' (mean over pre neurons)",
+    "source_population": "model population whose listed pairs are eligible ('listed')",
 }
 #: Fields every record must give.
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -111,6 +113,8 @@ OPTIONAL_FIELDS: dict[str, str] = {
     "journal": "",
     "description": "",
     "eligibility": "protocol",
+    "statistic": "pairs",
+    "source_population": "",
 }
 _TOP_KEYS = ("schema_version", "name", "description", "measurement")
 
@@ -453,6 +457,8 @@ def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Meas
         eligibility=v["eligibility"],
         includes=tuple(v["includes"]) if isinstance(v.get("includes"), list) else v.get(
             "includes", ()),
+        statistic=v["statistic"],
+        source_population=v["source_population"],
     )
 
 
@@ -586,7 +592,11 @@ def set_from_model(
                     title=a.get("title") or "", journal=a.get("journal") or "",
                 ),
                 description=description,
-                eligibility="all",
+                # a slice mask: the research code averages, over presynaptic neurons, the
+                # connected fraction of each one's listed candidates
+                eligibility="listed" if pop.pair_pre is not None else "all",
+                source_population=str(pname) if pop.pair_pre is not None else "",
+                statistic="per_pre" if proto == "slice" else "pairs",
             )
         except FieldProblem as err:
             raise MeasurementError(

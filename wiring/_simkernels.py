@@ -239,11 +239,17 @@ def _compile_base() -> dict[str, Any]:
 
     @njit  # type: ignore[misc,untyped-decorator]
     def tally(valid: Any, hit: Any, nan: Any, root: Any, col_lo: Any, n_sample: Any,
-              out: Any) -> int:
-        """Connected fraction per measurement from per-column hits (copies from ``root``)."""
+              per_pre: Any, pairs: Any, pre: Any, out: Any) -> int:
+        """Statistic per measurement from per-column hits (copies read from ``root``): the
+        connected fraction, or (``per_pre``) the mean over the presynaptic neurons of the
+        sample of each one's connected fraction."""
         n_b = hit.shape[0]
         n_m = n_sample.shape[0]
         n_bad = 0
+        n_max = 1
+        for m in range(n_m):
+            n_max = max(n_max, n_sample[m])
+        who = np.empty(n_max, dtype=np.int64)
         for b in range(n_b):
             if not valid[b] or nan[b]:
                 for m in range(n_m):
@@ -252,11 +258,33 @@ def _compile_base() -> dict[str, Any]:
                     n_bad += 1
                 continue
             for m in range(n_m):
-                h = 0
-                for c in range(col_lo[m], col_lo[m] + n_sample[m]):
-                    r = root[c]
-                    h += hit[b, c if r < 0 else r]
-                out[b, m] = h / n_sample[m]
+                lo = col_lo[m]
+                n = n_sample[m]
+                if not per_pre[m]:
+                    h = 0
+                    for c in range(lo, lo + n):
+                        r = root[c]
+                        h += hit[b, c if r < 0 else r]
+                    out[b, m] = h / n
+                    continue
+                for s in range(n):
+                    who[s] = pre[pairs[b, lo + s]]
+                order = np.argsort(who[:n], kind="mergesort")
+                acc = 0.0
+                groups = 0
+                s = 0
+                while s < n:
+                    e = s
+                    h = 0
+                    while e < n and who[order[e]] == who[order[s]]:
+                        c = lo + order[e]
+                        r = root[c]
+                        h += hit[b, c if r < 0 else r]
+                        e += 1
+                    acc += h / (e - s)
+                    groups += 1
+                    s = e
+                out[b, m] = acc / groups
         return n_bad
 
     @njit  # type: ignore[misc,untyped-decorator]

@@ -73,10 +73,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Protocol = Literal["invivo", "slice"]
-Eligibility = Literal["protocol", "all"]
+Eligibility = Literal["protocol", "all", "listed"]
+Statistic = Literal["pairs", "per_pre"]
 #: Recording protocols a measurement can have.
 PROTOCOLS: tuple[str, ...] = ("invivo", "slice")
-_ELIGIBILITY: tuple[str, ...] = ("protocol", "all")
+_ELIGIBILITY: tuple[str, ...] = ("protocol", "all", "listed")
+#: What a measurement reports of its tested pairs.
+STATISTICS: tuple[str, ...] = ("pairs", "per_pre")
 #: Built-in sets listed first, in this order; any other ``*.toml`` in the data folder follows.
 _BUILTIN_ORDER: tuple[str, ...] = ("vpm-invivo", "rat-invitro")
 _ID_PATTERN = re.compile(r"^\S+$")
@@ -192,7 +195,16 @@ class Measurement:
     eligibility
         ``"protocol"`` (default): eligible pairs follow the protocol; ``"all"``: every
         pre × post pair is eligible whatever the protocol (populations defined by a data source,
-        see :func:`measurement_set_from_model`).
+        see :func:`measurement_set_from_model`); ``"listed"``: the pairs the model's source
+        population ``source_population`` lists (e.g. each presynaptic neuron's candidates in
+        a slice mask of the research code's feature tables).
+    statistic
+        ``"pairs"`` (default): the connected fraction of the tested pairs; ``"per_pre"``: the
+        mean, over the presynaptic neurons among the tested pairs, of the fraction of each
+        one's tested pairs that are connected (the research code's statistic for slice masks).
+    source_population
+        Name of the model population (``model.populations``) whose listed pairs are eligible,
+        for ``eligibility="listed"``.
     includes
         Ids of other measurements of the same set whose tested pairs are part of this one's
         (a pooled recording: e.g. all L4 pairs of a study, of which the L4sp and L4ss pairs are
@@ -218,6 +230,8 @@ class Measurement:
     description: str = ""
     eligibility: Eligibility = "protocol"
     includes: tuple[str, ...] = ()
+    statistic: Statistic = "pairs"
+    source_population: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_PATTERN.match(self.id):
@@ -296,6 +310,17 @@ class Measurement:
                 owner, "eligibility",
                 f"{self.eligibility!r} is not allowed; use {', '.join(map(repr, _ELIGIBILITY))}",
             )
+        if self.statistic not in STATISTICS:
+            raise FieldProblem(
+                owner, "statistic",
+                f"{self.statistic!r} is not a statistic; use {', '.join(map(repr, STATISTICS))}",
+            )
+        _check_str(owner, "source_population", self.source_population, empty_ok=True)
+        if self.eligibility == "listed" and not self.source_population:
+            raise FieldProblem(
+                owner, "source_population",
+                "is missing: eligibility 'listed' takes the pairs of a model population; name it",
+            )
         inc = self.includes
         if isinstance(inc, str) or not isinstance(inc, (list, tuple)) or not all(
             isinstance(i, str) and _ID_PATTERN.match(i) for i in inc
@@ -309,6 +334,12 @@ class Measurement:
         if len(set(inc)) != len(inc):
             raise FieldProblem(owner, "includes", f"{list(inc)!r} names a measurement twice")
         object.__setattr__(self, "includes", tuple(inc))
+        if inc and self.statistic != "pairs":
+            raise FieldProblem(
+                owner, "includes",
+                f"a pooled measurement reports the connected fraction of its pairs; statistic "
+                f"{self.statistic!r} cannot pool",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-native dict (selectors as dicts, the citation nested)."""
@@ -325,6 +356,8 @@ class Measurement:
             "description": self.description,
             "eligibility": self.eligibility,
             "includes": list(self.includes),
+            "statistic": self.statistic,
+            "source_population": self.source_population,
         }
 
     @classmethod
@@ -354,6 +387,10 @@ class Measurement:
             rec["eligibility"] = self.eligibility
         if self.includes:
             rec["includes"] = list(self.includes)
+        if self.statistic != "pairs":
+            rec["statistic"] = self.statistic
+        if self.source_population:
+            rec["source_population"] = self.source_population
         return {k: v for k, v in rec.items() if v != "" or k in mio.REQUIRED_FIELDS}
 
 
@@ -893,6 +930,27 @@ def population(
         if cfg.cut_arbors:
             half = cfg.thickness_um / 2.0
             slab = (0 if cfg.axis == "x" else 1, center - half, center + half)
+    elif measurement.eligibility == "listed":
+        src = model.populations.get(measurement.source_population)
+        if src is None:
+            raise SelectionError(
+                f"measurement {measurement.id!r}: the model has no population "
+                f"{measurement.source_population!r} (eligibility 'listed'); it has "
+                f"{', '.join(map(repr, model.populations)) or 'none'}"
+            )
+        if src.pair_pre is None or src.pair_post is None:
+            pp, qq = _product_pairs(pre, post)
+        else:
+            key = np.unique(np.asarray(src.pair_pre, np.int64) * model.n_neurons
+                            + np.asarray(src.pair_post, np.int64))
+            pp, qq = key // model.n_neurons, key % model.n_neurons
+            keep = (pp != qq) & np.isin(pp, pre) & np.isin(qq, post)
+            pp, qq = pp[keep], qq[keep]
+        if pp.size == 0:
+            raise SelectionError(
+                f"measurement {measurement.id!r}: population "
+                f"{measurement.source_population!r} lists no eligible pair"
+            )
     else:
         pp, qq = _product_pairs(pre, post)
         if pp.size == 0:

@@ -282,6 +282,10 @@ class Simulator:
         self._pre = np.ascontiguousarray(source.pre, dtype=np.int64)
         self._post = np.ascontiguousarray(source.post, dtype=np.int64)
         self._plan = _SamplingPlan.build(self)
+        stats = [getattr(m, "statistic", "pairs") for m in getattr(mset, "measurements", ())]
+        self._per_pre = np.array(
+            [st == "per_pre" for st in stats] if len(stats) == len(names) else [False] * len(names),
+            dtype=np.bool_)
         self._check_features()
         #: Number of θ rows answered with NaN so far (out of domain, NaN, or NaN rate).
         self.n_invalid = 0
@@ -557,7 +561,8 @@ class Simulator:
                 self.source.dense_log_pre.shape[0], hit, nan)
         nan |= valid & ~ok
         return int(kern.kernels("table", 0)["tally"](
-            valid, hit, nan, plan.root, plan.col_lo, self.n_sample, out))
+            valid, hit, nan, plan.root, plan.col_lo, self.n_sample, self._per_pre, pairs,
+            self._pre, out))
 
     def _simulate_generic(self, th: FloatArray, valid: BoolArray, pairs: IntArray,
                           thr: FloatArray, out: FloatArray) -> int:
@@ -572,7 +577,8 @@ class Simulator:
         nan = valid & np.isnan(lam).any(axis=1)
         plan = self._plan
         return int(kern.kernels("table", 0)["tally"](
-            valid, hit, nan, plan.root, plan.col_lo, self.n_sample, out))
+            valid, hit, nan, plan.root, plan.col_lo, self.n_sample, self._per_pre, pairs,
+            self._pre, out))
 
     def _gather(self, flat: IntArray) -> tuple[IntArray, dict[str, FloatArray], IntArray]:
         """Rows of the given global pairs: CSR pointer (n + 1,), float64 features (voxel
@@ -670,9 +676,16 @@ class Simulator:
         ``(A + (n − t) · S/P) / n`` with, where ``A = Σ_q n_q · E[x_q]``, ``S`` the sum of
         ``1 − exp(−λ)`` over its ``P`` eligible pairs.
 
+        For the ``per_pre`` statistic it is the mean over presynaptic neurons of the mean
+        ``1 − exp(−λ)`` of each one's eligible pairs: exact when a measurement tests all its
+        pairs (as the research code does for slice masks), the limit of large samples
+        otherwise.
+
         NaN rows for θ outside the rule's domain (not counted in :attr:`n_invalid`).
         """
         mean = self.population_mean(theta)
+        if self._per_pre.any():
+            mean[:, self._per_pre] = self._per_pre_mean(theta)[:, self._per_pre]
         plan = self._plan
         if not plan.parts:
             return mean
@@ -692,6 +705,28 @@ class Simulator:
                 extra = (n - t) / (p_all - t) * (s_tot - a) if p_all > t else 0.0 * a
             out[:, m] = (a + extra) / n
         return out
+
+    def _per_pre_mean(self, theta: npt.ArrayLike) -> FloatArray:
+        """Mean over presynaptic neurons of each one's mean connection probability (B, m)."""
+        th = check_theta(self.rule, theta)
+        out = np.full((th.shape[0], self.n_measurements), np.nan)
+        for m in np.flatnonzero(self._per_pre):
+            lo, n = int(self._pair_lo[m]), int(self._pair_n[m])
+            pairs = lo + np.arange(n)
+            p = np.stack([-np.expm1(-self._lambda_of(th[k], pairs))
+                          for k in range(th.shape[0])])
+            pre = self._pre[lo:lo + n]
+            uq, inv = np.unique(pre, return_inverse=True)
+            cnt = np.bincount(inv, minlength=len(uq)).astype(np.float64)
+            for k in range(th.shape[0]):
+                out[k, m] = np.mean(np.bincount(inv, weights=p[k], minlength=len(uq)) / cnt)
+        return out
+
+    def _lambda_of(self, th: FloatArray, pairs: IntArray) -> FloatArray:
+        """λ of the given global pairs at one θ (NaN outside the domain)."""
+        if not in_domain(self.rule, th[None, :])[0]:
+            return np.full(len(pairs), np.nan)
+        return self._rates_of_pairs(th[None, :], pairs[None, :])[0]
 
     def population_mean(self, theta: npt.ArrayLike) -> FloatArray:
         """The mean of ``1 − exp(−λ)`` over every eligible pair of each measurement (B, m).

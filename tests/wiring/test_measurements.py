@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -790,3 +791,56 @@ def test_set_from_imported_feature_tables(
         want = set(zip(tiny.neurons.ids[src.pair_pre].tolist(),
                        tiny.neurons.ids[src.pair_post].tolist(), strict=True))
         assert got == want
+
+
+def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A slice mask listing each presynaptic neuron's candidates (not pre x post) survives the
+    feature-table round trip and the anatomy store, and becomes a 'listed', 'per_pre'
+    measurement whose eligible pairs are exactly the listed ones."""
+    pytest.importorskip("anatomy.generate")
+    consbi = pytest.importorskip("anatomy.io.consbi")
+    from anatomy.store import open_model, write_model
+    from wiring.simulator import Simulator
+
+    tiny = request.getfixturevalue("tiny_model")
+    pre = select(tiny, "L4ss")[:6]
+    post = select(tiny, "L23exc")[:8]
+    rng = np.random.default_rng(0)
+    listed = sorted({(int(i), int(j)) for i in pre
+                     for j in rng.choice(post, rng.integers(1, 5), replace=False)})
+    pp = np.array([a for a, _ in listed])
+    qq = np.array([b for _, b in listed])
+    pops = {"slice-mask": NeuronPopulation(
+        pre=np.unique(pp), post=np.unique(qq), attrs={"protocol": "slice"},
+        pair_pre=pp, pair_post=qq)}
+    record = {"ID": "slice-mask", "type": "connection_probability_invitro",
+              "authors": "Feldmeyer D, Lübke J, Silver RA, Sakmann B", "title": "t",
+              "year": 2002, "DOI": "doi:10.1113/jphysiol.2001.012959", "cp_empirical": 15.0,
+              "species": "rat", "samples": len(listed), "pre_type": "L4ss",
+              "post_type": "L23exc", "only_septum": "no"}
+    folder = consbi.write_feature_tables(tiny, tmp_path / "tables", populations=pops,
+                                         records=[record])
+    imported = consbi.import_feature_tables(folder)
+    src = imported.populations["slice-mask"]
+    assert src.pair_pre is not None and len(src.pair_pre) == len(listed)
+    write_model(imported, tmp_path / "real.zarr")
+    reopened = open_model(tmp_path / "real.zarr")
+    np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_pre, src.pair_pre)
+    np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_post, src.pair_post)
+    mset = measurement_set_from_model(reopened, name="imported")
+    m = mset["slice-mask"]
+    assert (m.eligibility, m.statistic, m.source_population) == ("listed", "per_pre",
+                                                                 "slice-mask")
+    pop = population(reopened, m)
+    ids = reopened.neurons.ids
+    got = sorted(zip(ids[pop.pair_pre].tolist(), ids[pop.pair_post].tolist(), strict=True))
+    want = sorted(zip(tiny.neurons.ids[pp].tolist(), tiny.neurons.ids[qq].tolist(),
+                      strict=True))
+    assert got == want
+    sim = Simulator(reopened, "dso", mset)
+    x = sim.simulate(np.ones((4, 3)), seed=0)
+    assert np.isfinite(x).all()
+    with pytest.raises(SelectionError, match="has no population 'nope'"):
+        population(reopened, dataclasses.replace(m, source_population="nope"))

@@ -4,6 +4,7 @@ Monte-Carlo error)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -263,3 +264,36 @@ def test_measurement_set_checks_pools() -> None:
     full = MeasurementSet(name="t", measurements=(_meas("W", 10, ("P",)), _meas("P", 4)))
     assert full.subset(["W"])["W"].includes == ()
     assert full.subset(["P", "W"])["W"].includes == ("P",)
+
+
+def test_per_presynaptic_statistic_by_hand() -> None:
+    # pre 0: posts 10, 11, 12 (only 10 connected); pre 1: post 10 (connected); pre 2: 11, 12
+    pre = np.array([0, 0, 0, 1, 2, 2])
+    post = np.array([10, 11, 12, 10, 11, 12])
+    lam = np.array([1e9, 0, 0, 1e9, 0, 0])
+    tab = _table(pre, post, lam)
+    per_pre = dataclasses.replace(_meas("S", 6), statistic="per_pre")
+    mset = MeasurementSet(name="t", measurements=(per_pre, _meas("A", 6)))
+    sim = Simulator([tab, tab], "dso", mset)
+    x = sim.simulate(np.tile(THETA, (20, 1)), seed=0)
+    np.testing.assert_allclose(x[:, 0], (1 / 3 + 1 + 0) / 3)
+    np.testing.assert_allclose(x[:, 1], 2 / 6)
+    np.testing.assert_allclose(sim.expected(THETA[None])[0], [(1 / 3 + 1 + 0) / 3, 2 / 6])
+
+
+def test_per_presynaptic_statistic_mean_is_exact_when_all_pairs_are_tested() -> None:
+    pre, post, p = _population(30, seed=12)
+    keep = np.ones(30, bool)
+    keep[[1, 2, 3, 9, 10]] = False  # uneven candidates per presynaptic neuron
+    tab = _table(pre[keep], post[keep], -np.log1p(-p[keep]))
+    p = _probs_of(tab)
+    meas = dataclasses.replace(_meas("S", int(keep.sum())), statistic="per_pre")
+    sim = Simulator([tab], "dso", MeasurementSet(name="t", measurements=(meas,)))
+    x = sim.simulate(np.tile(THETA, (20000, 1)), seed=2)[:, 0]
+    pre_k = tab.pre
+    want = np.mean([p[pre_k == i].mean() for i in np.unique(pre_k)])
+    np.testing.assert_allclose(sim.expected(THETA[None])[0, 0], want, rtol=1e-6)
+    assert abs(x.mean() - want) <= 4.5 * x.std(ddof=1) / np.sqrt(len(x))
+    assert abs(want - p.mean()) > 0.005  # differs from the pooled fraction here
+    with pytest.raises(MeasurementError, match="cannot pool"):
+        dataclasses.replace(_meas("W", 10, ("S",)), statistic="per_pre")
