@@ -428,7 +428,7 @@ def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Meas
     for key in REQUIRED_FIELDS:
         if key not in values or (textual and values[key] == "" and key != "doi"):
             raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
-    given = {k: x for k, x in values.items() if x is not None and not (textual and x == "")
+    given = {k: x for k, x in values.items() if (x is not None and not (textual and x == ""))
              or k in REQUIRED_FIELDS}
     if not any(k in given for k in ONE_OF_FIELDS):
         raise FieldProblem(

@@ -64,8 +64,8 @@ __all__ = [
     "SliceConfig",
     "list_measurement_sets",
     "load_measurement_set",
-    "pooling_order",
     "measurement_set_from_model",
+    "pooling_order",
     "population",
     "populations",
 ]

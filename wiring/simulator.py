@@ -696,7 +696,9 @@ class Simulator:
                 continue
             n = float(self.n_sample[m])
             p_all = float(self._pair_n[m])
-            a = sum(float(self.n_sample[q]) * out[:, q] for q in parts)
+            a: FloatArray = np.zeros(len(out))
+            for q in parts:
+                a = a + float(self.n_sample[q]) * out[:, q]
             t = float(sum(int(self.n_sample[q]) for q in parts))
             s_tot = mean[:, m] * p_all
             if self.replace:
@@ -726,7 +728,7 @@ class Simulator:
         """λ of the given global pairs at one θ (NaN outside the domain)."""
         if not in_domain(self.rule, th[None, :])[0]:
             return np.full(len(pairs), np.nan)
-        return self._rates_of_pairs(th[None, :], pairs[None, :])[0]
+        return np.asarray(self._rates_of_pairs(th[None, :], pairs[None, :])[0], np.float64)
 
     def population_mean(self, theta: npt.ArrayLike) -> FloatArray:
         """The mean of ``1 − exp(−λ)`` over every eligible pair of each measurement (B, m).

@@ -409,14 +409,15 @@ def _population(
             if key in record and record[key] is not None:
                 val = record[key]
                 attrs[out] = val if isinstance(val, str | int | float | bool) else str(val)
-    pair_pre = pair_post = None
+    pair_pre: npt.NDArray[np.int64] | None = None
+    pair_post: npt.NDArray[np.int64] | None = None
     if attrs["protocol"] != "invivo":
         # a slice mask lists each presynaptic neuron's candidates: keep the listed pairs when
         # they are not every pre x post pair (the research code averages over them per pre)
-        key = np.unique(np.searchsorted(ids, pre_id[rows]) * len(ids)
-                        + np.searchsorted(ids, post_id[rows]))
-        if len(key) < len(pre) * len(post):
-            pair_pre, pair_post = key // len(ids), key % len(ids)
+        pair_key = np.unique(np.searchsorted(ids, pre_id[rows]) * len(ids)
+                             + np.searchsorted(ids, post_id[rows])).astype(np.int64)
+        if len(pair_key) < len(pre) * len(post):
+            pair_pre, pair_post = pair_key // len(ids), pair_key % len(ids)
     return NeuronPopulation(pre=pre, post=post, attrs=attrs, pair_pre=pair_pre,
                             pair_post=pair_post)
 
