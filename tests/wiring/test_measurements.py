@@ -844,3 +844,40 @@ def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
     assert np.isfinite(x).all()
     with pytest.raises(SelectionError, match="has no population 'nope'"):
         population(reopened, dataclasses.replace(m, source_population="nope"))
+
+
+def test_vpm_septum_is_the_c2_septum_on_several_columns() -> None:
+    """On a model with columns C1, C2, C3 (septal neurons assigned to their nearest column),
+    L4-septum takes the L4 excitatory septal cells of C2 only, and its presynaptic VPM cells
+    from the C2 barreloid only."""
+    n = 90
+    rng = np.random.default_rng(3)
+    cell_type = np.full(n, CELL_TYPES.index("L4ss"), dtype=np.int8)
+    cell_type[:15] = CELL_TYPES.index("VPM")
+    column = np.tile(np.arange(3, dtype=np.int16), n // 3)
+    region = np.where(np.arange(n) % 2 == 0, REGIONS.index("septum"),
+                      REGIONS.index("column")).astype(np.int8)
+    region[:15] = REGIONS.index("barreloid")
+    layer = np.full(n, LAYERS.index("L4"), dtype=np.int8)
+    layer[:15] = -1
+    neurons = Neurons(
+        cell_type=cell_type, layer=layer, region=region, column=column,
+        soma_um=rng.uniform(0, 400, (n, 3)).astype(np.float32),
+        ids=np.arange(n, dtype=np.int64), column_names=("C1", "C2", "C3"),
+    )
+    grid = VoxelGrid(origin_um=(0.0, 0.0, 0.0), spacing_um=100.0, shape=(4, 4, 4))
+    counts = sp.random(n, grid.n_voxels, density=0.1, random_state=3, format="csc")
+    multi = StructuralModel(
+        grid=grid, neurons=neurons, pre=VoxelMajorCounts.from_scipy(counts, name="pre"),
+        post=VoxelMajorCounts.from_scipy(counts, name="post"),
+        post_all=np.asarray(counts.sum(axis=0)).ravel().astype(np.float32) + 1.0,
+    )
+    sept = population(multi, load_measurement_set("vpm-invivo")["L4-septum"])
+    want_post = np.flatnonzero((cell_type == CELL_TYPES.index("L4ss"))
+                               & (region == REGIONS.index("septum")) & (column == 1))
+    want_pre = np.flatnonzero((cell_type == CELL_TYPES.index("VPM")) & (column == 1))
+    np.testing.assert_array_equal(sept.post, want_post)
+    np.testing.assert_array_equal(sept.pre, want_pre)
+    all_septal = np.flatnonzero((cell_type == CELL_TYPES.index("L4ss"))
+                                & (region == REGIONS.index("septum")))
+    assert len(all_septal) > len(want_post) > 0  # C1 and C3 septal cells are left out
