@@ -159,10 +159,10 @@ def _compile_base() -> dict[str, Any]:
         return True
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def sample_pairs(keys: Any, pre: Any, post: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
+    def sample_pairs(keys: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
                      col_lo: Any, order: Any, edge_ptr: Any, edge_part: Any, edge_map_lo: Any,
-                     pool_map: Any, replace: bool, pairs: Any, thr: Any) -> None:
-        """Sampled pairs (global pair indices) and their connection thresholds ``-log(u)``."""
+                     pool_map: Any, replace: bool, pairs: Any) -> None:
+        """Sampled pairs (global pair indices) of every stream key."""
         n_b = keys.shape[0]
         n_m = pair_lo.shape[0]
         n_max = 1
@@ -232,10 +232,24 @@ def _compile_base() -> dict[str, Any]:
                 for s in range(n_x):
                     pairs[b, c] = lo + picks[s]
                     c += 1
-            h0 = mix(key ^ CONNECTOME_SALT)
+
+    @inline  # type: ignore[misc,untyped-decorator]
+    def threshold(h0: Any, a: Any, b: Any) -> float:
+        """``E = -log(u)`` of pair (a, b) in the connectome of key ``h0``."""
+        return -np.log(keyed_uniform2(h0, a, b))  # type: ignore[no-any-return]
+
+    @inline  # type: ignore[misc,untyped-decorator]
+    def connectome_key(key: Any) -> Any:
+        return mix(key ^ CONNECTOME_SALT)
+
+    @njit  # type: ignore[misc,untyped-decorator]
+    def thresholds(keys: Any, pre: Any, post: Any, pairs: Any, thr: Any) -> None:
+        """Connection thresholds of the sampled pairs (the numpy path's reference)."""
+        for b in range(pairs.shape[0]):
+            h0 = connectome_key(keys[b])
             for c in range(pairs.shape[1]):
                 p = pairs[b, c]
-                thr[b, c] = -np.log(keyed_uniform2(h0, pre[p], post[p]))
+                thr[b, c] = threshold(h0, pre[p], post[p])
 
     @njit  # type: ignore[misc,untyped-decorator]
     def tally(valid: Any, hit: Any, nan: Any, root: Any, col_lo: Any, n_sample: Any,
@@ -293,6 +307,7 @@ def _compile_base() -> dict[str, Any]:
             out[i] = fexp(x[i])
 
     return {"fexp": fexp, "uniform": uniform, "sample_pairs": sample_pairs, "tally": tally,
+            "thresholds": thresholds, "threshold": threshold, "connectome_key": connectome_key,
             "fexp_array": fexp_array, "njit": njit, "inline": inline}
 
 
@@ -320,6 +335,7 @@ def _compile(kind: str, n_features: int) -> dict[str, Any]:
         raise ValueError(kind)
     out["sample_pairs"] = base["sample_pairs"]
     out["tally"] = base["tally"]
+    out["thresholds"] = base["thresholds"]
     _cache[ck] = out
     return out
 
@@ -327,6 +343,7 @@ def _compile(kind: str, n_features: int) -> dict[str, Any]:
 def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
     """Kernels over a CSR table; row features f0..f3 (the first ``nk`` are used)."""
     fexp, njit, inline = base["fexp"], base["njit"], base["inline"]
+    threshold, connectome_key = base["threshold"], base["connectome_key"]
 
     @inline  # type: ignore[misc,untyped-decorator]
     def lin(c: Any, f0: Any, f1: Any, f2: Any, f3: Any, r: int) -> float:
@@ -358,10 +375,12 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
         return lam
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def evaluate(valid: Any, coef: Any, offset: Any, f0: Any, f1: Any, f2: Any, f3: Any,
-                 indptr: Any, pairs: Any, thr: Any, root: Any, hit: Any, nan: Any) -> None:
-        """``hit[b, c]``: whether sampled pair ``pairs[b, c]`` is connected (columns with a
-        ``root`` are copies and are skipped); ``nan[b]`` when a rate is NaN."""
+    def evaluate(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any, f0: Any,
+                 f1: Any, f2: Any, f3: Any, indptr: Any, pairs: Any, root: Any, hit: Any,
+                 nan: Any) -> None:
+        """``hit[b, c]``: whether sampled pair ``pairs[b, c]`` is connected in the connectome
+        of stream ``keys[b]`` (columns with a ``root`` are copies and are skipped; a pair
+        without rows never connects); ``nan[b]`` when a rate is NaN."""
         n_b = coef.shape[0]
         n_c = pairs.shape[1]
         for b in range(n_b):
@@ -370,12 +389,18 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
                 continue
             c = coef[b]
             off = offset[b]
+            h0 = connectome_key(keys[b])
             for col in range(n_c):
                 if root[col] >= 0:
                     continue
                 p = pairs[b, col]
-                t = thr[b, col]
-                lam = pair_lambda(c, off, f0, f1, f2, f3, indptr[p], indptr[p + 1], t)
+                lo = indptr[p]
+                hi = indptr[p + 1]
+                if lo == hi:
+                    hit[b, col] = False
+                    continue
+                t = threshold(h0, pre[p], post[p])
+                lam = pair_lambda(c, off, f0, f1, f2, f3, lo, hi, t)
                 if lam != lam:
                     nan[b] = True
                 hit[b, col] = lam > t
@@ -402,6 +427,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
     """Kernels over the factored form: dense log pre (n_pre, V; NaN = absent) × post CSR
     (voxel, log post and log postAll per entry); the depth term only when ``use_depth``."""
     fexp, njit, inline = base["fexp"], base["njit"], base["inline"]
+    threshold, connectome_key = base["threshold"], base["connectome_key"]
 
     @inline  # type: ignore[misc,untyped-decorator]
     def pair_lambda(c: Any, off: float, dense: Any, ri: int, vox: Any, lq: Any, lpa: Any,
@@ -454,10 +480,10 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 out[b, m] = acc / pair_n[m]
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def evaluate_sorted(valid: Any, coef: Any, offset: Any, dense: Any, pre_row: Any,
-                        post_row: Any, post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any,
-                        pairs: Any, thr: Any, root: Any, n_pre: int, hit: Any,
-                        nan: Any) -> None:
+    def evaluate_sorted(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any,
+                        dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
+                        lq: Any, lpa: Any, depth: Any, pairs: Any, root: Any, n_pre: int,
+                        hit: Any, nan: Any) -> None:
         """Like the table form's ``evaluate``; the sampled pairs of the whole batch are
         evaluated grouped by presynaptic neuron (counting sort), so each dense row stays in
         cache."""
@@ -494,16 +520,23 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
             nan[b] = False
         buf = np.empty(_FCHUNK, dtype=np.float64)
         ibuf = np.empty(_FCHUNK, dtype=np.int64)
+        h0 = np.empty(n_b, dtype=np.uint64)
+        for b in range(n_b):
+            h0[b] = connectome_key(keys[b])
         for t in order:
             b = t // n_c
             col = t % n_c
             p = pairs[b, col]
             q = post_row[p]
+            if post_ptr[q] == post_ptr[q + 1]:
+                hit[b, col] = False
+                continue
+            thr = threshold(h0[b], pre[p], post[p])
             lam = pair_lambda(coef[b], offset[b], dense, pre_row[p], vox, lq, lpa, depth,
-                              post_ptr[q], post_ptr[q + 1], thr[b, col], buf, ibuf)
+                              post_ptr[q], post_ptr[q + 1], thr, buf, ibuf)
             if lam != lam:
                 nan[b] = True
-            hit[b, col] = lam > thr[b, col]
+            hit[b, col] = lam > thr
 
     @njit  # type: ignore[misc,untyped-decorator]
     def count_rows(dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,

@@ -495,11 +495,11 @@ class Simulator:
         step = max(1, _SAMPLE_COLUMNS // max(1, self._plan.n_columns))
         for a in range(0, b, step):
             sl = slice(a, min(a + step, b))
-            pairs, thr = self._sample(keys[sl])
+            pairs = self._sample(keys[sl])
             if fast:
-                n_nan += self._simulate_fast(th[sl], valid[sl], pairs, thr, out[sl])
+                n_nan += self._simulate_fast(th[sl], valid[sl], keys[sl], pairs, out[sl])
             else:
-                n_nan += self._simulate_generic(th[sl], valid[sl], pairs, thr, out[sl])
+                n_nan += self._simulate_generic(th[sl], valid[sl], keys[sl], pairs, out[sl])
         n_bad = int((~valid).sum()) + int(n_nan)
         if n_bad:
             self.n_invalid += n_bad
@@ -510,17 +510,16 @@ class Simulator:
             )
         return out
 
-    def _sample(self, keys: Any) -> tuple[IntArray, FloatArray]:
-        """Sampled global pair indices (b, S) and connection thresholds (b, S) of the streams."""
+    def _sample(self, keys: Any) -> IntArray:
+        """Sampled global pair indices (b, S) of the streams ``keys``."""
         plan = self._plan
         pairs = np.empty((len(keys), plan.n_columns), dtype=np.int64)
-        thr = np.empty((len(keys), plan.n_columns), dtype=np.float64)
         kern.kernels("table", 0)["sample_pairs"](
-            keys, self._pre, self._post, self._pair_lo, self._pair_n, self.n_sample,
+            keys, self._pair_lo, self._pair_n, self.n_sample,
             plan.col_lo, plan.order, plan.edge_ptr, plan.edge_part, plan.edge_map_lo,
-            plan.pool_map, self.replace, pairs, thr,
+            plan.pool_map, self.replace, pairs,
         )
-        return pairs, thr
+        return pairs
 
     def sampled_pairs(self, n: int, *, seed: int, start_index: int = 0
                       ) -> list[tuple[IntArray, IntArray]]:
@@ -533,13 +532,13 @@ class Simulator:
             A pooled measurement's first columns are its parts' pairs, in ``includes`` order.
         """
         keys = kern.stream_keys(int(seed), int(start_index), int(n))
-        pairs, _ = self._sample(keys)
+        pairs = self._sample(keys)
         lo = self._plan.col_lo
         return [(self._pre[pairs[:, lo[m]:lo[m + 1]]], self._post[pairs[:, lo[m]:lo[m + 1]]])
                 for m in range(self.n_measurements)]
 
-    def _simulate_fast(self, th: FloatArray, valid: BoolArray, pairs: IntArray,
-                       thr: FloatArray, out: FloatArray) -> int:
+    def _simulate_fast(self, th: FloatArray, valid: BoolArray, keys: Any, pairs: IntArray,
+                       out: FloatArray) -> int:
         b = th.shape[0]
         k = 4 if isinstance(self.source, FactoredFeatures) else len(self._form_names)
         coef, off = np.zeros((b, k)), np.zeros(b)
@@ -553,20 +552,23 @@ class Simulator:
         plan = self._plan
         if isinstance(self.source, FeatureBundle):
             kern.kernels("table", k)["evaluate"](
-                ok, coef, off, *self._table_args(), pairs, thr, plan.root, hit, nan)
+                keys, self._pre, self._post, ok, coef, off, *self._table_args(), pairs,
+                plan.root, hit, nan)
         else:
             # pairs of the whole batch grouped by presynaptic neuron (cache reuse)
             kern.kernels("factored", self._factored_kind)["evaluate_sorted"](
-                ok, coef, off, *self._factored_args(), pairs, thr, plan.root,
-                self.source.dense_log_pre.shape[0], hit, nan)
+                keys, self._pre, self._post, ok, coef, off, *self._factored_args(), pairs,
+                plan.root, self.source.dense_log_pre.shape[0], hit, nan)
         nan |= valid & ~ok
         return int(kern.kernels("table", 0)["tally"](
             valid, hit, nan, plan.root, plan.col_lo, self.n_sample, self._per_pre, pairs,
             self._pre, out))
 
-    def _simulate_generic(self, th: FloatArray, valid: BoolArray, pairs: IntArray,
-                          thr: FloatArray, out: FloatArray) -> int:
+    def _simulate_generic(self, th: FloatArray, valid: BoolArray, keys: Any, pairs: IntArray,
+                          out: FloatArray) -> int:
         b, s_total = pairs.shape
+        thr = np.empty(pairs.shape, dtype=np.float64)
+        kern.kernels("table", 0)["thresholds"](keys, self._pre, self._post, pairs, thr)
         lam = np.zeros((b, s_total), dtype=np.float64)
         idx = np.flatnonzero(valid)
         step = max(1, _GENERIC_ROWS // max(1, 64 * s_total))
