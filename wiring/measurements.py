@@ -9,24 +9,29 @@ file layouts in :mod:`wiring._measurement_io`), and two literature sets ship wit
 
 ``vpm-invivo``
     The seven in vivo measurements Boelts et al. 2023 inferred from: VPM neurons of the C2
-    barreloid to L4 (column and septum), L4sp, L4ss, L5IT, L5PT and L6 excitatory cells. Every
-    postsynaptic population lies in the C2 column region, except ``L4-septum`` (septum region).
+    barreloid to L4 (column and septum), L4sp, L4ss, L5IT, L5PT and L6 excitatory cells, as
+    counts (17 of 40 pairs connected, ...). Every postsynaptic population lies in the C2 column
+    region, except ``L4-septum`` (the septum around C2). L4 pools the L4sp and L4ss pairs
+    (``includes``; inferred from the counts).
 ``rat-invitro``
     Seven intracortical paired recordings in rat slices, all within the C2 column region.
 
 :func:`population` turns a measurement into the neurons and the eligible (pre, post) pairs of a
 model: in vivo, every pre × post pair; in a slice (:class:`SliceConfig`), only pairs whose somata
-both lie in one slab and are close enough. Autapses (i == j) are never eligible.
+both lie in one slab at a patchable depth and are close enough (and their arbors are cut at the
+slab surfaces by the feature extraction). Autapses (i == j) are never eligible.
 
 Examples
 --------
 >>> mset = load_measurement_set("vpm-invivo")
 >>> mset.names
 ('L4', 'L4-septum', 'L4sp', 'L4ss', 'L5IT', 'L5PT', 'L6')
->>> mset.x_o.tolist()
-[0.43, 0.43, 0.42, 0.64, 0.17, 0.44, 0.09]
+>>> [f"{m.connected}/{m.n_pairs}" for m in mset]
+['17/40', '6/14', '10/24', '7/11', '3/18', '4/9', '1/11']
+>>> mset["L4"].includes
+('L4sp', 'L4ss')
 >>> str(mset["L4-septum"].post)
-'cell_type=L4exc;region=septum'
+'cell_type=L4exc;region=septum;column=C2'
 """
 
 from __future__ import annotations
