@@ -41,14 +41,13 @@ def test_layers_import_downwards_only(package: str) -> None:
 
 
 def test_only_inference_modules_import_sbi() -> None:
-    allowed = {"inference.py", "_sbi.py"}
+    allowed = (ROOT / "wiring" / "inference", ROOT / "wiring" / "analysis")
     offenders = [
         str(path.relative_to(ROOT))
         for package in ("anatomy", "wiring", "pipelines")
         for path in _modules(package)
         if any(n.split(".")[0] == "sbi" for n in _imports(path))
-        and path.name not in allowed
-        and "analysis" not in path.parts
+        and not any(path.is_relative_to(folder) for folder in allowed)
     ]
     assert not offenders, f"sbi imported outside wiring.inference / wiring.analysis: {offenders}"
 

@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     from wiring.measurements import load_measurement_set
     from wiring.report import write_report
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     out: Path = args.out
     if out.exists() and not args.overwrite:

@@ -86,8 +86,8 @@ def anatomy_hash(model: Any) -> str:
 
 
 def resolve_prior(text: str, rule: Any) -> Any:
-    """A checked :class:`wiring.priors.PriorSpec` from a kind name or a TOML/JSON file."""
-    from wiring.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
+    """A checked :class:`wiring.inference.priors.PriorSpec` from a kind name or a TOML/JSON file."""
+    from wiring.inference.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
 
     if text in PRIOR_KINDS:
         return build_prior_spec(rule, text)
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from wiring.measurements import load_measurement_set
     from wiring.rules.registry import get_rule, rule_provenance
-    from wiring.simstore import SimulationStore, simulate_to_store
+    from wiring.simulation.store import SimulationStore, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
         store = SimulationStore.create(out, overwrite=args.overwrite, **config)
     if store.todo_chunks():
-        from wiring.simulator import Simulator
+        from wiring.simulation.simulator import Simulator
 
         simulator = Simulator(model, rule, mset)
         store = _simulate(store, simulator, args, simulate_to_store)

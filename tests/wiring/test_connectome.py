@@ -19,7 +19,7 @@ from wiring.connectome import (
     type_probability_matrix,
     write_connectome,
 )
-from wiring.dso import dso_factors
+from wiring.connectome.dso import dso_factors
 from wiring.errors import (
     InvalidParameterError,
     OutputExistsError,
@@ -27,8 +27,8 @@ from wiring.errors import (
     ShapeMismatchError,
     StoreMismatchError,
 )
+from wiring.measurements.selectors import Selector
 from wiring.rules.dso import DSO
-from wiring.selectors import Selector
 
 
 class FactorDSO(DSO):
@@ -225,7 +225,7 @@ def test_pair_level_and_binomial_rules(tiny_model, dense) -> None:  # type: igno
     ],
 )
 def test_bad_input_fails_before_any_work(tiny_model, monkeypatch, kwargs, error, match) -> None:  # type: ignore[no-untyped-def]
-    import wiring._engine as engine
+    import wiring.connectome._engine as engine
 
     def no_work(*_: Any, **__: Any) -> None:
         raise AssertionError("the engine ran on bad input")
@@ -355,7 +355,7 @@ def test_synapse_density_by_depth(tiny_model) -> None:  # type: ignore[no-untype
 
 @pytest.mark.parametrize("chunk", [1 << 22, 4099])
 def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, monkeypatch, chunk) -> None:  # type: ignore[no-untyped-def]
-    from wiring import connectome as connectome_module
+    from wiring.connectome import compute as connectome_module
     from wiring.connectome import compute_connectome_to_store
 
     monkeypatch.setattr(connectome_module, "_APPEND_CHUNK", chunk)  # 4099: many aligned flushes
@@ -384,7 +384,7 @@ def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, m
 
 def test_streaming_writer_failure_leaves_nothing(tiny_model, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A failing write (e.g. a full disk) surfaces as the error and leaves no store behind."""
-    from wiring import connectome as connectome_module
+    from wiring.connectome import compute as connectome_module
     from wiring.connectome import compute_connectome_to_store
 
     def broken(self, block):  # type: ignore[no-untyped-def]

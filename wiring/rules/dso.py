@@ -39,7 +39,7 @@ from wiring._typing import FloatArray
 from wiring.rules.base import Level, ParamSpec, SynapseModel
 
 if TYPE_CHECKING:
-    from wiring.dso import VoxelFactors
+    from wiring.connectome.dso import VoxelFactors
 
 __all__ = ["DSO"]
 
@@ -114,8 +114,8 @@ class DSO:
         """The rate as a product of pre, post and voxel factors, for one θ of shape (3,).
 
         Lets the connectome engine use one sparse product per block of neurons
-        (:class:`wiring.dso.SupportsFactors`) instead of evaluating every pair-voxel row.
+        (:class:`wiring.connectome.dso.SupportsFactors`) instead of evaluating every pair-voxel row.
         """
-        from wiring.dso import dso_factors
+        from wiring.connectome.dso import dso_factors
 
         return dso_factors(theta)

@@ -25,10 +25,10 @@ populations only pairs inside the slab are eligible, so pairs are drawn from tho
 Random streams
 --------------
 Simulation ``i`` of a run with seed ``s`` uses only its own counter-based random stream, keyed
-by (``s``, ``i``) (see :mod:`wiring._simkernels` for the exact construction), so
+by (``s``, ``i``) (see :mod:`wiring.simulation._kernels` for the exact construction), so
 ``simulate(theta, seed=s, start_index=i0)`` gives row ``k`` the same value whether it is
 computed alone, in a batch of 1,000 or split over workers. ``simulator(theta, rng)`` (the form
-``sbi`` and :mod:`wiring.simstore` call) draws one 63-bit seed from ``rng`` and simulates the
+``sbi`` and :mod:`wiring.simulation.store` call) draws one 63-bit seed from ``rng`` and simulates the
 batch at indices ``0 .. B − 1``; :meth:`Simulator.to_sbi` keeps a running index instead, so its
 output does not depend on how ``sbi`` batches the calls.
 
@@ -58,18 +58,8 @@ import numpy as np
 import numpy.typing as npt
 
 from anatomy.model import StructuralModel
-from wiring import _simkernels as kern
 from wiring._typing import BoolArray, FloatArray, IntArray
 from wiring.errors import InvalidParameterError, MeasurementError, ShapeMismatchError
-from wiring.features import (
-    FactoredFeatures,
-    FeatureBundle,
-    estimate_table,
-    extract_factored,
-    extract_feature_bundle,
-    measurement_set_hash,
-    population_pairs,
-)
 from wiring.pairs import PairTable, segment_sum
 from wiring.rules.base import (
     PAIR_FEATURES,
@@ -78,6 +68,15 @@ from wiring.rules.base import (
     check_theta,
     in_domain,
     theta_columns,
+)
+from wiring.simulation import _kernels as kern
+from wiring.simulation.factored import FactoredFeatures, extract_factored
+from wiring.simulation.feature_cache import extract_feature_bundle
+from wiring.simulation.features import (
+    FeatureBundle,
+    estimate_table,
+    measurement_set_hash,
+    population_pairs,
 )
 
 __all__ = ["LogLinearForm", "Simulator", "SupportsLogLinear", "log_linear_form"]
@@ -160,8 +159,8 @@ class Simulator:
     ----------
     model_or_tables
         A :class:`~anatomy.model.StructuralModel` (pair features are extracted, and cached
-        under ``cache_dir``), a :class:`~wiring.features.FeatureBundle`, a
-        :class:`~wiring.features.FactoredFeatures`, or one :class:`~wiring.pairs.PairTable`
+        under ``cache_dir``), a :class:`~wiring.simulation.FeatureBundle`, a
+        :class:`~wiring.simulation.FactoredFeatures`, or one :class:`~wiring.pairs.PairTable`
         per measurement (in set order).
     rule
         A wiring rule instance or registered name.
@@ -173,7 +172,7 @@ class Simulator:
     slice_config
         :class:`~wiring.measurements.SliceConfig` for slice-protocol measurements.
     cache_dir
-        Feature cache directory (see :func:`wiring.features.extract_feature_bundle`).
+        Feature cache directory (see :func:`wiring.simulation.extract_feature_bundle`).
     representation
         For a model: ``"table"`` (one row per pair and shared voxel, cached), ``"factored"``
         (per-neuron voxel lists; rows computed for the sampled pairs only), or ``"auto"``:
@@ -557,7 +556,7 @@ class Simulator:
 
     def __call__(self, theta: npt.ArrayLike, rng: np.random.Generator | int | None = None
                  ) -> FloatArray:
-        """Simulate a batch (the form ``sbi`` and :mod:`wiring.simstore` call).
+        """Simulate a batch (the form ``sbi`` and :mod:`wiring.simulation.store` call).
 
         ``rng`` may be a Generator (one 63-bit seed is drawn from it), an int seed, or None
         (fresh OS entropy: not reproducible). Rows use simulation indices ``0 .. B - 1`` of that
@@ -615,7 +614,7 @@ class Simulator:
         It keeps a running simulation index, so the k-th simulation of its lifetime is the same
         whatever batch sizes ``sbi`` uses. The index lives in the callable: with
         ``simulate_for_sbi(..., num_workers > 1)`` every worker would start at index 0 and
-        reuse random streams, so parallelize with :mod:`wiring.simstore` (explicit indices)
+        reuse random streams, so parallelize with :mod:`wiring.simulation.store` (explicit indices)
         instead.
         """
         return _SbiSimulator(self, int(seed))

@@ -2,7 +2,7 @@
 
 This is the only module of the package that imports ``sbi``.
 
-- :func:`build_prior` turns a :class:`wiring.priors.PriorSpec` into an sbi-compatible torch
+- :func:`build_prior` turns a :class:`wiring.inference.priors.PriorSpec` into an sbi-compatible torch
   distribution (``BoxUniform`` or ``MultivariateNormal``).
 - :func:`train_posterior` fits an sbi density estimator (neural spline flow by default, as in
   Boelts et al. 2023) to (θ, x) pairs and returns a :class:`Posterior`. The estimator and the
@@ -56,7 +56,7 @@ from wiring.errors import (
     ShapeMismatchError,
     WiringError,
 )
-from wiring.priors import PriorSpec
+from wiring.inference.priors import PriorSpec
 
 __all__ = [
     "ESTIMATORS",
@@ -501,7 +501,7 @@ def train_posterior(
 
 
 def train_from_store(store: Any, **kwargs: Any) -> Posterior:
-    """Train on the finished rows of a :class:`wiring.simstore.SimulationStore`.
+    """Train on the finished rows of a :class:`wiring.simulation.store.SimulationStore`.
 
     The arrays are loaded into memory (10^6 simulations × 10 columns are 80 MB). The manifest
     records the store's rule, measurements, hashes and its content hash. ``kwargs`` go to
