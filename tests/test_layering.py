@@ -52,6 +52,25 @@ def test_only_inference_modules_import_sbi() -> None:
     assert not offenders, f"sbi imported outside wiring.inference / wiring.analysis: {offenders}"
 
 
+def test_sub_packages_point_down_the_data_flow() -> None:
+    """rules <- measurements <- simulation <- connectome, and inference needs no simulation."""
+    forbidden = {
+        "rules": ("measurements", "simulation", "inference", "connectome", "analysis"),
+        "measurements": ("simulation", "inference", "connectome", "analysis"),
+        "inference": ("simulation", "connectome", "analysis", "measurements"),
+        "simulation": ("connectome", "analysis"),
+        "connectome": ("simulation", "inference", "analysis"),
+    }
+    offenders = []
+    for sub, banned in forbidden.items():
+        for path in _modules(f"wiring/{sub}"):
+            for name in _imports(path):
+                parts = name.split(".")
+                if parts[0] == "wiring" and len(parts) > 1 and parts[1] in banned:
+                    offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, "wiring sub-packages import upstream:\n" + "\n".join(offenders)
+
+
 def test_no_pickle_anywhere() -> None:
     offenders = [
         str(path.relative_to(ROOT))

@@ -52,7 +52,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,8 @@ from wiring.pairs import PairTable, segment_sum
 from wiring.rules.base import (
     PAIR_FEATURES,
     VOXEL_FEATURES,
+    LogLinearForm,
+    SupportsLogLinear,
     WiringRule,
     check_theta,
     in_domain,
@@ -83,65 +85,18 @@ __all__ = ["LogLinearForm", "Simulator", "SupportsLogLinear", "log_linear_form"]
 
 logger = logging.getLogger(__name__)
 
-#: (feature names (K,), coefficients (B, K), offsets (B,)):
-#: ``log rate = Σ_k coef[b, k] · features[names[k]] + offset[b]`` per row.
-LogLinearForm = tuple[tuple[str, ...], FloatArray, FloatArray]
-
 _GENERIC_ROWS = 1 << 22  # rows gathered per chunk on the generic path
 _EXPECTED_ROWS = 1 << 24  # B × R elements per chunk of expected() on the generic path
-
-
-@runtime_checkable
-class SupportsLogLinear(Protocol):
-    """Optional rule capability: the per-row log rate is linear in the row features.
-
-    ``log_linear(theta)`` takes (B, d) θ inside the domain and returns
-    ``(names, coef (B, K), offset (B,))`` such that the rate of a row with features ``f`` is
-    ``exp(Σ_k coef[b, k] f[names[k]] + offset[b])`` (``offset = -inf`` for a zero rate,
-    ``+inf`` for an infinite one). Rules that provide it run in the compiled simulator kernel.
-    """
-
-    def log_linear(self, theta: FloatArray) -> LogLinearForm:
-        """The log-linear form of the rate for every θ row."""
-        ...
-
-
-def _dso(th: FloatArray) -> LogLinearForm:
-    return (("log_pre", "log_post", "log_post_all"),
-            np.stack([th[:, 0], th[:, 1], -th[:, 2]], axis=1), np.zeros(len(th)))
-
-
-def _dso_linear(th: FloatArray) -> LogLinearForm:
-    with np.errstate(divide="ignore"):
-        off = np.log(th[:, 0]) + np.log(th[:, 1]) - np.log(th[:, 2])
-    return (("log_pre", "log_post", "log_post_all"), np.ones((len(th), 3)) * [1.0, 1.0, -1.0],
-            off)
-
-
-def _peters_synapse(th: FloatArray) -> LogLinearForm:
-    with np.errstate(divide="ignore"):
-        off = np.log(-np.log1p(-th[:, 0]))
-    return ((), np.zeros((len(th), 0)), off)
-
-
-#: Log-linear forms of built-in rules that do not (yet) implement :class:`SupportsLogLinear`,
-#: by (module, class name); used only for exactly these classes and verified numerically.
-_KNOWN_FORMS: dict[tuple[str, str], Callable[[FloatArray], LogLinearForm]] = {
-    ("wiring.rules.dso", "DSO"): _dso,
-    ("wiring.rules.dso_linear", "DSOLinear"): _dso_linear,
-    ("wiring.rules.peters_synapse", "PetersSynapse"): _peters_synapse,
-}
 
 
 def log_linear_form(rule: WiringRule, theta: FloatArray) -> LogLinearForm | None:
     """The log-linear form of ``rule`` at (B, d) ``theta`` (in domain), or None if unknown."""
     if rule.level != "voxel":
         return None
-    if isinstance(rule, SupportsLogLinear):
-        names, coef, off = rule.log_linear(theta)
-        return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
-    form = _KNOWN_FORMS.get((type(rule).__module__, type(rule).__qualname__))
-    return None if form is None else form(theta)
+    if not isinstance(rule, SupportsLogLinear):
+        return None
+    names, coef, off = rule.log_linear(theta)
+    return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
 
 
 def _resolve_rule(rule: str | WiringRule) -> WiringRule:
