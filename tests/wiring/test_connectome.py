@@ -21,6 +21,7 @@ from wiring.connectome import (
 )
 from wiring.connectome.dso import dso_factors
 from wiring.errors import (
+    ConnectomeStoreError,
     InvalidParameterError,
     OutputExistsError,
     SelectionError,
@@ -279,16 +280,16 @@ def test_open_rejects_incomplete_or_foreign_stores(tiny_model, tmp_path: Path) -
         (p / "zarr.json").write_text(json.dumps(meta))
         return p
 
-    with pytest.raises(StoreValidationError, match="not completely written"):
+    with pytest.raises(ConnectomeStoreError, match="not completely written"):
         open_connectome(variant("inc.zarr", lambda a: a.pop("complete")))
     with pytest.raises(SchemaVersionError, match="schema version 99"):
         open_connectome(variant("v99.zarr", lambda a: a.update(schema_version=99)))
-    with pytest.raises(StoreValidationError, match="not a connectome store"):
+    with pytest.raises(ConnectomeStoreError, match="not a connectome store"):
         open_connectome(variant("other.zarr", lambda a: a.update(format="something")))
     broken = tmp_path / "broken.zarr"
     shutil.copytree(good, broken)
     shutil.rmtree(broken / "expected" / "indices")
-    with pytest.raises(StoreValidationError, match="indices"):
+    with pytest.raises(ConnectomeStoreError, match="indices"):
         open_connectome(broken)
     with pytest.raises(FileNotFoundError):
         open_connectome(tmp_path / "missing.zarr")
@@ -429,7 +430,19 @@ def test_lazy_store_reports_a_damaged_chunk_when_read(tiny_model, tmp_path: Path
     chunk = next((path / "expected" / "data" / "c").iterdir())
     chunk.write_bytes(chunk.read_bytes()[:10])  # truncated
     store = open_connectome(path, lazy=True)
-    with pytest.raises(StoreValidationError, match="damaged"):
+    with pytest.raises(ConnectomeStoreError, match="damaged"):
         list(store.iter_blocks())
-    with pytest.raises(StoreValidationError, match="damaged"):
+    with pytest.raises(ConnectomeStoreError, match="damaged"):
         open_connectome(path)
+
+
+def test_connectome_store_errors_are_wiring_errors_that_old_handlers_still_catch(
+    tmp_path: Path,
+) -> None:
+    from wiring.errors import StoreFormatError, WiringError
+
+    with pytest.raises(ConnectomeStoreError) as info:
+        open_connectome(tmp_path)
+    assert isinstance(info.value, WiringError)
+    assert isinstance(info.value, StoreFormatError)
+    assert isinstance(info.value, StoreValidationError)  # what connectome stores raised before

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from anatomy.atomic import move_into_place
-from anatomy.errors import SchemaVersionError, StoreValidationError
+from anatomy.errors import SchemaVersionError
 from anatomy.model import StructuralModel
 from wiring._typing import FloatArray, IntArray
 from wiring.connectome.compute import (
@@ -34,9 +34,7 @@ from wiring.connectome.compute import (
     _Shape,
     _write_meta,
 )
-from wiring.errors import (
-    ShapeMismatchError,
-)
+from wiring.errors import ConnectomeStoreError, ShapeMismatchError
 from wiring.measurements.selectors import Selector
 from wiring.rules.base import WiringRule
 
@@ -64,7 +62,7 @@ class ConnectomeStore(_Shape):
     -------------------
     FileNotFoundError
         Nothing at ``path``.
-    StoreValidationError
+    ConnectomeStoreError
         Not a (complete) connectome store; missing arrays, wrong dtypes or shapes, a broken
         ``indptr``. Row indices are checked as the blocks are read.
     SchemaVersionError
@@ -80,10 +78,10 @@ class ConnectomeStore(_Shape):
         try:
             self._root = zarr.open_group(self.path, mode="r", zarr_format=3)
         except Exception as err:  # zarr raises several unrelated types for non-stores
-            raise StoreValidationError(f"{self.path} is not a zarr v3 group: {err}") from err
+            raise ConnectomeStoreError(f"{self.path} is not a zarr v3 group: {err}") from err
         attrs = dict(self._root.attrs)
         if attrs.get("format") != FORMAT_NAME:
-            raise StoreValidationError(
+            raise ConnectomeStoreError(
                 f"{self.path} is not a connectome store (format {attrs.get('format')!r}, "
                 f"expected {FORMAT_NAME!r})"
             )
@@ -94,7 +92,7 @@ class ConnectomeStore(_Shape):
                 f"recompute it"
             )
         if attrs.get("complete") is not True:
-            raise StoreValidationError(
+            raise ConnectomeStoreError(
                 f"{self.path} was not completely written (no completion marker); recompute it"
             )
         self.pre: IntArray = self._read("pre", np.int64, 1)
@@ -111,7 +109,7 @@ class ConnectomeStore(_Shape):
                 and bool(np.all(np.diff(indptr) >= 0))
             )
             if not ok:
-                raise StoreValidationError(
+                raise ConnectomeStoreError(
                     f"{self.path}: {name} is not a valid CSC matrix of shape "
                     f"({len(self.pre)}, {len(self.post)}) (indptr length or ordering)"
                 )
@@ -128,7 +126,7 @@ class ConnectomeStore(_Shape):
             self.anatomy_hash = str(attrs["anatomy_hash"])
             self.voxel_volume_um3 = float(attrs["voxel_volume_um3"])
         except (KeyError, TypeError, ValueError) as err:
-            raise StoreValidationError(
+            raise ConnectomeStoreError(
                 f"{self.path}: inconsistent connectome store: attribute {err} missing or invalid"
             ) from err
         self.attrs: Mapping[str, Any] = {k: v for k, v in attrs.items() if k not in known}
@@ -137,9 +135,9 @@ class ConnectomeStore(_Shape):
         try:
             arr = self._root[name]
         except KeyError as err:
-            raise StoreValidationError(f"{self.path}: array {name!r} is missing") from err
+            raise ConnectomeStoreError(f"{self.path}: array {name!r} is missing") from err
         if np.dtype(arr.dtype) != np.dtype(dtype) or len(arr.shape) != ndim:
-            raise StoreValidationError(
+            raise ConnectomeStoreError(
                 f"{self.path}: array {name!r} has dtype {arr.dtype} and {len(arr.shape)} dims, "
                 f"expected {np.dtype(dtype)} with {ndim}"
             )
@@ -150,7 +148,7 @@ class ConnectomeStore(_Shape):
         try:
             return np.asarray(arr[...] if sl is None else arr[sl])
         except Exception as err:  # a deleted or corrupt chunk (truncated store)
-            raise StoreValidationError(
+            raise ConnectomeStoreError(
                 f"{self.path}: array {name!r} cannot be read ({type(err).__name__}: {err}); "
                 f"the store is damaged: recompute it"
             ) from err
@@ -177,7 +175,7 @@ class ConnectomeStore(_Shape):
         indices = self._read(f"{name}/indices", np.int32, 1, slice(lo, hi))
         data = self._read(f"{name}/data", dtype, 1, slice(lo, hi))
         if indices.size and (indices.min() < 0 or indices.max() >= len(self.pre)):
-            raise StoreValidationError(
+            raise ConnectomeStoreError(
                 f"{self.path}: {name} has row indices outside [0, {len(self.pre)})"
             )
         return sp.csc_array((data, indices, indptr[a : z + 1] - lo), shape=(len(self.pre), z - a))
@@ -224,7 +222,7 @@ class ConnectomeStore(_Shape):
                 voxel_volume_um3=self.voxel_volume_um3, attrs=self.attrs,
             )
         except ShapeMismatchError as err:
-            raise StoreValidationError(
+            raise ConnectomeStoreError(
                 f"{self.path}: inconsistent connectome store: {err}") from err
 
 
@@ -246,7 +244,7 @@ def open_connectome(
     ------
     FileNotFoundError
         Nothing at ``path``.
-    StoreValidationError
+    ConnectomeStoreError
         Not a (complete) connectome store, or arrays with the wrong shape, dtype or indices.
     SchemaVersionError
         Written by an incompatible version.

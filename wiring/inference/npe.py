@@ -52,9 +52,10 @@ from wiring._typing import FloatArray
 from wiring.errors import (
     InvalidParameterError,
     OutputExistsError,
+    PosteriorFileError,
     PosteriorMismatchError,
     ShapeMismatchError,
-    WiringError,
+    TrainingDataError,
 )
 from wiring.inference.priors import PriorSpec
 
@@ -81,14 +82,6 @@ _FORMAT = "wiring-posterior"
 _WEIGHTS = "weights.pt"
 _MANIFEST = "manifest.json"
 _VERSIONED = ("wiring-sbi", "sbi", "torch", "numpy", "zarr", "nflows", "zuko", "pyknos")
-
-
-class PosteriorFileError(WiringError, ValueError):
-    """A posterior directory is missing, malformed, or its weights were modified."""
-
-
-class TrainingDataError(WiringError, ValueError):
-    """The training data are empty, all invalid, or inconsistent with the prior."""
 
 
 @contextlib.contextmanager

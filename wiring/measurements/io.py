@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wiring.errors import MeasurementError, OutputExistsError, SelectionError
+from wiring.errors import FieldProblem, MeasurementError, OutputExistsError, SelectionError
 
 logger = logging.getLogger("wiring.measurements")
 
@@ -334,15 +334,6 @@ def _csv_cell(value: Any) -> str:
 
 #: A DOI without prefix: ``10.<registrant>/<suffix>``.
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
-
-
-class FieldProblem(MeasurementError):
-    """A bad value of one field; loaders re-raise it with the file and row."""
-
-    def __init__(self, owner: str, field_name: str, detail: str) -> None:
-        super().__init__(f"{owner}, field {field_name!r}: {detail}")
-        self.field_name = field_name
-        self.detail = detail
 
 
 def is_real(value: Any) -> bool:

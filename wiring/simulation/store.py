@@ -43,7 +43,12 @@ import numpy as np
 import numpy.typing as npt
 
 from wiring._typing import FloatArray
-from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError, WiringError
+from wiring.errors import (
+    OutputExistsError,
+    ShapeMismatchError,
+    StoreFormatError,
+    StoreMismatchError,
+)
 from wiring.inference.priors import PriorSpec
 
 __all__ = [
@@ -104,10 +109,6 @@ def row_keys(seed: int) -> tuple[int, int]:
     """The keys (θ draws, simulator streams) of a row-keyed store with run seed ``seed``."""
     state = np.random.SeedSequence(seed).generate_state(2, np.uint64) >> np.uint64(1)
     return int(state[0]), int(state[1])
-
-
-class StoreFormatError(WiringError, ValueError):
-    """A path is not a readable simulation store (missing, incomplete or another schema)."""
 
 
 def chunk_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator]:
