@@ -116,7 +116,8 @@ def _n_pairs(text: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.commands.simulate import anatomy_hash, open_anatomy
+    from anatomy.hashing import anatomy_hash
+    from pipelines.commands.simulate import open_anatomy
     from wiring.analysis.standard import ANALYSES, run_standard_analysis
     from wiring.errors import InvalidParameterError, OutputExistsError, PosteriorMismatchError
     from wiring.inference import load_posterior

@@ -75,16 +75,6 @@ def open_anatomy(text: str, seed: int) -> Any:
     return build_model(text, seed=seed)
 
 
-def anatomy_hash(model: Any) -> str:
-    """The model's content hash (from its attributes, else computed)."""
-    value = model.attrs.get("content_hash")
-    if value:
-        return str(value)
-    from anatomy.store import content_hash
-
-    return str(content_hash(model))
-
-
 def resolve_prior(text: str, rule: Any) -> Any:
     """A checked :class:`wiring.inference.priors.PriorSpec` from a kind name or a TOML/JSON file."""
     from wiring.inference.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
@@ -104,6 +94,7 @@ def resolve_prior(text: str, rule: Any) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from anatomy.hashing import anatomy_hash
     from wiring.measurements import load_measurement_set
     from wiring.rules.registry import get_rule, rule_provenance
     from wiring.simulation.store import SimulationStore, simulate_to_store

@@ -60,6 +60,7 @@ from wiring.errors import (
 )
 from wiring.measurements.selectors import Selector
 from wiring.rules.base import WiringRule, check_theta_in_domain
+from wiring.rules.registry import get_rule
 
 __all__ = [
     "FORMAT_NAME",
@@ -210,12 +211,6 @@ def _column_blocks(indptr: npt.NDArray[np.int64], max_entries: int) -> list[tupl
     return out
 
 
-def _resolve_rule(rule: str | type[WiringRule] | WiringRule) -> WiringRule:
-    from wiring.rules.registry import get_rule
-
-    return get_rule(rule)
-
-
 @functools.lru_cache(maxsize=64)
 def _provenance_cached(cls: type[WiringRule]) -> str:
     from wiring.rules.registry import rule_provenance
@@ -344,7 +339,7 @@ def _compute(
     from wiring.connectome._engine import run_engine
     from wiring.connectome.dso import rule_factors
 
-    rule_obj = _resolve_rule(rule)
+    rule_obj = get_rule(rule)
     th = check_theta_in_domain(rule_obj, theta)
     if th.shape[0] != 1:
         raise ShapeMismatchError(
@@ -377,11 +372,9 @@ def _compute(
         progress=progress,
         sink=sink,
     )
-    anatomy_hash = str(model.attrs.get("content_hash", ""))
-    if not anatomy_hash:
-        from anatomy.store import content_hash
+    from anatomy.hashing import anatomy_hash as _anatomy_hash
 
-        anatomy_hash = content_hash(model)
+    anatomy_hash = _anatomy_hash(model)
     post_types = np.unique(model.neurons.cell_type[post_ids])
     shape = (len(pre_ids), len(post_ids))
     return Connectome(

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from anatomy.hashing import anatomy_hash
 from anatomy.model import StructuralModel
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import ShapeMismatchError, WiringError
@@ -261,16 +262,6 @@ class FeatureBundle:
 # --------------------------------------------------------------------------------------------
 # hashing and the cache key
 # --------------------------------------------------------------------------------------------
-def anatomy_hash(model: StructuralModel) -> str:
-    """Content hash of a structural model (``attrs["content_hash"]``, else computed)."""
-    h = model.attrs.get("content_hash")
-    if isinstance(h, str) and h:
-        return h
-    from anatomy.hashing import content_hash
-
-    return str(content_hash(model))
-
-
 def measurement_set_hash(mset: Any) -> str:
     """Content hash of a measurement set (its own ``content_hash``, else of its TOML form)."""
     h = getattr(mset, "content_hash", None)

@@ -71,6 +71,7 @@ from wiring.rules.base import (
     in_domain,
     theta_columns,
 )
+from wiring.rules.registry import get_rule
 from wiring.simulation import _kernels as kern
 from wiring.simulation.factored import FactoredFeatures, extract_factored
 from wiring.simulation.feature_cache import extract_feature_bundle
@@ -97,14 +98,6 @@ def log_linear_form(rule: WiringRule, theta: FloatArray) -> LogLinearForm | None
         return None
     names, coef, off = rule.log_linear(theta)
     return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
-
-
-def _resolve_rule(rule: str | WiringRule) -> WiringRule:
-    if isinstance(rule, str):
-        from wiring.rules.registry import get_rule
-
-        return get_rule(rule)
-    return rule
 
 
 class Simulator:
@@ -164,7 +157,7 @@ class Simulator:
         client: Any = None,
         progress: bool = False,
     ) -> None:
-        self.rule: WiringRule = _resolve_rule(rule)
+        self.rule: WiringRule = get_rule(rule)
         self.mset = mset
         names = tuple(str(n) for n in mset.names)
         source: FeatureBundle | FactoredFeatures
