@@ -52,6 +52,7 @@ import scipy.sparse as sp
 
 from anatomy.catalogue import CELL_TYPES
 from anatomy.model import StructuralModel
+from wiring._json import json_native
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import (
     InvalidParameterError,
@@ -555,29 +556,15 @@ def _write_meta(root: Any, conn: Connectome) -> None:
     attrs = {
         "format": FORMAT_NAME,
         "schema_version": SCHEMA_VERSION,
-        "rule": _json(dict(conn.rule)),
+        "rule": json_native(dict(conn.rule)),
         "theta": [float(v) for v in conn.theta],
         "seed": int(conn.seed),
         "anatomy_hash": conn.anatomy_hash,
         "voxel_volume_um3": float(conn.voxel_volume_um3),
-        **{k: _json(v) for k, v in conn.attrs.items()},
+        **{k: json_native(v) for k, v in conn.attrs.items()},
     }
     root.attrs.update(attrs)
     root.attrs["complete"] = True
-
-
-def _json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON-native: {obj!r}")
 
 
 def _is_connectome_store(path: Path) -> bool:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from wiring._json import json_native
 from wiring._typing import FloatArray
 from wiring.errors import (
     InvalidParameterError,
@@ -490,7 +491,7 @@ def train_posterior(
     }
     meta.pop("measurement_names", None)
     manifest.update(meta)
-    return Posterior(net, _jsonable(manifest))
+    return Posterior(net, json_native(manifest, what="manifest entry"))
 
 
 def train_from_store(store: Any, **kwargs: Any) -> Posterior:
@@ -518,20 +519,6 @@ def train_from_store(store: Any, **kwargs: Any) -> Posterior:
         **dict(kwargs.pop("metadata", None) or {}),
     }
     return train_posterior(theta, x, store.prior_spec, metadata=meta, **kwargs)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Round-trip through JSON (floats like inf become strings); a JSON-native copy."""
-    def default(o: Any) -> Any:
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.floating):
-            return float(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        raise TypeError(f"manifest entry {o!r} is not JSON-serializable")
-
-    return json.loads(json.dumps(obj, default=default))
 
 
 def save_posterior(posterior: Posterior, path: str | os.PathLike[str], *,

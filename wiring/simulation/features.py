@@ -45,6 +45,7 @@ import numpy.typing as npt
 
 from anatomy.hashing import anatomy_hash
 from anatomy.model import StructuralModel
+from wiring._json import json_native
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import ShapeMismatchError, WiringError
 from wiring.pairs import PairTable
@@ -282,23 +283,15 @@ def _slice_dict(slice_config: Any) -> dict[str, Any]:
 
         slice_config = SliceConfig()
     if hasattr(slice_config, "to_dict"):
-        return {str(k): _json_native(v) for k, v in slice_config.to_dict().items()}
+        return {str(k): json_native(v) for k, v in slice_config.to_dict().items()}
     if dataclasses.is_dataclass(slice_config) and not isinstance(slice_config, type):
-        return {k: _json_native(v) for k, v in dataclasses.asdict(slice_config).items()}
+        return {k: json_native(v) for k, v in dataclasses.asdict(slice_config).items()}
     if isinstance(slice_config, Mapping):
-        return {str(k): _json_native(v) for k, v in slice_config.items()}
+        return {str(k): json_native(v) for k, v in slice_config.items()}
     raise WiringError(
         f"slice_config must be a wiring.measurements.SliceConfig (or None for the default), "
         f"got {slice_config!r}"
     )
-
-
-def _json_native(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, tuple | list):
-        return [_json_native(x) for x in v]
-    return v
 
 
 def feature_cache_key(
