@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
 
 __all__ = ["register", "summary_dir"]
 
@@ -39,16 +39,12 @@ def register(sub: Any) -> None:
     """Add ``wiring connectome`` to the top-level sub-parsers."""
     p = sub.add_parser(
         "connectome",
+        parents=[anatomy_parent(), rule_parent()],
         help="compute a connectome: synapse counts of every neuron pair for one theta",
         description="Apply a wiring rule with parameters theta to a structural model: expected "
         "and drawn synapse counts of every (pre, post) pair, connection-probability matrices, "
         "synapse density by depth, and optionally a SONATA export.",
     )
-    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
-                   help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
-                   help="seed of a preset model (default 0)")
-    p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--theta", required=True, help="comma-separated parameters, e.g. 1,1,1")
     p.add_argument("--seed", type=non_negative_int, required=True,
                    help="seed of the synapse draws")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
 
 __all__ = ["register"]
 
@@ -28,15 +28,11 @@ def register(sub: Any) -> None:
     """Add ``wiring simulate`` to the top-level sub-parsers."""
     p = sub.add_parser(
         "simulate",
+        parents=[anatomy_parent(), rule_parent()],
         help="simulate training data (theta, x) into a resumable store",
         description="Draw theta from the prior and simulate the measurements for each, in "
         "chunks that dask workers fill in parallel. Rerun on the same --out to resume.",
     )
-    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
-                   help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
-                   help="seed of a preset model (default 0)")
-    p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
                    help="measurement set: built-in name (vpm-invivo, rat-invitro) or a file")
     p.add_argument("--n", type=positive_int, required=True, help="number of simulations")
