@@ -29,7 +29,7 @@ from wiring.measurements import (
     population,
     populations,
 )
-from wiring.selectors import Selector, parse_selector, select
+from wiring.measurements.selectors import Selector, parse_selector, select
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -802,7 +802,7 @@ def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
     pytest.importorskip("anatomy.generate")
     consbi = pytest.importorskip("anatomy.io.consbi")
     from anatomy.store import open_model, write_model
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     tiny = request.getfixturevalue("tiny_model")
     pre = select(tiny, "L4ss")[:6]

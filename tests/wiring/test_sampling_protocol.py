@@ -12,9 +12,9 @@ import pytest
 
 from wiring.errors import MeasurementError
 from wiring.measurements import Citation, Measurement, MeasurementSet, load_measurement_set
+from wiring.measurements.selectors import parse_selector
 from wiring.pairs import PairTable
-from wiring.selectors import parse_selector
-from wiring.simulator import Simulator
+from wiring.simulation.simulator import Simulator
 
 THETA = np.array([1.0, 1.0, 1.0])  # dso at θ = 1: λ = pre · post / postAll
 

@@ -39,10 +39,10 @@ Random streams
 --------------
 Simulation ``i`` of a run with seed ``s`` uses only its own counter-based random stream, keyed
 by (``s``, ``i``), for the choice of pairs, and its connectome key derived from it for the
-connections (see :mod:`wiring._simkernels` for the exact construction), so
+connections (see :mod:`wiring.simulation._kernels` for the exact construction), so
 ``simulate(theta, seed=s, start_index=i0)`` gives row ``k`` the same value whether it is
 computed alone, in a batch of 1,000 or split over workers. ``simulator(theta, rng)`` (the form
-``sbi`` and :mod:`wiring.simstore` call) draws one 63-bit seed from ``rng`` and simulates the
+``sbi`` and :mod:`wiring.simulation.store` call) draws one 63-bit seed from ``rng`` and simulates the
 batch at indices ``0 .. B − 1``; :meth:`Simulator.to_sbi` keeps a running index instead, so its
 output does not depend on how ``sbi`` batches the calls.
 
@@ -66,106 +66,54 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from anatomy.model import StructuralModel
-from wiring import _simkernels as kern
 from wiring._typing import BoolArray, FloatArray, IntArray
 from wiring.errors import InvalidParameterError, MeasurementError, ShapeMismatchError
-from wiring.features import (
-    FactoredFeatures,
-    FeatureBundle,
-    estimate_table,
-    extract_factored,
-    extract_feature_bundle,
-    measurement_set_hash,
-    population_pairs,
-)
 from wiring.pairs import PairTable, segment_sum
 from wiring.rules.base import (
     PAIR_FEATURES,
     VOXEL_FEATURES,
+    LogLinearForm,
+    SupportsLogLinear,
     WiringRule,
     check_theta,
     in_domain,
     theta_columns,
 )
+from wiring.rules.registry import get_rule
+from wiring.simulation import _kernels as kern
+from wiring.simulation.factored import FactoredFeatures, extract_factored
+from wiring.simulation.feature_cache import extract_feature_bundle
+from wiring.simulation.features import (
+    FeatureBundle,
+    estimate_table,
+    measurement_set_hash,
+    population_pairs,
+)
+from wiring.simulation.sampling import SamplingPlan
 
 __all__ = ["LogLinearForm", "Simulator", "SupportsLogLinear", "log_linear_form"]
 
 logger = logging.getLogger(__name__)
-
-#: (feature names (K,), coefficients (B, K), offsets (B,)):
-#: ``log rate = Σ_k coef[b, k] · features[names[k]] + offset[b]`` per row.
-LogLinearForm = tuple[tuple[str, ...], FloatArray, FloatArray]
 
 _GENERIC_ROWS = 1 << 22  # rows gathered per chunk on the generic path
 _SAMPLE_COLUMNS = 1 << 20  # sampled pairs (rows × columns) held at once by simulate()
 _EXPECTED_ROWS = 1 << 24  # B × R elements per chunk of expected() on the generic path
 
 
-@runtime_checkable
-class SupportsLogLinear(Protocol):
-    """Optional rule capability: the per-row log rate is linear in the row features.
-
-    ``log_linear(theta)`` takes (B, d) θ inside the domain and returns
-    ``(names, coef (B, K), offset (B,))`` such that the rate of a row with features ``f`` is
-    ``exp(Σ_k coef[b, k] f[names[k]] + offset[b])`` (``offset = -inf`` for a zero rate,
-    ``+inf`` for an infinite one). Rules that provide it run in the compiled simulator kernel.
-    """
-
-    def log_linear(self, theta: FloatArray) -> LogLinearForm:
-        """The log-linear form of the rate for every θ row."""
-        ...
-
-
-def _dso(th: FloatArray) -> LogLinearForm:
-    return (("log_pre", "log_post", "log_post_all"),
-            np.stack([th[:, 0], th[:, 1], -th[:, 2]], axis=1), np.zeros(len(th)))
-
-
-def _dso_linear(th: FloatArray) -> LogLinearForm:
-    with np.errstate(divide="ignore"):
-        off = np.log(th[:, 0]) + np.log(th[:, 1]) - np.log(th[:, 2])
-    return (("log_pre", "log_post", "log_post_all"), np.ones((len(th), 3)) * [1.0, 1.0, -1.0],
-            off)
-
-
-def _peters_synapse(th: FloatArray) -> LogLinearForm:
-    with np.errstate(divide="ignore"):
-        off = np.log(-np.log1p(-th[:, 0]))
-    return ((), np.zeros((len(th), 0)), off)
-
-
-#: Log-linear forms of built-in rules that do not (yet) implement :class:`SupportsLogLinear`,
-#: by (module, class name); used only for exactly these classes and verified numerically.
-_KNOWN_FORMS: dict[tuple[str, str], Callable[[FloatArray], LogLinearForm]] = {
-    ("wiring.rules.dso", "DSO"): _dso,
-    ("wiring.rules.dso_linear", "DSOLinear"): _dso_linear,
-    ("wiring.rules.peters_synapse", "PetersSynapse"): _peters_synapse,
-}
-
-
 def log_linear_form(rule: WiringRule, theta: FloatArray) -> LogLinearForm | None:
     """The log-linear form of ``rule`` at (B, d) ``theta`` (in domain), or None if unknown."""
     if rule.level != "voxel":
         return None
-    if isinstance(rule, SupportsLogLinear):
-        names, coef, off = rule.log_linear(theta)
-        return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
-    form = _KNOWN_FORMS.get((type(rule).__module__, type(rule).__qualname__))
-    return None if form is None else form(theta)
-
-
-def _resolve_rule(rule: str | WiringRule) -> WiringRule:
-    if isinstance(rule, str):
-        from wiring.rules.registry import get_rule
-
-        return get_rule(rule)
-    return rule
+    if not isinstance(rule, SupportsLogLinear):
+        return None
+    names, coef, off = rule.log_linear(theta)
+    return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
 
 
 class Simulator:
@@ -175,8 +123,8 @@ class Simulator:
     ----------
     model_or_tables
         A :class:`~anatomy.model.StructuralModel` (pair features are extracted, and cached
-        under ``cache_dir``), a :class:`~wiring.features.FeatureBundle`, a
-        :class:`~wiring.features.FactoredFeatures`, or one :class:`~wiring.pairs.PairTable`
+        under ``cache_dir``), a :class:`~wiring.simulation.FeatureBundle`, a
+        :class:`~wiring.simulation.FactoredFeatures`, or one :class:`~wiring.pairs.PairTable`
         per measurement (in set order).
     rule
         A wiring rule instance or registered name.
@@ -188,7 +136,7 @@ class Simulator:
     slice_config
         :class:`~wiring.measurements.SliceConfig` for slice-protocol measurements.
     cache_dir
-        Feature cache directory (see :func:`wiring.features.extract_feature_bundle`).
+        Feature cache directory (see :func:`wiring.simulation.extract_feature_bundle`).
     representation
         For a model: ``"table"`` (one row per pair and shared voxel, cached), ``"factored"``
         (per-neuron voxel lists; rows computed for the sampled pairs only), or ``"auto"``:
@@ -237,7 +185,7 @@ class Simulator:
         replace: bool = False,
         pooling: bool = True,
     ) -> None:
-        self.rule: WiringRule = _resolve_rule(rule)
+        self.rule: WiringRule = get_rule(rule)
         if not isinstance(replace, bool | np.bool_) or not isinstance(pooling, bool | np.bool_):
             raise InvalidParameterError(
                 f"replace and pooling must be True or False, got replace={replace!r}, "
@@ -281,7 +229,7 @@ class Simulator:
         self._pair_n = np.ascontiguousarray(source.n_pairs, dtype=np.int64)
         self._pre = np.ascontiguousarray(source.pre, dtype=np.int64)
         self._post = np.ascontiguousarray(source.post, dtype=np.int64)
-        self._plan = _SamplingPlan.build(self)
+        self._plan = SamplingPlan.build(self)
         stats = [getattr(m, "statistic", "pairs") for m in getattr(mset, "measurements", ())]
         self._per_pre = np.array(
             [st == "per_pre" for st in stats] if len(stats) == len(names) else [False] * len(names),
@@ -652,7 +600,7 @@ class Simulator:
 
     def __call__(self, theta: npt.ArrayLike, rng: np.random.Generator | int | None = None
                  ) -> FloatArray:
-        """Simulate a batch (the form ``sbi`` and :mod:`wiring.simstore` call).
+        """Simulate a batch (the form ``sbi`` and :mod:`wiring.simulation.store` call).
 
         ``rng`` may be a Generator (one 63-bit seed is drawn from it), an int seed, or None
         (fresh OS entropy: not reproducible). Rows use simulation indices ``0 .. B - 1`` of that
@@ -775,7 +723,7 @@ class Simulator:
         It keeps a running simulation index, so the k-th simulation of its lifetime is the same
         whatever batch sizes ``sbi`` uses. The index lives in the callable: with
         ``simulate_for_sbi(..., num_workers > 1)`` every worker would start at index 0 and
-        reuse random streams, so parallelize with :mod:`wiring.simstore` (explicit indices)
+        reuse random streams, so parallelize with :mod:`wiring.simulation.store` (explicit indices)
         instead.
         """
         return _SbiSimulator(self, int(seed))
@@ -784,118 +732,6 @@ class Simulator:
         return (f"Simulator(rule={self.rule.name!r}, measurements={list(self.names)}, "
                 f"n_pairs={[int(v) for v in self.n_sample]}, "
                 f"representation={self.representation!r})")
-
-
-class _SamplingPlan:
-    """How the columns of one simulation are sampled: measurement order (pooled ones after
-    their parts), column offsets, the parts of each pooled measurement with the map from a
-    part's pairs to the pooled population's, and the copy root of every column."""
-
-    def __init__(self, *, order: IntArray, col_lo: IntArray, edge_ptr: IntArray,
-                 edge_part: IntArray, edge_map_lo: IntArray, pool_map: IntArray,
-                 root: IntArray, parts: dict[int, list[int]]) -> None:
-        self.order, self.col_lo, self.edge_ptr = order, col_lo, edge_ptr
-        self.edge_part, self.edge_map_lo, self.pool_map = edge_part, edge_map_lo, pool_map
-        self.root, self.parts = root, parts
-
-    @property
-    def n_columns(self) -> int:
-        """Pairs tested per simulation, all measurements together."""
-        return int(self.col_lo[-1])
-
-    @classmethod
-    def build(cls, sim: Simulator) -> _SamplingPlan:
-        from wiring.measurements import pooling_order
-
-        names, n_s, p_n = sim.names, sim.n_sample, sim._pair_n
-        ms = list(getattr(sim.mset, "measurements", ()))
-        includes = [tuple(getattr(m, "includes", ())) if sim.pooling else () for m in ms]
-        if len(includes) != len(names):
-            includes = [()] * len(names)
-        pos = {nm: k for k, nm in enumerate(names)}
-        if any(includes):
-            order = pooling_order(ms, set_name=str(getattr(sim.mset, "name", "")))
-        else:
-            order = list(range(len(names)))
-        if not sim.replace:
-            over = [(nm, int(n), int(p)) for nm, n, p in zip(names, n_s, p_n, strict=True)
-                    if n > p]
-            if over:
-                nm, n, p = over[0]
-                raise MeasurementError(
-                    f"measurement {nm!r}: {n} pairs tested, but its population has only {p} "
-                    f"eligible pair(s) in this model, and pairs are sampled without "
-                    f"replacement; sample with replacement (replace=True, --replace) or fewer "
-                    f"pairs (n_pairs)"
-                )
-        col_lo = np.concatenate([[0], np.cumsum(n_s)]).astype(np.int64)
-        root = np.full(int(col_lo[-1]), -1, dtype=np.int64)
-        k_id = int(max(sim._pre.max(initial=0), sim._post.max(initial=0))) + 1
-        keys = sim._pre * k_id + sim._post
-        edge_ptr = np.zeros(len(names) + 1, dtype=np.int64)
-        edge_part: list[int] = []
-        edge_map_lo: list[int] = []
-        maps: list[IntArray] = []
-        n_map = 0
-        parts: dict[int, list[int]] = {}
-        for m in range(len(names)):
-            if includes[m]:
-                qs = [pos[q] for q in includes[m]]
-                parts[m] = qs
-                lo, hi = int(sim._pair_lo[m]), int(sim._pair_lo[m] + p_n[m])
-                km = keys[lo:hi]
-                srt = np.argsort(km, kind="stable")
-                t = int(sum(int(n_s[q]) for q in qs))
-                if t > n_s[m]:
-                    raise MeasurementError(
-                        f"measurement {names[m]!r}: its parts ({', '.join(includes[m])}) test "
-                        f"{t} pairs, more than its own {int(n_s[m])}"
-                    )
-                seen = np.zeros(hi - lo, dtype=np.bool_)
-                c = int(col_lo[m])
-                for q in qs:
-                    kq = keys[sim._pair_lo[q]:sim._pair_lo[q] + p_n[q]]
-                    at = np.searchsorted(km, kq, sorter=srt)
-                    at_c = np.minimum(at, len(km) - 1)
-                    found = (at < len(km)) & (km[srt[at_c]] == kq)
-                    if not found.all():
-                        raise MeasurementError(
-                            f"measurement {names[m]!r} includes {names[q]!r}, but "
-                            f"{int((~found).sum())} of the {int(p_n[q])} eligible pairs of "
-                            f"{names[q]!r} are not eligible pairs of {names[m]!r}; a pooled "
-                            f"measurement's population must contain its parts'"
-                        )
-                    local = srt[at_c].astype(np.int64)
-                    if not sim.replace and seen[local].any():
-                        other = [names[r] for r in qs if r != q]
-                        raise MeasurementError(
-                            f"measurement {names[m]!r}: its parts overlap ({names[q]!r} shares "
-                            f"eligible pairs with {', '.join(map(repr, other))}); the parts of "
-                            f"a pooled measurement must have disjoint populations"
-                        )
-                    seen[local] = True
-                    edge_part.append(q)
-                    edge_map_lo.append(n_map)
-                    maps.append(local)
-                    n_map += len(local)
-                    for s_ in range(int(n_s[q])):
-                        src = int(col_lo[q]) + s_
-                        root[c] = src if root[src] < 0 else root[src]
-                        c += 1
-            edge_ptr[m + 1] = len(edge_part)
-        # roots must point at columns that are themselves evaluated: resolve in pooling order
-        for m in order:
-            for c in range(int(col_lo[m]), int(col_lo[m + 1])):
-                r = root[c]
-                if r >= 0 and root[r] >= 0:
-                    root[c] = root[r]
-        return cls(
-            order=np.asarray(order, dtype=np.int64), col_lo=col_lo, edge_ptr=edge_ptr,
-            edge_part=np.asarray(edge_part, dtype=np.int64),
-            edge_map_lo=np.asarray(edge_map_lo, dtype=np.int64),
-            pool_map=np.concatenate(maps) if maps else np.zeros(1, dtype=np.int64),
-            root=root, parts=parts,
-        )
 
 
 def _features_of_model(

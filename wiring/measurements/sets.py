@@ -1,11 +1,11 @@
 """Paired-recording measurements, measurement sets, and experiment emulation (slices).
 
 A :class:`Measurement` is data: the pre- and postsynaptic populations as
-:class:`~wiring.selectors.Selector` values, the measured connection probability, the number of
+:class:`~wiring.measurements.selectors.Selector` values, the measured connection probability, the number of
 pairs tested, the protocol (``"invivo"`` or ``"slice"``), the species and the :class:`Citation`.
 A :class:`MeasurementSet` is an ordered, validated collection of them; its order is the order of
 the simulator's ``x`` and of ``x_o``. Sets load from TOML or CSV (:func:`load_measurement_set`,
-file layouts in :mod:`wiring._measurement_io`), and two literature sets ship with the package:
+file layouts in :mod:`wiring.measurements.io`), and two literature sets ship with the package:
 
 ``vpm-invivo``
     The seven in vivo measurements Boelts et al. 2023 inferred from: VPM neurons of the C2
@@ -51,28 +51,35 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
-from anatomy.model import StructuralModel
-from wiring import _measurement_io as mio
-from wiring._measurement_io import DOI_PATTERN, FieldProblem, is_int, is_real
 from wiring._typing import IntArray
-from wiring.errors import MeasurementError, SelectionError
-from wiring.selectors import Selector, select
+from wiring.errors import MeasurementError
+from wiring.measurements import io as mio
+from wiring.measurements.io import (
+    DOI_PATTERN,
+    MEASUREMENT_FIELDS,
+    ONE_OF_FIELDS,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    FieldProblem,
+    RawSet,
+    convert_text,
+    is_int,
+    is_real,
+    selector_of,
+)
+from wiring.measurements.selectors import Selector
 
 __all__ = [
     "PROTOCOLS",
     "Citation",
     "Measurement",
     "MeasurementSet",
-    "Population",
-    "SliceConfig",
     "list_measurement_sets",
     "load_measurement_set",
-    "measurement_set_from_model",
+    "measurement_from_values",
     "pooling_order",
-    "population",
-    "populations",
+    "set_from_raw",
 ]
 
 logger = logging.getLogger(__name__)
@@ -215,7 +222,7 @@ class Measurement:
         (a pooled recording: e.g. all L4 pairs of a study, of which the L4sp and L4ss pairs are
         reported separately too). The simulator then tests the parts' sampled pairs plus
         ``n_pairs - Σ n_parts`` further pairs of this population (see
-        :class:`wiring.simulator.Simulator`).
+        :class:`wiring.simulation.simulator.Simulator`).
 
     Raises
     ------
@@ -248,7 +255,7 @@ class Measurement:
             if not isinstance(getattr(self, side), Selector):
                 raise FieldProblem(
                     owner, side, f"must be a Selector, got {getattr(self, side)!r}; "
-                    "use wiring.selectors.parse_selector()"
+                    "use wiring.measurements.selectors.parse_selector()"
                 )
         n = self.n_pairs
         if not is_int(n):
@@ -372,7 +379,7 @@ class Measurement:
         cit = flat.pop("citation", None)
         if isinstance(cit, Mapping):
             flat.update(cit)
-        return mio.measurement_from_values(flat, textual=False)
+        return measurement_from_values(flat, textual=False)
 
     def to_record(self) -> dict[str, Any]:
         """Flat record of the file formats (selectors as text, citation fields inline)."""
@@ -563,18 +570,18 @@ class MeasurementSet:
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> MeasurementSet:
         """Read and validate a TOML measurement set; errors name the file, table and field."""
-        return mio.set_from_raw(mio.read_toml(_existing(path)), source=str(path))
+        return set_from_raw(mio.read_toml(_existing(path)), source=str(path))
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str]) -> MeasurementSet:
         """Read and validate a CSV measurement set; errors name the file, row/line and field.
 
         Columns: a header row with the fields of
-        :data:`wiring._measurement_io.MEASUREMENT_FIELDS` (``id, pre, post, probability,
+        :data:`wiring.measurements.io.MEASUREMENT_FIELDS` (``id, pre, post, probability,
         n_pairs, protocol, species, authors, year, doi`` required; ``title, journal,
         description, eligibility`` optional). The set is named after the file stem.
         """
-        return mio.set_from_raw(mio.read_csv(_existing(path)), source=str(path))
+        return set_from_raw(mio.read_csv(_existing(path)), source=str(path))
 
 
 def pooling_order(
@@ -681,7 +688,7 @@ def load_measurement_set(
     if isinstance(name_or_path, str) and text in builtins:
         with importlib.resources.as_file(builtins[text]) as path:
             raw = mio.read_toml(path)
-        return mio.set_from_raw(raw, source=f"builtin:{text}")
+        return set_from_raw(raw, source=f"builtin:{text}")
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix == ".toml":
@@ -700,322 +707,80 @@ def load_measurement_set(
     )
 
 
-# -- populations and experiment emulation ----------------------------------------------------
+# -- records -> validated objects ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SliceConfig:
-    """How an in vitro slice restricts the pairs of a slice measurement.
+def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Measurement:
+    """A validated Measurement from one record; raises FieldProblem naming the field."""
 
-    The slab is cut perpendicular to the pia: its normal is the tangential ``axis`` (``"x"`` or
-    ``"y"`` of ``soma_um``), it is ``thickness_um`` thick and centred at ``center_um``, or, by
-    default, at the median soma coordinate along ``axis`` of the population's neurons (pre ∪
-    post) - a fixed slab through the middle of the recorded population, as when a slice is cut
-    through the barrel of interest. A pair (i, j) is eligible when both somata lie in the slab
-    at a distance from the nearer slab surface within ``soma_depth_um`` (the soma-depth
-    criterion of patched cells: 31-130 µm in 300 µm slices, as in Udvary et al. 2022; ``None``:
-    anywhere in the slab), their intersomatic distance is at most ``max_distance_um``
-    (``math.inf`` for no limit) and i != j. ``distance="euclidean"`` (default) measures the 3-d
-    distance; ``"lateral"`` only the tangential (x, y) offset, as for vertically aligned
-    interlaminar pairs (e.g. L4 -> L2/3).
-
-    ``cut_arbors`` (default true) removes the arbors outside the slab: a shared voxel counts
-    for a pair of a slice measurement only when the voxel's centre lies in the slab, so
-    synapses the slicing cut off are not counted (see ``docs/architecture.md`` for what a
-    50 µm voxel grid can and cannot emulate of a 300 µm slice).
-    """
-
-    thickness_um: float = 300.0
-    max_distance_um: float = 100.0
-    axis: Literal["x", "y"] = "x"
-    center_um: float | None = None
-    distance: Literal["euclidean", "lateral"] = "euclidean"
-    soma_depth_um: tuple[float, float] | None = (31.0, 130.0)
-    cut_arbors: bool = True
-
-    def __post_init__(self) -> None:
-        t = self.thickness_um
-        if not is_real(t) or not (math.isfinite(float(t)) and float(t) > 0):
-            raise MeasurementError(
-                f"SliceConfig.thickness_um must be a positive number of µm, got {t!r}"
+    for key in values:
+        if key not in MEASUREMENT_FIELDS:
+            hint = get_close_matches(str(key), list(MEASUREMENT_FIELDS), n=1)
+            raise FieldProblem(
+                "record", str(key),
+                f"unknown field; known fields are {', '.join(MEASUREMENT_FIELDS)}."
+                + (f" Did you mean {hint[0]!r}?" if hint else ""),
             )
-        d = self.max_distance_um
-        if not is_real(d) or math.isnan(float(d)) or float(d) <= 0:
-            raise MeasurementError(
-                f"SliceConfig.max_distance_um must be > 0 (math.inf for no limit), got {d!r}"
-            )
-        if self.axis not in ("x", "y"):
-            raise MeasurementError(
-                f"SliceConfig.axis must be 'x' or 'y' (the slab normal, tangential to the pia), "
-                f"got {self.axis!r}"
-            )
-        c = self.center_um
-        if c is not None and (not is_real(c) or not math.isfinite(float(c))):
-            raise MeasurementError(f"SliceConfig.center_um must be a finite number or None, got {c!r}")
-        if self.distance not in ("euclidean", "lateral"):
-            raise MeasurementError(
-                f"SliceConfig.distance must be 'euclidean' or 'lateral', got {self.distance!r}"
-            )
-        sd = self.soma_depth_um
-        if sd is not None:
-            ok = (isinstance(sd, (tuple, list)) and len(sd) == 2
-                  and all(is_real(v) and math.isfinite(float(v)) for v in sd))
-            if not ok or not 0.0 <= float(sd[0]) < float(sd[1]):
-                raise MeasurementError(
-                    f"SliceConfig.soma_depth_um must be None or (min, max) µm from the nearer "
-                    f"slab surface with 0 <= min < max, got {sd!r}"
-                )
-            object.__setattr__(self, "soma_depth_um", (float(sd[0]), float(sd[1])))
-        if not isinstance(self.cut_arbors, bool):
-            raise MeasurementError(
-                f"SliceConfig.cut_arbors must be True or False, got {self.cut_arbors!r}"
-            )
-        object.__setattr__(self, "thickness_um", float(t))
-        object.__setattr__(self, "max_distance_um", float(d))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-native dict (``max_distance_um`` may be ``inf``: written as ``None``)."""
-        return {
-            "thickness_um": self.thickness_um,
-            "max_distance_um": None if math.isinf(self.max_distance_um) else self.max_distance_um,
-            "axis": self.axis,
-            "center_um": self.center_um,
-            "distance": self.distance,
-            "soma_depth_um": None if self.soma_depth_um is None else list(self.soma_depth_um),
-            "cut_arbors": self.cut_arbors,
-        }
-
-
-def _readonly(a: IntArray) -> IntArray:
-    a = np.ascontiguousarray(a, dtype=np.int64)
-    a.setflags(write=False)
-    return a
-
-
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class Population:
-    """The neurons and eligible pairs of one measurement in one model.
-
-    Attributes
-    ----------
-    measurement_id
-        The measurement's id.
-    pre, post
-        Sorted model neuron indices the selectors select, int64.
-    pair_pre, pair_post
-        Every eligible pair (i, j), i != j, int64 of equal length, in row-major order (by
-        ``pre`` position, then ``post`` position). In vivo: the full product pre × post.
-    slab
-        For a slice measurement whose arbors are cut at the slab surfaces: ``(axis, low_um,
-        high_um)`` (axis 0 = x, 1 = y), the part of the tissue whose voxels count; else None.
-    """
-
-    measurement_id: str
-    pre: IntArray
-    post: IntArray
-    pair_pre: IntArray
-    pair_post: IntArray
-    slab: tuple[int, float, float] | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("pre", "post", "pair_pre", "pair_post"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
-        if self.pair_pre.shape != self.pair_post.shape or self.pair_pre.ndim != 1:
-            raise MeasurementError(
-                f"population {self.measurement_id!r}: pair_pre {self.pair_pre.shape} and "
-                f"pair_post {self.pair_post.shape} must be 1-d of equal length"
-            )
-
-    @property
-    def n_eligible(self) -> int:
-        """Number of eligible pairs."""
-        return int(self.pair_pre.size)
-
-    def voxels_kept(self, model: StructuralModel) -> npt.NDArray[np.bool_] | None:
-        """Voxels whose centre lies in the slab (None: every voxel counts)."""
-        if self.slab is None:
-            return None
-        axis, lo, hi = self.slab
-        grid = model.grid
-        n_ax = grid.shape[axis]
-        centre = grid.origin_um[axis] + (np.arange(n_ax) + 0.5) * grid.spacing_um
-        keep_ax = (centre >= lo) & (centre <= hi)
-        shape = [1, 1, 1]
-        shape[axis] = n_ax
-        full = np.broadcast_to(keep_ax.reshape(shape), grid.shape)
-        return np.ascontiguousarray(full.reshape(-1))
-
-    def pairs(self) -> tuple[IntArray, IntArray]:
-        """``(pair_pre, pair_post)``: the eligible pairs as model neuron indices."""
-        return self.pair_pre, self.pair_post
-
-
-def _product_pairs(pre: IntArray, post: IntArray) -> tuple[IntArray, IntArray]:
-    pp = np.repeat(pre, post.size)
-    qq = np.tile(post, pre.size)
-    keep = pp != qq
-    return pp[keep], qq[keep]
-
-
-def _slice_pairs(
-    model: StructuralModel, pre: IntArray, post: IntArray, cfg: SliceConfig
-) -> tuple[IntArray, IntArray, float]:
-    from scipy.spatial import cKDTree
-
-    pos = np.asarray(model.neurons.soma_um, dtype=np.float64)
-    a = 0 if cfg.axis == "x" else 1
-    if cfg.center_um is None:
-        center = float(np.median(pos[np.union1d(pre, post), a]))
-    else:
-        center = float(cfg.center_um)
-    half = cfg.thickness_um / 2.0
-    from_surface = half - np.abs(pos[:, a] - center)  # distance to the nearer slab surface
-    in_slab = from_surface >= 0
-    if cfg.soma_depth_um is not None:
-        lo, hi = cfg.soma_depth_um
-        in_slab &= (from_surface >= lo) & (from_surface <= hi)
-    pre_s, post_s = pre[in_slab[pre]], post[in_slab[post]]
-    if math.isinf(cfg.max_distance_um) or pre_s.size == 0 or post_s.size == 0:
-        pp, qq = _product_pairs(pre_s, post_s)
-        return pp, qq, center
-    dims = 3 if cfg.distance == "euclidean" else 2
-    # All (a, b) within the distance, zero distances included, as a structured array (i, j, v).
-    close = cKDTree(pos[pre_s, :dims]).sparse_distance_matrix(
-        cKDTree(pos[post_s, :dims]), cfg.max_distance_um, output_type="ndarray"
+    for key in REQUIRED_FIELDS:
+        if key not in values or (textual and values[key] == "" and key != "doi"):
+            raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
+    given = {k: x for k, x in values.items() if (x is not None and not (textual and x == ""))
+             or k in REQUIRED_FIELDS}
+    if not any(k in given for k in ONE_OF_FIELDS):
+        raise FieldProblem(
+            "record", "probability",
+            "is missing; give the measured probability or the number of pairs found connected "
+            "('connected')",
+        )
+    v = {**OPTIONAL_FIELDS, **given}
+    if textual:
+        v = {k: convert_text(k, x) for k, x in v.items()}
+    citation = Citation(
+        authors=v["authors"], year=v["year"], doi=v["doi"], title=v["title"],
+        journal=v["journal"],
     )
-    # Row-major order (by pre, then post) via one sort of the flat pair key.
-    key = np.sort(np.asarray(close["i"], np.int64) * post_s.size + np.asarray(close["j"], np.int64))
-    pp = pre_s[key // post_s.size]
-    qq = post_s[key % post_s.size]
-    keep = pp != qq
-    return pp[keep], qq[keep], center
+    return Measurement(
+        id=v["id"],
+        pre=selector_of("pre", v["pre"]),
+        post=selector_of("post", v["post"]),
+        probability=v.get("probability", math.nan),
+        connected=v.get("connected"),
+        n_pairs=v["n_pairs"],
+        protocol=v["protocol"],
+        species=v["species"],
+        citation=citation,
+        description=v["description"],
+        eligibility=v["eligibility"],
+        includes=tuple(v["includes"]) if isinstance(v.get("includes"), list) else v.get(
+            "includes", ()),
+        statistic=v["statistic"],
+        source_population=v["source_population"],
+    )
 
 
-def population(
-    model: StructuralModel, measurement: Measurement, *, slice_config: SliceConfig | None = None
-) -> Population:
-    """The neurons and eligible pairs of ``measurement`` in ``model``.
+def set_from_raw(raw: RawSet, *, source: str) -> MeasurementSet:
+    """Validated MeasurementSet from a file's raw records; errors name file, row and field."""
 
-    Parameters
-    ----------
-    model
-        The structural model.
-    measurement
-        The measurement.
-    slice_config
-        Slice emulation for ``"slice"`` measurements (``None``: ``SliceConfig()``, a 300 µm slab
-        and 100 µm intersomatic distance). Ignored for in vivo measurements and for
-        ``eligibility="all"``.
-
-    Raises
-    ------
-    SelectionError
-        A selector is invalid for the model, selects nobody, or no pair is eligible.
-    """
+    measurements: list[Measurement] = []
+    first_row: dict[str, str] = {}
+    for rec in raw.records:
+        try:
+            m = measurement_from_values(rec.values, textual=rec.textual)
+        except FieldProblem as err:
+            raise MeasurementError(
+                f"{raw.path}: {rec.where}, field {err.field_name!r}: {err.detail}"
+            ) from None
+        if m.id in first_row:
+            raise MeasurementError(
+                f"{raw.path}: {rec.where}, field 'id': duplicate id {m.id!r} (first in "
+                f"{first_row[m.id]}); ids must be unique within a set"
+            )
+        first_row[m.id] = rec.where
+        measurements.append(m)
     try:
-        pre = select(model, measurement.pre)
-        post = select(model, measurement.post)
-    except SelectionError as err:
-        raise SelectionError(f"measurement {measurement.id!r}: {err}") from None
-    slab: tuple[int, float, float] | None = None
-    if measurement.protocol == "slice" and measurement.eligibility == "protocol":
-        cfg = slice_config if slice_config is not None else SliceConfig()
-        pp, qq, center = _slice_pairs(model, pre, post, cfg)
-        if pp.size == 0:
-            depth = ("" if cfg.soma_depth_um is None else
-                     f", somata {cfg.soma_depth_um[0]:g}-{cfg.soma_depth_um[1]:g} µm from a "
-                     "surface")
-            raise SelectionError(
-                f"measurement {measurement.id!r}: no eligible pair in the slice "
-                f"({pre.size} pre and {post.size} post neurons; slab {cfg.thickness_um:g} µm "
-                f"along {cfg.axis} centred at {center:.1f} µm{depth}, max {cfg.distance} "
-                f"distance {cfg.max_distance_um:g} µm); use a thicker slab or a larger "
-                "max_distance_um"
-            )
-        if cfg.cut_arbors:
-            half = cfg.thickness_um / 2.0
-            slab = (0 if cfg.axis == "x" else 1, center - half, center + half)
-    elif measurement.eligibility == "listed":
-        src = model.populations.get(measurement.source_population)
-        if src is None:
-            raise SelectionError(
-                f"measurement {measurement.id!r}: the model has no population "
-                f"{measurement.source_population!r} (eligibility 'listed'); it has "
-                f"{', '.join(map(repr, model.populations)) or 'none'}"
-            )
-        if src.pair_pre is None or src.pair_post is None:
-            pp, qq = _product_pairs(pre, post)
-        else:
-            key = np.unique(np.asarray(src.pair_pre, np.int64) * model.n_neurons
-                            + np.asarray(src.pair_post, np.int64))
-            pp, qq = key // model.n_neurons, key % model.n_neurons
-            keep = (pp != qq) & np.isin(pp, pre) & np.isin(qq, post)
-            pp, qq = pp[keep], qq[keep]
-        if pp.size == 0:
-            raise SelectionError(
-                f"measurement {measurement.id!r}: population "
-                f"{measurement.source_population!r} lists no eligible pair"
-            )
-    else:
-        pp, qq = _product_pairs(pre, post)
-        if pp.size == 0:
-            raise SelectionError(
-                f"measurement {measurement.id!r}: no eligible pair: pre and post are the same "
-                "single neuron (autapses are never eligible)"
-            )
-    logger.debug(
-        "population %s: %d pre, %d post, %d eligible pairs",
-        measurement.id, pre.size, post.size, pp.size,
-    )
-    return Population(
-        measurement_id=measurement.id, pre=pre, post=post, pair_pre=pp, pair_post=qq,
-        slab=slab,
-    )
-
-
-def populations(
-    model: StructuralModel,
-    mset: MeasurementSet,
-    *,
-    slice_config: SliceConfig | None = None,
-) -> list[Population]:
-    """:func:`population` of every measurement of the set ``mset``, in order."""
-    return [population(model, m, slice_config=slice_config) for m in mset]
-
-
-# -- measurement sets defined by a model's data source --------------------------------------
-
-def measurement_set_from_model(
-    model: StructuralModel,
-    *,
-    name: str | None = None,
-    default_n_pairs: int | None = None,
-) -> MeasurementSet:
-    """The measurements defined by a model's source populations (e.g. an imported folder).
-
-    Every population of ``model.populations`` whose ``attrs`` hold a ``probability`` becomes a
-    measurement named after the population, in the populations' order, with selectors listing
-    the external ids of its pre and post neurons and ``eligibility="all"`` (the data source
-    already defines the pairs; no slice emulation). Populations without ``probability`` are
-    skipped (logged). Expected ``attrs`` keys: ``probability`` (in [0, 1]), ``n_pairs``,
-    ``protocol`` (``invivo``/``slice``; ``invitro`` is read as ``slice``), ``species``,
-    ``authors``, ``year``, ``doi``, ``title`` (optional ``journal``, ``description``; without
-    a description one is made from ``pre_type``/``post_type``/``only_septum``). A missing
-    ``species`` reads as ``"unknown"``; DOI prefixes (``doi:``, ``https://doi.org/``) are removed.
-
-    Parameters
-    ----------
-    model
-        A model with ``populations``.
-    name
-        Set name (default ``model.attrs["name"]`` or ``"imported"``).
-    default_n_pairs
-        Pairs tested for populations whose ``n_pairs`` is missing or not positive (the source
-        format marks unknown counts with -1); without it such populations are an error.
-
-    Raises
-    ------
-    MeasurementError
-        No usable population, or a bad / missing attribute (naming population and key).
-    """
-    return mio.set_from_model(model, name=name, default_n_pairs=default_n_pairs)
+        return MeasurementSet(
+            name=raw.name, measurements=tuple(measurements), source=source,
+            description=raw.description,
+        )
+    except MeasurementError as err:
+        raise MeasurementError(f"{raw.path}: {err}") from None
