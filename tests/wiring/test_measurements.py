@@ -844,6 +844,12 @@ def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
     assert np.isfinite(x).all()
     with pytest.raises(SelectionError, match="has no population 'nope'"):
         population(reopened, dataclasses.replace(m, source_population="nope"))
+    # the feature cache key follows the listed pairs (not part of the anatomy hash)
+    from wiring.simulation.features import feature_cache_key
+
+    fewer = dataclasses.replace(src, pair_pre=src.pair_pre[1:], pair_post=src.pair_post[1:])
+    other = dataclasses.replace(reopened, populations={"slice-mask": fewer})
+    assert feature_cache_key(other, mset)[0] != feature_cache_key(reopened, mset)[0]
 
 
 def test_vpm_septum_is_the_c2_septum_on_several_columns() -> None:

@@ -305,8 +305,30 @@ def feature_cache_key(
         "measurement_set": measurement_set_hash(mset),
         "slice": _slice_dict(slice_config),
     }
+    listed = _listed_pairs_hashes(model, mset)
+    if listed:  # the pairs of source populations are not part of the anatomy hash
+        desc["listed_pairs"] = listed
     key = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
     return key, desc
+
+
+def _listed_pairs_hashes(model: StructuralModel, mset: Any) -> dict[str, str]:
+    """sha256 of the listed pairs of every source population a measurement takes its pairs
+    from (``eligibility = "listed"``)."""
+    out: dict[str, str] = {}
+    for meas in getattr(mset, "measurements", ()):
+        name = getattr(meas, "source_population", "")
+        if getattr(meas, "eligibility", "") != "listed" or not name:
+            continue
+        pop = model.populations.get(name)
+        if pop is None or pop.pair_pre is None or pop.pair_post is None:
+            out[name] = ""
+            continue
+        h = hashlib.sha256()
+        for arr in (pop.pair_pre, pop.pair_post):
+            h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+        out[name] = h.hexdigest()
+    return out
 
 
 # --------------------------------------------------------------------------------------------
