@@ -232,11 +232,10 @@ def _prior_spec(ctx: _Context, rule: Any = None) -> Any:
             kwargs["loc"] = r.prior_loc
         if r.prior_scale:
             kwargs["scale"] = r.prior_scale
-    else:
-        if r.prior_low:
-            kwargs["low"] = r.prior_low
-        if r.prior_high:
-            kwargs["high"] = r.prior_high
+    if r.prior_low:  # box of a uniform prior, or truncation bounds of a Gaussian
+        kwargs["low"] = r.prior_low
+    if r.prior_high:
+        kwargs["high"] = r.prior_high
     return build_prior_spec(rule, kind=r.prior, **kwargs)
 
 

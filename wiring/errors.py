@@ -13,6 +13,7 @@ __all__ = [
     "RuleContractError",
     "RuleLoadError",
     "RuleNotFoundError",
+    "RuleRateError",
     "SelectionError",
     "ShapeMismatchError",
     "StoreMismatchError",
@@ -47,6 +48,10 @@ class RuleLoadError(WiringError, ImportError):
 
 class RuleContractError(RuleLoadError):
     """A wiring rule breaks the contract of :mod:`wiring.rules.base` (found by ``check_rule``)."""
+
+
+class RuleRateError(WiringError, RuntimeError):
+    """A rule's ``rate`` raised, or returned negative or NaN expected counts, during a run."""
 
 
 class SelectionError(WiringError, ValueError):

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import positive_int
+from pipelines.commands._argtypes import positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
                    help="early-stopping patience in epochs (default 20)")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="training batch size (default auto: 1000 from 9000 training rows, else 200-900)")
-    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--learning-rate", type=positive_float, default=5e-4)
     p.add_argument("--hidden-features", type=positive_int, default=50)
     p.add_argument("--num-transforms", type=positive_int, default=5)
     p.add_argument("--threads", type=positive_int, default=1,
