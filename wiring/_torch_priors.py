@@ -10,7 +10,7 @@ posterior samples outside it. Computations are done in float64 and returned in t
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.distributions import Distribution, constraints
@@ -21,11 +21,11 @@ __all__ = ["TruncatedNormal"]
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-class TruncatedNormal(Distribution):
+class TruncatedNormal(Distribution):  # type: ignore[misc]
     """Element-wise N(loc, scale²) truncated to [low, high]; wrap in ``Independent`` for a
     d-dimensional prior."""
 
-    arg_constraints = {
+    arg_constraints: ClassVar[dict[str, Any]] = {
         "loc": constraints.real,
         "scale": constraints.positive,
     }
@@ -51,7 +51,7 @@ class TruncatedNormal(Distribution):
         self._a, self._b = a, b
         super().__init__(batch_shape=self.loc.shape, validate_args=validate_args)
 
-    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    @constraints.dependent_property(is_discrete=False, event_dim=0)  # type: ignore[untyped-decorator]
     def support(self) -> Any:
         return constraints.interval(self.low, self.high)
 
@@ -73,7 +73,7 @@ class TruncatedNormal(Distribution):
         out = ((phi - lo) / self._z).clamp(0.0, 1.0)
         return out.to(self.loc.dtype)
 
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         u = torch.rand(shape, dtype=torch.float64, device=self.loc.device)
         return self.icdf(u)
