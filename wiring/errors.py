@@ -6,6 +6,7 @@ Every error inherits :class:`WiringError` and the matching builtin, so callers c
 from __future__ import annotations
 
 __all__ = [
+    "InsufficientResourcesError",
     "InvalidParameterError",
     "MeasurementError",
     "OutputExistsError",
@@ -32,6 +33,10 @@ class WiringWarning(UserWarning):
 
 class InvalidParameterError(WiringError, ValueError):
     """A rule parameter vector has the wrong length, is NaN, or lies outside the rule's domain."""
+
+
+class InsufficientResourcesError(WiringError, ValueError):
+    """A job would need more disk or memory than the machine has; refused before it starts."""
 
 
 class ShapeMismatchError(WiringError, ValueError):

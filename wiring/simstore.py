@@ -45,6 +45,7 @@ import numpy.typing as npt
 from wiring._typing import FloatArray
 from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError, WiringError
 from wiring.priors import PriorSpec
+from wiring.resources import check_simulation_size
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -274,6 +275,8 @@ class SimulationStore:
             anatomy_hash=anatomy_hash, seed=seed, streams=streams,
         )
         path = Path(path)
+        check_simulation_size(path, n=n, d=len(prior_spec.names),
+                              m=len(config["measurement_names"]))
         if path.exists():
             if not overwrite:
                 raise OutputExistsError(

@@ -105,12 +105,15 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from wiring.measurements import load_measurement_set
+    from wiring.resources import check_simulation_size
     from wiring.rules.registry import get_rule, rule_provenance
     from wiring.simstore import SimulationStore, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
     mset = load_measurement_set(args.measurements)
+    # refuse at once what cannot fit, before the anatomy is opened or anything is written
+    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names))
     model = open_anatomy(args.anatomy, args.anatomy_seed)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
