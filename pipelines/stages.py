@@ -19,6 +19,7 @@ import numpy as np
 
 from pipelines.cluster import connect
 from pipelines.config import RunConfig
+from pipelines.preflight import configured_prior, preflight
 from pipelines.runrecord import RunRecord
 from wiring.errors import StoreMismatchError
 
@@ -97,9 +98,11 @@ def run_pipeline(
 
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
     # runs share reusable anatomy stores and feature tables in a cache beside them
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    # the whole configuration is checked before anything is written or computed
+    preflight(config, run_dir, cache_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config)
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
     for stage in ("simulate", "train", "analyze", "compare"):
@@ -220,23 +223,12 @@ def _stage_features(ctx: _Context) -> None:
 def _prior_spec(ctx: _Context, rule: Any = None) -> Any:
     from wiring.priors import build_prior_spec
 
-    r = ctx.config.rule
     rule = ctx.rule if rule is None else rule
     if rule is not ctx.rule:
         # compared rules get the box-uniform prior over their plausible ranges: a Gaussian
         # around the a-priori value may put mass outside their domain (e.g. probabilities)
         return build_prior_spec(rule, kind="uniform")
-    kwargs: dict[str, Any] = {}
-    if r.prior == "gaussian":
-        if r.prior_loc:
-            kwargs["loc"] = r.prior_loc
-        if r.prior_scale:
-            kwargs["scale"] = r.prior_scale
-    if r.prior_low:  # box of a uniform prior, or truncation bounds of a Gaussian
-        kwargs["low"] = r.prior_low
-    if r.prior_high:
-        kwargs["high"] = r.prior_high
-    return build_prior_spec(rule, kind=r.prior, **kwargs)
+    return configured_prior(ctx.config, rule)
 
 
 def _stage_simulate(ctx: _Context) -> None:
