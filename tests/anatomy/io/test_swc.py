@@ -177,5 +177,6 @@ def test_far_sample_is_refused_before_voxelizing(tmp_path: Path) -> None:
     assert import_swc(ok, max_voxels=1000).n_neurons == 1
     # with a given grid, cable crossing too many voxels is refused too
     grid = VoxelGrid(origin_um=(-100.0, -100.0, 0.0), spacing_um=50.0, shape=(4, 4, 40))
+    manifest = write_manifest(tmp_path, ["1,far.swc,L4ss,0,0,700,column"])
     with pytest.raises(FormatError, match="voxel crossings"):
         import_swc(manifest, grid=grid, max_voxels=10**6)
