@@ -356,6 +356,8 @@ def _check_values(cfg: RunConfig) -> None:
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value!r}")
     non_negative = {
+        "run.seed": cfg.run.seed,
+        "anatomy.seed": cfg.anatomy.seed,
         "measurements.n_pairs": cfg.measurements.n_pairs,
         "analysis.sbc_runs": cfg.analysis.sbc_runs,
         "analysis.comparison_simulations": cfg.analysis.comparison_simulations,

@@ -152,6 +152,8 @@ def preflight(config: RunConfig, run_dir: Path, cache_dir: Path) -> None:
             sims.exists()) else 0
         check_simulation_size(
             sims, n=config.simulation.n, d=len(rule.params), m=len(mset.names),
-            existing_bytes=existing,
+            existing_bytes=existing, chunk_size=config.simulation.chunk_size,
+            pairs_per_row=config.measurements.n_pairs * len(mset.names)
+            or sum(int(m.n_pairs) for m in mset),
         )
     log.debug("preflight of %s passed", os.fspath(run_dir))

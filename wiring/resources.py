@@ -65,14 +65,33 @@ def physical_memory_bytes() -> int | None:
 
 
 def check_simulation_size(
-    path: str | os.PathLike[str], *, n: int, d: int, m: int, existing_bytes: int = 0
+    path: str | os.PathLike[str],
+    *,
+    n: int,
+    d: int,
+    m: int,
+    existing_bytes: int = 0,
+    chunk_size: int | None = None,
+    pairs_per_row: int = 0,
 ) -> int:
     """Raise :class:`InsufficientResourcesError` when a simulation store of ``n`` rows (d
     parameters, m measurements) does not fit the free disk space at ``path`` or the physical
-    memory needed to train on it; return the estimate in bytes.
+    memory needed to train on it, or when one chunk of ``chunk_size`` rows (each sampling
+    ``pairs_per_row`` pairs: an index and a uniform of 8 bytes each) would not fit in memory;
+    return the store estimate in bytes.
 
-    ``existing_bytes`` is space the job will free first (a store it replaces or resumes).
+    ``existing_bytes`` is space the job will free first (a store it resumes).
     """
+    mem = physical_memory_bytes()
+    if chunk_size is not None and mem is not None:
+        rows = min(int(chunk_size), int(n))
+        per_chunk = rows * ((int(d) + max(int(m), 1)) * _VALUE_BYTES + 16 * int(pairs_per_row))
+        if per_chunk * 2 > mem:
+            raise InsufficientResourcesError(
+                f"one simulation chunk of {rows:,} rows needs about {format_bytes(per_chunk)} "
+                f"of memory per worker, more than half of this machine's "
+                f"{format_bytes(mem)}; use a smaller --chunk-size / simulation.chunk_size"
+            )
     need = simulation_store_bytes(n, d, m)
     free = available_disk_bytes(path)
     if free is not None and need * _HEADROOM > free + existing_bytes:
@@ -81,7 +100,6 @@ def check_simulation_size(
             f"{format_bytes(need)} of disk at {path}, but only {format_bytes(free)} is free; "
             f"simulate fewer (--n / simulation.n) or write elsewhere"
         )
-    mem = physical_memory_bytes()
     if mem is not None and need * _HEADROOM > mem:
         raise InsufficientResourcesError(
             f"{n:,} simulations of {d} parameter(s) and {m} measurement(s) need about "

@@ -113,7 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     prior = resolve_prior(args.prior, rule)
     mset = load_measurement_set(args.measurements)
     # refuse at once what cannot fit, before the anatomy is opened or anything is written
-    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names))
+    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names),
+                          chunk_size=args.chunk_size,
+                          pairs_per_row=sum(int(m.n_pairs) for m in mset))
     model = open_anatomy(args.anatomy, args.anatomy_seed)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),

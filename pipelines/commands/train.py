@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import positive_float, positive_int
+from pipelines.commands._argtypes import non_negative_int, positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="posterior directory to write")
     p.add_argument("--estimator", default="nsf", choices=ESTIMATORS,
                    help="density estimator (default nsf, a neural spline flow)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default 0)")
     p.add_argument("--max-epochs", type=positive_int, default=1000)
     p.add_argument("--stop-after-epochs", type=positive_int, default=20,
                    help="early-stopping patience in epochs (default 20)")

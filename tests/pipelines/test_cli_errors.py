@@ -322,3 +322,63 @@ def test_multi_line_messages_are_joined(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(info, "_run", boom)
     assert main(["info"]) == 1
     assert one_line_error(capsys.readouterr().err) == "wiring: error: first line second line"
+
+
+def test_chunk_memory_is_checked(tiny_store: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from wiring import resources
+
+    monkeypatch.setattr(resources, "physical_memory_bytes", lambda: 1 << 30)
+    monkeypatch.setattr(resources, "available_disk_bytes", lambda path: 1 << 40)
+    argv = simulate_args(tiny_store, tmp_path / "s.zarr", n="1000000")
+    argv[argv.index("--chunk-size") + 1] = "1000000"
+    assert main(argv) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "one simulation chunk of 1,000,000 rows" in line and "--chunk-size" in line
+    assert listing(tmp_path) == {}
+
+
+def test_oversized_chunk_size_stores_one_chunk_of_n_rows(tmp_path: Path) -> None:
+    import zarr
+
+    from wiring.priors import PriorSpec
+    from wiring.simstore import SimulationStore
+
+    prior = PriorSpec(kind="uniform", names=("a",), low=(0.0,), high=(1.0,))
+    SimulationStore.create(tmp_path / "s.zarr", n=10, chunk_size=10**9, prior_spec=prior,
+                           rule_info={"name": "r"}, measurement_names=["m"],
+                           measurement_hash="h", anatomy_hash="a", seed=0)
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    assert group["theta"].chunks == (10, 1) and group["x"].chunks == (10, 1)
+
+
+def test_swc_import_errors_are_one_line(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "loop.swc").write_text("1 1 0 0 0 5 -1\n2 3 10 0 0 1 3\n3 3 20 0 0 1 2\n")
+    (tmp_path / "far.swc").write_text("1 1 0 0 0 5 -1\n2 2 0 -10 0 1 1\n3 2 0 -1e9 0 1 2\n")
+    for name, words in (("loop", "loop.swc, line 2: sample 2 lies on a cycle"),
+                        ("far", "far.swc, line 3: a sample lies 1e+09 µm")):
+        manifest = tmp_path / f"{name}.csv"
+        manifest.write_text(f"id,swc,cell_type,x,y,depth\n1,{name}.swc,L4ss,0,0,700\n")
+        out = tmp_path / f"{name}.zarr"
+        assert main(["anatomy", "import", "swc", str(manifest), "--out", str(out)]) == 1
+        assert words in one_line_error(capsys.readouterr().err)
+        assert not out.exists()
+    # the limit is an option
+    out = tmp_path / "far.zarr"
+    assert main(["anatomy", "import", "swc", str(tmp_path / "far.csv"), "--out", str(out),
+                 "--max-voxels", "100"]) == 1
+    assert "limit of 100" in one_line_error(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--seed", "-1"], ["run", "--workers", "-2"], ["train", "--store", "s", "--out", "p",
+                                                            "--seed", "-1"],
+     ["rules", "check", "dso", "--seed", "-1"]],
+)
+def test_negative_seeds_and_workers_are_usage_errors(argv: list[str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "must be a non-negative integer" in capsys.readouterr().err
