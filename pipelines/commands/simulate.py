@@ -43,7 +43,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="simulation store (e.g. sims.zarr)")
     p.add_argument("--prior", default="gaussian", metavar="KIND_OR_FILE",
-                   help="gaussian (default; the paper's N(1, 0.05 I) for dso), uniform (the "
+                   help="gaussian (default; the paper's N(1, 0.05 I) for dso; truncated to "
+                   "the plausible range for parameters with a bounded domain), uniform (the "
                    "rule's plausible ranges), or a TOML/JSON prior file")
     p.add_argument("--chunk-size", type=positive_int, default=10_000,
                    help="simulations per task (default 10000)")

@@ -202,3 +202,15 @@ def test_run_hash_changes_with_the_truncation_only_where_it_applies() -> None:
     for name in ("dso_linear", "peters_neuron", "peters_synapse"):
         cfg = RunConfig.from_dict({"rule": {"name": name}})
         assert cfg.science_hash() != old_hash(cfg), name
+
+
+def test_posterior_summary_uses_the_truncated_prior_std() -> None:
+    from wiring.analysis.summary import summarize_posterior
+
+    spec = build_prior_spec(get_rule("peters_synapse"))
+    samples = spec.sample_rows(3, 0, 50_000)
+    summary = summarize_posterior(samples, ["theta_p_synapse"], prior_spec=spec.to_dict())
+    sd = math.sqrt(spec.moments()[1][0])
+    assert summary.prior_std[0] == pytest.approx(sd, rel=1e-9)
+    # prior samples have the prior's spread: contraction ~ 0 within Monte-Carlo error
+    assert abs(summary.contraction[0]) < 0.03
