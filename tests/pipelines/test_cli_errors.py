@@ -382,3 +382,36 @@ def test_negative_seeds_and_workers_are_usage_errors(argv: list[str],
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert "must be a non-negative integer" in capsys.readouterr().err
+
+
+def test_disk_full_mid_simulation_keeps_finished_chunks(
+    tiny_store: Path, sims: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The disk fills after the first chunk: exit 1, one line; once space is back, the same
+    command resumes and gives exactly the store of an uninterrupted run."""
+    import zarr.storage._local as local
+
+    from wiring.simstore import SimulationStore
+
+    out = tmp_path / "sims.zarr"
+    real = local._put
+    written: list[str] = []
+
+    def put(path: Path, value: Any, exclusive: bool = False) -> int:
+        p = Path(path)
+        if p.name != "zarr.json" and "chunk_seed" not in p.parts:
+            written.append(str(p))
+            if len(written) > 3:  # θ, x and status of the first chunk fit; then the disk is full
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, value, exclusive=exclusive)
+
+    with monkeypatch.context() as m:
+        m.setattr(local, "_put", put)
+        assert main(simulate_args(tiny_store, out)) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "No space left on device" in line
+    partial = SimulationStore.open(out)
+    assert 0 < partial.n_done < partial.n, written
+    assert main(simulate_args(tiny_store, out)) == 0
+    assert SimulationStore.open(out).content_hash() == SimulationStore.open(sims).content_hash()
