@@ -105,6 +105,10 @@ def preflight(config: RunConfig, run_dir: Path, cache_dir: Path) -> None:
         configured_prior(config, rule)
     except WiringError as err:
         raise ConfigError(f"rule.prior ({config.rule.prior}): {err}") from err
+    dupes = sorted({n for n in config.analysis.compare_rules
+                    if config.analysis.compare_rules.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"analysis.compare_rules lists {dupes} more than once")
     for name in config.analysis.compare_rules:
         try:
             other = get_rule(name)
