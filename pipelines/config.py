@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from wiring.errors import WiringError
+from pipelines.errors import ConfigError
 
 __all__ = [
     "AnalysisConfig",
@@ -39,10 +39,6 @@ __all__ = [
     "builtin_configs",
     "load_config",
 ]
-
-
-class ConfigError(WiringError, ValueError):
-    """A run configuration is invalid; the message names the key."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,7 +197,7 @@ class RunConfig:
         if self.rule.prior != "gaussian":
             return None
         from wiring.errors import WiringError
-        from wiring.priors import build_prior_spec
+        from wiring.inference.priors import build_prior_spec
         from wiring.rules.registry import get_rule
 
         kwargs: dict[str, Any] = {}

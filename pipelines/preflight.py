@@ -17,7 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import ConfigError, RunConfig
+from pipelines.config import RunConfig
+from pipelines.errors import ConfigError
 from wiring.errors import WiringError
 
 __all__ = ["configured_prior", "preflight"]
@@ -48,7 +49,7 @@ def _writable(path: Path, what: str) -> None:
 
 def configured_prior(config: RunConfig, rule: Any) -> Any:
     """The checked prior spec of the run's main rule (``[rule]`` prior settings)."""
-    from wiring.priors import build_prior_spec
+    from wiring.inference.priors import build_prior_spec
 
     r = config.rule
     kwargs: dict[str, Any] = {}
@@ -91,10 +92,10 @@ def preflight(config: RunConfig, run_dir: Path, cache_dir: Path) -> None:
         Naming the setting (and file) at fault.
     """
     from pipelines.cluster import BATCH_SYSTEMS
+    from wiring.inference.priors import build_prior_spec
     from wiring.measurements import load_measurement_set
-    from wiring.priors import build_prior_spec
-    from wiring.resources import check_simulation_size
     from wiring.rules.registry import get_rule
+    from wiring.simulation.resources import check_simulation_size
 
     # rules and priors
     try:
@@ -126,7 +127,7 @@ def preflight(config: RunConfig, run_dir: Path, cache_dir: Path) -> None:
             raise ConfigError(f"measurements.set: {err}") from err
     if store is not None and mset is not None:
         from anatomy.store import open_model
-        from wiring.selectors import select
+        from wiring.measurements.selectors import select
 
         model = open_model(store, validate=False)
         for m in mset:

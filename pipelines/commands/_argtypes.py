@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["finite_float", "non_negative_int", "positive_float", "positive_int"]
+__all__ = [
+    "anatomy_parent",
+    "finite_float",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "rule_parent",
+]
 
 
 def _integer(text: str) -> int:
@@ -18,6 +25,7 @@ def _integer(text: str) -> int:
     if not math.isfinite(value) or value != int(value):
         raise ValueError(text)
     return int(value)
+
 
 
 def non_negative_int(text: str) -> int:
@@ -58,3 +66,18 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
     return value
+def anatomy_parent() -> argparse.ArgumentParser:
+    """Parent parser of ``--anatomy`` and ``--anatomy-seed``, shared by the commands that load a model."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
+                   help="structural-model store, or a preset name (tiny, small, column, field)")
+    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
+                   help="seed of a preset model (default 0)")
+    return p
+
+
+def rule_parent() -> argparse.ArgumentParser:
+    """Parent parser of ``--rule``, shared by the commands that apply a wiring rule."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
+    return p

@@ -147,7 +147,7 @@ def test_disk_full_in_simulate(tiny_store: Path, tmp_path: Path,
     assert main(simulate_args(tiny_store, out)) == EXIT_USER
     line = one_line_error(capsys.readouterr().err)
     assert "No space left on device (ENOSPC)" in line and str(out) in line
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     if out.exists():  # whatever was written is a store with nothing claimed done
         assert SimulationStore.open(out).n_done == 0
@@ -218,7 +218,7 @@ def test_plugin_rate_failures_in_simulate(rule: str, words: str, tiny_store: Pat
     assert main(simulate_args(tiny_store, out, "--prior", "uniform", rule=rule, n="100")) == 1
     line = one_line_error(capsys.readouterr().err)
     assert f"rule {rule!r}" in line and words in line
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     if out.exists():  # no chunk is stored as done with made-up x
         assert SimulationStore.open(out).n_done == 0
@@ -286,7 +286,7 @@ def test_simulate_refuses_what_cannot_fit(tiny_store: Path, tmp_path: Path,
 def test_memory_estimate_is_refused(tiny_store: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from wiring import resources
+    from wiring.simulation import resources
 
     monkeypatch.setattr(resources, "physical_memory_bytes", lambda: 1 << 20)
     assert main(simulate_args(tiny_store, tmp_path / "s.zarr", n="100000")) == 1
@@ -327,7 +327,7 @@ def test_multi_line_messages_are_joined(monkeypatch: pytest.MonkeyPatch,
 def test_chunk_memory_is_checked(tiny_store: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch,
                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from wiring import resources
+    from wiring.simulation import resources
 
     monkeypatch.setattr(resources, "physical_memory_bytes", lambda: 1 << 30)
     monkeypatch.setattr(resources, "available_disk_bytes", lambda path: 1 << 40)
@@ -342,8 +342,8 @@ def test_chunk_memory_is_checked(tiny_store: Path, tmp_path: Path,
 def test_oversized_chunk_size_stores_one_chunk_of_n_rows(tmp_path: Path) -> None:
     import zarr
 
-    from wiring.priors import PriorSpec
-    from wiring.simstore import SimulationStore
+    from wiring.inference.priors import PriorSpec
+    from wiring.simulation.store import SimulationStore
 
     prior = PriorSpec(kind="uniform", names=("a",), low=(0.0,), high=(1.0,))
     SimulationStore.create(tmp_path / "s.zarr", n=10, chunk_size=10**9, prior_spec=prior,
@@ -392,7 +392,7 @@ def test_disk_full_mid_simulation_keeps_finished_chunks(
     command resumes and gives exactly the store of an uninterrupted run."""
     import zarr.storage._local as local
 
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     out = tmp_path / "sims.zarr"
     real = local._put
@@ -425,7 +425,7 @@ def test_default_prior_of_every_builtin_rule_simulates(rule: str, tiny_store: Pa
     import numpy as np
 
     from wiring.rules.registry import get_rule
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     out = tmp_path / "sims.zarr"
     assert main(simulate_args(tiny_store, out, rule=rule)) == 0

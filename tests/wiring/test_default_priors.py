@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from wiring.errors import InvalidParameterError
-from wiring.priors import PriorSpec, build_prior_spec, check_prior_spec
+from wiring.inference.priors import PriorSpec, build_prior_spec, check_prior_spec
 from wiring.rules.registry import BUILTIN_RULES, get_rule
 
 torch = pytest.importorskip("torch")

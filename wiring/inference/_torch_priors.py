@@ -2,7 +2,7 @@
 
 ``TruncatedNormal`` has independent marginals N(loc, scale²) restricted to ``[low, high]``
 (either side may be infinite). Sampling is by the inverse CDF, as
-:meth:`wiring.priors.PriorSpec.sample_rows` does, and the support is the box, so sbi rejects
+:meth:`wiring.inference.priors.PriorSpec.sample_rows` does, and the support is the box, so sbi rejects
 posterior samples outside it. Computations are done in float64 and returned in the dtype of
 ``loc``.
 """
