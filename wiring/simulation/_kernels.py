@@ -375,12 +375,13 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
         return lam
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def evaluate(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any, f0: Any,
-                 f1: Any, f2: Any, f3: Any, indptr: Any, pairs: Any, root: Any, hit: Any,
-                 nan: Any) -> None:
+    def evaluate(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any,
+                 voff: Any, vflag: Any, f0: Any, f1: Any, f2: Any, f3: Any, indptr: Any,
+                 pairs: Any, root: Any, hit: Any, nan: Any) -> None:
         """``hit[b, c]``: whether sampled pair ``pairs[b, c]`` is connected in the connectome
         of stream ``keys[b]`` (columns with a ``root`` are copies and are skipped; a pair
-        without rows never connects); ``nan[b]`` when a rate is NaN."""
+        without rows never connects); ``nan[b]`` when a rate is NaN. The log offset of pair
+        ``p`` is ``offset[b] + voff[b] · vflag[p]`` (the per-pair nuisance factor)."""
         n_b = coef.shape[0]
         n_c = pairs.shape[1]
         for b in range(n_b):
@@ -400,14 +401,14 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
                     hit[b, col] = False
                     continue
                 t = threshold(h0, pre[p], post[p])
-                lam = pair_lambda(c, off, f0, f1, f2, f3, lo, hi, t)
+                lam = pair_lambda(c, off + voff[b] * vflag[p], f0, f1, f2, f3, lo, hi, t)
                 if lam != lam:
                     nan[b] = True
                 hit[b, col] = lam > t
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def expected(coef: Any, offset: Any, f0: Any, f1: Any, f2: Any, f3: Any, indptr: Any,
-                 pair_lo: Any, pair_n: Any, out: Any) -> None:
+    def expected(coef: Any, offset: Any, voff: Any, vflag: Any, f0: Any, f1: Any, f2: Any,
+                 f3: Any, indptr: Any, pair_lo: Any, pair_n: Any, out: Any) -> None:
         n_b = coef.shape[0]
         n_m = pair_lo.shape[0]
         for b in range(n_b):
@@ -416,7 +417,8 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
             for m in range(n_m):
                 acc = 0.0
                 for p in range(pair_lo[m], pair_lo[m] + pair_n[m]):
-                    lam = pair_lambda(c, off, f0, f1, f2, f3, indptr[p], indptr[p + 1], np.inf)
+                    lam = pair_lambda(c, off + voff[b] * vflag[p], f0, f1, f2, f3, indptr[p],
+                                      indptr[p + 1], np.inf)
                     acc += -np.expm1(-lam)
                 out[b, m] = acc / pair_n[m]
 
@@ -460,9 +462,9 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
         return lam
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def expected(coef: Any, offset: Any, dense: Any, pre_row: Any, post_row: Any,
-                 post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any, pair_lo: Any,
-                 pair_n: Any, out: Any) -> None:
+    def expected(coef: Any, offset: Any, voff: Any, vflag: Any, dense: Any, pre_row: Any,
+                 post_row: Any, post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any,
+                 pair_lo: Any, pair_n: Any, out: Any) -> None:
         n_b = coef.shape[0]
         n_m = pair_lo.shape[0]
         buf = np.empty(_FCHUNK, dtype=np.float64)
@@ -474,14 +476,15 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 acc = 0.0
                 for p in range(pair_lo[m], pair_lo[m] + pair_n[m]):
                     q = post_row[p]
-                    lam = pair_lambda(c, off, dense, pre_row[p], vox, lq, lpa, depth,
+                    lam = pair_lambda(c, off + voff[b] * vflag[p], dense, pre_row[p], vox,
+                                      lq, lpa, depth,
                                       post_ptr[q], post_ptr[q + 1], np.inf, buf, ibuf)
                     acc += -np.expm1(-lam)
                 out[b, m] = acc / pair_n[m]
 
     @njit  # type: ignore[misc,untyped-decorator]
     def evaluate_sorted(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any,
-                        dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
+                        voff: Any, vflag: Any, dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
                         lq: Any, lpa: Any, depth: Any, pairs: Any, root: Any, n_pre: int,
                         hit: Any, nan: Any) -> None:
         """Like the table form's ``evaluate``; the sampled pairs of the whole batch are
@@ -532,7 +535,8 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 hit[b, col] = False
                 continue
             thr = threshold(h0[b], pre[p], post[p])
-            lam = pair_lambda(coef[b], offset[b], dense, pre_row[p], vox, lq, lpa, depth,
+            lam = pair_lambda(coef[b], offset[b] + voff[b] * vflag[p], dense, pre_row[p], vox,
+                              lq, lpa, depth,
                               post_ptr[q], post_ptr[q + 1], thr, buf, ibuf)
             if lam != lam:
                 nan[b] = True

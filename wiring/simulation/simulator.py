@@ -89,13 +89,16 @@ from wiring.rules.base import (
 )
 from wiring.rules.registry import get_rule
 from wiring.simulation import _kernels as kern
-from wiring.simulation.factored import FactoredFeatures, extract_factored
-from wiring.simulation.feature_cache import extract_feature_bundle
-from wiring.simulation.features import (
-    FeatureBundle,
-    estimate_table,
-    measurement_set_hash,
-    population_pairs,
+from wiring.simulation._simulator_support import SbiSimulator, features_of_model
+from wiring.simulation.factored import FactoredFeatures
+from wiring.simulation.features import FeatureBundle, measurement_set_hash
+from wiring.simulation.nuisance import (
+    NuisanceColumns,
+    NuisanceSpec,
+    log_factors,
+    resolve_nuisance,
+    shift_features,
+    vpm_pair_flags,
 )
 from wiring.simulation.sampling import SamplingPlan
 
@@ -155,6 +158,15 @@ class Simulator:
         ``True`` (default): a pooled measurement (``includes``) tests the pairs its parts
         sampled plus further pairs of its own population; ``False``: every measurement samples
         all its pairs itself (independently of the others, as the research code does).
+    nuisance
+        Anatomy nuisance parameters (names from
+        :data:`~wiring.simulation.nuisance.NUISANCE_PARAMETERS`, or a
+        :class:`~wiring.simulation.nuisance.NuisanceSpec`) drawn from their prior for every
+        simulation, keyed by (seed, simulation index), unless ``simulate`` is given explicit
+        values; ``expected`` uses the nominal anatomy (ν = 0) unless given values.
+    pre_is_vpm
+        Whether the presynaptic neuron of each pair is a VPM neuron (P,), for tables without
+        a model (``vpm_boutons``); read from the model's cell types otherwise.
 
     Raises
     ------
@@ -186,6 +198,8 @@ class Simulator:
         progress: bool = False,
         replace: bool = False,
         pooling: bool = True,
+        nuisance: NuisanceSpec | Sequence[str] | None = None,
+        pre_is_vpm: npt.ArrayLike | None = None,
     ) -> None:
         self.rule: WiringRule = get_rule(rule)
         if not isinstance(replace, bool | np.bool_) or not isinstance(pooling, bool | np.bool_):
@@ -202,7 +216,7 @@ class Simulator:
         names = tuple(str(n) for n in mset.names)
         source: FeatureBundle | FactoredFeatures
         if isinstance(model_or_tables, StructuralModel):
-            source = _features_of_model(
+            source = features_of_model(
                 model_or_tables, mset, slice_config=slice_config, cache_dir=cache_dir,
                 representation=representation, max_table_bytes=max_table_bytes,
                 client=client, progress=progress,
@@ -231,6 +245,11 @@ class Simulator:
         self._pair_n = np.ascontiguousarray(source.n_pairs, dtype=np.int64)
         self._pre = np.ascontiguousarray(source.pre, dtype=np.int64)
         self._post = np.ascontiguousarray(source.post, dtype=np.int64)
+        #: The anatomy nuisance parameters every simulation draws (None: the nominal anatomy).
+        self.nuisance: NuisanceSpec | None = NuisanceSpec.of(nuisance)
+        model = model_or_tables if isinstance(model_or_tables, StructuralModel) else None
+        self._vpm = vpm_pair_flags(model, self._pre, pre_is_vpm, self.nuisance)
+        self._vflag = np.zeros(len(self._pre)) if self._vpm is None else self._vpm
         self._plan = SamplingPlan.build(self)
         stats = [getattr(m, "statistic", "pairs") for m in getattr(mset, "measurements", ())]
         self._per_pre = np.array(
@@ -333,20 +352,28 @@ class Simulator:
         self._fast = True
         return True
 
-    def _form(self, th: FloatArray) -> tuple[FloatArray, FloatArray, BoolArray]:
-        """Kernel coefficients (B, K), offsets (B,) and a mask of rows with NaN in them."""
+    def _form(self, th: FloatArray, nu: NuisanceColumns | None = None
+              ) -> tuple[FloatArray, FloatArray, FloatArray, BoolArray]:
+        """Kernel coefficients (B, K), offsets (B,), the extra offset of pairs with a VPM
+        presynaptic neuron (B,) (the nuisance factor) and a mask of rows with NaN in them."""
         form = log_linear_form(self.rule, th)
         assert form is not None  # guaranteed by _use_fast
         names, coef, off = form
+        voff = np.zeros(len(th))
+        if nu is not None:
+            shift_all, voff = log_factors(names, coef, nu)
+            off = off + shift_all
         if isinstance(self.source, FactoredFeatures):
             full = np.zeros((len(th), 4))
             for k, n in enumerate(names):
                 full[:, VOXEL_FEATURES.index(n)] = coef[:, k]
             coef = full
-        bad = np.isnan(coef).any(axis=1) | np.isnan(off)
+        bad = np.isnan(coef).any(axis=1) | np.isnan(off) | np.isnan(voff)
         coef = np.where(bad[:, None], 0.0, coef)
         off = np.where(bad, 0.0, off)
-        return np.ascontiguousarray(coef), np.ascontiguousarray(off), bad
+        voff = np.where(bad, 0.0, voff)
+        return (np.ascontiguousarray(coef), np.ascontiguousarray(off),
+                np.ascontiguousarray(voff), bad)
 
     def _table_args(self) -> tuple[Any, ...]:
         assert isinstance(self.source, FeatureBundle)
@@ -409,10 +436,12 @@ class Simulator:
             "pools": {self.names[m]: [self.names[q] for q in parts]
                       for m, parts in self._plan.parts.items()},
             "n_pairs": [int(v) for v in self.n_sample],
+            **({} if self.nuisance is None else {"nuisance": self.nuisance.to_dict()}),
         }
 
     # ---------------------------------------------------------------- simulation
-    def simulate(self, theta: npt.ArrayLike, *, seed: int, start_index: int = 0) -> FloatArray:
+    def simulate(self, theta: npt.ArrayLike, *, seed: int, start_index: int = 0,
+                 nuisance: Any = None) -> FloatArray:
         """Simulated x (B, m) for θ (B, d); row k uses the stream of index ``start_index + k``.
 
         Parameters
@@ -423,6 +452,10 @@ class Simulator:
             Non-negative run seed.
         start_index
             Global simulation index of the first row.
+        nuisance
+            Anatomy nuisance values ν: (B, k) or (k,) in the order of :attr:`nuisance`, or a
+            mapping name → value(s). None: drawn from the prior of :attr:`nuisance`, keyed by
+            (``seed``, simulation index) (the nominal anatomy when the simulator has none).
 
         Returns
         -------
@@ -438,6 +471,8 @@ class Simulator:
         b = th.shape[0]
         valid = in_domain(self.rule, th)
         keys = kern.stream_keys(int(seed), int(start_index), b)
+        nu = resolve_nuisance(self.nuisance, nuisance, int(seed), int(start_index), b,
+                              self._vpm)
         out = np.empty((b, self.n_measurements), dtype=np.float64)
         n_nan = 0
         fast = self._use_fast()
@@ -445,10 +480,12 @@ class Simulator:
         for a in range(0, b, step):
             sl = slice(a, min(a + step, b))
             pairs = self._sample(keys[sl])
+            nu_sl = None if nu is None else {k: v[sl] for k, v in nu.items()}
             if fast:
-                n_nan += self._simulate_fast(th[sl], valid[sl], keys[sl], pairs, out[sl])
+                n_nan += self._simulate_fast(th[sl], valid[sl], keys[sl], pairs, out[sl], nu_sl)
             else:
-                n_nan += self._simulate_generic(th[sl], valid[sl], keys[sl], pairs, out[sl])
+                n_nan += self._simulate_generic(th[sl], valid[sl], keys[sl], pairs, out[sl],
+                                                nu_sl)
         n_bad = int((~valid).sum()) + int(n_nan)
         if n_bad:
             self.n_invalid += n_bad
@@ -487,34 +524,36 @@ class Simulator:
                 for m in range(self.n_measurements)]
 
     def _simulate_fast(self, th: FloatArray, valid: BoolArray, keys: Any, pairs: IntArray,
-                       out: FloatArray) -> int:
+                       out: FloatArray, nu: NuisanceColumns | None) -> int:
         b = th.shape[0]
         k = 4 if isinstance(self.source, FactoredFeatures) else len(self._form_names)
-        coef, off = np.zeros((b, k)), np.zeros(b)
+        coef, off, voff = np.zeros((b, k)), np.zeros(b), np.zeros(b)
         ok = valid.copy()
         if valid.any():
-            c, o, bad = self._form(th[valid])
-            coef[valid], off[valid] = c, o
+            c, o, v, bad = self._form(
+                th[valid], None if nu is None else {n: col[valid] for n, col in nu.items()})
+            coef[valid], off[valid], voff[valid] = c, o, v
             ok[np.flatnonzero(valid)[bad]] = False
         hit = np.zeros(pairs.shape, dtype=np.bool_)
         nan = np.zeros(b, dtype=np.bool_)
         plan = self._plan
         if isinstance(self.source, FeatureBundle):
             kern.kernels("table", k)["evaluate"](
-                keys, self._pre, self._post, ok, coef, off, *self._table_args(), pairs,
-                plan.root, hit, nan)
+                keys, self._pre, self._post, ok, coef, off, voff, self._vflag,
+                *self._table_args(), pairs, plan.root, hit, nan)
         else:
             # pairs of the whole batch grouped by presynaptic neuron (cache reuse)
             kern.kernels("factored", self._factored_kind)["evaluate_sorted"](
-                keys, self._pre, self._post, ok, coef, off, *self._factored_args(), pairs,
-                plan.root, self.source.dense_log_pre.shape[0], hit, nan)
+                keys, self._pre, self._post, ok, coef, off, voff, self._vflag,
+                *self._factored_args(), pairs, plan.root, self.source.dense_log_pre.shape[0],
+                hit, nan)
         nan |= valid & ~ok
         return int(kern.kernels("table", 0)["tally"](
             valid, hit, nan, plan.root, plan.col_lo, self.n_sample, self._per_pre, pairs,
             self._pre, out))
 
     def _simulate_generic(self, th: FloatArray, valid: BoolArray, keys: Any, pairs: IntArray,
-                          out: FloatArray) -> int:
+                          out: FloatArray, nu: NuisanceColumns | None) -> int:
         b, s_total = pairs.shape
         thr = np.empty(pairs.shape, dtype=np.float64)
         kern.kernels("table", 0)["thresholds"](keys, self._pre, self._post, pairs, thr)
@@ -523,7 +562,8 @@ class Simulator:
         step = max(1, _GENERIC_ROWS // max(1, 64 * s_total))
         for a in range(0, len(idx), step):
             sel = idx[a : a + step]
-            lam[sel] = self._rates_of_pairs(th[sel], pairs[sel])
+            lam[sel] = self._rates_of_pairs(
+                th[sel], pairs[sel], None if nu is None else {n: c[sel] for n, c in nu.items()})
         hit = lam > thr
         nan = valid & np.isnan(lam).any(axis=1)
         plan = self._plan
@@ -576,8 +616,10 @@ class Simulator:
         feats["soma_distance_um"] = np.asarray(src.soma_distance_um[flat], np.float64)
         return ptr, feats, cnt
 
-    def _rates_of_pairs(self, th: FloatArray, pairs: IntArray) -> FloatArray:
-        """λ (b, S) of the given global pairs, θ row per pair row, via ``rule.rate``."""
+    def _rates_of_pairs(self, th: FloatArray, pairs: IntArray,
+                        nu: NuisanceColumns | None = None) -> FloatArray:
+        """λ (b, S) of the given global pairs, θ row per pair row, via ``rule.rate`` (with the
+        features shifted by the nuisance values ``nu``, one (b,) column per name)."""
         rule = self.rule
         b, s = pairs.shape
         flat = pairs.reshape(-1)
@@ -596,6 +638,8 @@ class Simulator:
             if k in pair_feats:
                 feats[k] = np.repeat(pair_feats[k], cnt)
         row_owner = np.repeat(owner, cnt)
+        if nu is not None:
+            shift_features(feats, nu, row_owner, np.repeat(self._vflag[flat], cnt) > 0)
         cols = [th[row_owner, k] for k in range(th.shape[1])]
         per_row = np.broadcast_to(call_rate(rule, feats, cols), (total,))
         check_rates(rule, per_row, lambda i: th[row_owner[i]], nan_outside_box=True)
@@ -618,8 +662,9 @@ class Simulator:
         return self.simulate(np.asarray(theta, dtype=np.float64), seed=seed, start_index=0)
 
     # ---------------------------------------------------------------- exact mean
-    def expected(self, theta: npt.ArrayLike) -> FloatArray:
-        """Exact mean of x (B, m) under the sampling protocol.
+    def expected(self, theta: npt.ArrayLike, nuisance: Any = None) -> FloatArray:
+        """Exact mean of x (B, m) under the sampling protocol, for the nominal anatomy or the
+        anatomy changed by fixed ``nuisance`` values (as in :meth:`simulate`; not drawn).
 
         For a measurement that samples all its pairs itself this is the population mean
         :meth:`population_mean` (every eligible pair is equally likely to be tested, with or
@@ -636,9 +681,9 @@ class Simulator:
 
         NaN rows for θ outside the rule's domain (not counted in :attr:`n_invalid`).
         """
-        mean = self.population_mean(theta)
+        mean = self.population_mean(theta, nuisance)
         if self._per_pre.any():
-            mean[:, self._per_pre] = self._per_pre_mean(theta)[:, self._per_pre]
+            mean[:, self._per_pre] = self._per_pre_mean(theta, nuisance)[:, self._per_pre]
         plan = self._plan
         if not plan.parts:
             return mean
@@ -661,15 +706,17 @@ class Simulator:
             out[:, m] = (a + extra) / n
         return out
 
-    def _per_pre_mean(self, theta: npt.ArrayLike) -> FloatArray:
+    def _per_pre_mean(self, theta: npt.ArrayLike, nuisance: Any = None) -> FloatArray:
         """Mean over presynaptic neurons of each one's mean connection probability (B, m)."""
         th = check_theta(self.rule, theta)
+        nu = self._fixed_nuisance(nuisance, th.shape[0])
         out = np.full((th.shape[0], self.n_measurements), np.nan)
         for m in np.flatnonzero(self._per_pre):
             lo, n = int(self._pair_lo[m]), int(self._pair_n[m])
             pairs = lo + np.arange(n)
-            p = np.stack([-np.expm1(-self._lambda_of(th[k], pairs))
-                          for k in range(th.shape[0])])
+            p = np.stack([-np.expm1(-self._lambda_of(
+                th[k], pairs, None if nu is None else {n: c[k:k + 1] for n, c in nu.items()}))
+                for k in range(th.shape[0])])
             pre = self._pre[lo:lo + n]
             uq, inv = np.unique(pre, return_inverse=True)
             cnt = np.bincount(inv, minlength=len(uq)).astype(np.float64)
@@ -677,33 +724,45 @@ class Simulator:
                 out[k, m] = np.mean(np.bincount(inv, weights=p[k], minlength=len(uq)) / cnt)
         return out
 
-    def _lambda_of(self, th: FloatArray, pairs: IntArray) -> FloatArray:
+    def _lambda_of(self, th: FloatArray, pairs: IntArray,
+                   nu: NuisanceColumns | None = None) -> FloatArray:
         """λ of the given global pairs at one θ (NaN outside the domain)."""
         if not in_domain(self.rule, th[None, :])[0]:
             return np.full(len(pairs), np.nan)
-        return np.asarray(self._rates_of_pairs(th[None, :], pairs[None, :])[0], np.float64)
+        return np.asarray(self._rates_of_pairs(th[None, :], pairs[None, :], nu)[0], np.float64)
 
-    def population_mean(self, theta: npt.ArrayLike) -> FloatArray:
-        """The mean of ``1 − exp(−λ)`` over every eligible pair of each measurement (B, m).
+    def _fixed_nuisance(self, nuisance: Any, b: int) -> NuisanceColumns | None:
+        """Explicit nuisance values as columns; None for the nominal anatomy (never drawn)."""
+        if nuisance is None:
+            return None
+        return resolve_nuisance(self.nuisance, nuisance, 0, 0, b, self._vpm)
+
+    def population_mean(self, theta: npt.ArrayLike, nuisance: Any = None) -> FloatArray:
+        """The mean of ``1 − exp(−λ)`` over every eligible pair of each measurement (B, m),
+        for the nominal anatomy or fixed ``nuisance`` values.
 
         NaN rows for θ outside the rule's domain.
         """
         th = check_theta(self.rule, theta)
+        nu = self._fixed_nuisance(nuisance, th.shape[0])
         b = th.shape[0]
         valid = in_domain(self.rule, th)
         out = np.full((b, self.n_measurements), np.nan)
         if not valid.any():
             return out
         tv = th[valid]
+        nv = None if nu is None else {n: c[valid] for n, c in nu.items()}
         res = np.empty((len(tv), self.n_measurements))
         if self._use_fast():
-            coef, off, bad = self._form(tv)
+            coef, off, voff, bad = self._form(tv, nv)
             if isinstance(self.source, FeatureBundle):
                 kern.kernels("table", len(self._form_names))["expected"](
-                    coef, off, *self._table_args(), self._pair_lo, self._pair_n, res)
+                    coef, off, voff, self._vflag, *self._table_args(), self._pair_lo,
+                    self._pair_n, res)
             else:
                 kern.kernels("factored", self._factored_kind)["expected"](
-                    coef, off, *self._factored_args(), self._pair_lo, self._pair_n, res)
+                    coef, off, voff, self._vflag, *self._factored_args(), self._pair_lo,
+                    self._pair_n, res)
             res[bad] = np.nan
             out[valid] = res
             return out
@@ -713,7 +772,10 @@ class Simulator:
             step = max(1, _EXPECTED_ROWS // 64)
             for a in range(0, len(pairs), step):
                 chunk = pairs[a : a + step]
-                lam = np.stack([self._rates_of_pairs(t[None, :], chunk[None, :])[0] for t in tv])
+                lam = np.stack([self._rates_of_pairs(
+                    t[None, :], chunk[None, :],
+                    None if nv is None else {n: c[i:i + 1] for n, c in nv.items()})[0]
+                    for i, t in enumerate(tv)])
                 acc += (-np.expm1(-lam)).sum(axis=1)
             res[:, m] = acc / len(pairs)
         out[valid] = res
@@ -729,51 +791,9 @@ class Simulator:
         reuse random streams, so parallelize with :mod:`wiring.simulation.store` (explicit indices)
         instead.
         """
-        return _SbiSimulator(self, int(seed))
+        return SbiSimulator(self, int(seed))
 
     def __repr__(self) -> str:
         return (f"Simulator(rule={self.rule.name!r}, measurements={list(self.names)}, "
                 f"n_pairs={[int(v) for v in self.n_sample]}, "
                 f"representation={self.representation!r})")
-
-
-def _features_of_model(
-    model: StructuralModel, mset: Any, *, slice_config: Any, cache_dir: Any,
-    representation: str, max_table_bytes: int, client: Any, progress: bool,
-) -> FeatureBundle | FactoredFeatures:
-    if representation not in ("auto", "table", "factored"):
-        raise InvalidParameterError(
-            f"representation must be 'auto', 'table' or 'factored', got {representation!r}"
-        )
-    pops = population_pairs(model, mset, slice_config)
-    if representation == "auto":
-        rows, nbytes = estimate_table(model, pops)
-        representation = "table" if nbytes <= max_table_bytes else "factored"
-        logger.info(
-            "pair table would hold %d rows (%.2f GB; limit %.2f GB): using the %s form",
-            int(rows.sum()), nbytes / 1e9, max_table_bytes / 1e9, representation,
-        )
-    if representation == "factored":
-        return extract_factored(model, pops)
-    return extract_feature_bundle(
-        model, mset, slice_config=slice_config, cache_dir=cache_dir, client=client,
-        progress=progress, max_bytes=None,
-    )
-
-
-class _SbiSimulator:
-    """``sbi``-facing wrapper of :class:`Simulator` with a running simulation index."""
-
-    def __init__(self, simulator: Simulator, seed: int) -> None:
-        self.simulator = simulator
-        self.seed = seed
-        self.next_index = 0
-
-    def __call__(self, theta: Any) -> Any:
-        import torch
-
-        th = theta.detach().cpu().numpy() if isinstance(theta, torch.Tensor) else theta
-        th = np.asarray(th, dtype=np.float64)
-        x = self.simulator.simulate(th, seed=self.seed, start_index=self.next_index)
-        self.next_index += len(np.atleast_2d(th))
-        return torch.as_tensor(x, dtype=torch.float32)
