@@ -48,6 +48,15 @@ def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
     )
     sections = list(standard.sections)
     timings = dict(standard.timings_s)
+    nuisance = ctx.simulator.nuisance
+    if (a.sensitivity and nuisance is not None and "vpm_boutons" in nuisance.names
+            and ctx.store.streams == "row"):
+        t0 = time.perf_counter()
+        sections.append(_sensitivity(ctx, x_o, reference, standard.results.get("summary"),
+                                     seed=seed))
+        timings["sensitivity"] = time.perf_counter() - t0
+    elif a.sensitivity:
+        log.info("anatomy sensitivity skipped: anatomy.nuisance does not include vpm_boutons")
     compared = [r for r in a.compare_rules if r != cfg.rule.name]
     if compared and a.comparison_simulations > 0:
         t0 = time.perf_counter()
@@ -94,6 +103,7 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
             n_pairs=ctx.simulator.n_pairs_spec,
             replace=ctx.simulator.replace,
             pooling=ctx.simulator.pooling,
+            nuisance=ctx.simulator.nuisance,
             slice_config=ctx.simulator.slice_config,
             cache_dir=ctx.cache_dir / "features",
         )
@@ -120,4 +130,34 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
     # expensive on large models, and no retraining per left-out measurement)
     return compare_rules(
         fits, x_o, n_samples=cfg.analysis.predictive_samples, seed=seed, held_out="abc"
+    )
+
+
+def _sensitivity(ctx: Any, x_o: Any, reference: Any, summary: Any, *, seed: int) -> Any:
+    """The anatomy sensitivity table: nominal, marginalised, VPM boutons ×0.5 and ×2."""
+    from pipelines.stage_support import derive_seed
+    from wiring.analysis.sensitivity import anatomy_sensitivity
+    from wiring.simulation.store import row_keys
+
+    cfg = ctx.config
+    inf, a = cfg.inference, cfg.analysis
+    theta, x = ctx.store.load()
+    log.info("anatomy sensitivity: nominal, marginalised, VPM boutons x0.5 and x2")
+    return anatomy_sensitivity(
+        ctx.posterior, ctx.simulator, theta, x, x_o,
+        simulation_seed=row_keys(ctx.store.seed)[1],
+        prior_spec=ctx.store.prior_spec,
+        param_names=[p.name for p in ctx.rule.params],
+        reference=reference,
+        n_samples=min(a.posterior_samples, 5000),
+        n_wide=a.sensitivity_simulations,
+        seed=derive_seed(cfg.run.seed, "sensitivity"),
+        marginal_summary=summary,
+        train_kwargs={
+            "estimator": inf.estimator, "hidden_features": inf.hidden_features,
+            "num_transforms": inf.num_transforms, "batch_size": inf.batch_size,
+            "learning_rate": inf.learning_rate, "stop_after_epochs": inf.stop_after_epochs,
+            "max_epochs": a.sensitivity_max_epochs or inf.max_epochs,
+            "num_threads": inf.threads,
+        },
     )

@@ -61,6 +61,9 @@ class AnatomyConfig:
     seed: int = 0
     path: str = ""
     """An existing anatomy store; overrides ``preset`` when set."""
+    nuisance: list[str] = field(default_factory=list)
+    """Anatomy nuisance parameters every simulation draws from their prior and NPE
+    marginalises (``vpm_boutons``, ``target_sites``; see ``wiring.simulation.nuisance``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,6 +137,12 @@ class AnalysisConfig:
     prediction_samples: int = 200
     compare_rules: list[str] = field(default_factory=lambda: ["peters_neuron", "peters_synapse"])
     comparison_simulations: int = 10_000
+    sensitivity: bool = True
+    """The anatomy sensitivity table (needs ``anatomy.nuisance`` with ``vpm_boutons``)."""
+    sensitivity_simulations: int = 5_000
+    """Extra simulations with VPM boutons ×1/2.5 .. ×2.5 for the conditional estimator."""
+    sensitivity_max_epochs: int = 0
+    """Epoch cap of the conditional estimator (0: ``inference.max_epochs``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -363,6 +372,8 @@ def _check_values(cfg: RunConfig) -> None:
         "measurements.n_pairs": cfg.measurements.n_pairs,
         "analysis.sbc_runs": cfg.analysis.sbc_runs,
         "analysis.comparison_simulations": cfg.analysis.comparison_simulations,
+        "analysis.sensitivity_simulations": cfg.analysis.sensitivity_simulations,
+        "analysis.sensitivity_max_epochs": cfg.analysis.sensitivity_max_epochs,
         "cluster.workers": cfg.cluster.workers,
     }
     for key, value in non_negative.items():
@@ -381,3 +392,10 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError("measurements.slice_thickness_um and slice_max_distance_um must be > 0")
     if not cfg.anatomy.path and not cfg.anatomy.preset:
         raise ConfigError("anatomy: set either preset or path")
+    from wiring.errors import InvalidParameterError
+    from wiring.simulation.nuisance import check_nuisance_names
+
+    try:
+        check_nuisance_names(cfg.anatomy.nuisance)
+    except InvalidParameterError as err:
+        raise ConfigError(f"anatomy.nuisance: {err}") from None

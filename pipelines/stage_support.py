@@ -18,6 +18,7 @@ _SEED_KEYS: dict[str, int] = {
     "train": 2,
     "analyze": 3,
     "compare": 4,
+    "sensitivity": 5,
 }
 
 

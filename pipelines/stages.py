@@ -189,6 +189,7 @@ def _stage_features(ctx: _Context) -> None:
         n_pairs=cfg.measurements.n_pairs or "experiment",
         replace=cfg.simulation.replace,
         pooling=cfg.simulation.pooling,
+        nuisance=cfg.anatomy.nuisance,
         slice_config=SliceConfig(
             thickness_um=cfg.measurements.slice_thickness_um,
             max_distance_um=cfg.measurements.slice_max_distance_um,

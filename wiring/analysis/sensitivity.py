@@ -145,6 +145,7 @@ def anatomy_sensitivity(
     wide_factor: float = 2.5,
     seed: int = 0,
     train_kwargs: Mapping[str, Any] | None = None,
+    marginal_summary: Any = None,
     plot: bool = True,
 ) -> AnatomySensitivity:
     """The sensitivity table of the posterior to the anatomy (see the module docstring).
@@ -171,6 +172,10 @@ def anatomy_sensitivity(
         Seed of the extra simulations, the training and the sampling.
     train_kwargs
         Passed to :func:`wiring.inference.train_posterior` (network size, epochs, threads).
+    marginal_summary
+        The :class:`~wiring.analysis.summary.PosteriorSummary` of ``posterior`` at ``x_o``
+        already computed (the report's main summary): reused as the marginalised row, so the
+        table and the summary state the same verdict.
     """
     from wiring.analysis.summary import summarize_posterior
     from wiring.inference import train_posterior
@@ -202,6 +207,10 @@ def anatomy_sensitivity(
     summaries: dict[str, Any] = {}
     labels: dict[str, str] = {}
     for key, label, fixed in CONDITIONS:
+        labels[key] = label
+        if fixed is None and marginal_summary is not None:
+            summaries[key] = marginal_summary
+            continue
         if fixed is None:
             def log_prob(t: Any, _x: Any = xo) -> Any:
                 return posterior.log_prob(t, _x)
@@ -216,7 +225,6 @@ def anatomy_sensitivity(
             samples = np.asarray(conditional.sample(n_samples, x_c, seed=s_sample))
         summaries[key] = summarize_posterior(samples, names, prior_spec=prior_spec,
                                              reference=reference, log_prob=log_prob, plot=False)
-        labels[key] = label
     training = {
         "estimator": "conditional NPE q(theta | x, nu), nu appended to x",
         "n_run_simulations": int(len(xx) - max(n_wide, 0)),
@@ -234,6 +242,7 @@ def plot_forest(summaries: Mapping[str, Any], labels: Mapping[str, str],
     """Forest plot: per parameter, the mean and 95 % interval under every condition, with the
     a-priori value as a dashed line (conditions where it is not plausible in red)."""
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     d = len(param_names)
     keys = list(summaries)
@@ -257,4 +266,5 @@ def plot_forest(summaries: Mapping[str, Any], labels: Mapping[str, str],
     fig.suptitle("posterior mean and 95 % interval per anatomy "
                  "(red: a-priori rule outside the 95 % HPD region)", fontsize=9)
     fig.tight_layout()
+    assert isinstance(fig, Figure)
     return fig

@@ -245,7 +245,8 @@ def vpm_pair_flags(model: Any, pre: npt.NDArray[np.int64], given: npt.ArrayLike 
     from anatomy.catalogue import CELL_TYPES
 
     vpm = CELL_TYPES.index("VPM")
-    return (np.asarray(model.neurons.cell_type)[pre] == vpm).astype(np.float64)
+    types: npt.NDArray[np.int8] = np.asarray(model.neurons.cell_type)
+    return np.asarray(types[pre] == vpm, dtype=np.float64)
 
 
 def resolve_nuisance(spec: NuisanceSpec | None, nuisance: Any, seed: int, start: int, b: int,
