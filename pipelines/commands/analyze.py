@@ -155,7 +155,8 @@ def _run(args: argparse.Namespace) -> int:
     protocol = manifest.get("protocol") or {}  # the training simulations' sampling protocol
     simulator = Simulator(model, rule, mset, n_pairs=n_pairs,
                           replace=bool(protocol.get("replace", False)),
-                          pooling=bool(protocol.get("pooling", True)))
+                          pooling=bool(protocol.get("pooling", True)),
+                          nuisance=(protocol.get("nuisance") or {}).get("names"))
     params = list(rule.params)
     analysis = run_standard_analysis(
         posterior, simulator, x_o,
