@@ -61,7 +61,7 @@ class AnatomyConfig:
     seed: int = 0
     path: str = ""
     """An existing anatomy store; overrides ``preset`` when set."""
-    nuisance: list[str] = field(default_factory=list)
+    nuisance: list[str] = field(default_factory=lambda: ["vpm_boutons", "target_sites"])
     """Anatomy nuisance parameters every simulation draws from their prior and NPE
     marginalises (``vpm_boutons``, ``target_sites``; see ``wiring.simulation.nuisance``)."""
 

@@ -84,3 +84,28 @@ def test_science_hash_ignores_cluster_and_output() -> None:
     assert base.replace(simulation={"n": 100}).science_hash() != base.science_hash()
     assert base.replace(simulation={"replace": True}).science_hash() != base.science_hash()
     assert base.replace(simulation={"pooling": False}).science_hash() != base.science_hash()
+
+
+def test_anatomy_nuisance_is_validated_and_hashed(tmp_path: Path) -> None:
+    base = RunConfig()
+    assert base.anatomy.nuisance == ["vpm_boutons", "target_sites"]
+    assert load_config("quick").anatomy.nuisance == []
+    assert base.replace(anatomy={"nuisance": []}).science_hash() != base.science_hash()
+    assert (base.replace(anatomy={"nuisance": ["vpm_boutons"]}).science_hash()
+            != base.science_hash())
+    assert (base.replace(analysis={"sensitivity_simulations": 10}).science_hash()
+            != base.science_hash())
+    path = tmp_path / "bad.toml"
+    path.write_text('[anatomy]\nnuisance = ["vpm_bouton"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "anatomy.nuisance" in message and "'vpm_bouton'" in message
+    assert "vpm_boutons, target_sites" in message
+    path.write_text('[anatomy]\nnuisance = "vpm_boutons"\n')
+    with pytest.raises(ConfigError, match=r"anatomy\.nuisance must be a list"):
+        load_config(path)
+    path.write_text('[analysis]\nsensitivity_simulations = -1\n')
+    with pytest.raises(ConfigError, match="sensitivity_simulations must be >= 0"):
+        load_config(path)

@@ -41,6 +41,7 @@ sbc_runs = 10
 sbc_posterior_samples = 50
 prediction_samples = 10
 compare_rules = []
+sensitivity_simulations = 200
 
 [cluster]
 kind = "threads"
@@ -107,6 +108,31 @@ def test_bad_config_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "simulation.n must be an integer" in err
     assert not (tmp_path / "wiring-runs").exists()
+
+
+def test_unknown_nuisance_is_a_one_line_error(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[anatomy]\npreset = "tiny"\nnuisance = ["boutons"]\n')
+    assert main(["run", "--config", str(bad), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown anatomy nuisance parameter 'boutons'" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_has_the_anatomy_sensitivity(finished_run: Path) -> None:
+    summary = json.loads((finished_run / "report" / "summary.json").read_text())
+    sens = summary["sections"]["anatomy_sensitivity"]
+    assert list(sens["conditions"]) == ["nominal", "marginalised", "vpm_boutons_x0.5",
+                                        "vpm_boutons_x2"]
+    # the marginalised row is the main posterior summary: one verdict, stated twice
+    post = summary["sections"]["posterior"]
+    assert sens["conditions"]["marginalised"]["a_priori_rule_plausible"] == post["reference_in_hpd"]
+    assert sens["nuisance"]["names"] == ["vpm_boutons", "target_sites"]
+    assert sens["training"]["n_wide_simulations"] == 200
+    assert (finished_run / "report" / "anatomy_sensitivity_forest.png").stat().st_size > 0
+    rows = (finished_run / "report" / "anatomy_sensitivity.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 * 3
 
 
 def test_unknown_stage_is_an_error(config_file: Path, tmp_path: Path,
