@@ -139,9 +139,11 @@ class AnalysisConfig:
     comparison_simulations: int = 10_000
     sensitivity: bool = True
     """The anatomy sensitivity table (needs ``anatomy.nuisance`` with ``vpm_boutons``)."""
-    sensitivity_simulations: int = 5_000
+    sensitivity_simulations: int = 2_500
     """Extra simulations with VPM boutons ×1/2.5 .. ×2.5 for the conditional estimator."""
-    sensitivity_max_epochs: int = 0
+    sensitivity_rows: int = 7_500
+    """Run simulations (the first rows) the conditional estimator also trains on (0: all)."""
+    sensitivity_max_epochs: int = 60
     """Epoch cap of the conditional estimator (0: ``inference.max_epochs``)."""
 
 
@@ -374,6 +376,7 @@ def _check_values(cfg: RunConfig) -> None:
         "analysis.comparison_simulations": cfg.analysis.comparison_simulations,
         "analysis.sensitivity_simulations": cfg.analysis.sensitivity_simulations,
         "analysis.sensitivity_max_epochs": cfg.analysis.sensitivity_max_epochs,
+        "analysis.sensitivity_rows": cfg.analysis.sensitivity_rows,
         "cluster.workers": cfg.cluster.workers,
     }
     for key, value in non_negative.items():
