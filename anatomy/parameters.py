@@ -267,22 +267,6 @@ SCALARS: tuple[Parameter, ...] = (
         note="Mean boutons per axonal segment: about 15 µm of axon at about 0.2 boutons per µm "
         "(Oberlaender2012; Narayanan2015), placed as one unit in one voxel.",
     ),
-    Parameter(
-        name="post_all_noise_cv", value=0.03, unit="1", source="model choice",
-        note="Voxel-to-voxel log-normal variation of the total target-site count, truncated at "
-        "two standard deviations so every cortical voxel stays within 1.1-1.3e5.",
-    ),
-    *(
-        Parameter(
-            name=f"post_all_{layer}", value=value, unit="sites / voxel", source="Udvary2022",
-            note=f"Total postsynaptic target sites per 50 µm voxel with its centre in {layer} "
-            "(all neurons, listed or not); the dense model has 1.1-1.3e5 per voxel in the "
-            "column. The part not covered by listed neurons is the documented background.",
-        )
-        for layer, value in zip(
-            LAYERS, (1.17e5, 1.19e5, 1.20e5, 1.22e5, 1.19e5, 1.20e5, 1.18e5, 1.17e5), strict=True
-        )
-    ),
 )
 
 
