@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from anatomy.catalogue import LAYER_BOUNDS_UM, LAYERS
+from anatomy.catalogue import LAYER_BOUNDS_UM
 
 __all__ = [
     "AXONS",

@@ -124,14 +124,14 @@ def plot_bouton_calibration(model: StructuralModel) -> Any:
     The reference is the shipped calibration profile (:mod:`anatomy.calibration`); the layer
     boundaries of the target's layer groups are drawn as horizontal lines.
     """
+    from matplotlib.figure import Figure
+
     from anatomy.calibration import (
         BOUTON_LAYER_GROUPS,
         bouton_depth_profile,
         read_profile_csv,
         targets_path,
     )
-
-    from matplotlib.figure import Figure
 
     depth, weight = read_profile_csv(targets_path("vpm-boutons-by-depth.csv"))
     prof = bouton_depth_profile(model)

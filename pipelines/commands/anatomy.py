@@ -358,7 +358,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         sys.stderr.write(f"VPM bouton profile written to {args.plot}\n")
     if report["n_failed"]:
         failed = [r["id"] for r in report["results"] if r["passed"] is False]
-        sys.stderr.write(f"error: {report['n_failed']} calibration target(s) failed: "
+        sys.stderr.write(f"wiring: error: {report['n_failed']} calibration target(s) failed: "
                          f"{', '.join(failed)}\n")
         return 1
     return 0

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from anatomy._generate_somata import split_counts
+from anatomy.calibration import check_anatomy
 from anatomy.catalogue import CELL_TYPES, LAYER_BOUNDS_UM, LAYERS, REGIONS, layer_of_depth
 from anatomy.describe import column_voxel_mask, describe_model
 from anatomy.errors import AnatomyError, UnknownNameError
-from anatomy.calibration import check_anatomy
 from anatomy.generate import (
     PRESETS,
     GeneratorArgumentError,
