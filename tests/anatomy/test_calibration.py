@@ -108,7 +108,7 @@ def test_bad_target_file_is_a_one_line_error(tmp_path: Path, old: str, new: str,
 def test_bad_profile_is_a_one_line_error(tmp_path: Path, content: str, message: str) -> None:
     path = _copy_targets(tmp_path)
     (tmp_path / "vpm-boutons-by-depth.csv").write_text(content, encoding="utf-8")
-    with pytest.raises(CalibrationTargetError, match="vpm-boutons-by-depth.csv") as info:
+    with pytest.raises(CalibrationTargetError, match=r"vpm-boutons-by-depth\.csv") as info:
         load_anatomy_targets(path)
     assert message in str(info.value)
 
