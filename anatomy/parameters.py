@@ -258,14 +258,19 @@ SCALARS: tuple[Parameter, ...] = (
         "beyond the column).",
     ),
     Parameter(
-        name="dendrite_sites_per_segment", value=8.0, unit="sites", source="model choice",
-        note="Mean target sites per dendritic segment: about 8 µm of spiny dendrite at about "
-        "1 spine per µm (Narayanan2017), placed as one unit in one voxel.",
+        name="dendrite_sites_per_segment", value=40.0, unit="sites", source="Narayanan2017; "
+        "calibrated to the dense model's shared voxels per pair",
+        note="Mean target sites per dendritic segment, the piece of branch that crosses one "
+        "50 µm voxel: about 40 µm of spiny dendrite at about 1 spine per µm (Narayanan2017), "
+        "placed as one unit in one voxel. With it, VPM-cortex pairs share about 10-50 voxels, "
+        "as in the dense model (14-37); with 8 they shared 140-470.",
     ),
     Parameter(
-        name="axon_boutons_per_segment", value=3.0, unit="boutons", source="model choice",
-        note="Mean boutons per axonal segment: about 15 µm of axon at about 0.2 boutons per µm "
-        "(Oberlaender2012; Narayanan2015), placed as one unit in one voxel.",
+        name="axon_boutons_per_segment", value=15.0, unit="boutons", source="Oberlaender2012; "
+        "Narayanan2015; calibrated to the dense model's shared voxels per pair",
+        note="Mean boutons per axonal segment, the piece of branch that crosses one 50 µm "
+        "voxel: about 60 µm of axon at about 0.25 boutons per µm, placed as one unit in one "
+        "voxel (so a VPM axon occupies about 1,600 voxels with about 16 boutons each).",
     ),
 )
 

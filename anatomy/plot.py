@@ -149,6 +149,9 @@ def plot_bouton_calibration(model: StructuralModel) -> Any:
         ax.text(0.98, (lo + hi) / 2, name, transform=ax.get_yaxis_transform(), ha="right",
                 va="center", color="0.4", fontsize=8)
     ax.set_ylim(2000, 0)
+    top = max(float(weight.max() / weight.sum()),
+              float(prof.max() / prof.sum()) if prof.sum() > 0 else 0.0)
+    ax.set_xlim(0.0, 1.3 * top)  # room for the layer labels at the right
     ax.set_xlabel("fraction of VPM boutons per 50 µm")
     ax.set_ylabel("depth below pia (µm)")
     ax.set_title("VPM bouton depth profile")
