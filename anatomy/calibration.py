@@ -10,7 +10,7 @@ nothing but the structural model and are checked here:
 * ``post_all`` - mean total target sites per voxel by layer in the column (relative tolerance).
 
 The connection-probability targets need the wiring rule and are checked by
-:mod:`wiring.calibration`, which combines both into the ``wiring anatomy calibrate`` table.
+:mod:`wiring.anatomy_calibration`, which combines both into the ``wiring anatomy calibrate`` table.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anatomy.catalogue import CELL_TYPES, LAYER_BOUNDS_UM, LAYERS, REGIONS, layer_of_depth
-from anatomy.errors import AnatomyError
+from anatomy.errors import CalibrationTargetError
 from anatomy.model import StructuralModel
 
 __all__ = [
@@ -54,10 +54,6 @@ BOUTON_LAYER_GROUPS: dict[str, tuple[float, float]] = {
 }
 
 _KINDS = ("neuron_count", "post_all")
-
-
-class CalibrationTargetError(AnatomyError, ValueError):
-    """A calibration target file that cannot be used (the message names the file and row)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 __all__ = [
     "AnatomyError",
     "AnatomyWarning",
+    "CalibrationTargetError",
     "FormatError",
+    "GeneratorArgumentError",
     "SchemaVersionError",
     "StoreExistsError",
     "StoreValidationError",
@@ -46,3 +48,11 @@ class UnknownNameError(AnatomyError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class GeneratorArgumentError(AnatomyError, ValueError):
+    """An invalid argument to :func:`build_model` (e.g. a negative seed)."""
+
+
+class CalibrationTargetError(AnatomyError, ValueError):
+    """A calibration target file that cannot be used (the message names the file and row)."""

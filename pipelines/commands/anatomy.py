@@ -6,7 +6,7 @@
   PATH`` convert external data (:mod:`anatomy.io`) into a store.
 - ``wiring anatomy info PATH [--json] [--plot FILE]`` validates a store and summarizes it.
 - ``wiring anatomy calibrate PATH [--json] [--plot FILE]`` checks a store against the
-  calibration targets (:func:`wiring.calibration.calibration_report`).
+  calibration targets (:func:`wiring.anatomy_calibration.calibration_report`).
 
 No science happens here: every command calls :mod:`anatomy`.
 """
@@ -326,7 +326,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _check_plot_target(args.plot, args.overwrite)
     model = open_model(args.path, validate=True)
-    report = _load("wiring.calibration", "calibration_report")(model)
+    report = _load("wiring.anatomy_calibration", "calibration_report")(model)
     if args.json:
         json.dump({"path": str(args.path), **report}, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -11,14 +11,14 @@ import pytest
 
 from anatomy.calibration import CalibrationTargetError
 from anatomy.generate import build_model
-from wiring.calibration import (
+from wiring.anatomy_calibration import (
     calibration_report,
     check_connectivity,
     load_connectivity_targets,
 )
 from wiring.measurements import load_measurement_set
 from wiring.rules import get_rule
-from wiring.simulator import Simulator
+from wiring.simulation import Simulator
 
 #: The dense model's values at θ = (1, 1, 1) (real-model predictions of Boelts et al. 2023).
 DENSE = {"L4": 0.455, "L4-septum": 0.405, "L4sp": 0.466, "L4ss": 0.438, "L5IT": 0.285,
@@ -39,7 +39,7 @@ def test_shipped_targets() -> None:
 
 
 def _copy(tmp_path: Path) -> Path:
-    from wiring.calibration import _default_path
+    from wiring.anatomy_calibration import _default_path
 
     path = tmp_path / "targets.toml"
     shutil.copy(_default_path(), path)

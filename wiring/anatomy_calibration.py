@@ -127,7 +127,7 @@ def _expected(model: StructuralModel, spec: ConnectivityTargets,
     """Expected connection probability of each measurement; reasons for those not computable."""
     from wiring.measurements import load_measurement_set, population
     from wiring.rules import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation import Simulator
 
     mset = load_measurement_set(spec.measurement_set)
     ok: list[str] = []
