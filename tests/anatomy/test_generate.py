@@ -282,8 +282,9 @@ def test_post_all_in_column(realistic: tuple[StructuralModel, dict[str, Any]]) -
     assert np.median(rel) <= (1.15 if model.attrs["preset"] == "column" else 1.0 + 1e-4)
     # it varies with depth like the densities do: L2 densest, L6B sparsest, L4 below L3
     assert prof.max() / prof[cortex].min() > 3
-    # listed neurons account for a large part of the target sites in the column
-    assert np.median(listed[mask] / model.post_all[mask]) > (0.8 if model.attrs["preset"] == "column" else 0.02)
+    # listed neurons account for a large part of the target sites in the column (on column
+    # about 3/4: the rest belongs to dendrites of septal and neighbouring neurons not listed)
+    assert np.median(listed[mask] / model.post_all[mask]) > (0.6 if model.attrs["preset"] == "column" else 0.02)
 
 
 def test_target_sites_per_neuron(realistic: tuple[StructuralModel, dict[str, Any]]) -> None:
@@ -489,5 +490,10 @@ def test_field_has_three_full_columns() -> None:
         vpm = (nrn.column == ci) & (nrn.cell_type == _code("VPM"))
         assert 250 <= vpm.sum() <= 300
     d = describe_model(model)
-    assert 1.1e5 <= d["post_all_in_column"]["min"] and d["post_all_in_column"]["max"] <= 1.3e5
+    # post_all is the target-site density by depth (about 21,000-128,000 per voxel), or the
+    # listed sum where that is larger
+    prof = site_density_profile(model.grid)
+    cortex = prof[model.grid.depth_um()[: model.grid.shape[2]] < 1973]
+    assert cortex.min() - 0.5 <= d["post_all_in_column"]["min"]
+    assert d["post_all_in_column"]["median"] <= 1.15 * float(np.median(cortex))
     assert 650 <= d["vpm_boutons"]["peak_depth_um"] <= 800
