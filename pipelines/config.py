@@ -219,6 +219,11 @@ class RunConfig:
         data = self.to_dict()
         data.pop("cluster")
         data["run"] = {"seed": data["run"]["seed"]}
+        if not data["anatomy"].get("path"):
+            from anatomy.generate import GENERATOR_VERSION
+
+            # a generated anatomy changes with the generator's calibration
+            data["anatomy"]["generator_version"] = GENERATOR_VERSION
         truncation = self._prior_truncation()
         if truncation is not None:
             # the resolved truncation of a Gaussian prior changes results even where the

@@ -149,7 +149,12 @@ def _stage_anatomy(ctx: _Context) -> None:
         path = Path(cfg.path)
         built = False
     else:
-        path = ctx.cache_dir / "anatomy" / f"{cfg.preset}-seed{cfg.seed}.zarr"
+        from anatomy.generate import GENERATOR_VERSION
+
+        # the generator version is part of the name: a cached store of an earlier calibration
+        # is never reused
+        path = (ctx.cache_dir / "anatomy"
+                / f"{cfg.preset}-seed{cfg.seed}-v{GENERATOR_VERSION}.zarr")
         built = not path.exists()
         if built:
             log.info("building the %r anatomy (seed %d) into %s", cfg.preset, cfg.seed, path)
