@@ -9,7 +9,7 @@
 #
 # Settings (environment):
 #   WIRING_SLURM_DIR     state, spool, logs, config  (default: ${TMPDIR:-/tmp}/wiring-slurm)
-#   WIRING_SLURM_PORT    slurmctld port; slurmd listens on the next one (default 6817)
+#   WIRING_SLURM_PORT    slurmctld port; slurmd listens on the next one (default 16817)
 #   WIRING_SLURM_CPUS    CPUs the node offers        (default: nproc)
 #   WIRING_SLURM_MEM_MB  memory the node offers, MB  (default: total - 2000, at least 1024)
 #
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 S=${WIRING_SLURM_DIR:-${TMPDIR:-/tmp}/wiring-slurm}
-PORT=${WIRING_SLURM_PORT:-6817}
+PORT=${WIRING_SLURM_PORT:-16817}
 MUNGE_PID=/run/munge/munged.pid
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

@@ -2,6 +2,14 @@
 
 One code path from laptop to cluster. Results never depend on the choice: every task derives its
 random stream from (run seed, chunk index), never from the worker that runs it.
+
+Batch systems (dask-jobqueue) scale *adaptively* between ``[cluster] minimum_jobs`` and
+``maximum_jobs``: a job that is cancelled, fails or reaches its walltime is submitted again, and
+the tasks its worker held are recomputed elsewhere (the wiring layer never scatters data, see
+:func:`wiring.distributed.share`). :func:`connect` returns only once the first worker job runs,
+reporting the jobs' queue states while it waits, and stops with :class:`ClusterStartError`
+after ``[cluster] start_timeout`` seconds. :class:`ClusterSession` starts the cluster when a
+stage first needs it and releases the jobs between the distributed stages.
 """
 
 from __future__ import annotations
@@ -9,12 +17,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import subprocess
+import time
+from collections import Counter
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 from pipelines.config import ClusterConfig, ConfigError
+from wiring.errors import WiringError
 
-__all__ = ["BATCH_SYSTEMS", "connect", "make_jobqueue_cluster"]
+__all__ = [
+    "BATCH_SYSTEMS",
+    "ClusterSession",
+    "ClusterStartError",
+    "connect",
+    "job_states",
+    "make_jobqueue_cluster",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +46,14 @@ BATCH_SYSTEMS: dict[str, str] = {
     "sge": "SGECluster",
     "lsf": "LSFCluster",
 }
+
+
+#: Seconds between two "waiting for N worker jobs" messages.
+WAIT_REPORT_INTERVAL = 15.0
+
+
+class ClusterStartError(WiringError, TimeoutError):
+    """No worker job of a batch-system cluster started within ``[cluster] start_timeout``."""
 
 
 def _default_workers() -> int:
@@ -56,6 +85,8 @@ def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
         kwargs["account"] = cfg.account
     if cfg.local_directory:
         kwargs["local_directory"] = cfg.local_directory
+    if cfg.log_directory:
+        kwargs["log_directory"] = cfg.log_directory
     return cls(**kwargs)
 
 
@@ -91,8 +122,11 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
     if kind in BATCH_SYSTEMS:
         cluster = make_jobqueue_cluster(cfg)
         try:
-            cluster.scale(jobs=cfg.jobs)
+            lo, hi = cfg.job_range()
+            # adaptive, also with lo == hi: a lost job is submitted again to keep the minimum
+            cluster.adapt(minimum_jobs=lo, maximum_jobs=hi)
             with Client(cluster) as client:
+                wait_for_jobs(cluster, client, cfg)
                 yield client
         finally:
             cluster.close()
@@ -105,3 +139,155 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
     log.info("connecting to the dask scheduler at %s", kind)
     with Client(kind) as client:
         yield client
+
+
+def _job_ids(cluster: Any) -> list[str]:
+    """Batch-system ids of the jobs a dask-jobqueue cluster has submitted so far."""
+    ids = []
+    for job in list(getattr(cluster, "workers", {}).values()):
+        job_id = getattr(job, "job_id", None)
+        if job_id:
+            ids.append(str(job_id))
+    return ids
+
+
+def job_states(job_ids: list[str]) -> dict[str, str]:
+    """SLURM states of ``job_ids`` from ``squeue`` (``PENDING (Resources)``, ``RUNNING``, ...).
+
+    Jobs that squeue no longer lists are missing from the result; without squeue, or when it
+    fails, the result is empty.
+    """
+    if not job_ids or shutil.which("squeue") is None:
+        return {}
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"],
+            capture_output=True, text=True, timeout=20, check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    states = {}
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3:
+            job_id, state, reason = parts
+            keep_reason = state == "PENDING" and reason and reason != "None"
+            states[job_id] = f"{state} ({reason})" if keep_reason else state
+    return states
+
+
+def _describe_states(cfg: ClusterConfig, job_ids: list[str]) -> str:
+    """``squeue: PENDING (Resources)`` or ``2 PENDING (Priority), 1 RUNNING`` for the message."""
+    if cfg.kind != "slurm":
+        return f"{cfg.kind} job ids {', '.join(job_ids) or 'not yet known'}"
+    if not job_ids:
+        return "squeue: not yet submitted"
+    counts = Counter(job_states(job_ids).values())
+    if not counts:
+        return "squeue: not listed"
+    if len(counts) == 1:
+        return f"squeue: {next(iter(counts))}"
+    return "squeue: " + ", ".join(f"{n} {state}" for state, n in counts.most_common())
+
+
+def wait_for_jobs(cluster: Any, client: Any, cfg: ClusterConfig) -> None:
+    """Return once a worker has connected; report the queue while waiting.
+
+    Raises
+    ------
+    ClusterStartError
+        No worker connected within ``cfg.start_timeout`` seconds (the jobs are cancelled when
+        the cluster closes).
+    """
+    t0 = time.monotonic()
+    lo, _ = cfg.job_range()
+    next_report = t0 + min(5.0, WAIT_REPORT_INTERVAL)
+    while True:
+        if client.scheduler_info(n_workers=-1).get("workers"):
+            waited = time.monotonic() - t0
+            if waited >= 5.0:
+                log.info("first worker job started after %.0f s", waited)
+            return
+        now = time.monotonic()
+        if now - t0 >= cfg.start_timeout:
+            raise ClusterStartError(
+                f"no {cfg.kind} worker job started within cluster.start_timeout = "
+                f"{cfg.start_timeout:g} s ({_describe_states(cfg, _job_ids(cluster))}); the "
+                f"queue is busy or the job request (queue, account, cores, memory, walltime) "
+                f"cannot be met: raise start_timeout or change [cluster]"
+            )
+        if now >= next_report:
+            log.info("waiting for %d worker job%s (%s), %.0f s of %g s", lo,
+                     "" if lo == 1 else "s", _describe_states(cfg, _job_ids(cluster)),
+                     now - t0, cfg.start_timeout)
+            next_report = now + WAIT_REPORT_INTERVAL
+        time.sleep(0.5)
+
+
+class ClusterSession:
+    """A cluster started when a stage first asks for a client and released on demand.
+
+    The pipeline holds batch jobs only through the stages that distribute work (features,
+    simulation, connectome): :meth:`release` closes the cluster (the jobs end) and a later
+    :meth:`client` starts it again.
+    """
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.starts = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._client: Any = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a cluster is running now."""
+        return self._stack is not None
+
+    def client(self) -> Any:
+        """The client of the running cluster, starting it first if needed (None: threads)."""
+        if self._stack is None:
+            stack = contextlib.ExitStack()
+            try:
+                self._client = stack.enter_context(connect(self.cfg))
+            except BaseException:
+                stack.close()
+                raise
+            self._stack = stack
+            self.starts += 1
+        return self._client
+
+    def lazy_client(self) -> Any:
+        """None for ``threads``; otherwise a stand-in for the client that starts the cluster at
+        its first use, so a stage whose results are cached never submits a job."""
+        if self.cfg.kind.strip() == "threads":
+            return None
+        return _LazyClient(self)
+
+    def release(self) -> None:
+        """Close the cluster, if one runs: batch jobs end and stop costing allocation."""
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            if self.cfg.kind in BATCH_SYSTEMS:
+                log.info("releasing the %s worker jobs", self.cfg.kind)
+            stack.close()
+
+    def __enter__(self) -> ClusterSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class _LazyClient:
+    """Forwards every attribute to the session's client, starting the cluster on first use."""
+
+    def __init__(self, session: ClusterSession) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session.client(), name)

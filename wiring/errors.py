@@ -16,6 +16,7 @@ __all__ = [
     "SelectionError",
     "ShapeMismatchError",
     "StoreMismatchError",
+    "StoreNotVisibleError",
     "WiringError",
     "WiringWarning",
 ]
@@ -59,6 +60,10 @@ class MeasurementError(WiringError, ValueError):
 
 class StoreMismatchError(WiringError, ValueError):
     """A store or posterior was produced from another anatomy, rule or measurement set."""
+
+
+class StoreNotVisibleError(WiringError, FileNotFoundError):
+    """A worker cannot see a store: it is not on a filesystem shared with the workers."""
 
 
 class PosteriorMismatchError(StoreMismatchError):

@@ -195,6 +195,9 @@ def _write_chunk(
     streams: str = _LEGACY_STREAMS,
 ) -> int:
     """Simulate chunk ``index`` and write it: θ and x first, the status element last."""
+    from wiring._dask import require_visible
+
+    require_visible(path, "simulation store")
     prior = PriorSpec.from_dict(prior_dict)
     theta, x = simulate_chunk_rows(
         prior, simulate_chunk, seed=seed, index=index, size=stop - start,
@@ -587,7 +590,8 @@ def simulate_to_store(
         For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
         :class:`wiring.simulator.Simulator`; for ``streams="chunk"`` any
         ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
-        processes; it is scattered to the workers once.
+        processes; it reaches every worker once and is recomputed, not lost, when the
+        workers holding it die (:func:`wiring._dask.share`).
     client : distributed.Client, optional
         Run chunks as dask tasks; without one they run serially in this process.
     progress : bool
@@ -605,7 +609,8 @@ def simulate_to_store(
     todo = store.todo_chunks()
     m = len(store.measurement_names)
     prior = store.prior_spec.to_dict()
-    path, seed, streams = str(store.path), store.seed, store.streams
+    # absolute: worker jobs may start in another directory (of the same shared filesystem)
+    path, seed, streams = str(Path(store.path).resolve()), store.seed, store.streams
     if streams == "row" and not isinstance(simulate_chunk, SupportsIndexedSimulation):
         from wiring.errors import InvalidParameterError
 
@@ -628,7 +633,9 @@ def simulate_to_store(
         else:
             from distributed import as_completed
 
-            sim = client.scatter(simulate_chunk, broadcast=True)
+            from wiring._dask import share
+
+            sim = share(client, simulate_chunk, "simulator")
             futures = [
                 client.submit(_write_chunk, path, i, *store.chunk_bounds(i), prior, seed, m,
                               sim, streams, pure=False)
@@ -640,6 +647,8 @@ def simulate_to_store(
             except BaseException:
                 client.cancel(futures)
                 raise
+            finally:
+                client.cancel([sim])
     finally:
         bar.close()
     return SimulationStore.open(store.path)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["register"]
 
@@ -49,9 +50,7 @@ def register(sub: Any) -> None:
                    help="simulations per task (default 10000)")
     p.add_argument("--workers", type=non_negative_int, default=0,
                    help="local dask worker processes (default 0: run in this process)")
-    p.add_argument("--cluster", default=None, metavar="KIND_OR_ADDRESS",
-                   help="threads, local, slurm/pbs/sge/lsf, or a scheduler address "
-                   "(default: local if --workers > 0, else in this process)")
+    add_cluster_arguments(p, default="local if --workers > 0, else in this process")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing store made with other arguments")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -147,7 +146,6 @@ def _simulate(store: Any, simulator: Any, args: argparse.Namespace, run: Any) ->
     if kind == "threads":
         return run(store, simulator, client=None, progress=not args.no_progress)
     from pipelines.cluster import connect
-    from pipelines.config import ClusterConfig
 
-    with connect(ClusterConfig(kind=kind, workers=args.workers)) as client:
+    with connect(cluster_config(args, kind=kind, workers=args.workers)) as client:
         return run(store, simulator, client=client, progress=not args.no_progress)
