@@ -151,8 +151,8 @@ def _job_ids(cluster: Any) -> list[str]:
     return ids
 
 
-def job_states(job_ids: list[str]) -> dict[str, str]:
-    """SLURM states of ``job_ids`` from ``squeue`` (``PENDING (Resources)``, ``RUNNING``, ...).
+def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """SLURM (state, reason) of ``job_ids`` from ``squeue``, e.g. ``("PENDING", "Resources")``.
 
     Jobs that squeue no longer lists are missing from the result; without squeue, or when it
     fails, the result is empty.
@@ -171,23 +171,33 @@ def job_states(job_ids: list[str]) -> dict[str, str]:
         parts = line.strip().split("|")
         if len(parts) == 3:
             job_id, state, reason = parts
-            keep_reason = state == "PENDING" and reason and reason != "None"
-            states[job_id] = f"{state} ({reason})" if keep_reason else state
+            states[job_id] = (state, "" if reason in ("None", "") else reason)
     return states
 
 
 def _describe_states(cfg: ClusterConfig, job_ids: list[str]) -> str:
-    """``squeue: PENDING (Resources)`` or ``2 PENDING (Priority), 1 RUNNING`` for the message."""
+    """``squeue: PENDING (Resources)``, ``squeue: PENDING (Resources, Priority)`` or
+    ``squeue: 1 RUNNING, 1 PENDING (Resources)`` for the messages."""
     if cfg.kind != "slurm":
         return f"{cfg.kind} job ids {', '.join(job_ids) or 'not yet known'}"
     if not job_ids:
         return "squeue: not yet submitted"
-    counts = Counter(job_states(job_ids).values())
-    if not counts:
+    states = job_states(job_ids)
+    if not states:
         return "squeue: not listed"
+    counts = Counter(state for state, _ in states.values())
+    reasons: dict[str, list[str]] = {}
+    for state, reason in states.values():
+        if reason and reason not in reasons.setdefault(state, []):
+            reasons[state].append(reason)
+
+    def label(state: str) -> str:
+        why = reasons.get(state)
+        return f"{state} ({', '.join(why)})" if why else state
+
     if len(counts) == 1:
-        return f"squeue: {next(iter(counts))}"
-    return "squeue: " + ", ".join(f"{n} {state}" for state, n in counts.most_common())
+        return f"squeue: {label(next(iter(counts)))}"
+    return "squeue: " + ", ".join(f"{n} {label(state)}" for state, n in counts.most_common())
 
 
 def wait_for_jobs(cluster: Any, client: Any, cfg: ClusterConfig) -> None:

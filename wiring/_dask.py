@@ -16,17 +16,16 @@ import os
 import socket
 import uuid
 import warnings
-from typing import Any, TypeVar
+from typing import Any
 
 from wiring.errors import StoreNotVisibleError
 
 __all__ = ["require_visible", "share"]
 
-T = TypeVar("T")
+def _load(payload: bytes) -> Any:
+    import cloudpickle
 
-
-def _identity(obj: T) -> T:
-    return obj
+    return cloudpickle.loads(payload)
 
 
 def share(client: Any, obj: Any, name: str) -> Any:
@@ -34,12 +33,17 @@ def share(client: Any, obj: Any, name: str) -> Any:
 
     Use it instead of ``client.scatter(obj, broadcast=True)`` for inputs many tasks share. The
     scheduler process keeps one serialized copy (it lives beside the client, in the submitting
-    process, for local and batch-system clusters).
+    process, for local and batch-system clusters) as bytes: serialized here with cloudpickle,
+    so objects of ``__main__`` or of modules registered with
+    ``cloudpickle.register_pickle_by_value`` travel by value as they do with ``scatter``.
     """
+    import cloudpickle
+
+    payload = cloudpickle.dumps(obj, protocol=5)
     with warnings.catch_warnings():
         # the object travels in the task graph on purpose: that is what makes it recomputable
         warnings.filterwarnings("ignore", message=r".*[Ll]arge (graph|object)")
-        return client.submit(_identity, obj, key=f"{name}-{uuid.uuid4().hex}", pure=False)
+        return client.submit(_load, payload, key=f"{name}-{uuid.uuid4().hex}", pure=False)
 
 
 def require_visible(path: str | os.PathLike[str], what: str = "store") -> None:
