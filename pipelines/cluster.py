@@ -35,6 +35,7 @@ __all__ = [
     "connect",
     "job_states",
     "make_jobqueue_cluster",
+    "wait_for_jobs",
 ]
 
 log = logging.getLogger(__name__)

@@ -202,6 +202,7 @@ def _run_and_kill(tmp_path: Path, kill: Any) -> tuple[SimulationStore, list[str]
     """Simulate on 2 SLURM jobs; once 3 chunks are done, ``kill(job_ids)`` every worker job,
     wait until they are gone, open the gate; return the store and the killed ids."""
     import cloudpickle
+    import dask
 
     reference = simulate_to_store(_create(tmp_path / "ref.zarr"), GatedSimulator(),
                                   progress=False)
@@ -212,7 +213,9 @@ def _run_and_kill(tmp_path: Path, kill: Any) -> tuple[SimulationStore, list[str]
     result: dict[str, Any] = {}
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
-        with connect(cfg) as client:
+        # a lost job is submitted again once the cluster gives up on it (default 15 s)
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "2s"}), \
+                connect(cfg) as client:
             def work() -> None:
                 try:
                     result["store"] = simulate_to_store(store, sim, client=client, progress=False)
