@@ -2,7 +2,7 @@
 
 ``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH --n N
 --seed S --out STORE [--prior gaussian|uniform|PRIOR.toml] [--chunk-size K] [--workers W]
-[--cluster KIND_OR_ADDRESS] [--overwrite]``
+[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
 finished chunks are kept and only the unfinished ones are simulated. Other arguments for an
