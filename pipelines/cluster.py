@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from types import TracebackType
@@ -73,6 +74,9 @@ def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
     import dask_jobqueue
 
     cls = getattr(dask_jobqueue, BATCH_SYSTEMS[cfg.kind])
+    # on a shared login node the default dashboard port is often taken: dask then picks a free
+    # one (the address is logged when the cluster starts), no warning needed
+    warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
     kwargs: dict[str, Any] = {
         "cores": cfg.cores,
         "processes": cfg.processes,
@@ -127,8 +131,10 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
             # adaptive, also with lo == hi: a lost job is submitted again to keep the minimum
             cluster.adapt(minimum_jobs=lo, maximum_jobs=hi)
             with Client(cluster) as client:
+                log.info("dask dashboard of the %s jobs: %s", kind, client.dashboard_link)
                 wait_for_jobs(cluster, client, cfg)
-                yield client
+                with _report_lost_jobs(cluster):
+                    yield client
         finally:
             cluster.close()
         return
@@ -233,6 +239,49 @@ def wait_for_jobs(cluster: Any, client: Any, cfg: ClusterConfig) -> None:
                      now - t0, cfg.start_timeout)
             next_report = now + WAIT_REPORT_INTERVAL
         time.sleep(0.5)
+
+
+def _job_of(cluster: Any, worker_name: str) -> str:
+    """The batch job id of a worker (its name is the job's, plus ``-k`` with processes > 1)."""
+    for job_name, job in list(getattr(cluster, "workers", {}).items()):
+        if worker_name == job_name or worker_name.startswith(f"{job_name}-"):
+            return str(getattr(job, "job_id", "") or "?")
+    return "?"
+
+
+@contextlib.contextmanager
+def _report_lost_jobs(cluster: Any, interval: float = 2.0) -> Iterator[None]:
+    """Log workers that leave (their job was cancelled, failed or hit its walltime) and the
+    replacements that join, while the body runs; the cluster's own shutdown is not reported."""
+    import threading
+
+    def names() -> set[str]:
+        info = getattr(cluster, "scheduler_info", {}) or {}
+        return {str(w.get("name")) for w in dict(info.get("workers", {})).values()}
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        seen = names()
+        while not stop.wait(interval):
+            now = names()
+            for name in sorted(seen - now):
+                log.warning(
+                    "worker %s (job %s) left: its job ended (cancelled, failed or out of "
+                    "walltime); its tasks are redone on the other workers and a replacement job "
+                    "is submitted", name, _job_of(cluster, name),
+                )
+            for name in sorted(now - seen):
+                log.info("worker %s (job %s) joined", name, _job_of(cluster, name))
+            seen = now
+
+    thread = threading.Thread(target=watch, name="wiring-lost-jobs", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 class ClusterSession:

@@ -636,16 +636,20 @@ def simulate_to_store(
             from wiring._dask import share
 
             sim = share(client, simulate_chunk, "simulator")
-            futures = [
+            pending = {
                 client.submit(_write_chunk, path, i, *store.chunk_bounds(i), prior, seed, m,
                               sim, streams, pure=False)
                 for i in todo
-            ]
+            }
             try:
-                for fut in as_completed(futures):
+                for fut in as_completed(list(pending)):
                     bar.update(fut.result())
+                    # a finished chunk is in the store: forget its future, so that a worker
+                    # lost later does not make dask recompute it
+                    pending.discard(fut)
+                    fut.release()
             except BaseException:
-                client.cancel(futures)
+                client.cancel(list(pending))
                 raise
             finally:
                 client.cancel([sim])
