@@ -288,3 +288,29 @@ def _slurm_state(job: str) -> str:
         if field.startswith("JobState="):
             return field.split("=", 1)[1]
     return "GONE"
+
+
+# -- the connectome engine on the same path -----------------------------------------------------
+def test_wiring_connectome_on_slurm_matches_threads(tmp_path: Path, clean_queue: None) -> None:
+    from wiring.connectome import open_connectome
+
+    cfg = load_config("quick").replace(cluster=_cluster_section(tmp_path / "logs"))
+    (tmp_path / "cluster.toml").write_text(cfg.to_toml(), encoding="utf-8")
+    # the same block plan on both: the depth profile sums the blocks' parts in block order
+    common = ("connectome", "--anatomy", "tiny", "--rule", "dso", "--theta", "1,1.2,0.9",
+              "--seed", "4", "--block-size", "40")
+    proc = _wiring(*common, "--out", "threads.zarr", "--workers", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _wiring(*common, "--out", "slurm.zarr", "--cluster", "slurm",
+                   "--cluster-config", "cluster.toml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = open_connectome(tmp_path / "threads.zarr"), open_connectome(tmp_path / "slurm.zarr")
+    for name in ("expected", "synapses"):
+        ma, mb = getattr(a, name), getattr(b, name)
+        assert ma.shape == mb.shape
+        assert (ma != mb).nnz == 0, name
+        assert ma.nnz > 0
+    assert np.array_equal(a.depth_profile, b.depth_profile)
+    summary_a = (tmp_path / "threads_summary" / "probability_cell_type.json").read_bytes()
+    assert summary_a == (tmp_path / "slurm_summary" / "probability_cell_type.json").read_bytes()
+    assert list((tmp_path / "logs").glob("*.out")), "no worker job ran"
