@@ -178,7 +178,7 @@ def test_session_starts_lazily_releases_and_restarts(monkeypatch: pytest.MonkeyP
 
 def test_worker_that_cannot_see_the_store_says_so(tmp_path: Path) -> None:
     from wiring.errors import StoreNotVisibleError
-    from wiring.simstore import _write_chunk
+    from wiring.simulation.store import _write_chunk
 
     missing = tmp_path / "elsewhere" / "sims.zarr"
     with pytest.raises(StoreNotVisibleError, match=r"does not exist on worker host .*shared"):

@@ -164,7 +164,7 @@ def test_local_processes_give_the_threaded_results(
 ) -> None:
     """Features and simulations on 2 worker processes (started for those stages only): the
     store, the posterior weights and the summary equal the threaded run's, bit for bit."""
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     out = tmp_path / "local"
     assert main(["-q", "run", "--config", str(config_file), "--out", str(out), "--no-progress",

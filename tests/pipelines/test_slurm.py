@@ -25,8 +25,8 @@ import pytest
 
 from pipelines.cluster import connect, job_states
 from pipelines.config import ClusterConfig, load_config
-from wiring.priors import PriorSpec
-from wiring.simstore import SimulationStore, simulate_to_store
+from wiring.inference.priors import PriorSpec
+from wiring.simulation.store import SimulationStore, simulate_to_store
 
 pytestmark = pytest.mark.slow
 

@@ -43,8 +43,13 @@ import numpy as np
 import numpy.typing as npt
 
 from wiring._typing import FloatArray
-from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError, WiringError
-from wiring.priors import PriorSpec
+from wiring.errors import (
+    OutputExistsError,
+    ShapeMismatchError,
+    StoreFormatError,
+    StoreMismatchError,
+)
+from wiring.inference.priors import PriorSpec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -91,7 +96,7 @@ _LEGACY_STREAMS = "chunk"
 class SupportsIndexedSimulation(Protocol):
     """A simulator whose row ``k`` uses the random stream of index ``start_index + k``.
 
-    :class:`wiring.simulator.Simulator` is one. Row-keyed stores need it: then the x of a row
+    :class:`wiring.simulation.simulator.Simulator` is one. Row-keyed stores need it: then the x of a row
     does not depend on which chunk (or batch) it was simulated in.
     """
 
@@ -104,10 +109,6 @@ def row_keys(seed: int) -> tuple[int, int]:
     """The keys (θ draws, simulator streams) of a row-keyed store with run seed ``seed``."""
     state = np.random.SeedSequence(seed).generate_state(2, np.uint64) >> np.uint64(1)
     return int(state[0]), int(state[1])
-
-
-class StoreFormatError(WiringError, ValueError):
-    """A path is not a readable simulation store (missing, incomplete or another schema)."""
 
 
 def chunk_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -156,7 +157,7 @@ def simulate_chunk_rows(
         if start is None or not isinstance(simulate_chunk, SupportsIndexedSimulation):
             raise InvalidParameterError(
                 "a row-keyed simulation store needs the rows' start index and a simulator with "
-                "simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); create "
+                "simulate(theta, seed=, start_index=) (e.g. wiring.simulation.simulator.Simulator); create "
                 "the store with streams='chunk' to use a plain callable(theta, rng)"
             )
         key_theta, key_x = row_keys(seed)
@@ -588,7 +589,7 @@ def simulate_to_store(
         A store made by :meth:`SimulationStore.create` (finished chunks are kept).
     simulate_chunk : callable
         For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
-        :class:`wiring.simulator.Simulator`; for ``streams="chunk"`` any
+        :class:`wiring.simulation.simulator.Simulator`; for ``streams="chunk"`` any
         ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
         processes; it reaches every worker once and is recomputed, not lost, when the
         workers holding it die (:func:`wiring._dask.share`).
@@ -616,7 +617,7 @@ def simulate_to_store(
 
         raise InvalidParameterError(
             f"{path} keys its random numbers per row and needs a simulator with "
-            f"simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); a plain "
+            f"simulate(theta, seed=, start_index=) (e.g. wiring.simulation.simulator.Simulator); a plain "
             f"callable(theta, rng) needs a store created with streams='chunk'"
         )
     total_todo = sum(store.chunk_bounds(i)[1] - store.chunk_bounds(i)[0] for i in todo)
