@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from pipelines.config import ClusterConfig, ConfigError
-from wiring.errors import WiringError
+from pipelines.errors import ClusterStartError
 
 __all__ = [
     "BATCH_SYSTEMS",
@@ -52,10 +52,6 @@ BATCH_SYSTEMS: dict[str, str] = {
 
 #: Seconds between two "waiting for N worker jobs" messages.
 WAIT_REPORT_INTERVAL = 15.0
-
-
-class ClusterStartError(WiringError, TimeoutError):
-    """No worker job of a batch-system cluster started within ``[cluster] start_timeout``."""
 
 
 def _default_workers() -> int:

@@ -22,28 +22,23 @@ from wiring.errors import StoreNotVisibleError
 
 __all__ = ["require_visible", "share"]
 
-def _load(payload: bytes) -> Any:
-    import cloudpickle
-
-    return cloudpickle.loads(payload)
+def _identity(obj: Any) -> Any:
+    return obj
 
 
 def share(client: Any, obj: Any, name: str) -> Any:
     """A future of ``obj`` that the scheduler can recompute after any worker loss.
 
     Use it instead of ``client.scatter(obj, broadcast=True)`` for inputs many tasks share. The
-    scheduler process keeps one serialized copy (it lives beside the client, in the submitting
-    process, for local and batch-system clusters) as bytes: serialized here with cloudpickle,
-    so objects of ``__main__`` or of modules registered with
-    ``cloudpickle.register_pickle_by_value`` travel by value as they do with ``scatter``.
+    object travels as the argument of a task, serialized the way dask serializes every task
+    (classes by reference, those of ``__main__`` by value), and the scheduler keeps that task:
+    one serialized copy in the scheduler's process, which lives beside the client, in the
+    submitting process, for local and batch-system clusters.
     """
-    import cloudpickle
-
-    payload = cloudpickle.dumps(obj, protocol=5)
     with warnings.catch_warnings():
         # the object travels in the task graph on purpose: that is what makes it recomputable
         warnings.filterwarnings("ignore", message=r".*[Ll]arge (graph|object)")
-        return client.submit(_load, payload, key=f"{name}-{uuid.uuid4().hex}", pure=False)
+        return client.submit(_identity, obj, key=f"{name}-{uuid.uuid4().hex}", pure=False)
 
 
 def require_visible(path: str | os.PathLike[str], what: str = "store") -> None:

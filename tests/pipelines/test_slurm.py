@@ -205,7 +205,6 @@ def _create(path: Path) -> SimulationStore:
 def _run_and_kill(tmp_path: Path, kill: Any) -> tuple[SimulationStore, list[str]]:
     """Simulate on 2 SLURM jobs; once 3 chunks are done, ``kill(job_ids)`` every worker job,
     wait until they are gone, open the gate; return the store and the killed ids."""
-    import cloudpickle
     import dask
     import distributed  # noqa: F401  (its config defaults, restored after the override)
 
@@ -216,7 +215,10 @@ def _run_and_kill(tmp_path: Path, kill: Any) -> tuple[SimulationStore, list[str]
     sim = GatedSimulator(str(gate), str(store.path), free=3)
     cfg = ClusterConfig(**_cluster_section(tmp_path / "logs"))
     result: dict[str, Any] = {}
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    # the worker jobs inherit the environment (sbatch --export=ALL): they import this module
+    # to unpickle the simulator
+    path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = str(Path(__file__).parent) + (os.pathsep + path if path else "")
     try:
         # a lost job is submitted again once the cluster gives up on it (default 15 s)
         with dask.config.set({"distributed.deploy.lost-worker-timeout": "2s"}), \
@@ -242,7 +244,10 @@ def _run_and_kill(tmp_path: Path, kill: Any) -> tuple[SimulationStore, list[str]
                 gate.touch()
                 thread.join(PATIENCE)
     finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        if path:
+            os.environ["PYTHONPATH"] = path
+        else:
+            del os.environ["PYTHONPATH"]
     if "error" in result:
         raise result["error"]
     done: SimulationStore = result["store"]
