@@ -129,7 +129,7 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
             with Client(cluster) as client:
                 log.info("dask dashboard of the %s jobs: %s", kind, client.dashboard_link)
                 wait_for_jobs(cluster, client, cfg)
-                with _report_lost_jobs(cluster):
+                with _report_lost_jobs(cluster, scaling=lo < hi):
                     yield client
         finally:
             cluster.close()
@@ -246,9 +246,10 @@ def _job_of(cluster: Any, worker_name: str) -> str:
 
 
 @contextlib.contextmanager
-def _report_lost_jobs(cluster: Any, interval: float = 2.0) -> Iterator[None]:
-    """Log workers that leave (their job was cancelled, failed or hit its walltime) and the
-    replacements that join, while the body runs; the cluster's own shutdown is not reported."""
+def _report_lost_jobs(cluster: Any, *, scaling: bool, interval: float = 2.0) -> Iterator[None]:
+    """Log workers that leave (their job was cancelled, failed or hit its walltime, or, with
+    ``scaling``, dask scaled down) and those that join, while the body runs; the cluster's own
+    shutdown is not reported."""
     import threading
 
     def names() -> set[str]:
@@ -262,6 +263,10 @@ def _report_lost_jobs(cluster: Any, interval: float = 2.0) -> Iterator[None]:
         while not stop.wait(interval):
             now = names()
             for name in sorted(seen - now):
+                if scaling:  # between minimum_jobs and maximum_jobs dask also scales down
+                    log.info("worker %s (job %s) left (scaled down, or its job ended); tasks it "
+                             "held are redone on the other workers", name, _job_of(cluster, name))
+                    continue
                 log.warning(
                     "worker %s (job %s) left: its job ended (cancelled, failed or out of "
                     "walltime); its tasks are redone on the other workers and a replacement job "

@@ -183,3 +183,34 @@ def test_worker_that_cannot_see_the_store_says_so(tmp_path: Path) -> None:
     missing = tmp_path / "elsewhere" / "sims.zarr"
     with pytest.raises(StoreNotVisibleError, match=r"does not exist on worker host .*shared"):
         _write_chunk(str(missing), 0, 0, 10, {}, 0, 3, lambda t, r: t)
+
+
+def test_workers_that_leave_and_join_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    import pipelines.cluster as cl
+
+    class _Jobs:
+        def __init__(self) -> None:
+            self.workers = {"SLURMCluster-0": _Job("7"), "SLURMCluster-1": _Job("8")}
+            self.scheduler_info = {"workers": {"a": {"name": "SLURMCluster-0"},
+                                               "b": {"name": "SLURMCluster-1"}}}
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 10
+        while text not in caplog.text:
+            assert time.monotonic() < deadline, f"not logged: {text}"
+            time.sleep(0.02)
+
+    jobs = _Jobs()
+    with caplog.at_level(logging.INFO, logger="pipelines.cluster"), cl._report_lost_jobs(
+        jobs, scaling=False, interval=0.02
+    ):
+        jobs.scheduler_info = {"workers": {"a": {"name": "SLURMCluster-0"}}}  # job 8 cancelled
+        wait_for("left")
+        jobs.workers["SLURMCluster-1"] = _Job("9")  # its replacement
+        jobs.scheduler_info = {"workers": {"a": {"name": "SLURMCluster-0"},
+                                           "c": {"name": "SLURMCluster-1"}}}
+        wait_for("joined")
+    assert "worker SLURMCluster-1 (job 8) left: its job ended (cancelled, failed or out of " \
+        "walltime)" in caplog.text
+    assert "worker SLURMCluster-1 (job 9) joined" in caplog.text
+    assert "SLURMCluster-0" not in caplog.text
