@@ -17,6 +17,7 @@ from typing import Any
 
 from pipelines.cluster import ClusterSession
 from pipelines.config import RunConfig
+from pipelines.preflight import preflight
 from pipelines.runrecord import RunRecord
 from pipelines.stage_support import _prior_spec, derive_seed
 from wiring.errors import StoreMismatchError
@@ -91,9 +92,11 @@ def run_pipeline(
 
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
     # runs share reusable anatomy stores and feature tables in a cache beside them
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    # the whole configuration is checked before anything is written or computed
+    preflight(config, run_dir, cache_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config)
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
     for stage in ("simulate", "train", "analyze", "compare"):

@@ -50,6 +50,7 @@ from wiring.errors import (
     StoreMismatchError,
 )
 from wiring.inference.priors import PriorSpec
+from wiring.simulation.resources import check_simulation_size
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -278,6 +279,8 @@ class SimulationStore:
             anatomy_hash=anatomy_hash, seed=seed, streams=streams,
         )
         path = Path(path)
+        check_simulation_size(path, n=n, d=len(prior_spec.names),
+                              m=len(config["measurement_names"]), chunk_size=chunk_size)
         if path.exists():
             if not overwrite:
                 raise OutputExistsError(
@@ -298,9 +301,12 @@ class SimulationStore:
         try:
             group = zarr.open_group(str(tmp), mode="w")  # type: ignore[arg-type]
             comp = zarr.codecs.ZstdCodec(level=3)
-            group.create_array("theta", shape=(n, d), chunks=(chunk_size, d), dtype="float64",
+            # a chunk_size beyond n is one chunk of n rows (zarr would otherwise allocate and
+            # encode the whole oversized chunk on every write)
+            rows = min(chunk_size, n)
+            group.create_array("theta", shape=(n, d), chunks=(rows, d), dtype="float64",
                                fill_value=np.nan, compressors=[comp])
-            group.create_array("x", shape=(n, m), chunks=(chunk_size, max(m, 1)),
+            group.create_array("x", shape=(n, m), chunks=(rows, max(m, 1)),
                                dtype="float64", fill_value=np.nan, compressors=[comp])
             group.create_array("chunk_status", shape=(n_chunks,), chunks=(1,), dtype="uint8",
                                fill_value=0, compressors=None)
