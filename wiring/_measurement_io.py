@@ -52,9 +52,11 @@ if TYPE_CHECKING:
     from wiring.selectors import Selector
 
 __all__ = [
+    "ALL",
     "DOI_PATTERN",
     "IMPORT_PROTOCOLS",
     "MEASUREMENT_FIELDS",
+    "MODEL_SET",
     "OPTIONAL_FIELDS",
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
@@ -69,6 +71,8 @@ __all__ = [
     "measurement_from_values",
     "read_csv",
     "read_toml",
+    "resolve_measurement_set",
+    "select_measurements",
     "selector_of",
     "set_from_model",
     "set_from_raw",
@@ -488,8 +492,13 @@ def clean_doi(doi: str) -> str:
 
 def describe_import(a: Mapping[str, Any]) -> str:
     """E.g. ``"VPM -> L4ss (septum only)"`` from the source record's fields."""
-    pre = a.get("pre_type") or a.get("pre_layer")
-    post = a.get("post_type") or a.get("post_layer")
+    def side(layer: Any, kind: Any) -> str:
+        if str(kind or "").upper() in ("EXC", "INH") and layer and layer != kind:
+            return f"{layer} {kind}"  # e.g. "L4 EXC": the type alone does not say where
+        return str(kind or layer or "")
+
+    pre = side(a.get("pre_layer"), a.get("pre_type"))
+    post = side(a.get("post_layer"), a.get("post_type"))
     if not pre and not post:
         return ""
     text = f"{pre or '?'} -> {post or '?'}"
@@ -498,8 +507,93 @@ def describe_import(a: Mapping[str, Any]) -> str:
     return text
 
 
+ALL = "all"
+"""``select`` value that picks every measurement population of a model."""
+MODEL_SET = "model"
+"""The set name that means "the measurement populations of the structural model"."""
+
+
+def _model_entries(model: StructuralModel) -> list[tuple[str, str, dict[str, Any]]]:
+    """(population name, label, attrs) of every population that is a measurement."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    for pname, pop in model.populations.items():
+        a = dict(pop.attrs)
+        if "probability" not in a:
+            logger.info("population %r has no 'probability' attribute: not a measurement", pname)
+            continue
+        label = a.get("label")
+        out.append((str(pname), str(label) if label else str(pname), a))
+    return out
+
+
+def _pick(
+    entries: list[tuple[str, str, dict[str, Any]]], select: Sequence[str] | None,
+    model: StructuralModel,
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The entries ``select`` names (by label or population name), in its order."""
+    if select is None:
+        default = [str(v) for v in model.attrs.get("default_measurements") or ()]
+        by_name = {e[0]: e for e in entries}
+        chosen = [by_name[n] for n in default if n in by_name]
+        if chosen:
+            logger.info(
+                "model measurements: the source's default experiment (%s); select=['all'] "
+                "for all %d", ", ".join(e[1] for e in chosen), len(entries),
+            )
+            return chosen
+        return entries
+    names = list(select)
+    if names == [ALL] and not any(ALL in (e[0], e[1]) for e in entries):
+        return entries
+    lookup: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for e in entries:
+        lookup.setdefault(e[1], e)
+        lookup.setdefault(e[0], e)
+    return [
+        lookup[n] if n in lookup else _unknown_selected(n, [e[1] for e in entries], "the model")
+        for n in _unique_selection(names)
+    ]
+
+
+def _unique_selection(names: Sequence[str]) -> list[str]:
+    if not names:
+        raise MeasurementError("select is empty; name at least one measurement (or 'all')")
+    seen: set[str] = set()
+    for n in names:
+        if not isinstance(n, str) or not n.strip():
+            raise MeasurementError(f"select: {n!r} is not a measurement id or label")
+        if n in seen:
+            raise MeasurementError(f"select names measurement {n!r} twice")
+        seen.add(n)
+    return list(names)
+
+
+def _unknown_selected(name: str, known: Sequence[str], where: str) -> Any:
+    hint = get_close_matches(name, list(known), n=1)
+    shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+    raise MeasurementError(
+        f"select names unknown measurement {name!r}: {where} has {shown}."
+        + (f" Did you mean {hint[0]!r}?" if hint else "")
+    )
+
+
+def select_measurements(mset: MeasurementSet, select: Sequence[str] | None) -> MeasurementSet:
+    """The measurements of ``mset`` named by ``select`` (ids), in that order; all if None."""
+    if select is None or (list(select) == [ALL] and ALL not in mset.names):
+        return mset
+    names = _unique_selection(list(select))
+    for n in names:
+        if n not in mset.names:
+            _unknown_selected(n, list(mset.names), f"set {mset.name!r}")
+    return mset.subset(names, name=mset.name)
+
+
 def set_from_model(
-    model: StructuralModel, *, name: str | None, default_n_pairs: int | None
+    model: StructuralModel,
+    *,
+    name: str | None,
+    default_n_pairs: int | None,
+    select: Sequence[str] | None = None,
 ) -> MeasurementSet:
     """See :func:`wiring.measurements.measurement_set_from_model`."""
     from wiring.measurements import PROTOCOLS, Citation, Measurement, MeasurementSet
@@ -510,22 +604,26 @@ def set_from_model(
             "the model has no source-defined populations (model.populations is empty); "
             "only imported models (e.g. anatomy.io.consbi) define measurement populations"
         )
+    entries = _model_entries(model)
+    if not entries:
+        raise MeasurementError(
+            "none of the model's populations carries measurement attributes ('probability')"
+        )
     ids = np.asarray(model.neurons.ids, dtype=np.int64)
     out: list[Measurement] = []
-    for pname, pop in model.populations.items():
-        a = dict(pop.attrs)
-        if "probability" not in a:
-            logger.info("population %r has no 'probability' attribute: not a measurement", pname)
-            continue
-        where = f"model population {pname!r}"
+    for pname, label, a in _pick(entries, select, model):
+        pop = model.populations[pname]
+        where = f"model population {pname!r}" + (f" ({label})" if label != pname else "")
         n = a.get("n_pairs")
+        assumed = False
         if n is None or (is_int(n) and int(n) <= 0):
             if default_n_pairs is None:
                 raise MeasurementError(
-                    f"{where}: attrs['n_pairs'] = {n!r} (pairs tested unknown); pass "
-                    "default_n_pairs=... (the research code sampled 50 pairs)"
+                    f"{where}: pairs tested unknown (attrs['n_pairs'] = {n!r}); set the pairs "
+                    "to sample ([measurements] n_pairs, --n-pairs or default_n_pairs=...; the "
+                    "research code sampled 50)"
                 )
-            n = default_n_pairs
+            n, assumed = default_n_pairs, True
         proto = IMPORT_PROTOCOLS.get(str(a.get("protocol", "")).strip().lower())
         if proto is None:
             raise MeasurementError(
@@ -548,11 +646,16 @@ def set_from_model(
             a["description"] = f"{a.get('description') or ''} (source DOI field: {doi})".strip()
             doi = ""
         description = a.get("description") or describe_import(a)
+        notes = [f"source ID {pname}"] if label != pname else []
+        if assumed:
+            notes.append(f"pairs tested unknown in the source; {n} assumed")
+        if notes:
+            description = f"{description} ({'; '.join(notes)})".strip()
         try:
             if pop.pre.size == 0 or pop.post.size == 0:
                 raise FieldProblem(where, "pre" if pop.pre.size == 0 else "post", "is empty")
             m = Measurement(
-                id=str(pname),
+                id=label,
                 pre=Selector(ids=tuple(int(i) for i in ids[pop.pre])),
                 post=Selector(ids=tuple(int(i) for i in ids[pop.post])),
                 probability=a["probability"],
@@ -571,10 +674,6 @@ def set_from_model(
                 f"{where}, attrs[{err.field_name!r}]: {err.detail}"
             ) from None
         out.append(m)
-    if not out:
-        raise MeasurementError(
-            "none of the model's populations carries measurement attributes ('probability')"
-        )
     label = name or str(model.attrs.get("name") or "imported")
     return MeasurementSet(
         name=label,
@@ -582,3 +681,32 @@ def set_from_model(
         source=f"model:{model.attrs.get('source', model.attrs.get('content_hash', ''))}",
     )
 
+
+def resolve_measurement_set(
+    name_or_path: str | os.PathLike[str] | MeasurementSet,
+    *,
+    model: StructuralModel | None = None,
+    select: Sequence[str] | None = None,
+    default_n_pairs: int | None = None,
+) -> MeasurementSet:
+    """The measurement set every command means by a name: ``"model"`` (the populations of
+    ``model``, see :func:`wiring.measurements.measurement_set_from_model`), a built-in name or
+    a file (see :func:`wiring.measurements.load_measurement_set`), restricted to ``select``
+    (ids or labels, in that order; ``["all"]`` or None: every one, or for a model its default
+    experiment).
+
+    Raises
+    ------
+    MeasurementError
+        ``"model"`` without a model, an unknown set, or ``select`` naming no measurement.
+    """
+    from wiring.measurements import load_measurement_set
+
+    if isinstance(name_or_path, str) and name_or_path == MODEL_SET:
+        if model is None:
+            raise MeasurementError(
+                "measurement set 'model' means the measurement populations of an imported "
+                "structural model; name its store (--anatomy / --model STORE)"
+            )
+        return set_from_model(model, name=None, default_n_pairs=default_n_pairs, select=select)
+    return select_measurements(load_measurement_set(name_or_path), select)

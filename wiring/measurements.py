@@ -38,7 +38,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -54,6 +54,7 @@ from wiring.errors import MeasurementError, SelectionError
 from wiring.selectors import Selector, select
 
 __all__ = [
+    "MODEL_SET",
     "PROTOCOLS",
     "Citation",
     "Measurement",
@@ -65,6 +66,7 @@ __all__ = [
     "measurement_set_from_model",
     "population",
     "populations",
+    "resolve_measurement_set",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ _ELIGIBILITY: tuple[str, ...] = ("protocol", "all")
 #: Built-in sets listed first, in this order; any other ``*.toml`` in the data folder follows.
 _BUILTIN_ORDER: tuple[str, ...] = ("vpm-invivo", "rat-invitro")
 _ID_PATTERN = re.compile(r"^\S+$")
+#: The set name that means "the measurement populations of the structural model".
+MODEL_SET = mio.MODEL_SET
 
 
 def _check_str(owner: str, name: str, value: Any, *, empty_ok: bool) -> str:
@@ -87,6 +91,18 @@ def _check_str(owner: str, name: str, value: Any, *, empty_ok: bool) -> str:
     if not empty_ok and not value.strip():
         raise FieldProblem(owner, name, "must not be empty")
     return value
+
+
+_INITIALS = re.compile(r"^[A-Z\u00c0-\u00de]{1,3}\.?$")
+
+
+def _surname(author: str) -> str:
+    """Surname of one author written either way: ``"Bruno RM"`` (surname, then initials) or
+    ``"Randy M Bruno"`` (given names first: the last word)."""
+    words = author.split()
+    if len(words) > 1 and _INITIALS.match(words[-1]):
+        return " ".join(words[:-1])
+    return words[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +148,13 @@ class Citation:
 
     @property
     def short(self) -> str:
-        """Short form, e.g. ``"Bruno & Sakmann 2006"`` or ``"Feldmeyer et al. 1999"``."""
+        """Short form, e.g. ``"Bruno & Sakmann 2006"`` or ``"Feldmeyer et al. 1999"``.
+
+        Authors may be written surname first with initials (``"Bruno RM, Sakmann B"``) or given
+        names first (``"Randy M Bruno, Bert Sakmann"``, as imported metadata does).
+        """
         parts = [p.strip() for p in re.split(r",|;| & | and ", self.authors) if p.strip()]
-        surnames = [p.split()[0] for p in parts]
+        surnames = [_surname(p) for p in parts]
         if len(surnames) == 1:
             who = surnames[0]
         elif len(surnames) == 2:
@@ -743,13 +763,16 @@ def measurement_set_from_model(
     *,
     name: str | None = None,
     default_n_pairs: int | None = None,
+    select: Sequence[str] | None = None,
 ) -> MeasurementSet:
     """The measurements defined by a model's source populations (e.g. an imported folder).
 
-    Every population of ``model.populations`` whose ``attrs`` hold a ``probability`` becomes a
-    measurement named after the population, in the populations' order, with selectors listing
-    the external ids of its pre and post neurons and ``eligibility="all"`` (the data source
-    already defines the pairs; no slice emulation). Populations without ``probability`` are
+    Every population of ``model.populations`` whose ``attrs`` hold a ``probability`` is a
+    measurement, with selectors listing the external ids of its pre and post neurons and
+    ``eligibility="all"`` (the data source already defines the pairs; no slice emulation).
+    It is named by ``attrs["label"]`` (readable labels such as ``L4``, ``L4SEP``, ``L5PT`` that
+    the feature-table importer derives from the folder's metadata), else by the population name
+    (the source ID, recorded in the description). Populations without ``probability`` are
     skipped (logged). Expected ``attrs`` keys: ``probability`` (in [0, 1]), ``n_pairs``,
     ``protocol`` (``invivo``/``slice``; ``invitro`` is read as ``slice``), ``species``,
     ``authors``, ``year``, ``doi``, ``title`` (optional ``journal``, ``description``; without
@@ -765,10 +788,23 @@ def measurement_set_from_model(
     default_n_pairs
         Pairs tested for populations whose ``n_pairs`` is missing or not positive (the source
         format marks unknown counts with -1); without it such populations are an error.
+    select
+        Measurements to keep, by label or source ID, in the order given (the order of ``x``);
+        ``["all"]`` keeps every one. Default: the source's default experiment when the model
+        records one (``attrs["default_measurements"]``: the seven in vivo measurements of the
+        research code's ``default_rule_invivo``, in the paper's order), else every measurement
+        population in the model's order.
 
     Raises
     ------
     MeasurementError
-        No usable population, or a bad / missing attribute (naming population and key).
+        No usable population, a ``select`` entry naming no measurement, or a bad / missing
+        attribute of a selected population (naming population and key).
     """
-    return mio.set_from_model(model, name=name, default_n_pairs=default_n_pairs)
+    return mio.set_from_model(
+        model, name=name, default_n_pairs=default_n_pairs, select=select
+    )
+
+
+#: See :func:`wiring._measurement_io.resolve_measurement_set`.
+resolve_measurement_set = mio.resolve_measurement_set

@@ -55,9 +55,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
-    """The short human summary printed at the end of ``wiring run`` (from ``summary.json``)."""
+    """The short human summary printed at the end of ``wiring run`` (from ``summary.json``).
+
+    Only what exists is named: a run stopped early (``--stop-after``) lists the outputs it
+    wrote and the stages still to do, never a report that was not written.
+    """
     sections = summary.get("sections", {})
+    root = Path(run_dir)
     lines = [f"run directory: {run_dir}"]
+    report = root / "report" / "index.html"
+    if not report.exists():
+        outputs = [("simulations", root / "simulations.zarr"), ("posterior", root / "posterior")]
+        for what, path in outputs:
+            if path.exists():
+                lines.append(f"{what}: {path}")
+        lines.append("no report yet (the analyze stage has not run); run the same command "
+                     "without --stop-after to finish")
+        return "\n".join(lines) + "\n"
     post = sections.get("posterior", {})
     params = post.get("parameters", [])
     if params:
@@ -95,5 +109,5 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
     if cmp_:
         out = [r["rule"] for r in cmp_ if r.get("ruled_out")]
         lines.append(f"rules ruled out by the data: {', '.join(out) if out else 'none'}")
-    lines.append(f"report: {Path(run_dir) / 'report' / 'index.html'}")
+    lines.append(f"report: {report}")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,11 @@
 """``wiring simulate``: fill (or resume) a simulation store of training data for NPE.
 
-``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH --n N
---seed S --out STORE [--prior gaussian|uniform|PRIOR.toml] [--chunk-size K] [--workers W]
-[--cluster KIND_OR_ADDRESS] [--overwrite]``
+``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH|model --n N
+--seed S --out STORE [--select ID,...] [--n-pairs N] [--prior gaussian|uniform|PRIOR.toml]
+[--chunk-size K] [--workers W] [--cluster KIND_OR_ADDRESS] [--overwrite]``
+
+``--measurements model`` uses the measurement populations of an imported anatomy store
+(``wiring anatomy import consbi``); ``--select`` picks measurements by id or label, in order.
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
 finished chunks are kept and only the unfinished ones are simulated. Other arguments for an
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._argtypes import add_measurement_choice, non_negative_int, positive_int
 
 __all__ = ["register"]
 
@@ -38,7 +41,11 @@ def register(sub: Any) -> None:
                    help="seed of a preset model (default 0)")
     p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
-                   help="measurement set: built-in name (vpm-invivo, rat-invitro) or a file")
+                   help="measurement set: built-in name (vpm-invivo, rat-invitro), a file, or "
+                   "'model' (the measurement populations of the --anatomy store)")
+    add_measurement_choice(
+        p, n_pairs_help="pairs sampled per measurement and simulation (default: as many as "
+        "the experiment tested; also used for records that do not say how many)")
     p.add_argument("--n", type=positive_int, required=True, help="number of simulations")
     p.add_argument("--seed", type=non_negative_int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="simulation store (e.g. sims.zarr)")
@@ -85,6 +92,31 @@ def anatomy_hash(model: Any) -> str:
     return str(content_hash(model))
 
 
+def open_measurements(args: argparse.Namespace, model: Any) -> Any:
+    """The set of ``--measurements`` (restricted by ``--select``); for ``model`` it needs the
+    opened model and returns None without one."""
+    from wiring.measurements import MODEL_SET, resolve_measurement_set
+
+    if args.measurements == MODEL_SET and model is None:
+        return None
+    n_pairs = getattr(args, "n_pairs", None)
+    return resolve_measurement_set(
+        args.measurements, model=model, select=args.select,
+        default_n_pairs=n_pairs if isinstance(n_pairs, int) else None,
+    )
+
+
+def measurement_hash(mset: Any, n_pairs: int | None) -> str:
+    """The set's content hash, combined with a fixed pair count when one is given (it changes
+    what the simulations mean, so a store resumed with another count is refused)."""
+    import hashlib
+
+    base = str(mset.content_hash())
+    if not n_pairs:
+        return base
+    return hashlib.sha256(f"{base}|n_pairs={n_pairs}".encode()).hexdigest()
+
+
 def resolve_prior(text: str, rule: Any) -> Any:
     """A checked :class:`wiring.priors.PriorSpec` from a kind name or a TOML/JSON file."""
     from wiring.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
@@ -104,17 +136,18 @@ def resolve_prior(text: str, rule: Any) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from wiring.measurements import load_measurement_set
     from wiring.rules.registry import get_rule, rule_provenance
     from wiring.simstore import SimulationStore, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
-    mset = load_measurement_set(args.measurements)
+    mset = open_measurements(args, None)  # a bad set fails before a model is built
     model = open_anatomy(args.anatomy, args.anatomy_seed)
+    mset = mset or open_measurements(args, model)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
-        measurement_names=list(mset.names), measurement_hash=mset.content_hash(),
+        measurement_names=list(mset.names),
+        measurement_hash=measurement_hash(mset, args.n_pairs),
         anatomy_hash=anatomy_hash(model), seed=args.seed,
     )
     out: Path = args.out
@@ -129,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     if store.todo_chunks():
         from wiring.simulator import Simulator
 
-        simulator = Simulator(model, rule, mset)
+        simulator = Simulator(model, rule, mset, n_pairs=args.n_pairs or "experiment")
         store = _simulate(store, simulator, args, simulate_to_store)
     else:
         log.info("%s is complete; nothing to do", out)
