@@ -705,7 +705,9 @@ def test_set_from_imported_feature_tables(
                                          records=records)
     imported = consbi.import_feature_tables(folder)
     mset = measurement_set_from_model(imported, name="imported")
-    assert mset.names == tuple(pops)
+    # named by readable labels from the metadata (here the post types), source IDs kept
+    assert mset.names == vpm.names
+    assert all(f"source ID {mid}" in m.description for mid, m in zip(pops, mset, strict=True))
     np.testing.assert_allclose(mset.x_o, vpm.x_o, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(mset.n_pairs, vpm.n_pairs)
     for m, ref, src in zip(mset, vpm, populations(tiny, vpm), strict=True):

@@ -47,6 +47,7 @@ def plot_pairplot(
     intervals: FloatArray | None = None,
     labels: Sequence[str] | None = None,
     partial: FloatArray | None = None,
+    conditional: FloatArray | None = None,
     bins: int = 40,
 ) -> Figure:
     """Corner plot: marginal histograms on the diagonal, pairwise 2-D densities below it.
@@ -55,7 +56,8 @@ def plot_pairplot(
     whole box of a uniform prior, dashed below the diagonal), the reference (the rule's a-priori
     parameters) in red (vertical lines and stars), and the posterior's 95 % intervals shaded on
     the diagonal. Panels above the diagonal show the pairwise correlation coefficient and, when
-    ``partial`` (d, d) is given, the partial correlation given the other parameters.
+    given (d, d), sbi's conditional correlation (``conditional``) and the partial correlation
+    from the sample precision matrix (``partial``), both given the other parameters.
     """
     n, d = samples.shape
     names = list(labels) if labels is not None else list(param_names)
@@ -76,6 +78,8 @@ def plot_pairplot(
                 ax.set_axis_off()
                 if d > 1:
                     text = f"r = {corr[i, j]:+.2f}"
+                    if conditional is not None:
+                        text += f"\nconditional r = {conditional[i, j]:+.2f}"
                     if partial is not None and d > 2:
                         text += f"\npartial r = {partial[i, j]:+.2f}"
                     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes,

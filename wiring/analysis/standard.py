@@ -112,7 +112,7 @@ def run_standard_analysis(
         t0 = time.perf_counter()
         out.results["predictive"] = posterior_predictive_check(
             posterior, simulator, xo, n_samples=n_predictive, seed=seeds["predictive"],
-            n_calibration=n_calibration)
+            n_calibration=n_calibration, prior_spec=prior_spec)
         out.timings_s["predictive"] = time.perf_counter() - t0
     if "calibration" not in skipped:
         t0 = time.perf_counter()
