@@ -228,8 +228,8 @@ def posterior_predictive_check(
             f"n_calibration >= 0 and n_calibration_samples >= 2"
         )
     s_main, s_cal = child_seeds(seed, 2)
-    theta, x_pred, n_dropped = simulate_predictive(posterior, simulator, xo,
-                                                   n_samples=n_samples, seed=s_main)
+    _, x_pred, n_dropped = simulate_predictive(posterior, simulator, xo,
+                                               n_samples=n_samples, seed=s_main)
     if len(x_pred) < 2:
         raise WiringError(
             f"only {len(x_pred)} of {n_samples} posterior samples lie inside the rule's domain; "
