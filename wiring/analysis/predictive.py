@@ -305,9 +305,8 @@ def prior_predictive_p_values(
 
 def _prior_dim(spec: Any) -> int:
     """Number of parameters of a prior spec (object or mapping)."""
-    get = spec.get if isinstance(spec, dict) else (lambda k: getattr(spec, k, None))
     for key in ("names", "loc", "low"):
-        val = get(key)
+        val = spec.get(key) if isinstance(spec, dict) else getattr(spec, key, None)
         if val is not None and np.size(val) > 0:
             return int(np.size(val))
     raise InvalidParameterError("cannot tell the number of parameters of the prior spec")
