@@ -57,6 +57,9 @@ def register(sub: Any) -> None:
                    help="posterior predictive simulations (default 1000)")
     p.add_argument("--n-calibration", type=non_negative_int, default=100,
                    help="replicates calibrating the predictive p-values (default 100; 0: off)")
+    p.add_argument("--n-conditions", type=non_negative_int, default=10,
+                   help="posterior samples the conditional correlations (sbi "
+                   "conditional_corrcoeff) are averaged over (default 10; 0: off)")
     p.add_argument("--n-sbc", type=positive_int, default=200,
                    help="simulation-based calibration runs (default 200)")
     p.add_argument("--n-sbc-samples", type=positive_int, default=1000,
@@ -174,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         n_samples=args.n_samples, n_predictive=args.n_predictive,
         n_calibration=args.n_calibration, n_sbc=args.n_sbc, n_sbc_samples=args.n_sbc_samples,
         n_prediction_samples=args.n_prediction_samples, max_pairs=args.max_pairs,
-        seed=args.seed, skip=skip,
+        seed=args.seed, skip=skip, n_conditions=args.n_conditions,
     )
     config = {
         "command": "wiring analyze",
@@ -191,6 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         "n_samples": args.n_samples,
         "n_predictive": args.n_predictive,
         "n_calibration": args.n_calibration,
+        "n_conditions": args.n_conditions,
         "n_sbc": args.n_sbc,
         "n_sbc_samples": args.n_sbc_samples,
         "n_prediction_samples": args.n_prediction_samples,

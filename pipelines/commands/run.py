@@ -91,9 +91,18 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
             f"a-priori rule ({ref}): {verdict} (the smallest highest-density region that "
             f"contains it holds {hpd:.0f} % of the posterior; plausible means <= 95 %)"
         )
-    ppc = sections.get("posterior_predictive_check", {}).get("measurements", [])
+    pairs = post.get("correlations_given_the_others") or []
+    if pairs:
+        lines.append("correlations given the other parameters (conditional: sbi "
+                     "conditional_corrcoeff; partial: sample precision matrix):")
+        lines += [f"  {line}" for line in pairs]
+    ppc_section = sections.get("posterior_predictive_check", {})
+    ppc = ppc_section.get("measurements", [])
     if ppc:
-        lines.append("predictive fit (measured | predictive mean [95 %] | calibrated p):")
+        calibrated = bool(ppc_section.get("p_value_calibrated_method"))
+        lines.append("predictive fit (measured | predictive mean [95 %] | "
+                     + ("p calibrated after Hjort et al. 2006):" if calibrated
+                        else "posterior predictive p):"))
         width = max(len(m["measurement"]) for m in ppc)
         for m in ppc:
             p_cal = m.get("p_value_calibrated", m.get("p_value", float("nan")))

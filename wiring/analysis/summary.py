@@ -101,6 +101,18 @@ class PosteriorSummary:
             rows.append(jsonable(row))
         return rows
 
+    def pair_lines(self) -> list[str]:
+        """One line per parameter pair: sbi's conditional correlation and the partial one."""
+        lines = []
+        d = len(self.param_names)
+        for i in range(d):
+            for j in range(i + 1, d):
+                pair = f"{self.param_names[i]} | {self.param_names[j]}: "
+                if self.conditional_correlation is not None:
+                    pair += f"conditional {self.conditional_correlation[i, j]:+.2f}, "
+                lines.append(pair + f"partial {self.partial_correlation[i, j]:+.2f}")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-native summary (no figure)."""
         out: dict[str, Any] = {
@@ -111,6 +123,7 @@ class PosteriorSummary:
             "correlation": self.correlation,
             "conditional_correlation": self.conditional_correlation,
             "conditional_correlation_method": self.conditional_method,
+            "correlations_given_the_others": self.pair_lines(),
             "partial_correlation": self.partial_correlation,
             "partial_correlation_method": "partial correlation from the precision matrix of "
             "the samples (linear; equals the conditional correlation for a Gaussian posterior)",
@@ -218,8 +231,8 @@ def summarize_posterior(
     level: float = 0.95,
     labels: Sequence[str] | None = None,
     plot: bool = True,
-    n_conditions: int = 100,
-    resolution: int = 50,
+    n_conditions: int = 10,
+    resolution: int = 30,
 ) -> PosteriorSummary:
     """Means, standard deviations, central credible intervals, correlations, conditional
     correlations (sbi's, from the density) and partial correlations (from the samples), and
@@ -251,6 +264,11 @@ def summarize_posterior(
         Conditions (the first posterior samples) and grid points per parameter of the
         conditional correlations (needs ``log_prob``; 0 conditions: not computed). The grid
         spans the samples' range (0.1 % to 99.9 % quantiles, widened by 15 % on each side).
+        The cost is ``n_conditions * d (d - 1) / 2`` density evaluations of
+        ``resolution**2`` points (the research code used 1000 conditions and 50 points over
+        [-1, 3]; on a Gaussian with conditional correlations up to 0.96, 30 points over the
+        samples' range are accurate to 1e-3, and for a correlation that varies little with the
+        condition 10 conditions suffice).
 
     Returns
     -------
