@@ -93,18 +93,6 @@ def _check_str(owner: str, name: str, value: Any, *, empty_ok: bool) -> str:
     return value
 
 
-_INITIALS = re.compile(r"^[A-Z\u00c0-\u00de]{1,3}\.?$")
-
-
-def _surname(author: str) -> str:
-    """Surname of one author written either way: ``"Bruno RM"`` (surname, then initials) or
-    ``"Randy M Bruno"`` (given names first: the last word)."""
-    words = author.split()
-    if len(words) > 1 and _INITIALS.match(words[-1]):
-        return " ".join(words[:-1])
-    return words[-1]
-
-
 @dataclass(frozen=True, slots=True)
 class Citation:
     """Where a measurement was published.
@@ -154,7 +142,7 @@ class Citation:
         names first (``"Randy M Bruno, Bert Sakmann"``, as imported metadata does).
         """
         parts = [p.strip() for p in re.split(r",|;| & | and ", self.authors) if p.strip()]
-        surnames = [_surname(p) for p in parts]
+        surnames = [mio.surname(p) for p in parts]
         if len(surnames) == 1:
             who = surnames[0]
         elif len(surnames) == 2:
@@ -767,17 +755,15 @@ def measurement_set_from_model(
 ) -> MeasurementSet:
     """The measurements defined by a model's source populations (e.g. an imported folder).
 
-    Every population of ``model.populations`` whose ``attrs`` hold a ``probability`` is a
-    measurement, with selectors listing the external ids of its pre and post neurons and
-    ``eligibility="all"`` (the data source already defines the pairs; no slice emulation).
-    It is named by ``attrs["label"]`` (readable labels such as ``L4``, ``L4SEP``, ``L5PT`` that
-    the feature-table importer derives from the folder's metadata), else by the population name
-    (the source ID, recorded in the description). Populations without ``probability`` are
-    skipped (logged). Expected ``attrs`` keys: ``probability`` (in [0, 1]), ``n_pairs``,
-    ``protocol`` (``invivo``/``slice``; ``invitro`` is read as ``slice``), ``species``,
-    ``authors``, ``year``, ``doi``, ``title`` (optional ``journal``, ``description``; without
-    a description one is made from ``pre_type``/``post_type``/``only_septum``). A missing
-    ``species`` reads as ``"unknown"``; DOI prefixes (``doi:``, ``https://doi.org/``) are removed.
+    Every population whose ``attrs`` hold a ``probability`` is a measurement over its pre ×
+    post pairs (selectors of external ids, ``eligibility="all"``: the source defines the
+    pairs), named by ``attrs["label"]`` (readable labels such as ``L4``, ``L4SEP`` that the
+    feature-table importer derives from the folder's metadata) or else the population name
+    (the source ID, also recorded in the description). ``attrs`` keys: ``probability``,
+    ``n_pairs``, ``protocol`` (``invivo``/``slice``/``invitro``), ``species`` (default
+    ``"unknown"``), ``authors``, ``year``, ``doi`` (prefixes removed), ``title``, optional
+    ``journal``, ``description`` (default: made from ``pre_type``/``post_type``/
+    ``only_septum``).
 
     Parameters
     ----------
@@ -789,17 +775,16 @@ def measurement_set_from_model(
         Pairs tested for populations whose ``n_pairs`` is missing or not positive (the source
         format marks unknown counts with -1); without it such populations are an error.
     select
-        Measurements to keep, by label or source ID, in the order given (the order of ``x``);
-        ``["all"]`` keeps every one. Default: the source's default experiment when the model
-        records one (``attrs["default_measurements"]``: the seven in vivo measurements of the
-        research code's ``default_rule_invivo``, in the paper's order), else every measurement
-        population in the model's order.
+        Labels or source IDs to keep, in the order of ``x``; ``["all"]``: every one. Default:
+        the source's default experiment when the model records one
+        (``attrs["default_measurements"]``: the research code's seven in vivo measurements, in
+        the paper's order), else every measurement population in the model's order.
 
     Raises
     ------
     MeasurementError
-        No usable population, a ``select`` entry naming no measurement, or a bad / missing
-        attribute of a selected population (naming population and key).
+        No usable population, a ``select`` entry naming none, or a bad / missing attribute of
+        a selected population (naming population and key).
     """
     return mio.set_from_model(
         model, name=name, default_n_pairs=default_n_pairs, select=select
