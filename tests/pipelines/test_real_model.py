@@ -206,6 +206,9 @@ def test_run_on_the_model_uses_the_seven_in_vivo_measurements(
     assert [r["measurement"] for r in rows] == PAPER_LABELS
     cond = summary["sections"]["posterior"]["conditional_correlation"]
     assert np.asarray(cond).shape == (3, 3)
+    page = (out / "report" / "index.html").read_text()
+    assert "conditional_corrcoeff" in page and "precision matrix" in page
+    assert "Hjort et al. 2006" in page and "prior predictive" in page
 
 
 def test_select_is_part_of_the_science_hash() -> None:
