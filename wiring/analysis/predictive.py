@@ -11,8 +11,9 @@ because the posterior already saw the measurement). With ``n_calibration > 0`` t
 *calibrated* as Hjort, Dahl & Steinbakk 2006 (JASA 101:211) define it: replicate data sets are
 drawn from the **prior** predictive (θ_r from the prior, x_r from the simulator), the amortized
 posterior is conditioned on each replicate and the replicate's posterior predictive p-value
-computed the same way; ``p_value_calibrated`` is the (mid-rank) fraction of these reference
-p-values at or below the observed one. If the model (prior and simulator) is right, the
+computed the same way; ``p_value_calibrated`` is the Monte Carlo estimate of the fraction of
+these reference p-values at or below the observed one (see :func:`calibrate_p_values`; its
+resolution is 1 / (n_calibration + 1)). If the model (prior and simulator) is right, the
 observed data are a draw from the prior predictive too, so the calibrated p-value is uniform.
 The reference distribution does not depend on the observation; it costs ``n_calibration``
 posterior samplings and ``n_calibration * (n_calibration_samples + 1)`` extra simulations.
@@ -108,7 +109,9 @@ class PredictiveCheck:
             "p_value_calibrated_method": (
                 f"Hjort et al. 2006: rank of the p-value among those of {self.n_calibration} "
                 f"replicate data sets drawn from the prior predictive, each conditioned on by "
-                f"the amortized posterior (uniform if the model is right)"
+                f"the amortized posterior (uniform if the model is right); Monte Carlo "
+                f"estimate (1 + rank) / ({self.n_calibration} + 1), so at least "
+                f"{1 / (self.n_calibration + 1):.3g}"
             ) if self.n_calibration else None,
             "measurements": self.table(),
         }))
@@ -142,8 +145,11 @@ def predictive_p_value(x_pred: npt.ArrayLike, x_o: npt.ArrayLike) -> FloatArray:
 
 
 def calibrate_p_values(p_obs: npt.ArrayLike, p_reference: npt.ArrayLike) -> FloatArray:
-    """Calibrated p-values: mid-rank fraction of reference p-values (r, m) at or below
-    ``p_obs`` (m,), i.e. the reference distribution function of the p-value at ``p_obs``."""
+    """Calibrated p-values: the reference distribution function of the p-value at ``p_obs``
+    (m,), estimated from the r reference p-values (r, m) as the Monte Carlo p-value
+    ``(1 + below + equal / 2) / (r + 1)`` (ties count half). Counting the observation as one
+    of the draws keeps the estimate valid for finite r and never 0: with r = 100 replicates the
+    smallest value is 1/101, which reads "below about 0.01"."""
     po = np.asarray(p_obs, dtype=np.float64).reshape(1, -1)
     pr = np.atleast_2d(np.asarray(p_reference, dtype=np.float64))
     finite = np.isfinite(pr)
@@ -151,7 +157,7 @@ def calibrate_p_values(p_obs: npt.ArrayLike, p_reference: npt.ArrayLike) -> Floa
     below = ((pr < po - _TIE_TOL) & finite).sum(axis=0)
     equal = ((np.abs(pr - po) <= _TIE_TOL) & finite).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray((below + 0.5 * equal) / n, dtype=np.float64)
+        return np.asarray((1.0 + below + 0.5 * equal) / (n + 1.0), dtype=np.float64)
 
 
 def simulate_predictive(

@@ -27,10 +27,12 @@ def test_p_value_golden() -> None:
     np.testing.assert_allclose(predictive_p_value(xn, [0.2, 1.0]), [1.0, 0.25])
 
 
-def test_calibrate_p_values_is_mid_rank() -> None:
+def test_calibrate_p_values_is_a_monte_carlo_p_value() -> None:
     ref = np.array([[0.1], [0.2], [0.2], [0.9]])
-    np.testing.assert_allclose(calibrate_p_values([0.2], ref), [0.5])
-    np.testing.assert_allclose(calibrate_p_values([0.05], ref), [0.0])
+    # (1 + below + ties / 2) / (r + 1): 0.2 -> (1 + 1 + 1) / 5; 0.05 -> 1 / 5, never 0
+    np.testing.assert_allclose(calibrate_p_values([0.2], ref), [0.6])
+    np.testing.assert_allclose(calibrate_p_values([0.05], ref), [0.2])
+    np.testing.assert_allclose(calibrate_p_values([0.95], ref), [1.0])
 
 
 def test_hjort_p_values_uniform_under_the_prior_predictive() -> None:
