@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pipelines.cluster import connect
 from pipelines.config import RunConfig
+from pipelines.preflight import preflight
 from pipelines.runrecord import RunRecord
+from pipelines.stage_support import _prior_spec, derive_seed
 from wiring.errors import StoreMismatchError
 
 __all__ = ["STAGES", "RunResult", "derive_seed", "resolve_run_dir", "run_pipeline"]
@@ -28,20 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Stages in execution order.
 STAGES: tuple[str, ...] = ("anatomy", "features", "simulate", "train", "analyze")
-
-#: Spawn keys of the per-stage seeds derived from the run seed.
-_SEED_KEYS: dict[str, int] = {
-    "simulate": 1,
-    "train": 2,
-    "analyze": 3,
-    "compare": 4,
-}
-
-
-def derive_seed(run_seed: int, stage: str) -> int:
-    """A 63-bit seed for ``stage`` derived from the run seed (independent streams per stage)."""
-    ss = np.random.SeedSequence(run_seed, spawn_key=(_SEED_KEYS[stage],))
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def resolve_run_dir(config: RunConfig, out: str | Path | None = None) -> Path:
@@ -97,9 +83,11 @@ def run_pipeline(
 
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
     # runs share reusable anatomy stores and feature tables in a cache beside them
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    # the whole configuration is checked before anything is written or computed
+    preflight(config, run_dir, cache_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config)
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
     for stage in ("simulate", "train", "analyze", "compare"):
@@ -185,7 +173,7 @@ def _stage_anatomy(ctx: _Context) -> None:
 def _stage_features(ctx: _Context) -> None:
     from wiring.measurements import SliceConfig, resolve_measurement_set
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     cfg = ctx.config
     t0 = _start(ctx, "features")
@@ -201,6 +189,8 @@ def _stage_features(ctx: _Context) -> None:
         ctx.rule,
         ctx.measurements,
         n_pairs=cfg.measurements.n_pairs or "experiment",
+        replace=cfg.simulation.replace,
+        pooling=cfg.simulation.pooling,
         slice_config=SliceConfig(
             thickness_um=cfg.measurements.slice_thickness_um,
             max_distance_um=cfg.measurements.slice_max_distance_um,
@@ -219,32 +209,9 @@ def _stage_features(ctx: _Context) -> None:
     )
 
 
-def _prior_spec(ctx: _Context, rule: Any = None) -> Any:
-    from wiring.priors import build_prior_spec
-
-    r = ctx.config.rule
-    rule = ctx.rule if rule is None else rule
-    if rule is not ctx.rule:
-        # compared rules get the box-uniform prior over their plausible ranges: a Gaussian
-        # around the a-priori value may put mass outside their domain (e.g. probabilities)
-        return build_prior_spec(rule, kind="uniform")
-    kwargs: dict[str, Any] = {}
-    if r.prior == "gaussian":
-        if r.prior_loc:
-            kwargs["loc"] = r.prior_loc
-        if r.prior_scale:
-            kwargs["scale"] = r.prior_scale
-    else:
-        if r.prior_low:
-            kwargs["low"] = r.prior_low
-        if r.prior_high:
-            kwargs["high"] = r.prior_high
-    return build_prior_spec(rule, kind=r.prior, **kwargs)
-
-
 def _stage_simulate(ctx: _Context) -> None:
     from wiring.rules.registry import rule_provenance
-    from wiring.simstore import SimulationStore, simulate_to_store
+    from wiring.simulation.store import SimulationStore, simulate_to_store
 
     cfg = ctx.config
     t0 = _start(ctx, "simulate")
@@ -258,6 +225,7 @@ def _stage_simulate(ctx: _Context) -> None:
         measurement_hash=ctx.measurements.content_hash(),
         anatomy_hash=str(ctx.model.attrs.get("content_hash", "")),
         seed=derive_seed(cfg.run.seed, "simulate"),
+        protocol=ctx.simulator.protocol(),
     )
     if t0 is None and store.is_complete:
         ctx.store = store

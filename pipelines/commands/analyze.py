@@ -19,7 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import add_measurement_choice, non_negative_int, positive_int
+from pipelines.commands._argtypes import (
+    add_measurement_choice,
+    anatomy_parent,
+    non_negative_int,
+    positive_int,
+)
 
 __all__ = ["register"]
 
@@ -32,16 +37,13 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "analyze",
+        parents=[anatomy_parent()],
         help="posterior summary, predictive check, calibration and predictions as a report",
         description="Analyze a trained posterior and write a report directory (PNG figures, "
         "summary.json, CSV tables and one self-contained index.html).",
     )
     p.add_argument("--posterior", type=Path, required=True, metavar="DIR",
                    help="posterior directory written by `wiring train`")
-    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
-                   help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
-                   help="seed of a preset model (default 0)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
                    help="the measurement set the posterior was trained on ('model': the "
                    "measurement populations of the --anatomy store)")
@@ -122,13 +124,14 @@ def _n_pairs(text: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.commands.simulate import anatomy_hash, open_anatomy, open_measurements
+    from anatomy.hashing import anatomy_hash
+    from pipelines.commands.simulate import open_anatomy, open_measurements
     from wiring.analysis.standard import ANALYSES, run_standard_analysis
     from wiring.errors import InvalidParameterError, OutputExistsError, PosteriorMismatchError
     from wiring.inference import load_posterior
     from wiring.report import write_report
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     out: Path = args.out
     if out.exists() and not args.overwrite:
@@ -165,7 +168,10 @@ def _run(args: argparse.Namespace) -> int:
             f"but --anatomy {args.anatomy!r} is {here[:12]}; pass the training anatomy (or "
             f"--allow-anatomy-mismatch to analyze anyway)"
         )
-    simulator = Simulator(model, rule, mset, n_pairs=n_pairs)
+    protocol = manifest.get("protocol") or {}  # the training simulations' sampling protocol
+    simulator = Simulator(model, rule, mset, n_pairs=n_pairs,
+                          replace=bool(protocol.get("replace", False)),
+                          pooling=bool(protocol.get("pooling", True)))
     params = list(rule.params)
     analysis = run_standard_analysis(
         posterior, simulator, x_o,

@@ -20,7 +20,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import add_measurement_choice, non_negative_int, positive_int
+from pipelines.commands._argtypes import (
+    add_measurement_choice,
+    anatomy_parent,
+    non_negative_int,
+    positive_int,
+    rule_parent,
+)
 
 __all__ = ["register"]
 
@@ -31,15 +37,11 @@ def register(sub: Any) -> None:
     """Add ``wiring simulate`` to the top-level sub-parsers."""
     p = sub.add_parser(
         "simulate",
+        parents=[anatomy_parent(), rule_parent()],
         help="simulate training data (theta, x) into a resumable store",
         description="Draw theta from the prior and simulate the measurements for each, in "
         "chunks that dask workers fill in parallel. Rerun on the same --out to resume.",
     )
-    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
-                   help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
-                   help="seed of a preset model (default 0)")
-    p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
                    help="measurement set: built-in name (vpm-invivo, rat-invitro), a file, or "
                    "'model' (the measurement populations of the --anatomy store)")
@@ -50,7 +52,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="simulation store (e.g. sims.zarr)")
     p.add_argument("--prior", default="gaussian", metavar="KIND_OR_FILE",
-                   help="gaussian (default; the paper's N(1, 0.05 I) for dso), uniform (the "
+                   help="gaussian (default; the paper's N(1, 0.05 I) for dso; truncated to "
+                   "the plausible range for parameters with a bounded domain), uniform (the "
                    "rule's plausible ranges), or a TOML/JSON prior file")
     p.add_argument("--chunk-size", type=positive_int, default=10_000,
                    help="simulations per task (default 10000)")
@@ -59,6 +62,12 @@ def register(sub: Any) -> None:
     p.add_argument("--cluster", default=None, metavar="KIND_OR_ADDRESS",
                    help="threads, local, slurm/pbs/sge/lsf, or a scheduler address "
                    "(default: local if --workers > 0, else in this process)")
+    p.add_argument("--replace", action="store_true",
+                   help="sample each measurement's pairs with replacement (the research code's "
+                   "protocol; default: distinct pairs, as in a recording)")
+    p.add_argument("--no-pooling", action="store_true",
+                   help="simulate pooled measurements (includes = [...]) independently of their "
+                   "parts, as the research code does")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing store made with other arguments")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -82,16 +91,6 @@ def open_anatomy(text: str, seed: int) -> Any:
     return build_model(text, seed=seed)
 
 
-def anatomy_hash(model: Any) -> str:
-    """The model's content hash (from its attributes, else computed)."""
-    value = model.attrs.get("content_hash")
-    if value:
-        return str(value)
-    from anatomy.store import content_hash
-
-    return str(content_hash(model))
-
-
 def open_measurements(args: argparse.Namespace, model: Any) -> Any:
     """The set of ``--measurements`` (restricted by ``--select``); for ``model`` it needs the
     opened model and returns None without one."""
@@ -106,20 +105,9 @@ def open_measurements(args: argparse.Namespace, model: Any) -> Any:
     )
 
 
-def measurement_hash(mset: Any, n_pairs: int | None) -> str:
-    """The set's content hash, combined with a fixed pair count when one is given (it changes
-    what the simulations mean, so a store resumed with another count is refused)."""
-    import hashlib
-
-    base = str(mset.content_hash())
-    if not n_pairs:
-        return base
-    return hashlib.sha256(f"{base}|n_pairs={n_pairs}".encode()).hexdigest()
-
-
 def resolve_prior(text: str, rule: Any) -> Any:
-    """A checked :class:`wiring.priors.PriorSpec` from a kind name or a TOML/JSON file."""
-    from wiring.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
+    """A checked :class:`wiring.inference.priors.PriorSpec` from a kind name or a TOML/JSON file."""
+    from wiring.inference.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
 
     if text in PRIOR_KINDS:
         return build_prior_spec(rule, text)
@@ -136,19 +124,28 @@ def resolve_prior(text: str, rule: Any) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from anatomy.hashing import anatomy_hash
     from wiring.rules.registry import get_rule, rule_provenance
-    from wiring.simstore import SimulationStore, simulate_to_store
+    from wiring.simulation.store import SimulationStore, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
     mset = open_measurements(args, None)  # a bad set fails before a model is built
+    if mset is not None:
+        # refuse at once what cannot fit, before the anatomy is opened or anything is written
+        _check_size(args, prior, mset)
     model = open_anatomy(args.anatomy, args.anatomy_seed)
-    mset = mset or open_measurements(args, model)
+    if mset is None:  # 'model': the measurements live in the anatomy store
+        mset = open_measurements(args, model)
+        _check_size(args, prior, mset)
+    from wiring.simulation.simulator import Simulator
+
+    simulator = Simulator(model, rule, mset, n_pairs=args.n_pairs or "experiment",
+                          replace=args.replace, pooling=not args.no_pooling)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
-        measurement_names=list(mset.names),
-        measurement_hash=measurement_hash(mset, args.n_pairs),
-        anatomy_hash=anatomy_hash(model), seed=args.seed,
+        measurement_names=list(mset.names), measurement_hash=mset.content_hash(),
+        anatomy_hash=anatomy_hash(model), seed=args.seed, protocol=simulator.protocol(),
     )
     out: Path = args.out
     if out.exists() and not args.overwrite:
@@ -160,9 +157,6 @@ def _run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
         store = SimulationStore.create(out, overwrite=args.overwrite, **config)
     if store.todo_chunks():
-        from wiring.simulator import Simulator
-
-        simulator = Simulator(model, rule, mset, n_pairs=args.n_pairs or "experiment")
         store = _simulate(store, simulator, args, simulate_to_store)
     else:
         log.info("%s is complete; nothing to do", out)
@@ -173,6 +167,15 @@ def _run(args: argparse.Namespace) -> int:
         f"measurements ({invalid} with NaN x, e.g. theta outside the rule's domain)\n"
     )
     return 0
+
+
+def _check_size(args: argparse.Namespace, prior: Any, mset: Any) -> None:
+    from wiring.simulation.resources import check_simulation_size
+
+    per = args.n_pairs or None
+    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names),
+                          chunk_size=args.chunk_size,
+                          pairs_per_row=sum(per or int(m.n_pairs) for m in mset))
 
 
 def _simulate(store: Any, simulator: Any, args: argparse.Namespace, run: Any) -> Any:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import positive_int
+from pipelines.commands._argtypes import non_negative_int, positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -41,13 +41,13 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="posterior directory to write")
     p.add_argument("--estimator", default="nsf", choices=ESTIMATORS,
                    help="density estimator (default nsf, a neural spline flow)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default 0)")
     p.add_argument("--max-epochs", type=positive_int, default=1000)
     p.add_argument("--stop-after-epochs", type=positive_int, default=20,
                    help="early-stopping patience in epochs (default 20)")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="training batch size (default auto: 1000 from 9000 training rows, else 200-900)")
-    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--learning-rate", type=positive_float, default=5e-4)
     p.add_argument("--hidden-features", type=positive_int, default=50)
     p.add_argument("--num-transforms", type=positive_int, default=5)
     p.add_argument("--threads", type=positive_int, default=1,
@@ -76,7 +76,7 @@ def _rule_metadata(rule_info: dict[str, Any]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from wiring.errors import OutputExistsError
     from wiring.inference import save_posterior, train_from_store
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     out: Path = args.out
     if out.exists() and not args.overwrite:
@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
     store = SimulationStore.open(args.store)
     if not store.is_complete and not args.allow_incomplete:
-        from wiring.simstore import StoreFormatError
+        from wiring.simulation.store import StoreFormatError
 
         raise StoreFormatError(
             f"simulation store {str(args.store)!r} is incomplete ({store.n_done} of {store.n} "

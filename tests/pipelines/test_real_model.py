@@ -115,7 +115,7 @@ def test_list_and_export_the_model_set(
 def test_simulate_and_analyze_the_model_set(
     real_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     store = tmp_path / "sims.zarr"
     common = ["--anatomy", str(real_store), "--measurements", "model"]

@@ -31,6 +31,7 @@ read-modify-write each other's status.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -43,8 +44,14 @@ import numpy as np
 import numpy.typing as npt
 
 from wiring._typing import FloatArray
-from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError, WiringError
-from wiring.priors import PriorSpec
+from wiring.errors import (
+    OutputExistsError,
+    ShapeMismatchError,
+    StoreFormatError,
+    StoreMismatchError,
+)
+from wiring.inference.priors import PriorSpec
+from wiring.simulation.resources import check_simulation_size
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -80,6 +87,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "chunk_size",
     "seed",
     "streams",
+    "protocol",
 )
 #: Ways rows get their random numbers (see the module docstring).
 STREAMS: tuple[str, ...] = ("row", "chunk")
@@ -91,7 +99,7 @@ _LEGACY_STREAMS = "chunk"
 class SupportsIndexedSimulation(Protocol):
     """A simulator whose row ``k`` uses the random stream of index ``start_index + k``.
 
-    :class:`wiring.simulator.Simulator` is one. Row-keyed stores need it: then the x of a row
+    :class:`wiring.simulation.simulator.Simulator` is one. Row-keyed stores need it: then the x of a row
     does not depend on which chunk (or batch) it was simulated in.
     """
 
@@ -104,10 +112,6 @@ def row_keys(seed: int) -> tuple[int, int]:
     """The keys (θ draws, simulator streams) of a row-keyed store with run seed ``seed``."""
     state = np.random.SeedSequence(seed).generate_state(2, np.uint64) >> np.uint64(1)
     return int(state[0]), int(state[1])
-
-
-class StoreFormatError(WiringError, ValueError):
-    """A path is not a readable simulation store (missing, incomplete or another schema)."""
 
 
 def chunk_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -156,7 +160,7 @@ def simulate_chunk_rows(
         if start is None or not isinstance(simulate_chunk, SupportsIndexedSimulation):
             raise InvalidParameterError(
                 "a row-keyed simulation store needs the rows' start index and a simulator with "
-                "simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); create "
+                "simulate(theta, seed=, start_index=) (e.g. wiring.simulation.simulator.Simulator); create "
                 "the store with streams='chunk' to use a plain callable(theta, rng)"
             )
         key_theta, key_x = row_keys(seed)
@@ -234,6 +238,7 @@ class SimulationStore:
         anatomy_hash: str,
         seed: int,
         streams: str = "row",
+        protocol: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> SimulationStore:
         """Create an empty store (all chunks to do), atomically.
@@ -260,6 +265,10 @@ class SimulationStore:
             Random numbers keyed per row (content independent of ``chunk_size``; the simulator
             must be a :class:`SupportsIndexedSimulation`) or per chunk (any
             ``callable(theta, rng)``).
+        protocol : mapping, optional
+            How the simulator emulates the experiments
+            (:meth:`wiring.simulation.simulator.Simulator.protocol`); ``None``: recorded by
+            :func:`simulate_to_store` from the simulator that fills the first chunk.
         overwrite : bool
             Replace an existing simulation store at ``path``.
 
@@ -271,9 +280,11 @@ class SimulationStore:
         config = _config(
             n=n, chunk_size=chunk_size, prior_spec=prior_spec, rule_info=rule_info,
             measurement_names=measurement_names, measurement_hash=measurement_hash,
-            anatomy_hash=anatomy_hash, seed=seed, streams=streams,
+            anatomy_hash=anatomy_hash, seed=seed, streams=streams, protocol=protocol,
         )
         path = Path(path)
+        check_simulation_size(path, n=n, d=len(prior_spec.names),
+                              m=len(config["measurement_names"]), chunk_size=chunk_size)
         if path.exists():
             if not overwrite:
                 raise OutputExistsError(
@@ -294,9 +305,12 @@ class SimulationStore:
         try:
             group = zarr.open_group(str(tmp), mode="w")  # type: ignore[arg-type]
             comp = zarr.codecs.ZstdCodec(level=3)
-            group.create_array("theta", shape=(n, d), chunks=(chunk_size, d), dtype="float64",
+            # a chunk_size beyond n is one chunk of n rows (zarr would otherwise allocate and
+            # encode the whole oversized chunk on every write)
+            rows = min(chunk_size, n)
+            group.create_array("theta", shape=(n, d), chunks=(rows, d), dtype="float64",
                                fill_value=np.nan, compressors=[comp])
-            group.create_array("x", shape=(n, m), chunks=(chunk_size, max(m, 1)),
+            group.create_array("x", shape=(n, m), chunks=(rows, max(m, 1)),
                                dtype="float64", fill_value=np.nan, compressors=[comp])
             group.create_array("chunk_status", shape=(n_chunks,), chunks=(1,), dtype="uint8",
                                fill_value=0, compressors=None)
@@ -442,7 +456,7 @@ class SimulationStore:
     @property
     def config(self) -> dict[str, Any]:
         """The configuration attributes (:data:`CONFIG_FIELDS`)."""
-        return {k: self._attrs[k] if k != "streams" else self.streams for k in CONFIG_FIELDS}
+        return {k: self._attrs.get(k) if k != "streams" else self.streams for k in CONFIG_FIELDS}
 
     def check_config(self, **config: Any) -> None:
         """Raise :class:`StoreMismatchError` naming the first field that differs from ``config``
@@ -451,6 +465,12 @@ class SimulationStore:
         want = _config(**config)
         for key in CONFIG_FIELDS:
             have = self._attrs.get(key) if key != "streams" else self.streams
+            if key == "protocol" and want[key] is None:
+                continue  # recorded from the simulator (see simulate_to_store)
+            if key == "protocol" and have is None and self.n_done:
+                raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(self.path)))
+            if key == "protocol" and have is None:
+                continue
             if have != want[key]:
                 raise StoreMismatchError(
                     f"simulation store {str(self.path)!r} was made with {key} = {have!r}, but "
@@ -538,6 +558,7 @@ def _config(
     anatomy_hash: str,
     seed: int,
     streams: str = "row",
+    protocol: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validated, JSON-native configuration attributes."""
     from wiring.errors import InvalidParameterError
@@ -567,7 +588,40 @@ def _config(
         "chunk_size": int(chunk_size),
         "seed": int(seed),
         "streams": str(streams),
+        "protocol": None if protocol is None else json.loads(json.dumps(dict(protocol))),
     }
+
+
+_OLD_PROTOCOL = (
+    "simulation store {path!r} holds simulations without a recorded sampling protocol (made "
+    "by a simulator version that drew a fresh connection for every sampled pair); its x "
+    "cannot be mixed with this simulator's: use a new output path, or pass --overwrite to "
+    "start over"
+)
+
+
+def _adopt_protocol(store: SimulationStore, simulator: Any) -> None:
+    """Record the simulator's protocol in ``store`` or refuse a store made with another."""
+    fn = getattr(simulator, "protocol", None)
+    if not callable(fn):
+        return
+    want = json.loads(json.dumps(fn()))
+    have = store.attrs.get("protocol")
+    if have is None:
+        if store.n_done:
+            raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(store.path)))
+        import zarr
+
+        zarr.open_group(str(store.path), mode="r+").attrs.update({"protocol": want})
+        store._attrs["protocol"] = want
+    elif have != want:
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        raise StoreMismatchError(
+            f"simulation store {str(store.path)!r} was simulated with another protocol "
+            f"({', '.join(f'{k} = {have.get(k)!r}' for k in diff)}) than this simulator's "
+            f"({', '.join(f'{k} = {want.get(k)!r}' for k in diff)}); use a new output path, or "
+            f"pass --overwrite to start over"
+        )
 
 
 def simulate_to_store(
@@ -585,7 +639,7 @@ def simulate_to_store(
         A store made by :meth:`SimulationStore.create` (finished chunks are kept).
     simulate_chunk : callable
         For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
-        :class:`wiring.simulator.Simulator`; for ``streams="chunk"`` any
+        :class:`wiring.simulation.simulator.Simulator`; for ``streams="chunk"`` any
         ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
         processes; it is scattered to the workers once.
     client : distributed.Client, optional
@@ -602,6 +656,7 @@ def simulate_to_store(
 
     if not isinstance(store, SimulationStore):
         store = SimulationStore.open(store)
+    _adopt_protocol(store, simulate_chunk)
     todo = store.todo_chunks()
     m = len(store.measurement_names)
     prior = store.prior_spec.to_dict()
@@ -611,7 +666,7 @@ def simulate_to_store(
 
         raise InvalidParameterError(
             f"{path} keys its random numbers per row and needs a simulator with "
-            f"simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); a plain "
+            f"simulate(theta, seed=, start_index=) (e.g. wiring.simulation.simulator.Simulator); a plain "
             f"callable(theta, rng) needs a store created with streams='chunk'"
         )
     total_todo = sum(store.chunk_bounds(i)[1] - store.chunk_bounds(i)[0] for i in todo)

@@ -1,36 +1,42 @@
 """Paired-recording measurements, measurement sets, and experiment emulation (slices).
 
 A :class:`Measurement` is data: the pre- and postsynaptic populations as
-:class:`~wiring.selectors.Selector` values, the measured connection probability, the number of
+:class:`~wiring.measurements.selectors.Selector` values, the measured connection probability, the number of
 pairs tested, the protocol (``"invivo"`` or ``"slice"``), the species and the :class:`Citation`.
 A :class:`MeasurementSet` is an ordered, validated collection of them; its order is the order of
 the simulator's ``x`` and of ``x_o``. Sets load from TOML or CSV (:func:`load_measurement_set`,
-file layouts in :mod:`wiring._measurement_io`), and two literature sets ship with the package:
+file layouts in :mod:`wiring.measurements.io`), and two literature sets ship with the package:
 
 ``vpm-invivo``
     The seven in vivo measurements Boelts et al. 2023 inferred from: VPM neurons of the C2
-    barreloid to L4 (column and septum), L4sp, L4ss, L5IT, L5PT and L6 excitatory cells. Every
-    postsynaptic population lies in the C2 column region, except ``L4-septum`` (septum region).
+    barreloid to L4 (column and septum), L4sp, L4ss, L5IT, L5PT and L6 excitatory cells, as
+    counts (17 of 40 pairs connected, ...). Every postsynaptic population lies in the C2 column
+    region, except ``L4-septum`` (the septum around C2). L4 pools the L4sp and L4ss pairs
+    (``includes``; inferred from the counts).
 ``rat-invitro``
     Seven intracortical paired recordings in rat slices, all within the C2 column region.
 
 :func:`population` turns a measurement into the neurons and the eligible (pre, post) pairs of a
 model: in vivo, every pre × post pair; in a slice (:class:`SliceConfig`), only pairs whose somata
-both lie in one slab and are close enough. Autapses (i == j) are never eligible.
+both lie in one slab at a patchable depth and are close enough (and their arbors are cut at the
+slab surfaces by the feature extraction). Autapses (i == j) are never eligible.
 
 Examples
 --------
 >>> mset = load_measurement_set("vpm-invivo")
 >>> mset.names
 ('L4', 'L4-septum', 'L4sp', 'L4ss', 'L5IT', 'L5PT', 'L6')
->>> mset.x_o.tolist()
-[0.43, 0.43, 0.42, 0.64, 0.17, 0.44, 0.09]
+>>> [f"{m.connected}/{m.n_pairs}" for m in mset]
+['17/40', '6/14', '10/24', '7/11', '3/18', '4/9', '1/11']
+>>> mset["L4"].includes
+('L4sp', 'L4ss')
 >>> str(mset["L4-septum"].post)
-'cell_type=L4exc;region=septum'
+'cell_type=L4exc;region=septum;column=C2'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.resources
 import json
@@ -38,7 +44,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -46,41 +52,49 @@ from typing import Any, Literal
 
 import numpy as np
 
-from anatomy.model import StructuralModel
-from wiring import _measurement_io as mio
-from wiring._measurement_io import DOI_PATTERN, FieldProblem, is_int, is_real
 from wiring._typing import IntArray
-from wiring.errors import MeasurementError, SelectionError
-from wiring.selectors import Selector, select
+from wiring.errors import MeasurementError
+from wiring.measurements import io as mio
+from wiring.measurements.io import (
+    DOI_PATTERN,
+    MEASUREMENT_FIELDS,
+    ONE_OF_FIELDS,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    FieldProblem,
+    RawSet,
+    convert_text,
+    is_int,
+    is_real,
+    selector_of,
+)
+from wiring.measurements.selectors import Selector
 
 __all__ = [
-    "MODEL_SET",
     "PROTOCOLS",
     "Citation",
     "Measurement",
     "MeasurementSet",
-    "Population",
-    "SliceConfig",
     "list_measurement_sets",
     "load_measurement_set",
-    "measurement_set_from_model",
-    "population",
-    "populations",
-    "resolve_measurement_set",
+    "measurement_from_values",
+    "pooling_order",
+    "set_from_raw",
 ]
 
 logger = logging.getLogger(__name__)
 
 Protocol = Literal["invivo", "slice"]
-Eligibility = Literal["protocol", "all"]
+Eligibility = Literal["protocol", "all", "listed"]
+Statistic = Literal["pairs", "per_pre"]
 #: Recording protocols a measurement can have.
 PROTOCOLS: tuple[str, ...] = ("invivo", "slice")
-_ELIGIBILITY: tuple[str, ...] = ("protocol", "all")
+_ELIGIBILITY: tuple[str, ...] = ("protocol", "all", "listed")
+#: What a measurement reports of its tested pairs.
+STATISTICS: tuple[str, ...] = ("pairs", "per_pre")
 #: Built-in sets listed first, in this order; any other ``*.toml`` in the data folder follows.
 _BUILTIN_ORDER: tuple[str, ...] = ("vpm-invivo", "rat-invitro")
 _ID_PATTERN = re.compile(r"^\S+$")
-#: The set name that means "the measurement populations of the structural model".
-MODEL_SET = mio.MODEL_SET
 
 
 def _check_str(owner: str, name: str, value: Any, *, empty_ok: bool) -> str:
@@ -178,8 +192,13 @@ class Measurement:
         Pre- and postsynaptic populations.
     probability
         Measured connection probability in [0, 1] (fraction of tested pairs found connected).
+        May be left out when ``connected`` is given: it is then ``connected / n_pairs``.
     n_pairs
         Number of pairs tested (> 0); the simulator samples this many pairs by default.
+    connected
+        Number of tested pairs found connected (k), when the publication gives it. Then the
+        observed value is exactly ``k / n_pairs`` (on the lattice of values the simulator can
+        produce); a ``probability`` given as well must agree with it to the percent.
     protocol
         ``"invivo"`` (every pre × post pair is eligible) or ``"slice"`` (pairs are restricted by
         :class:`SliceConfig`).
@@ -192,7 +211,22 @@ class Measurement:
     eligibility
         ``"protocol"`` (default): eligible pairs follow the protocol; ``"all"``: every
         pre × post pair is eligible whatever the protocol (populations defined by a data source,
-        see :func:`measurement_set_from_model`).
+        see :func:`measurement_set_from_model`); ``"listed"``: the pairs the model's source
+        population ``source_population`` lists (e.g. each presynaptic neuron's candidates in
+        a slice mask of the research code's feature tables).
+    statistic
+        ``"pairs"`` (default): the connected fraction of the tested pairs; ``"per_pre"``: the
+        mean, over the presynaptic neurons among the tested pairs, of the fraction of each
+        one's tested pairs that are connected (the research code's statistic for slice masks).
+    source_population
+        Name of the model population (``model.populations``) whose listed pairs are eligible,
+        for ``eligibility="listed"``.
+    includes
+        Ids of other measurements of the same set whose tested pairs are part of this one's
+        (a pooled recording: e.g. all L4 pairs of a study, of which the L4sp and L4ss pairs are
+        reported separately too). The simulator then tests the parts' sampled pairs plus
+        ``n_pairs - Σ n_parts`` further pairs of this population (see
+        :class:`wiring.simulation.simulator.Simulator`).
 
     Raises
     ------
@@ -203,13 +237,17 @@ class Measurement:
     id: str
     pre: Selector
     post: Selector
-    probability: float
     n_pairs: int
     protocol: Protocol
     species: str
     citation: Citation
+    probability: float = math.nan
+    connected: int | None = None
     description: str = ""
     eligibility: Eligibility = "protocol"
+    includes: tuple[str, ...] = ()
+    statistic: Statistic = "pairs"
+    source_population: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_PATTERN.match(self.id):
@@ -221,19 +259,8 @@ class Measurement:
             if not isinstance(getattr(self, side), Selector):
                 raise FieldProblem(
                     owner, side, f"must be a Selector, got {getattr(self, side)!r}; "
-                    "use wiring.selectors.parse_selector()"
+                    "use wiring.measurements.selectors.parse_selector()"
                 )
-        p = self.probability
-        if not is_real(p):
-            raise FieldProblem(
-                owner, "probability", f"must be a number in [0, 1], got {p!r} ({type(p).__name__})"
-            )
-        if not (math.isfinite(float(p)) and 0.0 <= float(p) <= 1.0):
-            raise FieldProblem(
-                owner, "probability",
-                f"{p!r} is outside [0, 1]; give a fraction (e.g. 0.43), not a percentage",
-            )
-        object.__setattr__(self, "probability", float(p))
         n = self.n_pairs
         if not is_int(n):
             raise FieldProblem(
@@ -243,7 +270,48 @@ class Measurement:
             raise FieldProblem(
                 owner, "n_pairs", f"{n!r} is not positive; give the number of pairs tested (>= 1)"
             )
-        object.__setattr__(self, "n_pairs", int(n))
+        n = int(n)
+        object.__setattr__(self, "n_pairs", n)
+        k = self.connected
+        if k is not None:
+            if not is_int(k):
+                raise FieldProblem(
+                    owner, "connected",
+                    f"must be a whole number of connected pairs, got {k!r} ({type(k).__name__})",
+                )
+            if not 0 <= int(k) <= n:
+                raise FieldProblem(
+                    owner, "connected",
+                    f"{k!r} connected pairs is outside 0..{n} (n_pairs = {n})",
+                )
+            object.__setattr__(self, "connected", int(k))
+        p = self.probability
+        if not is_real(p):
+            raise FieldProblem(
+                owner, "probability", f"must be a number in [0, 1], got {p!r} ({type(p).__name__})"
+            )
+        if math.isnan(float(p)):
+            if k is None:
+                raise FieldProblem(
+                    owner, "probability",
+                    f"{p!r} is outside [0, 1] or missing; give the measured probability or the "
+                    "number of pairs found connected ('connected')",
+                )
+            p = int(k) / n
+        if not (math.isfinite(float(p)) and 0.0 <= float(p) <= 1.0):
+            raise FieldProblem(
+                owner, "probability",
+                f"{p!r} is outside [0, 1]; give a fraction (e.g. 0.43), not a percentage",
+            )
+        if k is not None and abs(float(p) - int(k) / n) > 0.005 + 1e-9:
+            raise FieldProblem(
+                owner, "probability",
+                f"{p!r} disagrees with connected / n_pairs = {k}/{n} = {int(k) / n:.4f} "
+                "(they must agree to the percent)",
+            )
+        object.__setattr__(
+            self, "probability", float(p) if k is None else int(k) / n
+        )
         if self.protocol not in PROTOCOLS:
             raise FieldProblem(
                 owner, "protocol",
@@ -258,6 +326,36 @@ class Measurement:
                 owner, "eligibility",
                 f"{self.eligibility!r} is not allowed; use {', '.join(map(repr, _ELIGIBILITY))}",
             )
+        if self.statistic not in STATISTICS:
+            raise FieldProblem(
+                owner, "statistic",
+                f"{self.statistic!r} is not a statistic; use {', '.join(map(repr, STATISTICS))}",
+            )
+        _check_str(owner, "source_population", self.source_population, empty_ok=True)
+        if self.eligibility == "listed" and not self.source_population:
+            raise FieldProblem(
+                owner, "source_population",
+                "is missing: eligibility 'listed' takes the pairs of a model population; name it",
+            )
+        inc = self.includes
+        if isinstance(inc, str) or not isinstance(inc, (list, tuple)) or not all(
+            isinstance(i, str) and _ID_PATTERN.match(i) for i in inc
+        ):
+            raise FieldProblem(
+                owner, "includes",
+                f"must be a list of measurement ids, got {inc!r}",
+            )
+        if self.id in inc:
+            raise FieldProblem(owner, "includes", "a measurement cannot include itself")
+        if len(set(inc)) != len(inc):
+            raise FieldProblem(owner, "includes", f"{list(inc)!r} names a measurement twice")
+        object.__setattr__(self, "includes", tuple(inc))
+        if inc and self.statistic != "pairs":
+            raise FieldProblem(
+                owner, "includes",
+                f"a pooled measurement reports the connected fraction of its pairs; statistic "
+                f"{self.statistic!r} cannot pool",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-native dict (selectors as dicts, the citation nested)."""
@@ -267,11 +365,15 @@ class Measurement:
             "post": self.post.to_dict(),
             "probability": self.probability,
             "n_pairs": self.n_pairs,
+            "connected": self.connected,
             "protocol": self.protocol,
             "species": self.species,
             "citation": self.citation.to_dict(),
             "description": self.description,
             "eligibility": self.eligibility,
+            "includes": list(self.includes),
+            "statistic": self.statistic,
+            "source_population": self.source_population,
         }
 
     @classmethod
@@ -281,7 +383,7 @@ class Measurement:
         cit = flat.pop("citation", None)
         if isinstance(cit, Mapping):
             flat.update(cit)
-        return mio.measurement_from_values(flat, textual=False)
+        return measurement_from_values(flat, textual=False)
 
     def to_record(self) -> dict[str, Any]:
         """Flat record of the file formats (selectors as text, citation fields inline)."""
@@ -291,6 +393,7 @@ class Measurement:
             "post": str(self.post),
             "probability": self.probability,
             "n_pairs": self.n_pairs,
+            **({} if self.connected is None else {"connected": self.connected}),
             "protocol": self.protocol,
             "species": self.species,
             **self.citation.to_dict(),
@@ -298,6 +401,12 @@ class Measurement:
         }
         if self.eligibility != "protocol":
             rec["eligibility"] = self.eligibility
+        if self.includes:
+            rec["includes"] = list(self.includes)
+        if self.statistic != "pairs":
+            rec["statistic"] = self.statistic
+        if self.source_population:
+            rec["source_population"] = self.source_population
         return {k: v for k, v in rec.items() if v != "" or k in mio.REQUIRED_FIELDS}
 
 
@@ -339,6 +448,7 @@ class MeasurementSet:
                 )
             seen[m.id] = k
         object.__setattr__(self, "measurements", ms)
+        pooling_order(ms, set_name=self.name)
 
     # -- sequence-like access ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -375,10 +485,21 @@ class MeasurementSet:
         return np.array([m.n_pairs for m in self.measurements], dtype=np.int64)
 
     def subset(self, ids: list[str] | tuple[str, ...], *, name: str | None = None) -> MeasurementSet:
-        """A new set with the given measurements, in the order given (e.g. for held-out data)."""
+        """A new set with the given measurements, in the order given (e.g. for held-out data).
+
+        A pooled measurement whose parts are left out keeps only the parts that remain in
+        ``includes`` (without its parts it draws all its pairs itself).
+        """
+        keep = set(ids)
+        chosen = []
+        for i in ids:
+            m = self[i]
+            if any(p not in keep for p in m.includes):
+                m = dataclasses.replace(m, includes=tuple(p for p in m.includes if p in keep))
+            chosen.append(m)
         return MeasurementSet(
             name=name or f"{self.name}[{','.join(ids)}]",
-            measurements=tuple(self[i] for i in ids),
+            measurements=tuple(chosen),
             source=self.source,
             description=self.description,
         )
@@ -453,18 +574,70 @@ class MeasurementSet:
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> MeasurementSet:
         """Read and validate a TOML measurement set; errors name the file, table and field."""
-        return mio.set_from_raw(mio.read_toml(_existing(path)), source=str(path))
+        return set_from_raw(mio.read_toml(_existing(path)), source=str(path))
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str]) -> MeasurementSet:
         """Read and validate a CSV measurement set; errors name the file, row/line and field.
 
         Columns: a header row with the fields of
-        :data:`wiring._measurement_io.MEASUREMENT_FIELDS` (``id, pre, post, probability,
+        :data:`wiring.measurements.io.MEASUREMENT_FIELDS` (``id, pre, post, probability,
         n_pairs, protocol, species, authors, year, doi`` required; ``title, journal,
         description, eligibility`` optional). The set is named after the file stem.
         """
-        return mio.set_from_raw(mio.read_csv(_existing(path)), source=str(path))
+        return set_from_raw(mio.read_csv(_existing(path)), source=str(path))
+
+
+def pooling_order(
+    measurements: tuple[Measurement, ...] | list[Measurement], *, set_name: str = ""
+) -> list[int]:
+    """Positions of ``measurements`` in an order where every pooled measurement comes after
+    its parts (``includes``); checks that the parts exist, that there is no cycle and that the
+    parts' pairs tested do not exceed the pooled measurement's.
+
+    Raises
+    ------
+    MeasurementError
+        Naming the pooled measurement (record) and the problem.
+    """
+    where = f"measurement set {set_name!r}: " if set_name else ""
+    pos = {m.id: k for k, m in enumerate(measurements)}
+    for m in measurements:
+        for part in m.includes:
+            if part not in pos:
+                hint = get_close_matches(part, list(pos), n=1)
+                raise MeasurementError(
+                    f"{where}measurement {m.id!r}, field 'includes': unknown measurement "
+                    f"{part!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                )
+        total = sum(measurements[pos[p]].n_pairs for p in m.includes)
+        if total > m.n_pairs:
+            raise MeasurementError(
+                f"{where}measurement {m.id!r}, field 'includes': its parts tested {total} "
+                f"pairs, more than its own n_pairs = {m.n_pairs}"
+            )
+    order: list[int] = []
+    state = [0] * len(measurements)  # 0 new, 1 on the path, 2 done
+
+    def visit(k: int, path: list[str]) -> None:
+        if state[k] == 2:
+            return
+        mid = measurements[k].id
+        if state[k] == 1:
+            cycle = " -> ".join([*path[path.index(mid):], mid])
+            raise MeasurementError(
+                f"{where}measurement {mid!r}, field 'includes': pooled measurements form a "
+                f"cycle ({cycle})"
+            )
+        state[k] = 1
+        for part in measurements[k].includes:
+            visit(pos[part], [*path, mid])
+        state[k] = 2
+        order.append(k)
+
+    for k in range(len(measurements)):
+        visit(k, [])
+    return order
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
@@ -519,7 +692,7 @@ def load_measurement_set(
     if isinstance(name_or_path, str) and text in builtins:
         with importlib.resources.as_file(builtins[text]) as path:
             raw = mio.read_toml(path)
-        return mio.set_from_raw(raw, source=f"builtin:{text}")
+        return set_from_raw(raw, source=f"builtin:{text}")
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix == ".toml":
@@ -538,258 +711,80 @@ def load_measurement_set(
     )
 
 
-# -- populations and experiment emulation ----------------------------------------------------
+# -- records -> validated objects ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SliceConfig:
-    """How an in vitro slice restricts the pairs of a slice measurement.
+def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Measurement:
+    """A validated Measurement from one record; raises FieldProblem naming the field."""
 
-    The slab is cut perpendicular to the pia: its normal is the tangential ``axis`` (``"x"`` or
-    ``"y"`` of ``soma_um``), it is ``thickness_um`` thick and centred at ``center_um``, or, by
-    default, at the median soma coordinate along ``axis`` of the population's neurons (pre ∪
-    post) - a fixed slab through the middle of the recorded population, as when a slice is cut
-    through the barrel of interest. A pair (i, j) is eligible when both somata lie in the slab
-    (``|coord - center| <= thickness_um / 2``), their intersomatic distance is at most
-    ``max_distance_um`` (``math.inf`` for no limit) and i != j. ``distance="euclidean"``
-    (default) measures the 3-d distance; ``"lateral"`` only the tangential (x, y) offset, as
-    for vertically aligned interlaminar pairs (e.g. L4 -> L2/3).
-    """
-
-    thickness_um: float = 300.0
-    max_distance_um: float = 100.0
-    axis: Literal["x", "y"] = "x"
-    center_um: float | None = None
-    distance: Literal["euclidean", "lateral"] = "euclidean"
-
-    def __post_init__(self) -> None:
-        t = self.thickness_um
-        if not is_real(t) or not (math.isfinite(float(t)) and float(t) > 0):
-            raise MeasurementError(
-                f"SliceConfig.thickness_um must be a positive number of µm, got {t!r}"
+    for key in values:
+        if key not in MEASUREMENT_FIELDS:
+            hint = get_close_matches(str(key), list(MEASUREMENT_FIELDS), n=1)
+            raise FieldProblem(
+                "record", str(key),
+                f"unknown field; known fields are {', '.join(MEASUREMENT_FIELDS)}."
+                + (f" Did you mean {hint[0]!r}?" if hint else ""),
             )
-        d = self.max_distance_um
-        if not is_real(d) or math.isnan(float(d)) or float(d) <= 0:
-            raise MeasurementError(
-                f"SliceConfig.max_distance_um must be > 0 (math.inf for no limit), got {d!r}"
-            )
-        if self.axis not in ("x", "y"):
-            raise MeasurementError(
-                f"SliceConfig.axis must be 'x' or 'y' (the slab normal, tangential to the pia), "
-                f"got {self.axis!r}"
-            )
-        c = self.center_um
-        if c is not None and (not is_real(c) or not math.isfinite(float(c))):
-            raise MeasurementError(f"SliceConfig.center_um must be a finite number or None, got {c!r}")
-        if self.distance not in ("euclidean", "lateral"):
-            raise MeasurementError(
-                f"SliceConfig.distance must be 'euclidean' or 'lateral', got {self.distance!r}"
-            )
-        object.__setattr__(self, "thickness_um", float(t))
-        object.__setattr__(self, "max_distance_um", float(d))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-native dict (``max_distance_um`` may be ``inf``: written as ``None``)."""
-        return {
-            "thickness_um": self.thickness_um,
-            "max_distance_um": None if math.isinf(self.max_distance_um) else self.max_distance_um,
-            "axis": self.axis,
-            "center_um": self.center_um,
-            "distance": self.distance,
-        }
-
-
-def _readonly(a: IntArray) -> IntArray:
-    a = np.ascontiguousarray(a, dtype=np.int64)
-    a.setflags(write=False)
-    return a
-
-
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class Population:
-    """The neurons and eligible pairs of one measurement in one model.
-
-    Attributes
-    ----------
-    measurement_id
-        The measurement's id.
-    pre, post
-        Sorted model neuron indices the selectors select, int64.
-    pair_pre, pair_post
-        Every eligible pair (i, j), i != j, int64 of equal length, in row-major order (by
-        ``pre`` position, then ``post`` position). In vivo: the full product pre × post.
-    """
-
-    measurement_id: str
-    pre: IntArray
-    post: IntArray
-    pair_pre: IntArray
-    pair_post: IntArray
-
-    def __post_init__(self) -> None:
-        for name in ("pre", "post", "pair_pre", "pair_post"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
-        if self.pair_pre.shape != self.pair_post.shape or self.pair_pre.ndim != 1:
-            raise MeasurementError(
-                f"population {self.measurement_id!r}: pair_pre {self.pair_pre.shape} and "
-                f"pair_post {self.pair_post.shape} must be 1-d of equal length"
-            )
-
-    @property
-    def n_eligible(self) -> int:
-        """Number of eligible pairs."""
-        return int(self.pair_pre.size)
-
-    def pairs(self) -> tuple[IntArray, IntArray]:
-        """``(pair_pre, pair_post)``: the eligible pairs as model neuron indices."""
-        return self.pair_pre, self.pair_post
-
-
-def _product_pairs(pre: IntArray, post: IntArray) -> tuple[IntArray, IntArray]:
-    pp = np.repeat(pre, post.size)
-    qq = np.tile(post, pre.size)
-    keep = pp != qq
-    return pp[keep], qq[keep]
-
-
-def _slice_pairs(
-    model: StructuralModel, pre: IntArray, post: IntArray, cfg: SliceConfig
-) -> tuple[IntArray, IntArray, float]:
-    from scipy.spatial import cKDTree
-
-    pos = np.asarray(model.neurons.soma_um, dtype=np.float64)
-    a = 0 if cfg.axis == "x" else 1
-    if cfg.center_um is None:
-        center = float(np.median(pos[np.union1d(pre, post), a]))
-    else:
-        center = float(cfg.center_um)
-    half = cfg.thickness_um / 2.0
-    in_slab = np.abs(pos[:, a] - center) <= half
-    pre_s, post_s = pre[in_slab[pre]], post[in_slab[post]]
-    if math.isinf(cfg.max_distance_um) or pre_s.size == 0 or post_s.size == 0:
-        pp, qq = _product_pairs(pre_s, post_s)
-        return pp, qq, center
-    dims = 3 if cfg.distance == "euclidean" else 2
-    # All (a, b) within the distance, zero distances included, as a structured array (i, j, v).
-    close = cKDTree(pos[pre_s, :dims]).sparse_distance_matrix(
-        cKDTree(pos[post_s, :dims]), cfg.max_distance_um, output_type="ndarray"
+    for key in REQUIRED_FIELDS:
+        if key not in values or (textual and values[key] == "" and key != "doi"):
+            raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
+    given = {k: x for k, x in values.items() if (x is not None and not (textual and x == ""))
+             or k in REQUIRED_FIELDS}
+    if not any(k in given for k in ONE_OF_FIELDS):
+        raise FieldProblem(
+            "record", "probability",
+            "is missing; give the measured probability or the number of pairs found connected "
+            "('connected')",
+        )
+    v = {**OPTIONAL_FIELDS, **given}
+    if textual:
+        v = {k: convert_text(k, x) for k, x in v.items()}
+    citation = Citation(
+        authors=v["authors"], year=v["year"], doi=v["doi"], title=v["title"],
+        journal=v["journal"],
     )
-    # Row-major order (by pre, then post) via one sort of the flat pair key.
-    key = np.sort(np.asarray(close["i"], np.int64) * post_s.size + np.asarray(close["j"], np.int64))
-    pp = pre_s[key // post_s.size]
-    qq = post_s[key % post_s.size]
-    keep = pp != qq
-    return pp[keep], qq[keep], center
+    return Measurement(
+        id=v["id"],
+        pre=selector_of("pre", v["pre"]),
+        post=selector_of("post", v["post"]),
+        probability=v.get("probability", math.nan),
+        connected=v.get("connected"),
+        n_pairs=v["n_pairs"],
+        protocol=v["protocol"],
+        species=v["species"],
+        citation=citation,
+        description=v["description"],
+        eligibility=v["eligibility"],
+        includes=tuple(v["includes"]) if isinstance(v.get("includes"), list) else v.get(
+            "includes", ()),
+        statistic=v["statistic"],
+        source_population=v["source_population"],
+    )
 
 
-def population(
-    model: StructuralModel, measurement: Measurement, *, slice_config: SliceConfig | None = None
-) -> Population:
-    """The neurons and eligible pairs of ``measurement`` in ``model``.
+def set_from_raw(raw: RawSet, *, source: str) -> MeasurementSet:
+    """Validated MeasurementSet from a file's raw records; errors name file, row and field."""
 
-    Parameters
-    ----------
-    model
-        The structural model.
-    measurement
-        The measurement.
-    slice_config
-        Slice emulation for ``"slice"`` measurements (``None``: ``SliceConfig()``, a 300 µm slab
-        and 100 µm intersomatic distance). Ignored for in vivo measurements and for
-        ``eligibility="all"``.
-
-    Raises
-    ------
-    SelectionError
-        A selector is invalid for the model, selects nobody, or no pair is eligible.
-    """
+    measurements: list[Measurement] = []
+    first_row: dict[str, str] = {}
+    for rec in raw.records:
+        try:
+            m = measurement_from_values(rec.values, textual=rec.textual)
+        except FieldProblem as err:
+            raise MeasurementError(
+                f"{raw.path}: {rec.where}, field {err.field_name!r}: {err.detail}"
+            ) from None
+        if m.id in first_row:
+            raise MeasurementError(
+                f"{raw.path}: {rec.where}, field 'id': duplicate id {m.id!r} (first in "
+                f"{first_row[m.id]}); ids must be unique within a set"
+            )
+        first_row[m.id] = rec.where
+        measurements.append(m)
     try:
-        pre = select(model, measurement.pre)
-        post = select(model, measurement.post)
-    except SelectionError as err:
-        raise SelectionError(f"measurement {measurement.id!r}: {err}") from None
-    if measurement.protocol == "slice" and measurement.eligibility == "protocol":
-        cfg = slice_config if slice_config is not None else SliceConfig()
-        pp, qq, center = _slice_pairs(model, pre, post, cfg)
-        if pp.size == 0:
-            raise SelectionError(
-                f"measurement {measurement.id!r}: no eligible pair in the slice "
-                f"({pre.size} pre and {post.size} post neurons; slab {cfg.thickness_um:g} µm "
-                f"along {cfg.axis} centred at {center:.1f} µm, max {cfg.distance} distance "
-                f"{cfg.max_distance_um:g} µm); use a thicker slab or a larger max_distance_um"
-            )
-    else:
-        pp, qq = _product_pairs(pre, post)
-        if pp.size == 0:
-            raise SelectionError(
-                f"measurement {measurement.id!r}: no eligible pair: pre and post are the same "
-                "single neuron (autapses are never eligible)"
-            )
-    logger.debug(
-        "population %s: %d pre, %d post, %d eligible pairs",
-        measurement.id, pre.size, post.size, pp.size,
-    )
-    return Population(
-        measurement_id=measurement.id, pre=pre, post=post, pair_pre=pp, pair_post=qq
-    )
-
-
-def populations(
-    model: StructuralModel,
-    mset: MeasurementSet,
-    *,
-    slice_config: SliceConfig | None = None,
-) -> list[Population]:
-    """:func:`population` of every measurement of the set ``mset``, in order."""
-    return [population(model, m, slice_config=slice_config) for m in mset]
-
-
-# -- measurement sets defined by a model's data source --------------------------------------
-
-def measurement_set_from_model(
-    model: StructuralModel,
-    *,
-    name: str | None = None,
-    default_n_pairs: int | None = None,
-    select: Sequence[str] | None = None,
-) -> MeasurementSet:
-    """The measurements defined by a model's source populations (e.g. an imported folder).
-
-    Every population whose ``attrs`` hold a ``probability`` is a measurement over its pre ×
-    post pairs (selectors of external ids, ``eligibility="all"``: the source defines the
-    pairs), named by ``attrs["label"]`` (readable labels such as ``L4``, ``L4SEP`` that the
-    feature-table importer derives from the folder's metadata) or else the population name
-    (the source ID, also recorded in the description). ``attrs`` keys: ``probability``,
-    ``n_pairs``, ``protocol`` (``invivo``/``slice``/``invitro``), ``species`` (default
-    ``"unknown"``), ``authors``, ``year``, ``doi`` (prefixes removed), ``title``, optional
-    ``journal``, ``description`` (default: made from ``pre_type``/``post_type``/
-    ``only_septum``).
-
-    Parameters
-    ----------
-    model
-        A model with ``populations``.
-    name
-        Set name (default ``model.attrs["name"]`` or ``"imported"``).
-    default_n_pairs
-        Pairs tested for populations whose ``n_pairs`` is missing or not positive (the source
-        format marks unknown counts with -1); without it such populations are an error.
-    select
-        Labels or source IDs to keep, in the order of ``x``; ``["all"]``: every one. Default:
-        the source's default experiment when the model records one
-        (``attrs["default_measurements"]``: the research code's seven in vivo measurements, in
-        the paper's order), else every measurement population in the model's order.
-
-    Raises
-    ------
-    MeasurementError
-        No usable population, a ``select`` entry naming none, or a bad / missing attribute of
-        a selected population (naming population and key).
-    """
-    return mio.set_from_model(
-        model, name=name, default_n_pairs=default_n_pairs, select=select
-    )
-
-
-#: See :func:`wiring._measurement_io.resolve_measurement_set`.
-resolve_measurement_set = mio.resolve_measurement_set
+        return MeasurementSet(
+            name=raw.name, measurements=tuple(measurements), source=source,
+            description=raw.description,
+        )
+    except MeasurementError as err:
+        raise MeasurementError(f"{raw.path}: {err}") from None

@@ -2,7 +2,7 @@
 
 This is the only module of the package that imports ``sbi``.
 
-- :func:`build_prior` turns a :class:`wiring.priors.PriorSpec` into an sbi-compatible torch
+- :func:`build_prior` turns a :class:`wiring.inference.priors.PriorSpec` into an sbi-compatible torch
   distribution (``BoxUniform`` or ``MultivariateNormal``).
 - :func:`train_posterior` fits an sbi density estimator (neural spline flow by default, as in
   Boelts et al. 2023) to (θ, x) pairs and returns a :class:`Posterior`. The estimator and the
@@ -48,15 +48,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from wiring._json import json_native
 from wiring._typing import FloatArray
 from wiring.errors import (
     InvalidParameterError,
     OutputExistsError,
+    PosteriorFileError,
     PosteriorMismatchError,
     ShapeMismatchError,
-    WiringError,
+    TrainingDataError,
 )
-from wiring.priors import PriorSpec
+from wiring.inference.priors import PriorSpec
 
 __all__ = [
     "ESTIMATORS",
@@ -81,14 +83,6 @@ _FORMAT = "wiring-posterior"
 _WEIGHTS = "weights.pt"
 _MANIFEST = "manifest.json"
 _VERSIONED = ("wiring-sbi", "sbi", "torch", "numpy", "zarr", "nflows", "zuko", "pyknos")
-
-
-class PosteriorFileError(WiringError, ValueError):
-    """A posterior directory is missing, malformed, or its weights were modified."""
-
-
-class TrainingDataError(WiringError, ValueError):
-    """The training data are empty, all invalid, or inconsistent with the prior."""
 
 
 @contextlib.contextmanager
@@ -119,8 +113,10 @@ def _threads(n: int | None) -> Iterator[None]:
 
 
 def build_prior(prior_spec: PriorSpec) -> Any:
-    """The torch distribution of ``prior_spec``: sbi's ``BoxUniform`` or a ``MultivariateNormal``
-    with diagonal covariance ``scale²`` (float32, event shape (d,))."""
+    """The torch distribution of ``prior_spec``: sbi's ``BoxUniform``, a ``MultivariateNormal``
+    with diagonal covariance ``scale²``, or for a truncated Gaussian an ``Independent``
+    :class:`wiring.inference._torch_priors.TruncatedNormal` whose support is the truncation box (float32,
+    event shape (d,))."""
     import torch
     from sbi.utils import BoxUniform
 
@@ -130,6 +126,18 @@ def build_prior(prior_spec: PriorSpec) -> Any:
             high=torch.tensor(prior_spec.high, dtype=torch.float32),
         )
     scale = torch.tensor(prior_spec.scale, dtype=torch.float32)
+    if prior_spec.truncated:
+        from wiring.inference._torch_priors import TruncatedNormal
+
+        return torch.distributions.Independent(
+            TruncatedNormal(
+                loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
+                scale=scale,
+                low=torch.tensor(prior_spec.low, dtype=torch.float32),
+                high=torch.tensor(prior_spec.high, dtype=torch.float32),
+            ),
+            1,
+        )
     return torch.distributions.MultivariateNormal(
         loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
         covariance_matrix=torch.diag(scale**2),
@@ -497,11 +505,11 @@ def train_posterior(
     }
     meta.pop("measurement_names", None)
     manifest.update(meta)
-    return Posterior(net, _jsonable(manifest))
+    return Posterior(net, json_native(manifest, what="manifest entry"))
 
 
 def train_from_store(store: Any, **kwargs: Any) -> Posterior:
-    """Train on the finished rows of a :class:`wiring.simstore.SimulationStore`.
+    """Train on the finished rows of a :class:`wiring.simulation.store.SimulationStore`.
 
     The arrays are loaded into memory (10^6 simulations × 10 columns are 80 MB). The manifest
     records the store's rule, measurements, hashes and its content hash. ``kwargs`` go to
@@ -522,23 +530,10 @@ def train_from_store(store: Any, **kwargs: Any) -> Posterior:
         "rule": store.rule_info, "measurement_names": list(store.measurement_names),
         "measurement_hash": store.measurement_hash, "anatomy_hash": store.anatomy_hash,
         "store_hash": store.content_hash(), "store_seed": store.seed,
+        "protocol": store.attrs.get("protocol"),
         **dict(kwargs.pop("metadata", None) or {}),
     }
     return train_posterior(theta, x, store.prior_spec, metadata=meta, **kwargs)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Round-trip through JSON (floats like inf become strings); a JSON-native copy."""
-    def default(o: Any) -> Any:
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.floating):
-            return float(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        raise TypeError(f"manifest entry {o!r} is not JSON-serializable")
-
-    return json.loads(json.dumps(obj, default=default))
 
 
 def save_posterior(posterior: Posterior, path: str | os.PathLike[str], *,

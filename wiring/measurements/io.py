@@ -42,40 +42,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wiring.errors import MeasurementError, OutputExistsError, SelectionError
+from wiring.errors import FieldProblem, MeasurementError, OutputExistsError, SelectionError
 
 logger = logging.getLogger("wiring.measurements")
 
 if TYPE_CHECKING:
-    from anatomy.model import StructuralModel
-    from wiring.measurements import Measurement, MeasurementSet
-    from wiring.selectors import Selector
+    from wiring.measurements.selectors import Selector
 
 __all__ = [
-    "ALL",
     "DOI_PATTERN",
-    "IMPORT_PROTOCOLS",
     "MEASUREMENT_FIELDS",
-    "MODEL_SET",
     "OPTIONAL_FIELDS",
     "REQUIRED_FIELDS",
     "SCHEMA_VERSION",
     "FieldProblem",
     "RawRecord",
     "RawSet",
-    "clean_doi",
     "convert_text",
-    "describe_import",
     "is_int",
     "is_real",
-    "measurement_from_values",
     "read_csv",
     "read_toml",
-    "resolve_measurement_set",
-    "select_measurements",
     "selector_of",
-    "set_from_model",
-    "set_from_raw",
     "surname",
     "write_csv",
     "write_text_atomic",
@@ -88,10 +76,11 @@ SCHEMA_VERSION = 1
 #: Every field of a measurement record, in file order, with a one-line meaning.
 MEASUREMENT_FIELDS: dict[str, str] = {
     "id": "unique identifier within the set (no whitespace)",
-    "pre": "presynaptic population: selector text or table (see wiring.selectors)",
+    "pre": "presynaptic population: selector text or table (see wiring.measurements.selectors)",
     "post": "postsynaptic population: selector text or table",
-    "probability": "measured connection probability, a number in [0, 1]",
+    "probability": "measured connection probability, a number in [0, 1] (optional with connected)",
     "n_pairs": "number of pairs tested, an integer > 0",
+    "connected": "number of tested pairs found connected, an integer in 0..n_pairs (optional)",
     "protocol": "'invivo' or 'slice'",
     "species": "e.g. 'rat'",
     "authors": "author list, e.g. 'Bruno RM, Sakmann B'",
@@ -101,17 +90,24 @@ MEASUREMENT_FIELDS: dict[str, str] = {
     "journal": "journal, volume and pages (optional)",
     "description": "free text (optional)",
     "eligibility": "'protocol' (default: slice emulation for slice data) or 'all' pairs",
+    "includes": "ids of measurements whose tested pairs are among this one's (optional)",
+    "statistic": "'pairs' (default: connected fraction) or 'per_pre' (mean over pre neurons)",
+    "source_population": "model population whose listed pairs are eligible ('listed')",
 }
 #: Fields every record must give.
 REQUIRED_FIELDS: tuple[str, ...] = (
-    "id", "pre", "post", "probability", "n_pairs", "protocol", "species", "authors", "year", "doi",
+    "id", "pre", "post", "n_pairs", "protocol", "species", "authors", "year", "doi",
 )
+#: Fields of which a record must give at least one.
+ONE_OF_FIELDS: tuple[str, ...] = ("probability", "connected")
 #: Optional fields and their defaults.
 OPTIONAL_FIELDS: dict[str, str] = {
     "title": "",
     "journal": "",
     "description": "",
     "eligibility": "protocol",
+    "statistic": "pairs",
+    "source_population": "",
 }
 _TOP_KEYS = ("schema_version", "name", "description", "measurement")
 
@@ -338,6 +334,8 @@ def write_csv(
 
 
 def _csv_cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -361,15 +359,6 @@ def surname(author: str) -> str:
     return words[-1]
 
 
-class FieldProblem(MeasurementError):
-    """A bad value of one field; loaders re-raise it with the file and row."""
-
-    def __init__(self, owner: str, field_name: str, detail: str) -> None:
-        super().__init__(f"{owner}, field {field_name!r}: {detail}")
-        self.field_name = field_name
-        self.detail = detail
-
-
 def is_real(value: Any) -> bool:
     """Whether ``value`` is a real number (Python or numpy), not a bool."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
@@ -389,7 +378,9 @@ def convert_text(name: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise FieldProblem("record", name, f"{text!r} is not a number") from None
-    if name in ("n_pairs", "year"):
+    if name == "includes":
+        return [p.strip() for p in text.split(",") if p.strip()]
+    if name in ("n_pairs", "year", "connected"):
         try:
             return int(text)
         except ValueError:
@@ -404,7 +395,7 @@ def convert_text(name: str, text: str) -> Any:
 
 def selector_of(name: str, value: Any) -> Selector:
     """The selector of a ``pre``/``post`` value (text or table); raises FieldProblem."""
-    from wiring.selectors import Selector, parse_selector
+    from wiring.measurements.selectors import Selector, parse_selector
 
     try:
         if isinstance(value, str):
@@ -416,310 +407,3 @@ def selector_of(name: str, value: Any) -> Selector:
     raise FieldProblem(
         "record", name, f"must be selector text or a table, got {value!r} ({type(value).__name__})"
     )
-
-
-def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Measurement:
-    """A validated Measurement from one record; raises FieldProblem naming the field."""
-    from wiring.measurements import Citation, Measurement
-
-    for key in values:
-        if key not in MEASUREMENT_FIELDS:
-            hint = get_close_matches(str(key), list(MEASUREMENT_FIELDS), n=1)
-            raise FieldProblem(
-                "record", str(key),
-                f"unknown field; known fields are {', '.join(MEASUREMENT_FIELDS)}."
-                + (f" Did you mean {hint[0]!r}?" if hint else ""),
-            )
-    for key in REQUIRED_FIELDS:
-        if key not in values or (textual and values[key] == "" and key != "doi"):
-            raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
-    v = {**OPTIONAL_FIELDS, **values}
-    if textual:
-        v = {k: convert_text(k, x) for k, x in v.items()}
-    citation = Citation(
-        authors=v["authors"], year=v["year"], doi=v["doi"], title=v["title"],
-        journal=v["journal"],
-    )
-    return Measurement(
-        id=v["id"],
-        pre=selector_of("pre", v["pre"]),
-        post=selector_of("post", v["post"]),
-        probability=v["probability"],
-        n_pairs=v["n_pairs"],
-        protocol=v["protocol"],
-        species=v["species"],
-        citation=citation,
-        description=v["description"],
-        eligibility=v["eligibility"],
-    )
-
-
-def set_from_raw(raw: RawSet, *, source: str) -> MeasurementSet:
-    """Validated MeasurementSet from a file's raw records; errors name file, row and field."""
-    from wiring.measurements import MeasurementSet
-
-    measurements: list[Measurement] = []
-    first_row: dict[str, str] = {}
-    for rec in raw.records:
-        try:
-            m = measurement_from_values(rec.values, textual=rec.textual)
-        except FieldProblem as err:
-            raise MeasurementError(
-                f"{raw.path}: {rec.where}, field {err.field_name!r}: {err.detail}"
-            ) from None
-        if m.id in first_row:
-            raise MeasurementError(
-                f"{raw.path}: {rec.where}, field 'id': duplicate id {m.id!r} (first in "
-                f"{first_row[m.id]}); ids must be unique within a set"
-            )
-        first_row[m.id] = rec.where
-        measurements.append(m)
-    return MeasurementSet(
-        name=raw.name, measurements=tuple(measurements), source=source,
-        description=raw.description,
-    )
-
-
-# -- measurement sets defined by a model's source populations -----------------------------
-
-#: Protocol spellings accepted from imported sources, mapped to :data:`PROTOCOLS` values.
-IMPORT_PROTOCOLS: dict[str, str] = {
-    "invivo": "invivo",
-    "in vivo": "invivo",
-    "connection_probability_invivo": "invivo",
-    "slice": "slice",
-    "invitro": "slice",
-    "in vitro": "slice",
-    "connection_probability_invitro": "slice",
-}
-
-
-def clean_doi(doi: str) -> str:
-    """``doi`` without a ``doi:`` or resolver-URL prefix (as source records often write it)."""
-    doi = doi.strip()
-    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:", "DOI:"):
-        if doi.startswith(prefix):
-            doi = doi[len(prefix):].strip()
-    return doi
-
-
-def describe_import(a: Mapping[str, Any]) -> str:
-    """E.g. ``"VPM -> L4ss (septum only)"`` from the source record's fields."""
-    def side(layer: Any, kind: Any) -> str:
-        if str(kind or "").upper() in ("EXC", "INH") and layer and layer != kind:
-            return f"{layer} {kind}"  # e.g. "L4 EXC": the type alone does not say where
-        return str(kind or layer or "")
-
-    pre = side(a.get("pre_layer"), a.get("pre_type"))
-    post = side(a.get("post_layer"), a.get("post_type"))
-    if not pre and not post:
-        return ""
-    text = f"{pre or '?'} -> {post or '?'}"
-    if str(a.get("only_septum", "")).lower() == "yes":
-        text += " (septum only)"
-    return text
-
-
-ALL = "all"
-"""``select`` value that picks every measurement population of a model."""
-MODEL_SET = "model"
-"""The set name that means "the measurement populations of the structural model"."""
-
-
-def _model_entries(model: StructuralModel) -> list[tuple[str, str, dict[str, Any]]]:
-    """(population name, label, attrs) of every population that is a measurement."""
-    out: list[tuple[str, str, dict[str, Any]]] = []
-    for pname, pop in model.populations.items():
-        a = dict(pop.attrs)
-        if "probability" not in a:
-            logger.info("population %r has no 'probability' attribute: not a measurement", pname)
-            continue
-        label = a.get("label")
-        out.append((str(pname), str(label) if label else str(pname), a))
-    return out
-
-
-def _pick(
-    entries: list[tuple[str, str, dict[str, Any]]], select: Sequence[str] | None,
-    model: StructuralModel,
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """The entries ``select`` names (by label or population name), in its order."""
-    if select is None:
-        default = [str(v) for v in model.attrs.get("default_measurements") or ()]
-        by_name = {e[0]: e for e in entries}
-        chosen = [by_name[n] for n in default if n in by_name]
-        if chosen:
-            logger.info(
-                "model measurements: the source's default experiment (%s); select=['all'] "
-                "for all %d", ", ".join(e[1] for e in chosen), len(entries),
-            )
-            return chosen
-        return entries
-    names = list(select)
-    if names == [ALL] and not any(ALL in (e[0], e[1]) for e in entries):
-        return entries
-    lookup: dict[str, tuple[str, str, dict[str, Any]]] = {}
-    for e in entries:
-        lookup.setdefault(e[1], e)
-        lookup.setdefault(e[0], e)
-    return [
-        lookup[n] if n in lookup else _unknown_selected(n, [e[1] for e in entries], "the model")
-        for n in _unique_selection(names)
-    ]
-
-
-def _unique_selection(names: Sequence[str]) -> list[str]:
-    if not names:
-        raise MeasurementError("select is empty; name at least one measurement (or 'all')")
-    seen: set[str] = set()
-    for n in names:
-        if not isinstance(n, str) or not n.strip():
-            raise MeasurementError(f"select: {n!r} is not a measurement id or label")
-        if n in seen:
-            raise MeasurementError(f"select names measurement {n!r} twice")
-        seen.add(n)
-    return list(names)
-
-
-def _unknown_selected(name: str, known: Sequence[str], where: str) -> Any:
-    hint = get_close_matches(name, list(known), n=1)
-    shown = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
-    raise MeasurementError(
-        f"select names unknown measurement {name!r}: {where} has {shown}."
-        + (f" Did you mean {hint[0]!r}?" if hint else "")
-    )
-
-
-def select_measurements(mset: MeasurementSet, select: Sequence[str] | None) -> MeasurementSet:
-    """The measurements of ``mset`` named by ``select`` (ids), in that order; all if None."""
-    if select is None or (list(select) == [ALL] and ALL not in mset.names):
-        return mset
-    names = _unique_selection(list(select))
-    for n in names:
-        if n not in mset.names:
-            _unknown_selected(n, list(mset.names), f"set {mset.name!r}")
-    return mset.subset(names, name=mset.name)
-
-
-def set_from_model(
-    model: StructuralModel,
-    *,
-    name: str | None,
-    default_n_pairs: int | None,
-    select: Sequence[str] | None = None,
-) -> MeasurementSet:
-    """See :func:`wiring.measurements.measurement_set_from_model`."""
-    from wiring.measurements import PROTOCOLS, Citation, Measurement, MeasurementSet
-    from wiring.selectors import Selector
-
-    if not model.populations:
-        raise MeasurementError(
-            "the model has no source-defined populations (model.populations is empty); "
-            "only imported models (e.g. anatomy.io.consbi) define measurement populations"
-        )
-    entries = _model_entries(model)
-    if not entries:
-        raise MeasurementError(
-            "none of the model's populations carries measurement attributes ('probability')"
-        )
-    ids = np.asarray(model.neurons.ids, dtype=np.int64)
-    out: list[Measurement] = []
-    for pname, label, a in _pick(entries, select, model):
-        pop = model.populations[pname]
-        where = f"model population {pname!r}" + (f" ({label})" if label != pname else "")
-        n = a.get("n_pairs")
-        assumed = False
-        if n is None or (is_int(n) and int(n) <= 0):
-            if default_n_pairs is None:
-                raise MeasurementError(
-                    f"{where}: pairs tested unknown (attrs['n_pairs'] = {n!r}); set the pairs "
-                    "to sample ([measurements] n_pairs, --n-pairs or default_n_pairs=...; the "
-                    "research code sampled 50)"
-                )
-            n, assumed = default_n_pairs, True
-        proto = IMPORT_PROTOCOLS.get(str(a.get("protocol", "")).strip().lower())
-        if proto is None:
-            raise MeasurementError(
-                f"{where}: attrs['protocol'] = {a.get('protocol')!r} is not a protocol; "
-                f"allowed are {', '.join(map(repr, PROTOCOLS))}"
-            )
-        for key in ("authors", "year"):
-            if key not in a:
-                raise MeasurementError(
-                    f"{where}: attrs lack {key!r}, needed for the citation of a measurement"
-                )
-        year = a["year"]
-        if isinstance(year, str) and year.strip().isdigit():
-            year = int(year.strip())
-        elif isinstance(year, float) and year.is_integer():
-            year = int(year)
-        doi = clean_doi(str(a.get("doi") or ""))
-        if doi and not DOI_PATTERN.match(doi):
-            logger.warning("%s: DOI %r is not a DOI; recorded in the description", where, doi)
-            a["description"] = f"{a.get('description') or ''} (source DOI field: {doi})".strip()
-            doi = ""
-        description = a.get("description") or describe_import(a)
-        notes = [f"source ID {pname}"] if label != pname else []
-        if assumed:
-            notes.append(f"pairs tested unknown in the source; {n} assumed")
-        if notes:
-            description = f"{description} ({'; '.join(notes)})".strip()
-        try:
-            if pop.pre.size == 0 or pop.post.size == 0:
-                raise FieldProblem(where, "pre" if pop.pre.size == 0 else "post", "is empty")
-            m = Measurement(
-                id=label,
-                pre=Selector(ids=tuple(int(i) for i in ids[pop.pre])),
-                post=Selector(ids=tuple(int(i) for i in ids[pop.post])),
-                probability=a["probability"],
-                n_pairs=n,
-                protocol=proto,  # type: ignore[arg-type]
-                species=a.get("species") or "unknown",
-                citation=Citation(
-                    authors=a["authors"], year=year, doi=doi,
-                    title=a.get("title") or "", journal=a.get("journal") or "",
-                ),
-                description=description,
-                eligibility="all",
-            )
-        except FieldProblem as err:
-            raise MeasurementError(
-                f"{where}, attrs[{err.field_name!r}]: {err.detail}"
-            ) from None
-        out.append(m)
-    label = name or str(model.attrs.get("name") or "imported")
-    return MeasurementSet(
-        name=label,
-        measurements=tuple(out),
-        source=f"model:{model.attrs.get('source', model.attrs.get('content_hash', ''))}",
-    )
-
-
-def resolve_measurement_set(
-    name_or_path: str | os.PathLike[str] | MeasurementSet,
-    *,
-    model: StructuralModel | None = None,
-    select: Sequence[str] | None = None,
-    default_n_pairs: int | None = None,
-) -> MeasurementSet:
-    """The measurement set every command means by a name: ``"model"`` (the populations of
-    ``model``, see :func:`wiring.measurements.measurement_set_from_model`), a built-in name or
-    a file (see :func:`wiring.measurements.load_measurement_set`), restricted to ``select``
-    (ids or labels, in that order; ``["all"]`` or None: every one, or for a model its default
-    experiment).
-
-    Raises
-    ------
-    MeasurementError
-        ``"model"`` without a model, an unknown set, or ``select`` naming no measurement.
-    """
-    from wiring.measurements import load_measurement_set
-
-    if isinstance(name_or_path, str) and name_or_path == MODEL_SET:
-        if model is None:
-            raise MeasurementError(
-                "measurement set 'model' means the measurement populations of an imported "
-                "structural model; name its store (--anatomy / --model STORE)"
-            )
-        return set_from_model(model, name=None, default_n_pairs=default_n_pairs, select=select)
-    return select_measurements(load_measurement_set(name_or_path), select)
