@@ -883,7 +883,7 @@ def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
     np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_pre, src.pair_pre)
     np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_post, src.pair_post)
     mset = measurement_set_from_model(reopened, name="imported")
-    m = mset["slice-mask"]
+    m = mset["L4ss-L23exc"]  # labelled from the record; the source population keeps its ID
     assert (m.eligibility, m.statistic, m.source_population) == ("listed", "per_pre",
                                                                  "slice-mask")
     pop = population(reopened, m)
