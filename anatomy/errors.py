@@ -12,6 +12,7 @@ __all__ = [
     "FormatError",
     "SchemaVersionError",
     "StoreExistsError",
+    "StoreLockedError",
     "StoreValidationError",
     "UnknownNameError",
 ]
@@ -35,6 +36,10 @@ class SchemaVersionError(StoreValidationError):
 
 class StoreExistsError(AnatomyError, FileExistsError):
     """Refusing to write over an existing store without ``overwrite=True``."""
+
+
+class StoreLockedError(AnatomyError, BlockingIOError):
+    """Another live process is writing the store (it holds the store's lock)."""
 
 
 class FormatError(AnatomyError, ValueError):
