@@ -7,8 +7,9 @@ Three rules, as trusted stores keep them (SQLite's lock-then-write, zarr's atomi
   the holder exits, however it exits (``kill -9`` included), so a lock is never stale. A second
   writer is refused at once with one line naming the holder's process id, host and command,
   which the holder writes into the lock file. ``--overwrite`` takes the same lock first, so it
-  never replaces a store another process is still writing. The lock file itself stays (removing
-  it would race with a writer that just opened it); it holds only the last holder's identity.
+  never replaces a store another process is still writing. The holder removes the lock file
+  when it is done (a writer that opened the file just before checks, after locking, that it
+  still is the file at that path); one left by a killed writer is unlocked and simply reused.
 - **Leftovers of killed writers are removed.** Writers build their output in hidden siblings,
   ``.<name>.tmp-<random>`` (and move the old output aside as ``.<name>.old-<random>``). Only
   the lock holder creates them, so once the lock is held any such sibling belongs to a writer
@@ -91,20 +92,7 @@ def store_lock(path: str | os.PathLike[str], *, what: str = "store") -> Iterator
                 raise FileNotFoundError(
                     f"output folder {lock.parent} does not exist; create it first"
                 )
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                holder = _holder(fd)
-                os.close(fd)
-                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-                raise StoreLockedError(
-                    f"{what} {Path(path)} is being written by {holder}; wait for it to finish "
-                    f"or stop it first (--overwrite never takes over a store in use)"
-                ) from None
+            fd = _acquire(lock, path, what)
             info = {
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
@@ -123,7 +111,37 @@ def store_lock(path: str | os.PathLike[str], *, what: str = "store") -> Iterator
             entry[1] -= 1
             if entry[1] == 0:
                 del _held[key]
+                # unlink while still holding: a process that opened the old file meanwhile
+                # finds it unlinked after locking it and tries again (see _acquire)
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
                 os.close(entry[0])  # closing the last descriptor releases the flock
+
+
+def _acquire(lock: Path, path: str | os.PathLike[str], what: str) -> int:
+    """Open and lock ``lock`` without waiting; returns the descriptor."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = _holder(fd)
+            os.close(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise StoreLockedError(
+                f"{what} {Path(path)} is being written by {holder}; wait for it to finish or "
+                f"stop it first (--overwrite never takes over a store in use)"
+            ) from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder released and removed this file between our open and lock
 
 
 def remove_leftovers(path: str | os.PathLike[str]) -> list[Path]:

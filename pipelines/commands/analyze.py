@@ -118,18 +118,16 @@ def _n_pairs(text: str) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from pipelines.commands.simulate import anatomy_hash, open_anatomy
     from wiring.analysis.standard import ANALYSES, run_standard_analysis
-    from wiring.errors import InvalidParameterError, OutputExistsError, PosteriorMismatchError
+    from wiring.errors import InvalidParameterError, PosteriorMismatchError
     from wiring.inference import load_posterior
     from wiring.measurements import load_measurement_set
-    from wiring.report import write_report
+    from wiring.report import check_report_target, write_report
     from wiring.rules.registry import get_rule
     from wiring.simulator import Simulator
 
     out: Path = args.out
-    if out.exists() and not args.overwrite:
-        raise OutputExistsError(
-            f"{out} already exists; choose another --out or pass --overwrite to replace it"
-        )
+    # before any work: an existing --out must be a report of this package to be replaced
+    check_report_target(out, overwrite=args.overwrite)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
