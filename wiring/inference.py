@@ -70,6 +70,7 @@ __all__ = [
     "PosteriorFileError",
     "TrainingDataError",
     "build_prior",
+    "is_posterior_dir",
     "load_posterior",
     "save_posterior",
     "train_from_store",
@@ -570,7 +571,10 @@ def save_posterior(posterior: Posterior, path: str | os.PathLike[str], *,
     return path
 
 
-def _is_posterior_dir(path: Path) -> bool:
+def is_posterior_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an empty folder or a posterior directory of this package (the only
+    folders :func:`save_posterior` may replace)."""
+    path = Path(path)
     if not path.is_dir() or path.is_symlink():
         return False
     if not any(path.iterdir()):
@@ -590,7 +594,7 @@ def _save(posterior: Posterior, path: Path, *, overwrite: bool) -> None:
             raise OutputExistsError(
                 f"{str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it"
             )
-        if not _is_posterior_dir(path):
+        if not is_posterior_dir(path):
             raise refuse_foreign(path, "a posterior directory", OutputExistsError)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)

@@ -24,6 +24,8 @@ looks complete.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import shutil
 import sys
 import uuid
@@ -33,6 +35,8 @@ from typing import Any
 from pipelines.commands._argtypes import non_negative_int, positive_int
 
 __all__ = ["register", "summary_dir"]
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -118,6 +122,7 @@ def _open_anatomy(text: str, seed: int) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from anatomy.storeguard import remove_leftovers, store_lock
     from wiring.rules.base import check_theta_in_domain
     from wiring.rules.registry import get_rule
     from wiring.selectors import parse_selector
@@ -145,7 +150,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.sonata is not None:
             check_sonata(args.sonata, overwrite=True)
     model = _open_anatomy(args.anatomy, args.anatomy_seed)
+    with contextlib.ExitStack() as locks:  # one writer per output for the whole command
+        for path in outputs:
+            locks.enter_context(store_lock(path, what="output"))
+            remove_leftovers(path)
+        return _write_outputs(args, model, rule, theta, pre, post, out, summary)
 
+
+def _write_outputs(args: argparse.Namespace, model: Any, rule: Any, theta: Any, pre: Any,
+                   post: Any, out: Path, summary: Path) -> int:
     from anatomy.atomic import move_into_place
     from wiring.connectome import compute_connectome_to_store, open_connectome
 
@@ -157,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         compute_connectome_to_store(
             model, rule, theta, tmp_store, seed=args.seed, pre=pre, post=post,
             block_size=args.block_size, workers=args.workers, progress=args.progress,
+            announce=False,
         )
         conn = open_connectome(tmp_store, lazy=True)
         conn.progress = bool(args.progress)  # summaries and export read it block by block
@@ -168,9 +182,8 @@ def _run(args: argparse.Namespace) -> int:
             export_sonata(conn, model, args.sonata, overwrite=args.overwrite)
         counts = (conn.n_pre, conn.n_post, conn.n_connections, conn.n_synapses)
         move_into_place(tmp_store, out)
-        if summary.exists():
-            shutil.rmtree(summary)
-        tmp.rename(summary)
+        log.info("wrote connectome to %s", out)
+        move_into_place(tmp, summary)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(tmp_store, ignore_errors=True)

@@ -75,12 +75,16 @@ def _rule_metadata(rule_info: dict[str, Any]) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from wiring.errors import OutputExistsError
-    from wiring.inference import save_posterior, train_from_store
+    from wiring.inference import is_posterior_dir, save_posterior, train_from_store
     from wiring.simstore import SimulationStore
 
     out: Path = args.out
     if out.exists() and not args.overwrite:
         raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    if (out.exists() or out.is_symlink()) and not is_posterior_dir(out):
+        from anatomy.storeguard import refuse_foreign
+
+        raise refuse_foreign(out, "a posterior directory", OutputExistsError)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
     store = SimulationStore.open(args.store)
