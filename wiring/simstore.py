@@ -554,7 +554,8 @@ class SimulationStore:
             try:
                 np.asarray(self._group[name][start:stop])
             except Exception as err:
-                return f"its {name!r} chunk cannot be read ({type(err).__name__}: {err})"
+                why = " ".join(str(err).split())[:200]
+                return f"its {name!r} chunk cannot be read ({type(err).__name__}: {why})"
         return None
 
     def verify(self, *, repair: bool = False) -> list[int]:
