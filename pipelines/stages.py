@@ -302,7 +302,8 @@ def _stage_simulate(ctx: _Context) -> None:
         anatomy_hash=str(ctx.model.attrs.get("content_hash", "")),
         seed=derive_seed(cfg.run.seed, "simulate"),
     )
-    if t0 is None and store.is_complete:
+    # finished chunks are verified first: a missing or damaged one is redone, never trained on
+    if t0 is None and store.is_complete and not store.verify(repair=True):
         ctx.store = store
         return
     t0 = t0 if t0 is not None else ctx.record.start("simulate")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register"]
 
@@ -72,7 +73,7 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-anatomy-mismatch", action="store_true",
                    help="analyze even if the posterior was trained on another anatomy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.set_defaults(handler=_run)
+    p.set_defaults(handler=holding_output_lock(_run, what="report directory"))
 
 
 def _parse_x_o(text: str, names: tuple[str, ...]) -> Any:

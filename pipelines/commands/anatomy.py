@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register", "summarize_model"]
 
@@ -44,7 +45,8 @@ def register(sub: Any) -> None:
     b.add_argument("--chunk-voxels", type=positive_int, default=None,
                    help="voxels per stored block (default: about 4 Mi entries per block)")
     b.add_argument("--progress", action="store_true", help="show a progress bar")
-    b.set_defaults(handler=_build)
+    b.set_defaults(handler=holding_output_lock(_build, what="structural-model store",
+                                                make_parent=True))
 
     i = asub.add_parser(
         "info",
@@ -77,7 +79,8 @@ def register(sub: Any) -> None:
     c.add_argument("--feature-set", default=None, help="feature set name (default: the only one)")
     c.add_argument("--out", type=Path, required=True, help="output store")
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    c.set_defaults(handler=_import_consbi)
+    c.set_defaults(handler=holding_output_lock(_import_consbi, what="structural-model store",
+                                                make_parent=True))
     s = isub.add_parser(
         "swc",
         help="SWC morphologies placed at soma positions",
@@ -93,7 +96,8 @@ def register(sub: Any) -> None:
                    help="SWC axis pointing into the cortex, e.g. --depth-axis=-y (default)")
     s.add_argument("--out", type=Path, required=True, help="output store")
     s.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    s.set_defaults(handler=_import_swc)
+    s.set_defaults(handler=holding_output_lock(_import_swc, what="structural-model store",
+                                                make_parent=True))
 
     # a bare `wiring anatomy` or `wiring anatomy import` prints its own help (usage error)
     p.set_defaults(handler=_usage(p))

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import positive_int
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register"]
 
@@ -57,7 +58,7 @@ def register(sub: Any) -> None:
                    help="train on the finished part of an interrupted store")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(handler=_run)
+    p.set_defaults(handler=holding_output_lock(_run, what="posterior directory"))
 
 
 def _rule_metadata(rule_info: dict[str, Any]) -> dict[str, Any]:
