@@ -178,6 +178,13 @@ def simulate_chunk_rows(
     return theta, x
 
 
+def _has_seal(group: Any) -> bool:
+    try:
+        return "config_digest" in dict(group["chunk_seed"].attrs)
+    except Exception:
+        return False
+
+
 def _open_group(path: Path, mode: str) -> Any:
     import zarr
 
@@ -344,7 +351,7 @@ class SimulationStore:
                 f"simulation store {str(path)!r} has schema version {version!r}; this version "
                 f"reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}. Re-simulate it with this version"
             )
-        if version >= 2:
+        if version >= 2 or _has_seal(group):  # a sealed store relabelled as version 1 too
             check_sealed(path, group, attrs)
         missing = [k for k in CONFIG_FIELDS if k != "streams" and k not in attrs]
         if missing:

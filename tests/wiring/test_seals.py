@@ -146,6 +146,15 @@ def test_store_attribute_edit_is_refused_naming_it(store: SimulationStore, tmp_p
     assert "\n" not in message
 
 
+def test_relabelling_a_store_as_schema_1_does_not_skip_the_seal(store: SimulationStore,
+                                                                 tmp_path: Path) -> None:
+    path = Path(shutil.copytree(store.path, tmp_path / "s.zarr"))
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs.update({"schema_version": 1, "seed": 8})
+    with pytest.raises(StoreFormatError, match="attribute 'schema_version' was changed"):
+        SimulationStore.open(path)
+
+
 def test_store_without_its_digest_is_refused(store: SimulationStore, tmp_path: Path) -> None:
     path = Path(shutil.copytree(store.path, tmp_path / "s.zarr"))
     seeds = zarr.open_group(str(path), mode="r+")["chunk_seed"]
