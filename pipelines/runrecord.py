@@ -114,6 +114,20 @@ class RunRecord:
             self.save()
         return stages
 
+    def mark_abandoned(self) -> list[str]:
+        """Mark stages still "running" from an earlier process as "interrupted". Call only
+        while holding the run directory's lock: then no live process is running them (one
+        killed with ``kill -9`` could not record its end)."""
+        stages = [name for name, entry in self.data["stages"].items()
+                  if entry.get("status") == "running"]
+        for name in stages:
+            entry = self.data["stages"][name]
+            entry["status"] = "interrupted"
+            entry["error"] = "the process running this stage ended without recording why"
+        if stages:
+            self.save()
+        return stages
+
     def set_hash(self, name: str, value: str) -> None:
         """Record a content hash (anatomy, measurement set, store, posterior)."""
         self.data["hashes"][name] = value

@@ -135,6 +135,9 @@ def _run_stages(config: RunConfig, run_dir: Path, *, progress: bool,
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
     _write_config(run_dir, config)
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
+    abandoned = record.mark_abandoned()  # we hold the lock: their process is gone
+    if abandoned:
+        log.info("%s: resuming after stage(s) %s were interrupted", run_dir, ", ".join(abandoned))
     for stage in ("simulate", "train", "analyze", "compare"):
         record.set_seed(stage, derive_seed(config.run.seed, stage))
     try:
@@ -153,7 +156,7 @@ def _run_stages(config: RunConfig, run_dir: Path, *, progress: bool,
                     break
     except BaseException as err:
         # run.json tells what happened: the stage that was running failed (a kill -9 cannot
-        # be recorded; its stage stays "running" while the run directory's lock is free)
+        # be recorded; the next run marks its stage interrupted, see mark_abandoned)
         failed = record.fail_running(err)
         if failed:
             log.debug("stage(s) %s of %s failed: %s", failed, run_dir, err)

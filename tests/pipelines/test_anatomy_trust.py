@@ -159,3 +159,18 @@ def test_second_run_of_one_directory_is_refused(tmp_path: Path,
     finally:
         release.touch()
         proc.wait(timeout=60)
+
+
+def test_stage_of_a_killed_run_reads_as_interrupted(tmp_path: Path) -> None:
+    """A process killed with kill -9 cannot record its end; the next run (holding the lock)
+    marks its stage interrupted before resuming."""
+    from pipelines.runrecord import RunRecord
+
+    first = RunRecord.open(tmp_path, config_hash="h", seed=1)
+    first.start("simulate")  # ... and the process is killed here
+    again = RunRecord.open(tmp_path, config_hash="h", seed=1)
+    assert again.mark_abandoned() == ["simulate"]
+    entry = json.loads((tmp_path / "run.json").read_text())["stages"]["simulate"]
+    assert entry["status"] == "interrupted" and entry["attempts"] == 1
+    again.start("simulate")
+    assert "error" not in again.data["stages"]["simulate"]
