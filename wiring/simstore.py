@@ -362,8 +362,14 @@ class SimulationStore:
         store = cls(path, group)
         n, d, m = store.n, len(store.param_names), len(store.measurement_names)
         for name, shape in (("theta", (n, d)), ("x", (n, m)), ("chunk_status", (store.n_chunks,))):
-            if name not in group or tuple(group[name].shape) != shape:
-                got = tuple(group[name].shape) if name in group else "missing"
+            try:
+                got: Any = tuple(group[name].shape) if name in group else "missing"
+            except Exception as err:  # damaged zarr.json of the array
+                raise StoreFormatError(
+                    f"simulation store {str(path)!r}: the metadata of array {name!r} cannot be "
+                    f"read ({type(err).__name__}); the store is damaged: re-simulate it"
+                ) from err
+            if got != shape:
                 raise StoreFormatError(
                     f"simulation store {str(path)!r}: array {name!r} has shape {got}, "
                     f"expected {shape}"

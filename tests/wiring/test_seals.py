@@ -192,3 +192,15 @@ def test_damaged_chunk_is_named_and_redone(store: SimulationStore, tmp_path: Pat
     else:
         assert damaged.todo_chunks() == [2]
     assert simulate_to_store(damaged, toy, progress=False).content_hash() == store.content_hash()
+
+
+@pytest.mark.parametrize("array", ["theta", "x", "chunk_status"])
+def test_damaged_array_metadata_is_one_line(store: SimulationStore, tmp_path: Path,
+                                            array: str) -> None:
+    path = Path(shutil.copytree(store.path, tmp_path / "s.zarr"))
+    meta = path / array / "zarr.json"
+    raw = bytearray(meta.read_bytes())
+    raw[10] ^= 0xFF  # no longer UTF-8
+    meta.write_bytes(bytes(raw))
+    with pytest.raises(StoreFormatError, match=f"the metadata of array '{array}' cannot be read"):
+        SimulationStore.open(path)
