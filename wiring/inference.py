@@ -604,7 +604,7 @@ def _save(posterior: Posterior, path: Path, *, overwrite: bool) -> None:
         manifest.pop("weights_sha256", None)
         manifest["schema_version"] = MANIFEST_VERSION
         # the weights vouch for every manifest field, the manifest for the weights' bytes
-        state[SEAL_KEY] = torch.from_numpy(encode_seal(field_digests(manifest)))
+        state[SEAL_KEY] = torch.from_numpy(encode_seal(field_digests(_sealed_view(manifest))))
         torch.save(state, tmp / _WEIGHTS)
         manifest["weights_sha256"] = _sha256(tmp / _WEIGHTS)
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=True) + "\n")
@@ -700,6 +700,20 @@ def load_posterior(path: str | os.PathLike[str], *, rule: Any = None,
     return Posterior(net, manifest)
 
 
+#: Training entries that differ between identical runs (timings): not sealed, so that the same
+#: training gives a bit-identical ``weights.pt``.
+_UNSEALED_TRAINING = ("wall_s", "epoch_s")
+
+
+def _sealed_view(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest fields the weights seal: all but ``weights_sha256`` and the timings."""
+    view = {k: v for k, v in manifest.items() if k != "weights_sha256"}
+    if isinstance(view.get("training"), dict):
+        view["training"] = {k: v for k, v in view["training"].items()
+                            if k not in _UNSEALED_TRAINING}
+    return view
+
+
 def _check_seal(manifest: Mapping[str, Any], seal: Any, path: Path) -> None:
     """Refuse a manifest that differs from the digest sealed into the weights (naming the
     field); warn for a posterior written before manifests were sealed."""
@@ -719,8 +733,7 @@ def _check_seal(manifest: Mapping[str, Any], seal: Any, path: Path) -> None:
             f"posterior {str(path)!r}: {_WEIGHTS} carries no readable seal of {_MANIFEST}; the "
             f"files do not belong together. Retrain it or restore the original"
         )
-    fields = {k: v for k, v in manifest.items() if k != "weights_sha256"}
-    changed = changed_fields(digests, fields)
+    changed = changed_fields(digests, _sealed_view(manifest))
     if changed:
         raise PosteriorFileError(
             f"posterior {str(path)!r}: {_MANIFEST} field {changed[0]!r} was changed after "
