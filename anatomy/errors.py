@@ -10,6 +10,7 @@ __all__ = [
     "AnatomyError",
     "AnatomyWarning",
     "FormatError",
+    "GeneratorArgumentError",
     "SchemaVersionError",
     "StoreExistsError",
     "StoreLockedError",
@@ -51,3 +52,7 @@ class UnknownNameError(AnatomyError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class GeneratorArgumentError(AnatomyError, ValueError):
+    """An invalid argument to :func:`build_model` (e.g. a negative seed)."""

@@ -39,7 +39,7 @@ import numpy.typing as npt
 from anatomy._generate_arbors import CscBuilder, batch_bounds, sample_batch
 from anatomy._generate_somata import PresetSpec, Somata, place_somata
 from anatomy.catalogue import CELL_TYPES, LAYERS, layer_of_depth
-from anatomy.errors import AnatomyError, UnknownNameError
+from anatomy.errors import GeneratorArgumentError, UnknownNameError
 from anatomy.grid import VoxelGrid
 from anatomy.hashing import content_hash
 from anatomy.model import Neurons, StructuralModel, VoxelMajorCounts
@@ -116,10 +116,6 @@ def preset_spec(preset: str) -> PresetSpec:
             f"unknown anatomy preset {preset!r}; available presets are {', '.join(PRESETS)} "
             f"('column' is the default model).{suggestion}"
         ) from None
-
-
-class GeneratorArgumentError(AnatomyError, ValueError):
-    """An invalid argument to :func:`build_model` (e.g. a negative seed)."""
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:

@@ -20,7 +20,7 @@ from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 if TYPE_CHECKING:
     from anatomy.model import StructuralModel
 
-__all__ = ["HASH_VERSION", "content_hash"]
+__all__ = ["HASH_VERSION", "anatomy_hash", "content_hash"]
 
 #: Changes whenever the bytes fed to the digest change.
 HASH_VERSION = 1
@@ -79,3 +79,15 @@ def content_hash(model: StructuralModel) -> str:
     else:
         _feed(h, "voxel_depth_um", model.voxel_depth_um, "<f8")
     return h.hexdigest()
+
+
+def anatomy_hash(model: StructuralModel) -> str:
+    """The anatomy hash recorded by every wiring store, cache key and posterior manifest.
+
+    The model's ``content_hash`` attribute (set when it was written to or read from a store),
+    else :func:`content_hash` computed from its arrays: the same value either way.
+    """
+    h = model.attrs.get("content_hash")
+    if isinstance(h, str) and h:
+        return h
+    return str(content_hash(model))

@@ -54,11 +54,11 @@ def run(quick: bool) -> list[Figure]:
         summarize_posterior,
     )
     from wiring.analysis.predictions import _PairTableBuilder, connection_probability
+    from wiring.inference.priors import PriorSpec
     from wiring.measurements import load_measurement_set
-    from wiring.priors import PriorSpec
     from wiring.report import write_report
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     preset = "small" if quick else "column"
     model = build_model(preset, seed=0)

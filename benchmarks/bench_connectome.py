@@ -39,7 +39,7 @@ import json, resource, sys, time
 import numpy as np
 from anatomy.store import open_model
 from wiring.connectome import compute_connectome, compute_connectome_to_store, open_connectome
-from wiring.selectors import Selector
+from wiring.measurements.selectors import Selector
 
 store, post_step, workers, limit_gb, out = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
                                             float(sys.argv[4]), sys.argv[5])

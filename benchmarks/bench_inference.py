@@ -34,7 +34,7 @@ def _simulate(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from wiring.priors import PriorSpec
+    from wiring.inference.priors import PriorSpec
 
     spec = PriorSpec(kind="gaussian", names=("a", "b", "c"), loc=(1.0,) * 3,
                      scale=(0.05**0.5,) * 3)
@@ -48,7 +48,7 @@ def run(quick: bool) -> list[Figure]:
     import torch
 
     from wiring.inference import train_posterior
-    from wiring.priors import PriorSpec
+    from wiring.inference.priors import PriorSpec
 
     threads = int(os.environ.get("WIRING_BENCH_THREADS", "2"))
     spec = PriorSpec(kind="gaussian", names=("a", "b", "c"), loc=(1.0,) * 3,

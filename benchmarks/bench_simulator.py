@@ -31,14 +31,14 @@ _TARGET = 5000.0
 
 
 def synthetic_tables(n_rows: int, *, seed: int = 0) -> Any:
-    """A :class:`wiring.features.FeatureBundle` of 7 populations with about ``n_rows`` rows.
+    """A :class:`wiring.simulation.FeatureBundle` of 7 populations with about ``n_rows`` rows.
 
     150 pre (fewer for smaller ``n_rows``) × (480 ... 1800) post neurons per population; a
     quarter of the pairs overlap, with a geometric number of shared voxels (mean about 40);
     counts and postAll are drawn so that connection probabilities at θ = 1 are in the measured
     range (0.1 - 0.6).
     """
-    from wiring.features import FeatureBundle
+    from wiring.simulation.features import FeatureBundle
 
     rng = np.random.default_rng(seed)
     n_pre = max(10, round(150 * n_rows / 1e7))  # ~40 rows per overlapping pair at any size
@@ -142,9 +142,9 @@ def _rows_per_sim(sim: Any) -> float:
 def run(quick: bool) -> list[Figure]:
     """Run the simulator benchmarks; see the module docstring."""
     from anatomy.generate import build_model
-    from wiring.features import estimate_table, population_pairs
     from wiring.measurements import load_measurement_set
-    from wiring.simulator import Simulator
+    from wiring.simulation.features import estimate_table, population_pairs
+    from wiring.simulation.simulator import Simulator
 
     figs: list[Figure] = []
     mset = load_measurement_set("vpm-invivo")

@@ -78,9 +78,9 @@ from wiring.analysis import (
 )
 from wiring.inference import train_posterior
 from wiring.measurements import load_measurement_set
-from wiring.priors import build_prior_spec
+from wiring.inference.priors import build_prior_spec
 from wiring.rules.registry import rule_provenance
-from wiring.simulator import Simulator
+from wiring.simulation.simulator import Simulator
 
 # Every random step below takes its own seed, so the notebook gives the same numbers each run.
 SEED_MODEL, SEED_THETA, SEED_SIM, SEED_TRAIN, SEED_ANALYSIS = 0, 1, 2, 3, 4

@@ -65,10 +65,10 @@ def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
 
 def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
     """Fit every rule of ``rules`` with the same budget and compare it with the main rule."""
-    from pipelines.stages import _prior_spec, derive_seed
+    from pipelines.stage_support import _prior_spec, derive_seed
     from wiring.analysis import RuleFit, compare_rules, fit_rule
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     cfg = ctx.config
     inf = cfg.inference

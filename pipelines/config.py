@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import tomli_w
 
-from wiring.errors import WiringError
+from pipelines.errors import ConfigError
 
 __all__ = [
     "AnalysisConfig",
@@ -38,10 +38,6 @@ __all__ = [
     "builtin_configs",
     "load_config",
 ]
-
-
-class ConfigError(WiringError, ValueError):
-    """A run configuration is invalid; the message names the key."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

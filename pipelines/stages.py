@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from anatomy.storeguard import store_lock
 from pipelines.cluster import connect
 from pipelines.config import RunConfig
 from pipelines.runrecord import RunRecord
+from pipelines.stage_support import _prior_spec, derive_seed
 from wiring.errors import StoreMismatchError
 
 __all__ = ["STAGES", "RunResult", "derive_seed", "resolve_run_dir", "run_pipeline"]
@@ -29,20 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Stages in execution order.
 STAGES: tuple[str, ...] = ("anatomy", "features", "simulate", "train", "analyze")
-
-#: Spawn keys of the per-stage seeds derived from the run seed.
-_SEED_KEYS: dict[str, int] = {
-    "simulate": 1,
-    "train": 2,
-    "analyze": 3,
-    "compare": 4,
-}
-
-
-def derive_seed(run_seed: int, stage: str) -> int:
-    """A 63-bit seed for ``stage`` derived from the run seed (independent streams per stage)."""
-    ss = np.random.SeedSequence(run_seed, spawn_key=(_SEED_KEYS[stage],))
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def resolve_run_dir(config: RunConfig, out: str | Path | None = None) -> Path:
@@ -233,7 +218,7 @@ def _stage_anatomy(ctx: _Context) -> None:
 def _stage_features(ctx: _Context) -> None:
     from wiring.measurements import SliceConfig, load_measurement_set, measurement_set_from_model
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     cfg = ctx.config
     t0 = _start(ctx, "features")
@@ -265,32 +250,9 @@ def _stage_features(ctx: _Context) -> None:
     )
 
 
-def _prior_spec(ctx: _Context, rule: Any = None) -> Any:
-    from wiring.priors import build_prior_spec
-
-    r = ctx.config.rule
-    rule = ctx.rule if rule is None else rule
-    if rule is not ctx.rule:
-        # compared rules get the box-uniform prior over their plausible ranges: a Gaussian
-        # around the a-priori value may put mass outside their domain (e.g. probabilities)
-        return build_prior_spec(rule, kind="uniform")
-    kwargs: dict[str, Any] = {}
-    if r.prior == "gaussian":
-        if r.prior_loc:
-            kwargs["loc"] = r.prior_loc
-        if r.prior_scale:
-            kwargs["scale"] = r.prior_scale
-    else:
-        if r.prior_low:
-            kwargs["low"] = r.prior_low
-        if r.prior_high:
-            kwargs["high"] = r.prior_high
-    return build_prior_spec(rule, kind=r.prior, **kwargs)
-
-
 def _stage_simulate(ctx: _Context) -> None:
     from wiring.rules.registry import rule_provenance
-    from wiring.simstore import SimulationStore, simulate_to_store
+    from wiring.simulation.store import SimulationStore, simulate_to_store
 
     cfg = ctx.config
     t0 = _start(ctx, "simulate")

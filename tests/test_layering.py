@@ -41,16 +41,34 @@ def test_layers_import_downwards_only(package: str) -> None:
 
 
 def test_only_inference_modules_import_sbi() -> None:
-    allowed = {"inference.py", "_sbi.py"}
+    allowed = (ROOT / "wiring" / "inference", ROOT / "wiring" / "analysis")
     offenders = [
         str(path.relative_to(ROOT))
         for package in ("anatomy", "wiring", "pipelines")
         for path in _modules(package)
         if any(n.split(".")[0] == "sbi" for n in _imports(path))
-        and path.name not in allowed
-        and "analysis" not in path.parts
+        and not any(path.is_relative_to(folder) for folder in allowed)
     ]
     assert not offenders, f"sbi imported outside wiring.inference / wiring.analysis: {offenders}"
+
+
+def test_sub_packages_point_down_the_data_flow() -> None:
+    """rules <- measurements <- simulation <- connectome, and inference needs no simulation."""
+    forbidden = {
+        "rules": ("measurements", "simulation", "inference", "connectome", "analysis"),
+        "measurements": ("simulation", "inference", "connectome", "analysis"),
+        "inference": ("simulation", "connectome", "analysis", "measurements"),
+        "simulation": ("connectome", "analysis"),
+        "connectome": ("simulation", "inference", "analysis"),
+    }
+    offenders = []
+    for sub, banned in forbidden.items():
+        for path in _modules(f"wiring/{sub}"):
+            for name in _imports(path):
+                parts = name.split(".")
+                if parts[0] == "wiring" and len(parts) > 1 and parts[1] in banned:
+                    offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not offenders, "wiring sub-packages import upstream:\n" + "\n".join(offenders)
 
 
 def test_no_pickle_anywhere() -> None:

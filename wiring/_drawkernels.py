@@ -2,7 +2,7 @@
 
 One implementation of the keyed uniform and of the Poisson inverse-CDF search, called from
 :func:`wiring.rules.draw.poisson_quantile` (vectorized over arrays) and from the fused
-connectome kernel (:mod:`wiring.dso`): both paths therefore draw bit-identical counts for the
+connectome kernel (:mod:`wiring.connectome.dso`): both paths therefore draw bit-identical counts for the
 same rates and uniforms. The hash is the one of :func:`wiring.rules.draw.keyed_uniforms`
 (splitmix64 finalizer per id), which is exact integer arithmetic in numpy and here alike.
 """
@@ -33,7 +33,7 @@ _MAX_STEPS = 1024
 
 _MASK = (1 << 64) - 1
 #: The splitmix64 finalizer's multipliers and shifts (30, 27, 31; 11 turns 64 bits into 53),
-#: shared with the simulator's streams (:mod:`wiring._simkernels`).
+#: shared with the simulator's streams (:mod:`wiring.simulation._kernels`).
 SPLITMIX_M1 = np.uint64(0xBF58476D1CE4E5B9)
 SPLITMIX_M2 = np.uint64(0x94D049BB133111EB)
 SPLITMIX_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11))

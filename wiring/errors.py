@@ -5,17 +5,24 @@ Every error inherits :class:`WiringError` and the matching builtin, so callers c
 
 from __future__ import annotations
 
+from anatomy.errors import StoreValidationError
+
 __all__ = [
+    "ConnectomeStoreError",
+    "FieldProblem",
     "InvalidParameterError",
     "MeasurementError",
     "OutputExistsError",
+    "PosteriorFileError",
     "PosteriorMismatchError",
     "RuleContractError",
     "RuleLoadError",
     "RuleNotFoundError",
     "SelectionError",
     "ShapeMismatchError",
+    "StoreFormatError",
     "StoreMismatchError",
+    "TrainingDataError",
     "WiringError",
     "WiringWarning",
 ]
@@ -67,3 +74,36 @@ class PosteriorMismatchError(StoreMismatchError):
 
 class OutputExistsError(WiringError, FileExistsError):
     """Refusing to overwrite existing output without ``overwrite=True``."""
+
+
+class FieldProblem(MeasurementError):
+    """A bad value of one field; loaders re-raise it with the file and row."""
+
+    def __init__(self, owner: str, field_name: str, detail: str) -> None:
+        super().__init__(f"{owner}, field {field_name!r}: {detail}")
+        self.field_name = field_name
+        self.detail = detail
+
+
+class StoreFormatError(WiringError, ValueError):
+    """A path is not a readable wiring store (missing, incomplete or another schema).
+
+    Raised for simulation stores; connectome stores raise the subclass
+    :class:`ConnectomeStoreError`.
+    """
+
+
+class ConnectomeStoreError(StoreFormatError, StoreValidationError):
+    """A path is not a complete, valid connectome store (arrays missing, wrong shape or dtype).
+
+    Also an :class:`anatomy.errors.StoreValidationError`, which connectome stores raised before
+    they had an error of their own, so existing handlers keep catching it.
+    """
+
+
+class PosteriorFileError(WiringError, ValueError):
+    """A posterior directory is missing, malformed, or its weights were modified."""
+
+
+class TrainingDataError(WiringError, ValueError):
+    """The training data are empty, all invalid, or inconsistent with the prior."""

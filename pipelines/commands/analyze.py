@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int
 from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register"]
@@ -33,16 +33,13 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "analyze",
+        parents=[anatomy_parent()],
         help="posterior summary, predictive check, calibration and predictions as a report",
         description="Analyze a trained posterior and write a report directory (PNG figures, "
         "summary.json, CSV tables and one self-contained index.html).",
     )
     p.add_argument("--posterior", type=Path, required=True, metavar="DIR",
                    help="posterior directory written by `wiring train`")
-    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
-                   help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
-                   help="seed of a preset model (default 0)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
                    help="the measurement set the posterior was trained on")
     p.add_argument("--x-o", default=None, metavar="V1,V2,...",
@@ -117,14 +114,15 @@ def _n_pairs(text: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.commands.simulate import anatomy_hash, open_anatomy
+    from anatomy.hashing import anatomy_hash
+    from pipelines.commands.simulate import open_anatomy
     from wiring.analysis.standard import ANALYSES, run_standard_analysis
     from wiring.errors import InvalidParameterError, PosteriorMismatchError
     from wiring.inference import load_posterior
     from wiring.measurements import load_measurement_set
     from wiring.report import check_report_target, write_report
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     out: Path = args.out
     # before any work: an existing --out must be a report of this package to be replaced

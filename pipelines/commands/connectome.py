@@ -12,7 +12,7 @@ Writes
   ``probability_layer.{json,csv,png}`` (connection probability between cell types / layers
   with the number of pairs behind each entry) and ``synapse_density.{csv,png}`` (expected
   synapse density by depth per postsynaptic cell type);
-- with ``--sonata DIR``: a SONATA circuit folder (:func:`wiring.sonata.export_sonata`).
+- with ``--sonata DIR``: a SONATA circuit folder (:func:`wiring.connectome.sonata.export_sonata`).
 
 Every argument is checked (θ, rule, selectors, anatomy, existing outputs) before the computation
 starts. Outputs are written to temporary siblings and renamed into place; the summaries and the
@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
 
 __all__ = ["register", "summary_dir"]
 
@@ -43,16 +43,12 @@ def register(sub: Any) -> None:
     """Add ``wiring connectome`` to the top-level sub-parsers."""
     p = sub.add_parser(
         "connectome",
+        parents=[anatomy_parent(), rule_parent()],
         help="compute a connectome: synapse counts of every neuron pair for one theta",
         description="Apply a wiring rule with parameters theta to a structural model: expected "
         "and drawn synapse counts of every (pre, post) pair, connection-probability matrices, "
         "synapse density by depth, and optionally a SONATA export.",
     )
-    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
-                   help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
-                   help="seed of a preset model (default 0)")
-    p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--theta", required=True, help="comma-separated parameters, e.g. 1,1,1")
     p.add_argument("--seed", type=non_negative_int, required=True,
                    help="seed of the synapse draws")
@@ -123,9 +119,9 @@ def _open_anatomy(text: str, seed: int) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from anatomy.storeguard import remove_leftovers, store_lock
+    from wiring.measurements.selectors import parse_selector
     from wiring.rules.base import check_theta_in_domain
     from wiring.rules.registry import get_rule
-    from wiring.selectors import parse_selector
 
     # everything that can be checked without the model, first
     rule = get_rule(args.rule)
@@ -143,8 +139,8 @@ def _run(args: argparse.Namespace) -> int:
             f"{summary} exists and is not a connectome summary; remove it or choose another --out"
         )
     if args.overwrite:  # what would be refused at write time is refused before the work
-        from wiring.connectome import _check_target as check_store
-        from wiring.sonata import _check_target as check_sonata
+        from wiring.connectome.compute import _check_target as check_store
+        from wiring.connectome.sonata import _check_target as check_sonata
 
         check_store(out, overwrite=True)
         if args.sonata is not None:
@@ -177,7 +173,7 @@ def _write_outputs(args: argparse.Namespace, model: Any, rule: Any, theta: Any, 
         tmp.mkdir()
         _write_summary(conn, model, tmp)
         if args.sonata is not None:
-            from wiring.sonata import export_sonata
+            from wiring.connectome.sonata import export_sonata
 
             export_sonata(conn, model, args.sonata, overwrite=args.overwrite)
         counts = (conn.n_pre, conn.n_post, conn.n_connections, conn.n_synapses)
@@ -203,7 +199,7 @@ def _write_summary(conn: Any, model: Any, folder: Path) -> None:
     import numpy as np
 
     from wiring.connectome import synapse_density_by_depth, type_probability_matrices
-    from wiring.plots import plot_synapse_density, plot_type_probability
+    from wiring.connectome.plots import plot_synapse_density, plot_type_probability
 
     for by, tp in type_probability_matrices(conn, model, by=("cell_type", "layer")).items():
         tp.to_json(folder / f"probability_{by}.json")

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
 
 __all__ = ["register"]
 
@@ -31,15 +31,11 @@ def register(sub: Any) -> None:
     """Add ``wiring simulate`` to the top-level sub-parsers."""
     p = sub.add_parser(
         "simulate",
+        parents=[anatomy_parent(), rule_parent()],
         help="simulate training data (theta, x) into a resumable store",
         description="Draw theta from the prior and simulate the measurements for each, in "
         "chunks that dask workers fill in parallel. Rerun on the same --out to resume.",
     )
-    p.add_argument("--anatomy", required=True, metavar="PATH_OR_PRESET",
-                   help="structural-model store, or a preset name (tiny, small, column, field)")
-    p.add_argument("--anatomy-seed", type=non_negative_int, default=0,
-                   help="seed of a preset model (default 0)")
-    p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
                    help="measurement set: built-in name (vpm-invivo, rat-invitro) or a file")
     p.add_argument("--n", type=positive_int, required=True, help="number of simulations")
@@ -78,19 +74,9 @@ def open_anatomy(text: str, seed: int) -> Any:
     return build_model(text, seed=seed)
 
 
-def anatomy_hash(model: Any) -> str:
-    """The model's content hash (from its attributes, else computed)."""
-    value = model.attrs.get("content_hash")
-    if value:
-        return str(value)
-    from anatomy.store import content_hash
-
-    return str(content_hash(model))
-
-
 def resolve_prior(text: str, rule: Any) -> Any:
-    """A checked :class:`wiring.priors.PriorSpec` from a kind name or a TOML/JSON file."""
-    from wiring.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
+    """A checked :class:`wiring.inference.priors.PriorSpec` from a kind name or a TOML/JSON file."""
+    from wiring.inference.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
 
     if text in PRIOR_KINDS:
         return build_prior_spec(rule, text)
@@ -107,11 +93,12 @@ def resolve_prior(text: str, rule: Any) -> Any:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from anatomy.hashing import anatomy_hash
     from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
     from wiring.errors import OutputExistsError
     from wiring.measurements import load_measurement_set
     from wiring.rules.registry import get_rule, rule_provenance
-    from wiring.simstore import SimulationStore, is_simulation_store, simulate_to_store
+    from wiring.simulation.store import SimulationStore, is_simulation_store, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
@@ -136,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         elif out.exists() and not is_simulation_store(out):
             raise refuse_foreign(out, "a simulation store", OutputExistsError)
         if store is None or store.todo_chunks():
-            from wiring.simulator import Simulator
+            from wiring.simulation.simulator import Simulator
 
             # every input is checked (populations selected, features built) before anything is
             # written, and an old store is replaced only once the new one holds a finished chunk

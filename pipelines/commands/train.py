@@ -77,7 +77,7 @@ def _rule_metadata(rule_info: dict[str, Any]) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     from wiring.errors import OutputExistsError
     from wiring.inference import is_posterior_dir, save_posterior, train_from_store
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     out: Path = args.out
     if out.exists() and not args.overwrite:
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
     store = SimulationStore.open(args.store)
     if not store.is_complete and not args.allow_incomplete:
-        from wiring.simstore import StoreFormatError
+        from wiring.simulation.store import StoreFormatError
 
         raise StoreFormatError(
             f"simulation store {str(args.store)!r} is incomplete ({store.n_done} of {store.n} "

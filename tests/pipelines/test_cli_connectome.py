@@ -97,7 +97,7 @@ def test_failure_during_the_work_keeps_the_existing_outputs(tiny_store: Path, tm
                                                             capsys: pytest.CaptureFixture[str],
                                                             monkeypatch) -> None:
     """--overwrite replaces the old store only once the new one and its summary are complete."""
-    from wiring import connectome as connectome_module
+    from wiring.connectome import compute as connectome_module
 
     out = tmp_path / "conn.zarr"
     assert main(_argv(tiny_store, out)) == 0

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 
 from pipelines.cli import main
-from wiring.rules import registry
-from wiring.rules.registry import BUILTIN_RULES, refresh_rules
+from wiring.rules.registry import BUILTIN_RULES
 
 BAD_RULES = '''
 import numpy as np
@@ -45,28 +42,16 @@ class RaisingRule(NegativeRule):
 
 
 @pytest.fixture
-def bad_plugins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    (tmp_path / "cli_bad_rules.py").write_text(BAD_RULES)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    eps = [
-        metadata.EntryPoint(name=n, value=v, group="wiring.rules")
-        for n, v in (
-            ("negative_rule", "cli_bad_rules:NegativeRule"),
-            ("leaky_rule", "cli_bad_rules:LeakyRule"),
-            ("raising_rule", "cli_bad_rules:RaisingRule"),
-            ("broken_rule", "cli_missing_module_xyz:Rule"),
-        )
-    ]
-    monkeypatch.setattr(registry, "_entry_points", lambda: eps)
-    refresh_rules()
-    yield
-    refresh_rules()
-    sys.modules.pop("cli_bad_rules", None)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry() -> None:
-    refresh_rules()
+def bad_plugins(rule_plugins: Callable[..., None]) -> None:
+    rule_plugins(
+        {
+            "negative_rule": "cli_bad_rules:NegativeRule",
+            "leaky_rule": "cli_bad_rules:LeakyRule",
+            "raising_rule": "cli_bad_rules:RaisingRule",
+            "broken_rule": "cli_missing_module_xyz:Rule",
+        },
+        {"cli_bad_rules": BAD_RULES},
+    )
 
 
 def test_list_shows_builtins(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,7 +32,7 @@ def sims(tmp_path_factory: pytest.TempPathFactory, tiny_store: Path) -> Path:
 
 def test_simulate_creates_a_complete_store(sims: Path) -> None:
     from wiring.measurements import load_measurement_set
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     store = SimulationStore.open(sims)
     assert store.is_complete and store.n == 400
@@ -46,7 +46,7 @@ def test_simulate_creates_a_complete_store(sims: Path) -> None:
 def test_simulate_resumes_and_is_deterministic(
     sims: Path, tiny_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     out = tmp_path / "again.zarr"
     assert main(simulate_args(tiny_store, out, "--workers", "0")) == 0
@@ -62,7 +62,7 @@ def test_simulate_resumes_and_is_deterministic(
 def test_simulate_refuses_another_configuration(
     sims: Path, tiny_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     before = SimulationStore.open(sims).content_hash()
     args = simulate_args(tiny_store, sims)
@@ -161,7 +161,7 @@ def test_train_bad_stores(tmp_path: Path, tiny_store: Path, sims: Path,
 @pytest.mark.slow
 def test_simulate_with_worker_processes_matches_serial(sims: Path, tiny_store: Path,
                                                        tmp_path: Path) -> None:
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     out = tmp_path / "procs.zarr"
     assert main(simulate_args(tiny_store, out, "--workers", "2")) == 0

@@ -43,7 +43,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def content(path: Path) -> str:
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     return SimulationStore.open(path).content_hash()
 
@@ -109,7 +109,7 @@ PAUSED_WRITER = textwrap.dedent("""
     # `wiring simulate` whose simulator waits, inside its first chunk, for a sentinel file
     import sys, time
     from pathlib import Path
-    import wiring.simulator as ws
+    import wiring.simulation.simulator as ws
     started, go = Path(sys.argv[1]), Path(sys.argv[2])
     original = ws.Simulator.simulate
     def paused(self, *args, **kwargs):
@@ -150,7 +150,7 @@ def test_overwrite_never_steals_a_live_writers_store(
         if first.poll() is None:
             first.kill()
             first.wait()
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     store = SimulationStore.open(out)
     assert store.seed == 7 and store.is_complete
@@ -212,7 +212,7 @@ def test_overwrite_with_bad_measurements_keeps_the_old_store(
 
 def test_overwrite_whose_simulator_fails_keeps_the_old_store(sims: Path) -> None:
     """Library level: the new store replaces the old one only once it holds a finished chunk."""
-    from wiring.simstore import SimulationStore
+    from wiring.simulation.store import SimulationStore
 
     old = SimulationStore.open(sims)
     before = old.content_hash()

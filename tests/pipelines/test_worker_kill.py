@@ -12,8 +12,8 @@ import pytest
 
 from pipelines.cluster import connect
 from pipelines.config import ClusterConfig
-from wiring.priors import PriorSpec
-from wiring.simstore import SimulationStore, simulate_to_store
+from wiring.inference.priors import PriorSpec
+from wiring.simulation.store import SimulationStore, simulate_to_store
 
 PRIOR = PriorSpec(kind="gaussian", names=("a", "b"), loc=(1.0, 1.0), scale=(0.2, 0.2))
 

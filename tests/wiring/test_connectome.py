@@ -19,16 +19,17 @@ from wiring.connectome import (
     type_probability_matrix,
     write_connectome,
 )
-from wiring.dso import dso_factors
+from wiring.connectome.dso import dso_factors
 from wiring.errors import (
+    ConnectomeStoreError,
     InvalidParameterError,
     OutputExistsError,
     SelectionError,
     ShapeMismatchError,
     StoreMismatchError,
 )
+from wiring.measurements.selectors import Selector
 from wiring.rules.dso import DSO
-from wiring.selectors import Selector
 
 
 class FactorDSO(DSO):
@@ -225,7 +226,7 @@ def test_pair_level_and_binomial_rules(tiny_model, dense) -> None:  # type: igno
     ],
 )
 def test_bad_input_fails_before_any_work(tiny_model, monkeypatch, kwargs, error, match) -> None:  # type: ignore[no-untyped-def]
-    import wiring._engine as engine
+    import wiring.connectome._engine as engine
 
     def no_work(*_: Any, **__: Any) -> None:
         raise AssertionError("the engine ran on bad input")
@@ -279,16 +280,16 @@ def test_open_rejects_incomplete_or_foreign_stores(tiny_model, tmp_path: Path) -
         (p / "zarr.json").write_text(json.dumps(meta))
         return p
 
-    with pytest.raises(StoreValidationError, match="not completely written"):
+    with pytest.raises(ConnectomeStoreError, match="not completely written"):
         open_connectome(variant("inc.zarr", lambda a: a.pop("complete")))
     with pytest.raises(SchemaVersionError, match="schema version 99"):
         open_connectome(variant("v99.zarr", lambda a: a.update(schema_version=99)))
-    with pytest.raises(StoreValidationError, match="not a connectome store"):
+    with pytest.raises(ConnectomeStoreError, match="not a connectome store"):
         open_connectome(variant("other.zarr", lambda a: a.update(format="something")))
     broken = tmp_path / "broken.zarr"
     shutil.copytree(good, broken)
     shutil.rmtree(broken / "expected" / "indices")
-    with pytest.raises(StoreValidationError, match="indices"):
+    with pytest.raises(ConnectomeStoreError, match="indices"):
         open_connectome(broken)
     with pytest.raises(FileNotFoundError):
         open_connectome(tmp_path / "missing.zarr")
@@ -355,7 +356,7 @@ def test_synapse_density_by_depth(tiny_model) -> None:  # type: ignore[no-untype
 
 @pytest.mark.parametrize("chunk", [1 << 22, 4099])
 def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, monkeypatch, chunk) -> None:  # type: ignore[no-untyped-def]
-    from wiring import connectome as connectome_module
+    from wiring.connectome import compute as connectome_module
     from wiring.connectome import compute_connectome_to_store
 
     monkeypatch.setattr(connectome_module, "_APPEND_CHUNK", chunk)  # 4099: many aligned flushes
@@ -384,7 +385,7 @@ def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, m
 
 def test_streaming_writer_failure_leaves_nothing(tiny_model, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A failing write (e.g. a full disk) surfaces as the error and leaves no store behind."""
-    from wiring import connectome as connectome_module
+    from wiring.connectome import compute as connectome_module
     from wiring.connectome import compute_connectome_to_store
 
     def broken(self, block):  # type: ignore[no-untyped-def]
@@ -429,7 +430,19 @@ def test_lazy_store_reports_a_damaged_chunk_when_read(tiny_model, tmp_path: Path
     chunk = next((path / "expected" / "data" / "c").iterdir())
     chunk.write_bytes(chunk.read_bytes()[:10])  # truncated
     store = open_connectome(path, lazy=True)
-    with pytest.raises(StoreValidationError, match="damaged"):
+    with pytest.raises(ConnectomeStoreError, match="damaged"):
         list(store.iter_blocks())
-    with pytest.raises(StoreValidationError, match="damaged"):
+    with pytest.raises(ConnectomeStoreError, match="damaged"):
         open_connectome(path)
+
+
+def test_connectome_store_errors_are_wiring_errors_that_old_handlers_still_catch(
+    tmp_path: Path,
+) -> None:
+    from wiring.errors import StoreFormatError, WiringError
+
+    with pytest.raises(ConnectomeStoreError) as info:
+        open_connectome(tmp_path)
+    assert isinstance(info.value, WiringError)
+    assert isinstance(info.value, StoreFormatError)
+    assert isinstance(info.value, StoreValidationError)  # what connectome stores raised before

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from wiring import dso as dso_module
-from wiring._engine import plan_blocks
-from wiring.dso import (
+from wiring.connectome import dso as dso_module
+from wiring.connectome._engine import plan_blocks
+from wiring.connectome.dso import (
     SupportsFactors,
     dso_factors,
     dso_linear_factors,

@@ -12,10 +12,10 @@ import scipy.sparse as sp
 
 from anatomy.grid import VoxelGrid
 from anatomy.model import Neurons, StructuralModel, VoxelMajorCounts
-from wiring.features import (
+from wiring.measurements import load_measurement_set, population
+from wiring.simulation import (
     FeatureBundle,
     PopulationPairs,
-    _extract,
     estimate_table,
     extract_factored,
     extract_feature_bundle,
@@ -23,7 +23,7 @@ from wiring.features import (
     feature_cache_key,
     open_feature_bundle,
 )
-from wiring.measurements import load_measurement_set, population
+from wiring.simulation.features import _extract
 
 
 def hand_model(seed: int = 0, n: int = 12, shape: tuple[int, int, int] = (2, 2, 5)) -> Any:
@@ -138,7 +138,7 @@ def test_tiny_model_tables_cover_population(tiny_model: Any) -> None:
 
 def test_factored_form_rows_equal_table(tiny_model: Any) -> None:
     mset = load_measurement_set("vpm-invivo")
-    from wiring.features import population_pairs
+    from wiring.simulation.features import population_pairs
 
     pops = population_pairs(tiny_model, mset)
     table = _extract(tiny_model, pops)
@@ -193,7 +193,7 @@ def test_cache_reuse_corruption_and_key(tmp_path: Path, tiny_model: Any) -> None
 
 
 def _extract_ref(model: Any, mset: Any) -> np.ndarray:
-    from wiring.features import population_pairs
+    from wiring.simulation.features import population_pairs
 
     return np.asarray(_extract(model, population_pairs(model, mset)).rows["log_pre"])
 

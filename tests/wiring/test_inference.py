@@ -32,9 +32,9 @@ from wiring.inference import (  # noqa: E402
     train_from_store,
     train_posterior,
 )
-from wiring.priors import PriorSpec, build_prior_spec, check_prior_spec  # noqa: E402
+from wiring.inference.priors import PriorSpec, build_prior_spec, check_prior_spec  # noqa: E402
 from wiring.rules.base import ParamSpec  # noqa: E402
-from wiring.simstore import SimulationStore, simulate_to_store  # noqa: E402
+from wiring.simulation.store import SimulationStore, simulate_to_store  # noqa: E402
 
 NAMES = ("theta_pre", "theta_post", "theta_postall")
 PARAMS = [ParamSpec(name=n, default=1.0, low=0.0, high=2.0) for n in NAMES]
@@ -201,7 +201,7 @@ def test_nan_rows_are_dropped_with_a_logged_count(
     theta, x = store.load()
     x = x[:400].copy()
     x[::4] = np.nan
-    with caplog.at_level("INFO", logger="wiring.inference"):
+    with caplog.at_level("INFO", logger="wiring.inference.npe"):
         post = train_posterior(theta[:400], x, store.prior_spec, max_epochs=1, **FAST)
     assert "dropping 100 of 400 simulations" in caplog.text
     assert post.manifest["training"]["n_dropped_invalid"] == 100

@@ -28,7 +28,7 @@ from wiring.measurements import (
     population,
     populations,
 )
-from wiring.selectors import Selector, parse_selector, select
+from wiring.measurements.selectors import Selector, parse_selector, select
 
 # -- helpers -----------------------------------------------------------------------------------
 

@@ -161,7 +161,7 @@ def test_bad_sections(tmp_path: Path) -> None:
 
 def test_analysis_results_are_sections(tmp_path: Path) -> None:
     from wiring.analysis import summarize_posterior
-    from wiring.priors import PriorSpec
+    from wiring.inference.priors import PriorSpec
 
     prior = PriorSpec(kind="uniform", names=("a", "b"), low=(0.0, 0.0), high=(2.0, 2.0))
     s = np.random.default_rng(0).normal(1.0, 0.1, size=(500, 2))

@@ -16,8 +16,8 @@ import pytest
 import zarr
 
 from wiring.errors import WiringWarning
-from wiring.priors import PriorSpec
-from wiring.simstore import SimulationStore, StoreFormatError, simulate_to_store
+from wiring.inference.priors import PriorSpec
+from wiring.simulation.store import SimulationStore, StoreFormatError, simulate_to_store
 
 torch = pytest.importorskip("torch")
 

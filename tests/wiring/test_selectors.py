@@ -1,4 +1,4 @@
-"""Tests of wiring.selectors: parsing, canonical form, serialisation, selection and errors."""
+"""Tests of wiring.measurements.selectors: parsing, canonical form, serialisation, selection and errors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.grid import VoxelGrid
 from anatomy.model import Neurons, StructuralModel, VoxelMajorCounts
 from wiring.errors import SelectionError, WiringError
-from wiring.selectors import (
+from wiring.measurements.selectors import (
     CELL_TYPE_GROUPS,
     Selector,
     parse_selector,

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError
-from wiring.priors import PriorSpec
-from wiring.simstore import (
+from wiring.inference.priors import PriorSpec
+from wiring.simulation.store import (
     SimulationStore,
     StoreFormatError,
     chunk_rngs,
@@ -159,7 +159,7 @@ def test_resume_after_sigkill(tmp_path: Path, reference: SimulationStore) -> Non
         import importlib.util, sys
         spec = importlib.util.spec_from_file_location("t", {str(HERE)!r})
         t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
-        from wiring.simstore import simulate_to_store
+        from wiring.simulation.store import simulate_to_store
         simulate_to_store({str(path)!r}, t.slow_simulator, progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
@@ -349,10 +349,10 @@ def test_prior_rows_are_keyed_and_follow_the_prior() -> None:
 
 
 def test_real_simulator_store_does_not_depend_on_chunk_size(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from wiring.inference.priors import build_prior_spec
     from wiring.measurements import load_measurement_set
-    from wiring.priors import build_prior_spec
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     rule = get_rule("dso")
     mset = load_measurement_set("vpm-invivo")

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from wiring import _simkernels as kern
 from wiring.errors import InvalidParameterError, MeasurementError, ShapeMismatchError
-from wiring.features import FeatureBundle
 from wiring.measurements import load_measurement_set, population
 from wiring.pairs import PairTable
 from wiring.rules.base import ParamSpec
 from wiring.rules.dso import DSO
-from wiring.simulator import Simulator
+from wiring.simulation import _kernels as kern
+from wiring.simulation.features import FeatureBundle
+from wiring.simulation.simulator import Simulator
 
 MSET = load_measurement_set("vpm-invivo")
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from wiring.connectome import compute_connectome
-from wiring.dso import dso_factors
+from wiring.connectome.dso import dso_factors
+from wiring.connectome.sonata import SONATA_FILES, export_sonata
 from wiring.errors import OutputExistsError, StoreMismatchError
 from wiring.rules.dso import DSO
-from wiring.sonata import SONATA_FILES, export_sonata
 
 libsonata = pytest.importorskip("libsonata")
 

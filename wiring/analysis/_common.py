@@ -1,7 +1,7 @@
 """Shared pieces of the analysis modules: duck-typed protocols, prior helpers and seeding.
 
-The analysis layer consumes :class:`wiring.inference.Posterior`, :class:`wiring.priors.PriorSpec`
-and :class:`wiring.simulator.Simulator` through the small protocols below, so that tests (and
+The analysis layer consumes :class:`wiring.inference.Posterior`, :class:`wiring.inference.priors.PriorSpec`
+and :class:`wiring.simulation.simulator.Simulator` through the small protocols below, so that tests (and
 notebook users) can pass light stand-ins with the same methods.
 """
 
@@ -53,7 +53,7 @@ class PosteriorLike(Protocol):
 
 @runtime_checkable
 class SimulatorLike(Protocol):
-    """What the analysis needs from a simulator (see :class:`wiring.simulator.Simulator`)."""
+    """What the analysis needs from a simulator (see :class:`wiring.simulation.simulator.Simulator`)."""
 
     @property
     def names(self) -> Sequence[str]:

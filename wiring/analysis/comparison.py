@@ -89,7 +89,7 @@ Trainer = Callable[..., Any]
 
 
 def _default_trainer() -> Trainer:
-    from wiring.inference import train_posterior
+    from wiring.inference.npe import train_posterior
 
     return train_posterior  # type: ignore[no-any-return]
 
@@ -114,7 +114,7 @@ def fit_rule(
     simulator
         ``simulator(theta, rng=) -> x`` for this rule.
     prior_spec
-        :class:`wiring.priors.PriorSpec` (or compatible).
+        :class:`wiring.inference.priors.PriorSpec` (or compatible).
     n_sims
         Training simulations.
     seed

@@ -2,12 +2,12 @@
 
 For each type pair (a, b) of the model the eligible pairs are all (pre of type a, post of type
 b) with pre != post, in every region; at most ``max_pairs`` of them are drawn (seeded, without
-replacement) per type pair. Their shared-voxel rows (the same features as :mod:`wiring.features`:
+replacement) per type pair. Their shared-voxel rows (the same features as :mod:`wiring.simulation.features`:
 log pre, log post, log postAll and depth per shared voxel) are gathered from neuron-major copies
 of the pre/post counts, so the cost grows with the sampled pairs, not with the size of the type
 populations; one presynaptic type is held in memory at a time. For every posterior
 sample θ the expected connection probability of the type pair is the mean over its pairs of
-``1 - exp(-lambda_ij(θ))``, computed by :meth:`wiring.simulator.Simulator.expected` (compiled
+``1 - exp(-lambda_ij(θ))``, computed by :meth:`wiring.simulation.simulator.Simulator.expected` (compiled
 for log-linear rules; :func:`connection_probability` is the plain-numpy equivalent), i.e. what
 the connectome engine gives for that θ. The subsample's standard error is at most ``0.5 / sqrt(max_pairs)`` (0.011
 for the default 2,000 pairs), well below the posterior spread of typical predictions; it is
@@ -144,7 +144,7 @@ def _check_types(types: Sequence[str], what: str) -> tuple[str, ...]:
 def _coverage(model: StructuralModel, measurement_set: Any, pre_types: Sequence[str],
               post_types: Sequence[str]) -> list[list[list[str]]]:
     """Ids of the measurements whose population contains type pair (a, b), per (a, b)."""
-    from wiring.selectors import select
+    from wiring.measurements.selectors import select
 
     cov: list[list[list[str]]] = [[[] for _ in post_types] for _ in pre_types]
     if measurement_set is None:
@@ -201,7 +201,7 @@ class _PairTableBuilder:
 
 @dataclass(frozen=True)
 class _TypePairs:
-    """The measurement-set stand-in :class:`wiring.simulator.Simulator` needs: names only."""
+    """The measurement-set stand-in :class:`wiring.simulation.simulator.Simulator` needs: names only."""
 
     names: tuple[str, ...]
     measurements: tuple[Any, ...] = ()
@@ -210,7 +210,7 @@ class _TypePairs:
 def _expected(rule: WiringRule, tables: Sequence[PairTable], theta: FloatArray) -> FloatArray:
     """Mean of ``1 - exp(-lambda)`` over each table's pairs, (B, len(tables)), through the
     simulator's exact-mean path (its compiled kernel for log-linear rules)."""
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     sim = Simulator(list(tables), rule, _TypePairs(tuple(f"t{k}" for k in range(len(tables)))),
                     n_pairs=1)

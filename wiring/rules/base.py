@@ -15,9 +15,9 @@ per-voxel rate can depend on, e.g., the intersomatic distance.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -28,9 +28,14 @@ from wiring.errors import InvalidParameterError, ShapeMismatchError
 __all__ = [
     "PAIR_FEATURES",
     "VOXEL_FEATURES",
+    "ElementwiseFn",
     "Level",
+    "LogLinearForm",
     "ParamSpec",
+    "SupportsFactors",
+    "SupportsLogLinear",
     "SynapseModel",
+    "VoxelFactors",
     "WiringRule",
     "check_theta",
     "check_theta_in_domain",
@@ -199,3 +204,55 @@ def theta_columns(theta: FloatArray, *, trailing: int = 1) -> list[FloatArray]:
     """Split (B, d) ``theta`` into d arrays of shape (B, 1, ...) for broadcasting against rows."""
     shape = (theta.shape[0],) + (1,) * trailing
     return [theta[:, k].reshape(shape) for k in range(theta.shape[1])]
+
+
+# --------------------------------------------------------------------------------------------
+# optional capabilities: a rule that implements one runs on a faster path with the same numbers
+# --------------------------------------------------------------------------------------------
+#: (feature names (K,), coefficients (B, K), offsets (B,)):
+#: ``log rate = Σ_k coef[b, k] · features[names[k]] + offset[b]`` per row.
+LogLinearForm = tuple[tuple[str, ...], FloatArray, FloatArray]
+
+
+@runtime_checkable
+class SupportsLogLinear(Protocol):
+    """Optional rule capability: the per-row log rate is linear in the row features.
+
+    ``log_linear(theta)`` takes (B, d) θ inside the domain and returns
+    ``(names, coef (B, K), offset (B,))`` such that the rate of a row with features ``f`` is
+    ``exp(Σ_k coef[b, k] f[names[k]] + offset[b])`` (``offset = -inf`` for a zero rate,
+    ``+inf`` for an infinite one). Rules that provide it run in the compiled simulator kernel.
+    """
+
+    def log_linear(self, theta: FloatArray) -> LogLinearForm:
+        """The log-linear form of the rate for every θ row."""
+        ...
+
+
+ElementwiseFn = Callable[[FloatArray], FloatArray]
+
+class VoxelFactors(NamedTuple):
+    """Elementwise factors of a voxel rate: ``rate = pre(pre_ik) * post(post_jk) * voxel(postAll_k)``.
+
+    Each is applied to positive counts only (stored nonzeros), as float64 arrays of any shape.
+    """
+
+    pre: ElementwiseFn
+    post: ElementwiseFn
+    voxel: ElementwiseFn
+
+
+@runtime_checkable
+class SupportsFactors(Protocol):
+    """Optional capability of a voxel-level rule whose rate factorizes over pre, post and voxel.
+
+    ``factors(theta)`` takes one parameter vector, shape (d,), and returns :class:`VoxelFactors`
+    such that ``rule.rate`` on a row equals ``pre(pre) * post(post) * voxel(postAll)`` of the
+    row's counts (``pre = exp(log_pre)``, ...). The connectome engine then uses one sparse
+    product per block instead of per-row evaluation (see :mod:`wiring.connectome.dso`). A rule that
+    implements it must still implement ``rate``; :func:`dso_factors` is the ``dso`` case.
+    """
+
+    def factors(self, theta: FloatArray) -> VoxelFactors:
+        """Elementwise factors of the rate for one parameter vector (d,)."""
+        ...

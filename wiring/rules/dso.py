@@ -31,17 +31,41 @@ Connection probabilities of this rule differ from that code there, by design.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from wiring._typing import FloatArray
-from wiring.rules.base import Level, ParamSpec, SynapseModel
+from wiring.rules.base import Level, LogLinearForm, ParamSpec, SynapseModel, VoxelFactors
 
-if TYPE_CHECKING:
-    from wiring.dso import VoxelFactors
+__all__ = ["DSO", "dso_factors"]
 
-__all__ = ["DSO"]
+
+def dso_factors(theta: npt.ArrayLike) -> VoxelFactors:
+    """Factors of the ``dso`` rate ``pre^a * post^b / postAll^c`` for ``theta = (a, b, c)``.
+
+    A ``dso``-like rule implements :class:`~wiring.rules.base.SupportsFactors` as
+    ``def factors(self, theta): return dso_factors(theta)``.
+
+    Examples
+    --------
+    >>> f = dso_factors([1.0, 2.0, 1.0])
+    >>> float(f.pre(np.array(2.0)) * f.post(np.array(3.0)) * f.voxel(np.array(12.0)))
+    1.5
+    """
+    a, b, c = (float(v) for v in np.asarray(theta, dtype=np.float64).reshape(-1))
+
+    def pre(x: FloatArray) -> FloatArray:
+        return np.power(x, a)
+
+    def post(x: FloatArray) -> FloatArray:
+        return np.power(x, b)
+
+    def voxel(x: FloatArray) -> FloatArray:
+        return np.power(x, -c)
+
+    return VoxelFactors(pre, post, voxel)
 
 
 class DSO:
@@ -114,8 +138,15 @@ class DSO:
         """The rate as a product of pre, post and voxel factors, for one θ of shape (3,).
 
         Lets the connectome engine use one sparse product per block of neurons
-        (:class:`wiring.dso.SupportsFactors`) instead of evaluating every pair-voxel row.
+        (:class:`wiring.rules.base.SupportsFactors`) instead of evaluating every pair-voxel row.
         """
-        from wiring.dso import dso_factors
-
         return dso_factors(theta)
+
+    def log_linear(self, theta: FloatArray) -> LogLinearForm:
+        """The log rate is linear in the features: ``a·log_pre + b·log_post − c·log_post_all``.
+
+        Lets the simulator use its compiled kernel (:class:`wiring.rules.base.SupportsLogLinear`).
+        """
+        th = theta
+        return (("log_pre", "log_post", "log_post_all"),
+                np.stack([th[:, 0], th[:, 1], -th[:, 2]], axis=1), np.zeros(len(th)))

@@ -17,20 +17,41 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
+import numpy.typing as npt
 
 from wiring._typing import FloatArray
-from wiring.rules.base import Level, ParamSpec, SynapseModel
+from wiring.rules.base import Level, LogLinearForm, ParamSpec, SynapseModel, VoxelFactors
 
-if TYPE_CHECKING:
-    from wiring.dso import VoxelFactors
-
-__all__ = ["DSOLinear"]
+__all__ = ["DSOLinear", "dso_linear_factors"]
 
 #: θ_postAll divides: its domain starts at the smallest positive normal float, not at 0.
 _TINY = sys.float_info.min
+
+
+def dso_linear_factors(theta: npt.ArrayLike) -> VoxelFactors:
+    """Factors of the ``dso_linear`` rate ``(a·pre) · (b·post) / (c·postAll)``, ``theta = (a, b, c)``.
+
+    Examples
+    --------
+    >>> f = dso_linear_factors([2.0, 1.0, 4.0])
+    >>> float(f.pre(np.array(2.0)) * f.post(np.array(3.0)) * f.voxel(np.array(12.0)))
+    0.25
+    """
+    a, b, c = (float(v) for v in np.asarray(theta, dtype=np.float64).reshape(-1))
+
+    def pre(x: FloatArray) -> FloatArray:
+        return a * x
+
+    def post(x: FloatArray) -> FloatArray:
+        return b * x
+
+    def voxel(x: FloatArray) -> FloatArray:
+        return 1.0 / (c * x)
+
+    return VoxelFactors(pre, post, voxel)
 
 
 class DSOLinear:
@@ -104,8 +125,17 @@ class DSOLinear:
         """The rate as a product of pre, post and voxel factors, for one θ of shape (3,).
 
         Lets the connectome engine use one sparse product per block of neurons
-        (:class:`wiring.dso.SupportsFactors`) instead of evaluating every pair-voxel row.
+        (:class:`wiring.rules.base.SupportsFactors`) instead of evaluating every pair-voxel row.
         """
-        from wiring.dso import dso_linear_factors
-
         return dso_linear_factors(theta)
+
+    def log_linear(self, theta: FloatArray) -> LogLinearForm:
+        """The log rate is linear in the features, with offset ``log a + log b − log c``.
+
+        Lets the simulator use its compiled kernel (:class:`wiring.rules.base.SupportsLogLinear`).
+        """
+        th = theta
+        with np.errstate(divide="ignore"):
+            off = np.log(th[:, 0]) + np.log(th[:, 1]) - np.log(th[:, 2])
+        return (("log_pre", "log_post", "log_post_all"), np.ones((len(th), 3)) * [1.0, 1.0, -1.0],
+                off)

@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from wiring._typing import FloatArray
-from wiring.rules.base import Level, ParamSpec, SynapseModel
+from wiring.rules.base import Level, LogLinearForm, ParamSpec, SynapseModel
 
 __all__ = ["PetersSynapse"]
 
@@ -69,3 +69,13 @@ class PetersSynapse:
             np.broadcast_to(per_voxel, np.broadcast_shapes(np.shape(p), features["log_pre"].shape)),
             dtype=np.float64,
         ).copy()
+
+    def log_linear(self, theta: FloatArray) -> LogLinearForm:
+        """The log rate is the constant ``log(−log(1 − θ))`` per row (no feature).
+
+        Lets the simulator use its compiled kernel (:class:`wiring.rules.base.SupportsLogLinear`).
+        """
+        th = theta
+        with np.errstate(divide="ignore"):
+            off = np.log(-np.log1p(-th[:, 0]))
+        return ((), np.zeros((len(th), 0)), off)

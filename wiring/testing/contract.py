@@ -27,14 +27,23 @@ import pytest
 from hypothesis import given, settings
 
 from wiring._typing import FloatArray
-from wiring.pairs import PairTable, pair_rate
-from wiring.rules.base import WiringRule
+from wiring.pairs import PairTable, pair_rate, rule_features
+from wiring.rules.base import (
+    SupportsFactors,
+    SupportsLogLinear,
+    WiringRule,
+    in_domain,
+    theta_columns,
+)
 from wiring.rules.registry import check_rule, get_rule
 from wiring.testing import selfcheck
 from wiring.testing.strategies import pair_tables
 from wiring.testing.tables import make_pair_table
 
-__all__ = ["RuleContractTests"]
+__all__ = [
+    "RuleContractTests",
+    "capability_mismatches",
+]
 
 
 class RuleContractTests:
@@ -74,6 +83,13 @@ class RuleContractTests:
     def thetas(self, rule_instance: WiringRule) -> FloatArray:
         """Defaults, both corners of the plausible box, and ``n_theta`` draws inside it."""
         return selfcheck.plausible_thetas(rule_instance, self.n_theta, seed=self.seed)
+
+    def test_declared_capabilities_match_rate(
+        self, rule_instance: WiringRule, table: PairTable, thetas: FloatArray
+    ) -> None:
+        """Each capability the rule declares (log-linear form, voxel factors) reproduces ``rate``."""
+        problems = capability_mismatches(rule_instance, table, thetas)
+        assert not problems, "; ".join(problems)
 
     def test_contract(self, rule_instance: WiringRule) -> None:
         check_rule(rule_instance)
@@ -140,3 +156,49 @@ class RuleContractTests:
             assert (lam[:, np.diff(table.indptr) == 0] == 0).all(), "no overlap must mean rate 0"
 
         holds()
+
+
+def capability_mismatches(rule: WiringRule, table: PairTable, thetas: FloatArray) -> list[str]:
+    """What a rule's declared capabilities get wrong against its ``rate`` on ``table``.
+
+    :class:`~wiring.rules.base.SupportsLogLinear`: ``exp(offset + Σ_k coef_k · feature_k)`` per
+    row; :class:`~wiring.rules.base.SupportsFactors`: ``pre(pre) · post(post) · voxel(postAll)``
+    of the row's counts. Both must equal ``rate`` to a relative 1e-9 for every θ in the domain.
+    Capabilities apply to voxel-level rules only; a pair-level rule declaring one is reported.
+    """
+    declared = [
+        name
+        for name, proto in (("log_linear", SupportsLogLinear), ("factors", SupportsFactors))
+        if isinstance(rule, proto)
+    ]
+    if not declared:
+        return []
+    if rule.level != "voxel":
+        return [f"{', '.join(declared)} declared by a pair-level rule (voxel-level rules only)"]
+    th = np.asarray(thetas, dtype=np.float64)
+    th = th[in_domain(rule, th)]
+    feats = rule_features(rule, table)
+    want = np.broadcast_to(
+        np.asarray(rule.rate(feats, theta_columns(th)), np.float64), (len(th), len(table.voxel))
+    )
+    problems = []
+    if isinstance(rule, SupportsLogLinear):
+        names, coef, off = rule.log_linear(th)
+        lin = np.asarray(off, np.float64)[:, None] + sum(
+            (np.asarray(coef, np.float64)[:, k : k + 1] * feats[n][None, :] for k, n in enumerate(names)),
+            np.zeros(want.shape),
+        )
+        with np.errstate(over="ignore"):
+            got = np.exp(lin)
+        if not np.allclose(got, want, rtol=1e-9, atol=0.0, equal_nan=True):
+            problems.append("log_linear(theta) does not reproduce rate()")
+    if isinstance(rule, SupportsFactors):
+        counts = [np.exp(feats[n]) for n in ("log_pre", "log_post", "log_post_all")]
+        for b, theta in enumerate(th):
+            f = rule.factors(theta)
+            with np.errstate(over="ignore", divide="ignore"):
+                got = f.pre(counts[0]) * f.post(counts[1]) * f.voxel(counts[2])
+            if not np.allclose(got, want[b], rtol=1e-9, atol=0.0, equal_nan=True):
+                problems.append(f"factors(theta) does not reproduce rate() at theta={theta.tolist()}")
+                break
+    return problems

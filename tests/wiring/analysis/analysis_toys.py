@@ -1,5 +1,5 @@
 """Analytic toy problems for the analysis tests: exact posteriors with the Posterior and
-Simulator interfaces of :mod:`wiring.inference` and :mod:`wiring.simulator`."""
+Simulator interfaces of :mod:`wiring.inference` and :mod:`wiring.simulation.simulator`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from wiring.priors import PriorSpec
+from wiring.inference.priors import PriorSpec
 
 
 @dataclass
@@ -110,7 +110,7 @@ class BinomialToy:
 class BinomialRule:
     """A one-parameter 'rule' for m binomial measurements: P_j(θ) = clip(f_j(θ)), with
     ``f_j(θ) = θ`` (a correct model of :class:`BinomialToy` data) or a constant (a wrong one).
-    Has ``expected`` and ``n_sample`` like :class:`wiring.simulator.Simulator`."""
+    Has ``expected`` and ``n_sample`` like :class:`wiring.simulation.simulator.Simulator`."""
 
     n_pairs: tuple[int, ...]
     constant: float | None = None

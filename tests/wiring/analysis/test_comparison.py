@@ -13,7 +13,7 @@ from analysis_toys import BinomialRule, BinomialToy
 
 from wiring.analysis import RuleFit, compare_rules, fit_rule
 from wiring.errors import InvalidParameterError, WiringError
-from wiring.priors import PriorSpec
+from wiring.inference.priors import PriorSpec
 
 N_PAIRS = (60, 80, 100, 50)
 X_O = np.array([0.25, 0.3, 0.27, 0.34])
@@ -135,11 +135,11 @@ def test_held_out_with_too_few_effective_samples_does_not_count() -> None:
 
 
 def test_with_real_simulators(tiny_model: Any) -> None:
-    """The plumbing with wiring.simulator.Simulator (n_sample, expected) on the tiny model."""
+    """The plumbing with wiring.simulation.simulator.Simulator (n_sample, expected) on the tiny model."""
+    from wiring.inference.priors import build_prior_spec
     from wiring.measurements import load_measurement_set
-    from wiring.priors import build_prior_spec
     from wiring.rules.registry import get_rule
-    from wiring.simulator import Simulator
+    from wiring.simulation.simulator import Simulator
 
     class PriorDraws:
         def __init__(self, spec: Any) -> None:

@@ -12,7 +12,7 @@ from scipy.stats import chi2
 from wiring.analysis import partial_correlation, summarize_posterior
 from wiring.analysis.summary import hpd_level
 from wiring.errors import InvalidParameterError, ShapeMismatchError
-from wiring.priors import PriorSpec
+from wiring.inference.priors import PriorSpec
 
 NAMES = ("theta_pre", "theta_post", "theta_postall")
 PRIOR = PriorSpec(kind="gaussian", names=NAMES, loc=(1.0, 1.0, 1.0), scale=(0.3, 0.3, 0.3))

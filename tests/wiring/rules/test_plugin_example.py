@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from wiring.pairs import pair_rate
-from wiring.rules.registry import get_rule, list_rules, refresh_rules, rule_provenance
+from wiring.rules.registry import get_rule, list_rules, rule_provenance
 from wiring.testing import RuleContractTests, make_pair_table
 
 _INSTALL = "pip install --no-deps -e examples/plugin-distance-rule"
@@ -26,11 +26,6 @@ except ImportError:  # pragma: no cover - depends on the environment
             f"the example plugin is not installed, but CI must test it: run `{_INSTALL}`"
         ) from None
     pytest.skip(f"example plugin not installed; run `{_INSTALL}`", allow_module_level=True)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry() -> None:
-    refresh_rules()
 
 
 class TestDSODistance(RuleContractTests):

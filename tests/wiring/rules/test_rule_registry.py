@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -91,21 +91,10 @@ def fake_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def plugins(monkeypatch: pytest.MonkeyPatch, fake_site: Path) -> Iterator[Path]:
-    """The fake distributions on sys.path, with a fresh registry before and after."""
-    monkeypatch.syspath_prepend(str(fake_site))
-    refresh_rules()
-    yield fake_site
-    refresh_rules()
-    for mod in ("fake_rules_pkg", "other_rules_pkg", "boom_rules_pkg"):
-        sys.modules.pop(mod, None)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_registry() -> Iterator[None]:
-    refresh_rules()
-    yield
-    refresh_rules()
+def plugins(rule_plugins: Callable[..., None], fake_site: Path) -> Path:
+    """The fake distributions on sys.path (the registry is refreshed around every test)."""
+    rule_plugins(site=fake_site, modules=["fake_rules_pkg", "other_rules_pkg", "boom_rules_pkg"])
+    return fake_site
 
 
 # -- built-ins ----------------------------------------------------------------------------------

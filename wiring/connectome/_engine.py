@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from anatomy.catalogue import CELL_TYPES
 from anatomy.model import StructuralModel, VoxelMajorCounts
 from wiring._typing import FloatArray, IntArray
-from wiring.dso import (
+from wiring.connectome.dso import (
     VoxelFactors,
     expected_row_synapses,
     factorized_draw_block,

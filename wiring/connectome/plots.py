@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from wiring.connectome import DepthDensity, TypeProbability
+    from wiring.connectome.summaries import DepthDensity, TypeProbability
 
 __all__ = ["plot_synapse_density", "plot_type_probability"]
 

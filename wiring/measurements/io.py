@@ -42,18 +42,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wiring.errors import MeasurementError, OutputExistsError, SelectionError
+from wiring.errors import FieldProblem, MeasurementError, OutputExistsError, SelectionError
 
 logger = logging.getLogger("wiring.measurements")
 
 if TYPE_CHECKING:
-    from anatomy.model import StructuralModel
-    from wiring.measurements import Measurement, MeasurementSet
-    from wiring.selectors import Selector
+    from wiring.measurements.selectors import Selector
 
 __all__ = [
     "DOI_PATTERN",
-    "IMPORT_PROTOCOLS",
     "MEASUREMENT_FIELDS",
     "OPTIONAL_FIELDS",
     "REQUIRED_FIELDS",
@@ -61,17 +58,12 @@ __all__ = [
     "FieldProblem",
     "RawRecord",
     "RawSet",
-    "clean_doi",
     "convert_text",
-    "describe_import",
     "is_int",
     "is_real",
-    "measurement_from_values",
     "read_csv",
     "read_toml",
     "selector_of",
-    "set_from_model",
-    "set_from_raw",
     "write_csv",
     "write_text_atomic",
     "write_toml",
@@ -83,7 +75,7 @@ SCHEMA_VERSION = 1
 #: Every field of a measurement record, in file order, with a one-line meaning.
 MEASUREMENT_FIELDS: dict[str, str] = {
     "id": "unique identifier within the set (no whitespace)",
-    "pre": "presynaptic population: selector text or table (see wiring.selectors)",
+    "pre": "presynaptic population: selector text or table (see wiring.measurements.selectors)",
     "post": "postsynaptic population: selector text or table",
     "probability": "measured connection probability, a number in [0, 1]",
     "n_pairs": "number of pairs tested, an integer > 0",
@@ -344,15 +336,6 @@ def _csv_cell(value: Any) -> str:
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
 
 
-class FieldProblem(MeasurementError):
-    """A bad value of one field; loaders re-raise it with the file and row."""
-
-    def __init__(self, owner: str, field_name: str, detail: str) -> None:
-        super().__init__(f"{owner}, field {field_name!r}: {detail}")
-        self.field_name = field_name
-        self.detail = detail
-
-
 def is_real(value: Any) -> bool:
     """Whether ``value`` is a real number (Python or numpy), not a bool."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
@@ -387,7 +370,7 @@ def convert_text(name: str, text: str) -> Any:
 
 def selector_of(name: str, value: Any) -> Selector:
     """The selector of a ``pre``/``post`` value (text or table); raises FieldProblem."""
-    from wiring.selectors import Selector, parse_selector
+    from wiring.measurements.selectors import Selector, parse_selector
 
     try:
         if isinstance(value, str):
@@ -399,186 +382,3 @@ def selector_of(name: str, value: Any) -> Selector:
     raise FieldProblem(
         "record", name, f"must be selector text or a table, got {value!r} ({type(value).__name__})"
     )
-
-
-def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Measurement:
-    """A validated Measurement from one record; raises FieldProblem naming the field."""
-    from wiring.measurements import Citation, Measurement
-
-    for key in values:
-        if key not in MEASUREMENT_FIELDS:
-            hint = get_close_matches(str(key), list(MEASUREMENT_FIELDS), n=1)
-            raise FieldProblem(
-                "record", str(key),
-                f"unknown field; known fields are {', '.join(MEASUREMENT_FIELDS)}."
-                + (f" Did you mean {hint[0]!r}?" if hint else ""),
-            )
-    for key in REQUIRED_FIELDS:
-        if key not in values or (textual and values[key] == "" and key != "doi"):
-            raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
-    v = {**OPTIONAL_FIELDS, **values}
-    if textual:
-        v = {k: convert_text(k, x) for k, x in v.items()}
-    citation = Citation(
-        authors=v["authors"], year=v["year"], doi=v["doi"], title=v["title"],
-        journal=v["journal"],
-    )
-    return Measurement(
-        id=v["id"],
-        pre=selector_of("pre", v["pre"]),
-        post=selector_of("post", v["post"]),
-        probability=v["probability"],
-        n_pairs=v["n_pairs"],
-        protocol=v["protocol"],
-        species=v["species"],
-        citation=citation,
-        description=v["description"],
-        eligibility=v["eligibility"],
-    )
-
-
-def set_from_raw(raw: RawSet, *, source: str) -> MeasurementSet:
-    """Validated MeasurementSet from a file's raw records; errors name file, row and field."""
-    from wiring.measurements import MeasurementSet
-
-    measurements: list[Measurement] = []
-    first_row: dict[str, str] = {}
-    for rec in raw.records:
-        try:
-            m = measurement_from_values(rec.values, textual=rec.textual)
-        except FieldProblem as err:
-            raise MeasurementError(
-                f"{raw.path}: {rec.where}, field {err.field_name!r}: {err.detail}"
-            ) from None
-        if m.id in first_row:
-            raise MeasurementError(
-                f"{raw.path}: {rec.where}, field 'id': duplicate id {m.id!r} (first in "
-                f"{first_row[m.id]}); ids must be unique within a set"
-            )
-        first_row[m.id] = rec.where
-        measurements.append(m)
-    return MeasurementSet(
-        name=raw.name, measurements=tuple(measurements), source=source,
-        description=raw.description,
-    )
-
-
-# -- measurement sets defined by a model's source populations -----------------------------
-
-#: Protocol spellings accepted from imported sources, mapped to :data:`PROTOCOLS` values.
-IMPORT_PROTOCOLS: dict[str, str] = {
-    "invivo": "invivo",
-    "in vivo": "invivo",
-    "connection_probability_invivo": "invivo",
-    "slice": "slice",
-    "invitro": "slice",
-    "in vitro": "slice",
-    "connection_probability_invitro": "slice",
-}
-
-
-def clean_doi(doi: str) -> str:
-    """``doi`` without a ``doi:`` or resolver-URL prefix (as source records often write it)."""
-    doi = doi.strip()
-    for prefix in ("https://doi.org/", "http://doi.org/", "https://dx.doi.org/", "doi:", "DOI:"):
-        if doi.startswith(prefix):
-            doi = doi[len(prefix):].strip()
-    return doi
-
-
-def describe_import(a: Mapping[str, Any]) -> str:
-    """E.g. ``"VPM -> L4ss (septum only)"`` from the source record's fields."""
-    pre = a.get("pre_type") or a.get("pre_layer")
-    post = a.get("post_type") or a.get("post_layer")
-    if not pre and not post:
-        return ""
-    text = f"{pre or '?'} -> {post or '?'}"
-    if str(a.get("only_septum", "")).lower() == "yes":
-        text += " (septum only)"
-    return text
-
-
-def set_from_model(
-    model: StructuralModel, *, name: str | None, default_n_pairs: int | None
-) -> MeasurementSet:
-    """See :func:`wiring.measurements.measurement_set_from_model`."""
-    from wiring.measurements import PROTOCOLS, Citation, Measurement, MeasurementSet
-    from wiring.selectors import Selector
-
-    if not model.populations:
-        raise MeasurementError(
-            "the model has no source-defined populations (model.populations is empty); "
-            "only imported models (e.g. anatomy.io.consbi) define measurement populations"
-        )
-    ids = np.asarray(model.neurons.ids, dtype=np.int64)
-    out: list[Measurement] = []
-    for pname, pop in model.populations.items():
-        a = dict(pop.attrs)
-        if "probability" not in a:
-            logger.info("population %r has no 'probability' attribute: not a measurement", pname)
-            continue
-        where = f"model population {pname!r}"
-        n = a.get("n_pairs")
-        if n is None or (is_int(n) and int(n) <= 0):
-            if default_n_pairs is None:
-                raise MeasurementError(
-                    f"{where}: attrs['n_pairs'] = {n!r} (pairs tested unknown); pass "
-                    "default_n_pairs=... (the research code sampled 50 pairs)"
-                )
-            n = default_n_pairs
-        proto = IMPORT_PROTOCOLS.get(str(a.get("protocol", "")).strip().lower())
-        if proto is None:
-            raise MeasurementError(
-                f"{where}: attrs['protocol'] = {a.get('protocol')!r} is not a protocol; "
-                f"allowed are {', '.join(map(repr, PROTOCOLS))}"
-            )
-        for key in ("authors", "year"):
-            if key not in a:
-                raise MeasurementError(
-                    f"{where}: attrs lack {key!r}, needed for the citation of a measurement"
-                )
-        year = a["year"]
-        if isinstance(year, str) and year.strip().isdigit():
-            year = int(year.strip())
-        elif isinstance(year, float) and year.is_integer():
-            year = int(year)
-        doi = clean_doi(str(a.get("doi") or ""))
-        if doi and not DOI_PATTERN.match(doi):
-            logger.warning("%s: DOI %r is not a DOI; recorded in the description", where, doi)
-            a["description"] = f"{a.get('description') or ''} (source DOI field: {doi})".strip()
-            doi = ""
-        description = a.get("description") or describe_import(a)
-        try:
-            if pop.pre.size == 0 or pop.post.size == 0:
-                raise FieldProblem(where, "pre" if pop.pre.size == 0 else "post", "is empty")
-            m = Measurement(
-                id=str(pname),
-                pre=Selector(ids=tuple(int(i) for i in ids[pop.pre])),
-                post=Selector(ids=tuple(int(i) for i in ids[pop.post])),
-                probability=a["probability"],
-                n_pairs=n,
-                protocol=proto,  # type: ignore[arg-type]
-                species=a.get("species") or "unknown",
-                citation=Citation(
-                    authors=a["authors"], year=year, doi=doi,
-                    title=a.get("title") or "", journal=a.get("journal") or "",
-                ),
-                description=description,
-                eligibility="all",
-            )
-        except FieldProblem as err:
-            raise MeasurementError(
-                f"{where}, attrs[{err.field_name!r}]: {err.detail}"
-            ) from None
-        out.append(m)
-    if not out:
-        raise MeasurementError(
-            "none of the model's populations carries measurement attributes ('probability')"
-        )
-    label = name or str(model.attrs.get("name") or "imported")
-    return MeasurementSet(
-        name=label,
-        measurements=tuple(out),
-        source=f"model:{model.attrs.get('source', model.attrs.get('content_hash', ''))}",
-    )
-

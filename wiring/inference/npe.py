@@ -2,7 +2,7 @@
 
 This is the only module of the package that imports ``sbi``.
 
-- :func:`build_prior` turns a :class:`wiring.priors.PriorSpec` into an sbi-compatible torch
+- :func:`build_prior` turns a :class:`wiring.inference.priors.PriorSpec` into an sbi-compatible torch
   distribution (``BoxUniform`` or ``MultivariateNormal``).
 - :func:`train_posterior` fits an sbi density estimator (neural spline flow by default, as in
   Boelts et al. 2023) to (θ, x) pairs and returns a :class:`Posterior`. The estimator and the
@@ -51,21 +51,25 @@ import numpy.typing as npt
 
 from anatomy.atomic import move_into_place
 from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
+from wiring._json import json_native
 from wiring._seal import changed_fields, decode_seal, encode_seal, field_digests
 from wiring._typing import FloatArray
 from wiring.errors import (
     InvalidParameterError,
     OutputExistsError,
+    PosteriorFileError,
     PosteriorMismatchError,
     ShapeMismatchError,
-    WiringError,
+    TrainingDataError,
     WiringWarning,
 )
-from wiring.priors import PriorSpec
+from wiring.inference.priors import PriorSpec
 
 __all__ = [
     "ESTIMATORS",
     "MANIFEST_VERSION",
+    "SEAL_KEY",
+    "SUPPORTED_MANIFEST_VERSIONS",
     "Posterior",
     "PosteriorFileError",
     "TrainingDataError",
@@ -91,14 +95,6 @@ _FORMAT = "wiring-posterior"
 _WEIGHTS = "weights.pt"
 _MANIFEST = "manifest.json"
 _VERSIONED = ("wiring-sbi", "sbi", "torch", "numpy", "zarr", "nflows", "zuko", "pyknos")
-
-
-class PosteriorFileError(WiringError, ValueError):
-    """A posterior directory is missing, malformed, or its weights were modified."""
-
-
-class TrainingDataError(WiringError, ValueError):
-    """The training data are empty, all invalid, or inconsistent with the prior."""
 
 
 @contextlib.contextmanager
@@ -507,11 +503,11 @@ def train_posterior(
     }
     meta.pop("measurement_names", None)
     manifest.update(meta)
-    return Posterior(net, _jsonable(manifest))
+    return Posterior(net, json_native(manifest, what="manifest entry"))
 
 
 def train_from_store(store: Any, **kwargs: Any) -> Posterior:
-    """Train on the finished rows of a :class:`wiring.simstore.SimulationStore`.
+    """Train on the finished rows of a :class:`wiring.simulation.store.SimulationStore`.
 
     The arrays are loaded into memory (10^6 simulations × 10 columns are 80 MB). The manifest
     records the store's rule, measurements, hashes and its content hash. ``kwargs`` go to
@@ -535,20 +531,6 @@ def train_from_store(store: Any, **kwargs: Any) -> Posterior:
         **dict(kwargs.pop("metadata", None) or {}),
     }
     return train_posterior(theta, x, store.prior_spec, metadata=meta, **kwargs)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Round-trip through JSON (floats like inf become strings); a JSON-native copy."""
-    def default(o: Any) -> Any:
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.floating):
-            return float(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        raise TypeError(f"manifest entry {o!r} is not JSON-serializable")
-
-    return json.loads(json.dumps(obj, default=default))
 
 
 def save_posterior(posterior: Posterior, path: str | os.PathLike[str], *,

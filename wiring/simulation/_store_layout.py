@@ -1,7 +1,7 @@
-"""Layout and integrity of the simulation store (see :mod:`wiring.simstore`): schema
+"""Layout and integrity of the simulation store (see :mod:`wiring.simulation.store`): schema
 constants, the empty store, the per-field digest that seals its configuration attributes.
 
-Kept apart from :mod:`wiring.simstore` (which reads, fills and verifies stores) so that each
+Kept apart from :mod:`wiring.simulation.store` (which reads, fills and verifies stores) so that each
 module stays small.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from wiring._seal import field_digests
-from wiring.errors import WiringError
+from wiring.errors import StoreFormatError
 
 __all__ = [
     "CONFIG_FIELDS",
@@ -23,7 +23,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "SEALED_FIELDS",
     "SUPPORTED_SCHEMA_VERSIONS",
-    "StoreFormatError",
     "check_sealed",
     "chunk_fingerprint",
     "config_digest",
@@ -52,10 +51,6 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "seed",
     "streams",
 )
-
-
-class StoreFormatError(WiringError, ValueError):
-    """A path is not a readable simulation store (missing, incomplete or another schema)."""
 
 
 def chunk_fingerprint(seed: int, index: int) -> int:

@@ -44,8 +44,9 @@ from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.model import StructuralModel
 from anatomy.storeguard import remove_leftovers, store_lock
-from wiring._summaries import check_same_anatomy
-from wiring.connectome import Connectome, ConnectomeStore
+from wiring.connectome.compute import Connectome
+from wiring.connectome.store import ConnectomeStore
+from wiring.connectome.summaries import check_same_anatomy
 from wiring.errors import InvalidParameterError, OutputExistsError
 
 __all__ = ["SONATA_FILES", "export_sonata"]

@@ -58,19 +58,23 @@ import numpy.typing as npt
 
 from anatomy.atomic import move_into_place
 from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
-from wiring._simstore_layout import (
+from wiring._typing import FloatArray
+from wiring.errors import (
+    OutputExistsError,
+    ShapeMismatchError,
+    StoreFormatError,
+    StoreMismatchError,
+)
+from wiring.inference.priors import PriorSpec
+from wiring.simulation._store_layout import (
     CONFIG_FIELDS,
     FORMAT,
     SCHEMA_VERSION,
     SUPPORTED_SCHEMA_VERSIONS,
-    StoreFormatError,
     check_sealed,
     create_group,
     is_simulation_store,
 )
-from wiring._typing import FloatArray
-from wiring.errors import OutputExistsError, ShapeMismatchError, StoreMismatchError
-from wiring.priors import PriorSpec
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -101,7 +105,7 @@ _LEGACY_STREAMS = "chunk"
 class SupportsIndexedSimulation(Protocol):
     """A simulator whose row ``k`` uses the random stream of index ``start_index + k``.
 
-    :class:`wiring.simulator.Simulator` is one. Row-keyed stores need it: then the x of a row
+    :class:`wiring.simulation.simulator.Simulator` is one. Row-keyed stores need it: then the x of a row
     does not depend on which chunk (or batch) it was simulated in.
     """
 
@@ -157,7 +161,7 @@ def simulate_chunk_rows(
         if start is None or not isinstance(simulate_chunk, SupportsIndexedSimulation):
             raise InvalidParameterError(
                 "a row-keyed simulation store needs the rows' start index and a simulator with "
-                "simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); create "
+                "simulate(theta, seed=, start_index=) (e.g. wiring.simulation.simulator.Simulator); create "
                 "the store with streams='chunk' to use a plain callable(theta, rng)"
             )
         key_theta, key_x = row_keys(seed)
@@ -660,7 +664,7 @@ def simulate_to_store(
         A store made by :meth:`SimulationStore.create` (finished chunks are kept).
     simulate_chunk : callable
         For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
-        :class:`wiring.simulator.Simulator`; for ``streams="chunk"`` any
+        :class:`wiring.simulation.simulator.Simulator`; for ``streams="chunk"`` any
         ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
         processes; it is scattered to the workers once.
     client : distributed.Client, optional
@@ -700,7 +704,7 @@ def _fill(store: SimulationStore, simulate_chunk: SimulateChunk, *, client: Any,
 
         raise InvalidParameterError(
             f"{path} keys its random numbers per row and needs a simulator with "
-            f"simulate(theta, seed=, start_index=) (e.g. wiring.simulator.Simulator); a plain "
+            f"simulate(theta, seed=, start_index=) (e.g. wiring.simulation.simulator.Simulator); a plain "
             f"callable(theta, rng) needs a store created with streams='chunk'"
         )
     total_todo = sum(store.chunk_bounds(i)[1] - store.chunk_bounds(i)[0] for i in todo)

@@ -1,11 +1,11 @@
 """Paired-recording measurements, measurement sets, and experiment emulation (slices).
 
 A :class:`Measurement` is data: the pre- and postsynaptic populations as
-:class:`~wiring.selectors.Selector` values, the measured connection probability, the number of
+:class:`~wiring.measurements.selectors.Selector` values, the measured connection probability, the number of
 pairs tested, the protocol (``"invivo"`` or ``"slice"``), the species and the :class:`Citation`.
 A :class:`MeasurementSet` is an ordered, validated collection of them; its order is the order of
 the simulator's ``x`` and of ``x_o``. Sets load from TOML or CSV (:func:`load_measurement_set`,
-file layouts in :mod:`wiring._measurement_io`), and two literature sets ship with the package:
+file layouts in :mod:`wiring.measurements.io`), and two literature sets ship with the package:
 
 ``vpm-invivo``
     The seven in vivo measurements Boelts et al. 2023 inferred from: VPM neurons of the C2
@@ -46,25 +46,32 @@ from typing import Any, Literal
 
 import numpy as np
 
-from anatomy.model import StructuralModel
-from wiring import _measurement_io as mio
-from wiring._measurement_io import DOI_PATTERN, FieldProblem, is_int, is_real
 from wiring._typing import IntArray
-from wiring.errors import MeasurementError, SelectionError
-from wiring.selectors import Selector, select
+from wiring.errors import MeasurementError
+from wiring.measurements import io as mio
+from wiring.measurements.io import (
+    DOI_PATTERN,
+    MEASUREMENT_FIELDS,
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    FieldProblem,
+    RawSet,
+    convert_text,
+    is_int,
+    is_real,
+    selector_of,
+)
+from wiring.measurements.selectors import Selector
 
 __all__ = [
     "PROTOCOLS",
     "Citation",
     "Measurement",
     "MeasurementSet",
-    "Population",
-    "SliceConfig",
     "list_measurement_sets",
     "load_measurement_set",
-    "measurement_set_from_model",
-    "population",
-    "populations",
+    "measurement_from_values",
+    "set_from_raw",
 ]
 
 logger = logging.getLogger(__name__)
@@ -213,7 +220,7 @@ class Measurement:
             if not isinstance(getattr(self, side), Selector):
                 raise FieldProblem(
                     owner, side, f"must be a Selector, got {getattr(self, side)!r}; "
-                    "use wiring.selectors.parse_selector()"
+                    "use wiring.measurements.selectors.parse_selector()"
                 )
         p = self.probability
         if not is_real(p):
@@ -273,7 +280,7 @@ class Measurement:
         cit = flat.pop("citation", None)
         if isinstance(cit, Mapping):
             flat.update(cit)
-        return mio.measurement_from_values(flat, textual=False)
+        return measurement_from_values(flat, textual=False)
 
     def to_record(self) -> dict[str, Any]:
         """Flat record of the file formats (selectors as text, citation fields inline)."""
@@ -445,18 +452,18 @@ class MeasurementSet:
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> MeasurementSet:
         """Read and validate a TOML measurement set; errors name the file, table and field."""
-        return mio.set_from_raw(mio.read_toml(_existing(path)), source=str(path))
+        return set_from_raw(mio.read_toml(_existing(path)), source=str(path))
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike[str]) -> MeasurementSet:
         """Read and validate a CSV measurement set; errors name the file, row/line and field.
 
         Columns: a header row with the fields of
-        :data:`wiring._measurement_io.MEASUREMENT_FIELDS` (``id, pre, post, probability,
+        :data:`wiring.measurements.io.MEASUREMENT_FIELDS` (``id, pre, post, probability,
         n_pairs, protocol, species, authors, year, doi`` required; ``title, journal,
         description, eligibility`` optional). The set is named after the file stem.
         """
-        return mio.set_from_raw(mio.read_csv(_existing(path)), source=str(path))
+        return set_from_raw(mio.read_csv(_existing(path)), source=str(path))
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
@@ -511,7 +518,7 @@ def load_measurement_set(
     if isinstance(name_or_path, str) and text in builtins:
         with importlib.resources.as_file(builtins[text]) as path:
             raw = mio.read_toml(path)
-        return mio.set_from_raw(raw, source=f"builtin:{text}")
+        return set_from_raw(raw, source=f"builtin:{text}")
     path = Path(text)
     suffix = path.suffix.lower()
     if suffix == ".toml":
@@ -530,245 +537,64 @@ def load_measurement_set(
     )
 
 
-# -- populations and experiment emulation ----------------------------------------------------
+# -- records -> validated objects ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SliceConfig:
-    """How an in vitro slice restricts the pairs of a slice measurement.
+def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Measurement:
+    """A validated Measurement from one record; raises FieldProblem naming the field."""
 
-    The slab is cut perpendicular to the pia: its normal is the tangential ``axis`` (``"x"`` or
-    ``"y"`` of ``soma_um``), it is ``thickness_um`` thick and centred at ``center_um``, or, by
-    default, at the median soma coordinate along ``axis`` of the population's neurons (pre ∪
-    post) - a fixed slab through the middle of the recorded population, as when a slice is cut
-    through the barrel of interest. A pair (i, j) is eligible when both somata lie in the slab
-    (``|coord - center| <= thickness_um / 2``), their intersomatic distance is at most
-    ``max_distance_um`` (``math.inf`` for no limit) and i != j. ``distance="euclidean"``
-    (default) measures the 3-d distance; ``"lateral"`` only the tangential (x, y) offset, as
-    for vertically aligned interlaminar pairs (e.g. L4 -> L2/3).
-    """
-
-    thickness_um: float = 300.0
-    max_distance_um: float = 100.0
-    axis: Literal["x", "y"] = "x"
-    center_um: float | None = None
-    distance: Literal["euclidean", "lateral"] = "euclidean"
-
-    def __post_init__(self) -> None:
-        t = self.thickness_um
-        if not is_real(t) or not (math.isfinite(float(t)) and float(t) > 0):
-            raise MeasurementError(
-                f"SliceConfig.thickness_um must be a positive number of µm, got {t!r}"
+    for key in values:
+        if key not in MEASUREMENT_FIELDS:
+            hint = get_close_matches(str(key), list(MEASUREMENT_FIELDS), n=1)
+            raise FieldProblem(
+                "record", str(key),
+                f"unknown field; known fields are {', '.join(MEASUREMENT_FIELDS)}."
+                + (f" Did you mean {hint[0]!r}?" if hint else ""),
             )
-        d = self.max_distance_um
-        if not is_real(d) or math.isnan(float(d)) or float(d) <= 0:
-            raise MeasurementError(
-                f"SliceConfig.max_distance_um must be > 0 (math.inf for no limit), got {d!r}"
-            )
-        if self.axis not in ("x", "y"):
-            raise MeasurementError(
-                f"SliceConfig.axis must be 'x' or 'y' (the slab normal, tangential to the pia), "
-                f"got {self.axis!r}"
-            )
-        c = self.center_um
-        if c is not None and (not is_real(c) or not math.isfinite(float(c))):
-            raise MeasurementError(f"SliceConfig.center_um must be a finite number or None, got {c!r}")
-        if self.distance not in ("euclidean", "lateral"):
-            raise MeasurementError(
-                f"SliceConfig.distance must be 'euclidean' or 'lateral', got {self.distance!r}"
-            )
-        object.__setattr__(self, "thickness_um", float(t))
-        object.__setattr__(self, "max_distance_um", float(d))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-native dict (``max_distance_um`` may be ``inf``: written as ``None``)."""
-        return {
-            "thickness_um": self.thickness_um,
-            "max_distance_um": None if math.isinf(self.max_distance_um) else self.max_distance_um,
-            "axis": self.axis,
-            "center_um": self.center_um,
-            "distance": self.distance,
-        }
-
-
-def _readonly(a: IntArray) -> IntArray:
-    a = np.ascontiguousarray(a, dtype=np.int64)
-    a.setflags(write=False)
-    return a
-
-
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class Population:
-    """The neurons and eligible pairs of one measurement in one model.
-
-    Attributes
-    ----------
-    measurement_id
-        The measurement's id.
-    pre, post
-        Sorted model neuron indices the selectors select, int64.
-    pair_pre, pair_post
-        Every eligible pair (i, j), i != j, int64 of equal length, in row-major order (by
-        ``pre`` position, then ``post`` position). In vivo: the full product pre × post.
-    """
-
-    measurement_id: str
-    pre: IntArray
-    post: IntArray
-    pair_pre: IntArray
-    pair_post: IntArray
-
-    def __post_init__(self) -> None:
-        for name in ("pre", "post", "pair_pre", "pair_post"):
-            object.__setattr__(self, name, _readonly(getattr(self, name)))
-        if self.pair_pre.shape != self.pair_post.shape or self.pair_pre.ndim != 1:
-            raise MeasurementError(
-                f"population {self.measurement_id!r}: pair_pre {self.pair_pre.shape} and "
-                f"pair_post {self.pair_post.shape} must be 1-d of equal length"
-            )
-
-    @property
-    def n_eligible(self) -> int:
-        """Number of eligible pairs."""
-        return int(self.pair_pre.size)
-
-    def pairs(self) -> tuple[IntArray, IntArray]:
-        """``(pair_pre, pair_post)``: the eligible pairs as model neuron indices."""
-        return self.pair_pre, self.pair_post
-
-
-def _product_pairs(pre: IntArray, post: IntArray) -> tuple[IntArray, IntArray]:
-    pp = np.repeat(pre, post.size)
-    qq = np.tile(post, pre.size)
-    keep = pp != qq
-    return pp[keep], qq[keep]
-
-
-def _slice_pairs(
-    model: StructuralModel, pre: IntArray, post: IntArray, cfg: SliceConfig
-) -> tuple[IntArray, IntArray, float]:
-    from scipy.spatial import cKDTree
-
-    pos = np.asarray(model.neurons.soma_um, dtype=np.float64)
-    a = 0 if cfg.axis == "x" else 1
-    if cfg.center_um is None:
-        center = float(np.median(pos[np.union1d(pre, post), a]))
-    else:
-        center = float(cfg.center_um)
-    half = cfg.thickness_um / 2.0
-    in_slab = np.abs(pos[:, a] - center) <= half
-    pre_s, post_s = pre[in_slab[pre]], post[in_slab[post]]
-    if math.isinf(cfg.max_distance_um) or pre_s.size == 0 or post_s.size == 0:
-        pp, qq = _product_pairs(pre_s, post_s)
-        return pp, qq, center
-    dims = 3 if cfg.distance == "euclidean" else 2
-    # All (a, b) within the distance, zero distances included, as a structured array (i, j, v).
-    close = cKDTree(pos[pre_s, :dims]).sparse_distance_matrix(
-        cKDTree(pos[post_s, :dims]), cfg.max_distance_um, output_type="ndarray"
+    for key in REQUIRED_FIELDS:
+        if key not in values or (textual and values[key] == "" and key != "doi"):
+            raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
+    v = {**OPTIONAL_FIELDS, **values}
+    if textual:
+        v = {k: convert_text(k, x) for k, x in v.items()}
+    citation = Citation(
+        authors=v["authors"], year=v["year"], doi=v["doi"], title=v["title"],
+        journal=v["journal"],
     )
-    # Row-major order (by pre, then post) via one sort of the flat pair key.
-    key = np.sort(np.asarray(close["i"], np.int64) * post_s.size + np.asarray(close["j"], np.int64))
-    pp = pre_s[key // post_s.size]
-    qq = post_s[key % post_s.size]
-    keep = pp != qq
-    return pp[keep], qq[keep], center
-
-
-def population(
-    model: StructuralModel, measurement: Measurement, *, slice_config: SliceConfig | None = None
-) -> Population:
-    """The neurons and eligible pairs of ``measurement`` in ``model``.
-
-    Parameters
-    ----------
-    model
-        The structural model.
-    measurement
-        The measurement.
-    slice_config
-        Slice emulation for ``"slice"`` measurements (``None``: ``SliceConfig()``, a 300 µm slab
-        and 100 µm intersomatic distance). Ignored for in vivo measurements and for
-        ``eligibility="all"``.
-
-    Raises
-    ------
-    SelectionError
-        A selector is invalid for the model, selects nobody, or no pair is eligible.
-    """
-    try:
-        pre = select(model, measurement.pre)
-        post = select(model, measurement.post)
-    except SelectionError as err:
-        raise SelectionError(f"measurement {measurement.id!r}: {err}") from None
-    if measurement.protocol == "slice" and measurement.eligibility == "protocol":
-        cfg = slice_config if slice_config is not None else SliceConfig()
-        pp, qq, center = _slice_pairs(model, pre, post, cfg)
-        if pp.size == 0:
-            raise SelectionError(
-                f"measurement {measurement.id!r}: no eligible pair in the slice "
-                f"({pre.size} pre and {post.size} post neurons; slab {cfg.thickness_um:g} µm "
-                f"along {cfg.axis} centred at {center:.1f} µm, max {cfg.distance} distance "
-                f"{cfg.max_distance_um:g} µm); use a thicker slab or a larger max_distance_um"
-            )
-    else:
-        pp, qq = _product_pairs(pre, post)
-        if pp.size == 0:
-            raise SelectionError(
-                f"measurement {measurement.id!r}: no eligible pair: pre and post are the same "
-                "single neuron (autapses are never eligible)"
-            )
-    logger.debug(
-        "population %s: %d pre, %d post, %d eligible pairs",
-        measurement.id, pre.size, post.size, pp.size,
-    )
-    return Population(
-        measurement_id=measurement.id, pre=pre, post=post, pair_pre=pp, pair_post=qq
+    return Measurement(
+        id=v["id"],
+        pre=selector_of("pre", v["pre"]),
+        post=selector_of("post", v["post"]),
+        probability=v["probability"],
+        n_pairs=v["n_pairs"],
+        protocol=v["protocol"],
+        species=v["species"],
+        citation=citation,
+        description=v["description"],
+        eligibility=v["eligibility"],
     )
 
 
-def populations(
-    model: StructuralModel,
-    mset: MeasurementSet,
-    *,
-    slice_config: SliceConfig | None = None,
-) -> list[Population]:
-    """:func:`population` of every measurement of the set ``mset``, in order."""
-    return [population(model, m, slice_config=slice_config) for m in mset]
+def set_from_raw(raw: RawSet, *, source: str) -> MeasurementSet:
+    """Validated MeasurementSet from a file's raw records; errors name file, row and field."""
 
-
-# -- measurement sets defined by a model's data source --------------------------------------
-
-def measurement_set_from_model(
-    model: StructuralModel,
-    *,
-    name: str | None = None,
-    default_n_pairs: int | None = None,
-) -> MeasurementSet:
-    """The measurements defined by a model's source populations (e.g. an imported folder).
-
-    Every population of ``model.populations`` whose ``attrs`` hold a ``probability`` becomes a
-    measurement named after the population, in the populations' order, with selectors listing
-    the external ids of its pre and post neurons and ``eligibility="all"`` (the data source
-    already defines the pairs; no slice emulation). Populations without ``probability`` are
-    skipped (logged). Expected ``attrs`` keys: ``probability`` (in [0, 1]), ``n_pairs``,
-    ``protocol`` (``invivo``/``slice``; ``invitro`` is read as ``slice``), ``species``,
-    ``authors``, ``year``, ``doi``, ``title`` (optional ``journal``, ``description``; without
-    a description one is made from ``pre_type``/``post_type``/``only_septum``). A missing
-    ``species`` reads as ``"unknown"``; DOI prefixes (``doi:``, ``https://doi.org/``) are removed.
-
-    Parameters
-    ----------
-    model
-        A model with ``populations``.
-    name
-        Set name (default ``model.attrs["name"]`` or ``"imported"``).
-    default_n_pairs
-        Pairs tested for populations whose ``n_pairs`` is missing or not positive (the source
-        format marks unknown counts with -1); without it such populations are an error.
-
-    Raises
-    ------
-    MeasurementError
-        No usable population, or a bad / missing attribute (naming population and key).
-    """
-    return mio.set_from_model(model, name=name, default_n_pairs=default_n_pairs)
+    measurements: list[Measurement] = []
+    first_row: dict[str, str] = {}
+    for rec in raw.records:
+        try:
+            m = measurement_from_values(rec.values, textual=rec.textual)
+        except FieldProblem as err:
+            raise MeasurementError(
+                f"{raw.path}: {rec.where}, field {err.field_name!r}: {err.detail}"
+            ) from None
+        if m.id in first_row:
+            raise MeasurementError(
+                f"{raw.path}: {rec.where}, field 'id': duplicate id {m.id!r} (first in "
+                f"{first_row[m.id]}); ids must be unique within a set"
+            )
+        first_row[m.id] = rec.where
+        measurements.append(m)
+    return MeasurementSet(
+        name=raw.name, measurements=tuple(measurements), source=source,
+        description=raw.description,
+    )

@@ -22,7 +22,8 @@ from wiring._typing import FloatArray, IntArray
 from wiring.errors import InvalidParameterError, StoreMismatchError
 
 if TYPE_CHECKING:
-    from wiring.connectome import Connectome, ConnectomeStore
+    from wiring.connectome.compute import Connectome
+    from wiring.connectome.store import ConnectomeStore
 
 __all__ = ["DepthDensity", "TypeProbability", "synapse_density_by_depth",
            "type_probability_matrices", "type_probability_matrix"]

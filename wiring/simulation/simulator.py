@@ -25,10 +25,10 @@ populations only pairs inside the slab are eligible, so pairs are drawn from tho
 Random streams
 --------------
 Simulation ``i`` of a run with seed ``s`` uses only its own counter-based random stream, keyed
-by (``s``, ``i``) (see :mod:`wiring._simkernels` for the exact construction), so
+by (``s``, ``i``) (see :mod:`wiring.simulation._kernels` for the exact construction), so
 ``simulate(theta, seed=s, start_index=i0)`` gives row ``k`` the same value whether it is
 computed alone, in a batch of 1,000 or split over workers. ``simulator(theta, rng)`` (the form
-``sbi`` and :mod:`wiring.simstore` call) draws one 63-bit seed from ``rng`` and simulates the
+``sbi`` and :mod:`wiring.simulation.store` call) draws one 63-bit seed from ``rng`` and simulates the
 batch at indices ``0 .. B − 1``; :meth:`Simulator.to_sbi` keeps a running index instead, so its
 output does not depend on how ``sbi`` batches the calls.
 
@@ -52,105 +52,52 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from anatomy.model import StructuralModel
-from wiring import _simkernels as kern
 from wiring._typing import BoolArray, FloatArray, IntArray
 from wiring.errors import InvalidParameterError, MeasurementError, ShapeMismatchError
-from wiring.features import (
-    FactoredFeatures,
-    FeatureBundle,
-    estimate_table,
-    extract_factored,
-    extract_feature_bundle,
-    measurement_set_hash,
-    population_pairs,
-)
 from wiring.pairs import PairTable, segment_sum
 from wiring.rules.base import (
     PAIR_FEATURES,
     VOXEL_FEATURES,
+    LogLinearForm,
+    SupportsLogLinear,
     WiringRule,
     check_theta,
     in_domain,
     theta_columns,
+)
+from wiring.rules.registry import get_rule
+from wiring.simulation import _kernels as kern
+from wiring.simulation.factored import FactoredFeatures, extract_factored
+from wiring.simulation.feature_cache import extract_feature_bundle
+from wiring.simulation.features import (
+    FeatureBundle,
+    estimate_table,
+    measurement_set_hash,
+    population_pairs,
 )
 
 __all__ = ["LogLinearForm", "Simulator", "SupportsLogLinear", "log_linear_form"]
 
 logger = logging.getLogger(__name__)
 
-#: (feature names (K,), coefficients (B, K), offsets (B,)):
-#: ``log rate = Σ_k coef[b, k] · features[names[k]] + offset[b]`` per row.
-LogLinearForm = tuple[tuple[str, ...], FloatArray, FloatArray]
-
 _GENERIC_ROWS = 1 << 22  # rows gathered per chunk on the generic path
 _EXPECTED_ROWS = 1 << 24  # B × R elements per chunk of expected() on the generic path
-
-
-@runtime_checkable
-class SupportsLogLinear(Protocol):
-    """Optional rule capability: the per-row log rate is linear in the row features.
-
-    ``log_linear(theta)`` takes (B, d) θ inside the domain and returns
-    ``(names, coef (B, K), offset (B,))`` such that the rate of a row with features ``f`` is
-    ``exp(Σ_k coef[b, k] f[names[k]] + offset[b])`` (``offset = -inf`` for a zero rate,
-    ``+inf`` for an infinite one). Rules that provide it run in the compiled simulator kernel.
-    """
-
-    def log_linear(self, theta: FloatArray) -> LogLinearForm:
-        """The log-linear form of the rate for every θ row."""
-        ...
-
-
-def _dso(th: FloatArray) -> LogLinearForm:
-    return (("log_pre", "log_post", "log_post_all"),
-            np.stack([th[:, 0], th[:, 1], -th[:, 2]], axis=1), np.zeros(len(th)))
-
-
-def _dso_linear(th: FloatArray) -> LogLinearForm:
-    with np.errstate(divide="ignore"):
-        off = np.log(th[:, 0]) + np.log(th[:, 1]) - np.log(th[:, 2])
-    return (("log_pre", "log_post", "log_post_all"), np.ones((len(th), 3)) * [1.0, 1.0, -1.0],
-            off)
-
-
-def _peters_synapse(th: FloatArray) -> LogLinearForm:
-    with np.errstate(divide="ignore"):
-        off = np.log(-np.log1p(-th[:, 0]))
-    return ((), np.zeros((len(th), 0)), off)
-
-
-#: Log-linear forms of built-in rules that do not (yet) implement :class:`SupportsLogLinear`,
-#: by (module, class name); used only for exactly these classes and verified numerically.
-_KNOWN_FORMS: dict[tuple[str, str], Callable[[FloatArray], LogLinearForm]] = {
-    ("wiring.rules.dso", "DSO"): _dso,
-    ("wiring.rules.dso_linear", "DSOLinear"): _dso_linear,
-    ("wiring.rules.peters_synapse", "PetersSynapse"): _peters_synapse,
-}
 
 
 def log_linear_form(rule: WiringRule, theta: FloatArray) -> LogLinearForm | None:
     """The log-linear form of ``rule`` at (B, d) ``theta`` (in domain), or None if unknown."""
     if rule.level != "voxel":
         return None
-    if isinstance(rule, SupportsLogLinear):
-        names, coef, off = rule.log_linear(theta)
-        return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
-    form = _KNOWN_FORMS.get((type(rule).__module__, type(rule).__qualname__))
-    return None if form is None else form(theta)
-
-
-def _resolve_rule(rule: str | WiringRule) -> WiringRule:
-    if isinstance(rule, str):
-        from wiring.rules.registry import get_rule
-
-        return get_rule(rule)
-    return rule
+    if not isinstance(rule, SupportsLogLinear):
+        return None
+    names, coef, off = rule.log_linear(theta)
+    return tuple(names), np.asarray(coef, np.float64), np.asarray(off, np.float64)
 
 
 class Simulator:
@@ -160,8 +107,8 @@ class Simulator:
     ----------
     model_or_tables
         A :class:`~anatomy.model.StructuralModel` (pair features are extracted, and cached
-        under ``cache_dir``), a :class:`~wiring.features.FeatureBundle`, a
-        :class:`~wiring.features.FactoredFeatures`, or one :class:`~wiring.pairs.PairTable`
+        under ``cache_dir``), a :class:`~wiring.simulation.FeatureBundle`, a
+        :class:`~wiring.simulation.FactoredFeatures`, or one :class:`~wiring.pairs.PairTable`
         per measurement (in set order).
     rule
         A wiring rule instance or registered name.
@@ -173,7 +120,7 @@ class Simulator:
     slice_config
         :class:`~wiring.measurements.SliceConfig` for slice-protocol measurements.
     cache_dir
-        Feature cache directory (see :func:`wiring.features.extract_feature_bundle`).
+        Feature cache directory (see :func:`wiring.simulation.extract_feature_bundle`).
     representation
         For a model: ``"table"`` (one row per pair and shared voxel, cached), ``"factored"``
         (per-neuron voxel lists; rows computed for the sampled pairs only), or ``"auto"``:
@@ -210,7 +157,7 @@ class Simulator:
         client: Any = None,
         progress: bool = False,
     ) -> None:
-        self.rule: WiringRule = _resolve_rule(rule)
+        self.rule: WiringRule = get_rule(rule)
         self.mset = mset
         names = tuple(str(n) for n in mset.names)
         source: FeatureBundle | FactoredFeatures
@@ -557,7 +504,7 @@ class Simulator:
 
     def __call__(self, theta: npt.ArrayLike, rng: np.random.Generator | int | None = None
                  ) -> FloatArray:
-        """Simulate a batch (the form ``sbi`` and :mod:`wiring.simstore` call).
+        """Simulate a batch (the form ``sbi`` and :mod:`wiring.simulation.store` call).
 
         ``rng`` may be a Generator (one 63-bit seed is drawn from it), an int seed, or None
         (fresh OS entropy: not reproducible). Rows use simulation indices ``0 .. B - 1`` of that
@@ -615,7 +562,7 @@ class Simulator:
         It keeps a running simulation index, so the k-th simulation of its lifetime is the same
         whatever batch sizes ``sbi`` uses. The index lives in the callable: with
         ``simulate_for_sbi(..., num_workers > 1)`` every worker would start at index 0 and
-        reuse random streams, so parallelize with :mod:`wiring.simstore` (explicit indices)
+        reuse random streams, so parallelize with :mod:`wiring.simulation.store` (explicit indices)
         instead.
         """
         return _SbiSimulator(self, int(seed))

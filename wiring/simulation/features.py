@@ -33,11 +33,8 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import shutil
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +43,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from anatomy.hashing import anatomy_hash
 from anatomy.model import StructuralModel
+from wiring._json import json_native
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import ShapeMismatchError, WiringError
 from wiring.pairs import PairTable
@@ -54,18 +53,13 @@ from wiring.rules.base import VOXEL_FEATURES
 
 __all__ = [
     "FEATURES_SCHEMA_VERSION",
-    "FactoredFeatures",
     "FeatureBundle",
     "PopulationFeatures",
     "PopulationPairs",
     "anatomy_hash",
     "estimate_table",
-    "extract_factored",
-    "extract_feature_bundle",
-    "extract_features",
     "feature_cache_key",
     "measurement_set_hash",
-    "open_feature_bundle",
     "population_pairs",
 ]
 
@@ -269,16 +263,6 @@ class FeatureBundle:
 # --------------------------------------------------------------------------------------------
 # hashing and the cache key
 # --------------------------------------------------------------------------------------------
-def anatomy_hash(model: StructuralModel) -> str:
-    """Content hash of a structural model (``attrs["content_hash"]``, else computed)."""
-    h = model.attrs.get("content_hash")
-    if isinstance(h, str) and h:
-        return h
-    from anatomy.hashing import content_hash
-
-    return str(content_hash(model))
-
-
 def measurement_set_hash(mset: Any) -> str:
     """Content hash of a measurement set (its own ``content_hash``, else of its TOML form)."""
     h = getattr(mset, "content_hash", None)
@@ -295,27 +279,19 @@ def measurement_set_hash(mset: Any) -> str:
 
 def _slice_dict(slice_config: Any) -> dict[str, Any]:
     if slice_config is None:
-        from wiring.measurements import SliceConfig
+        from wiring.measurements.populations import SliceConfig
 
         slice_config = SliceConfig()
     if hasattr(slice_config, "to_dict"):
-        return {str(k): _json_native(v) for k, v in slice_config.to_dict().items()}
+        return {str(k): json_native(v) for k, v in slice_config.to_dict().items()}
     if dataclasses.is_dataclass(slice_config) and not isinstance(slice_config, type):
-        return {k: _json_native(v) for k, v in dataclasses.asdict(slice_config).items()}
+        return {k: json_native(v) for k, v in dataclasses.asdict(slice_config).items()}
     if isinstance(slice_config, Mapping):
-        return {str(k): _json_native(v) for k, v in slice_config.items()}
+        return {str(k): json_native(v) for k, v in slice_config.items()}
     raise WiringError(
         f"slice_config must be a wiring.measurements.SliceConfig (or None for the default), "
         f"got {slice_config!r}"
     )
-
-
-def _json_native(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, tuple | list):
-        return [_json_native(x) for x in v]
-    return v
 
 
 def feature_cache_key(
@@ -594,7 +570,7 @@ def population_pairs(
     model: StructuralModel, mset: Any, slice_config: Any = None
 ) -> list[PopulationPairs]:
     """The eligible pairs of every measurement of ``mset`` (:func:`wiring.measurements.population`)."""
-    from wiring.measurements import population
+    from wiring.measurements.populations import population
 
     out = []
     for meas in mset.measurements:
@@ -620,273 +596,6 @@ def _checked_pairs(
     return pops
 
 
-def extract_feature_bundle(
-    model: StructuralModel,
-    mset: Any,
-    *,
-    slice_config: Any = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    client: Any = None,
-    progress: bool = False,
-    block_voxels: int | None = None,
-    max_bytes: int | None = 4 * 2**30,
-) -> FeatureBundle:
-    """Pair features of every measurement of ``mset`` as one concatenated, cached table.
-
-    Parameters
-    ----------
-    model
-        The structural model.
-    mset
-        A :class:`wiring.measurements.MeasurementSet`.
-    slice_config
-        :class:`wiring.measurements.SliceConfig` for slice-protocol measurements (None: default).
-    cache_dir
-        Directory of the feature cache (created if missing); None computes without caching.
-    client
-        A ``distributed.Client`` to run the voxel-block tasks on; None uses dask's threads.
-    progress
-        Show a progress bar over voxel blocks.
-    block_voxels
-        Voxels per dask task (default: chosen for a few million rows per task).
-    max_bytes
-        Refuse to build a table larger than this (counted first, in one pass over the voxel
-        indices); None for no limit. Extraction holds about 2.5 times the table in memory.
-
-    Returns
-    -------
-    FeatureBundle
-        Memory-mapped from the cache when ``cache_dir`` is given.
-
-    Raises
-    ------
-    WiringError
-        The table would exceed ``max_bytes`` (use :class:`FactoredFeatures` through
-        ``Simulator(..., representation="factored")`` instead).
-    """
-    if cache_dir is None:
-        return _extract(
-            model, _checked_pairs(model, mset, slice_config, max_bytes),
-            client=client, progress=progress, block_voxels=block_voxels,
-        )
-    key, desc = feature_cache_key(model, mset, slice_config=slice_config)
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"features-{key[:32]}.zarr"
-    if path.exists():
-        try:
-            bundle = open_feature_bundle(path, key=key)
-            logger.info("pair features: reusing cache entry %s", path)
-            return bundle
-        except WiringError as err:
-            logger.warning("pair features: cache entry %s is corrupt (%s); rebuilding", path, err)
-            _remove(path)
-    bundle = _extract(
-        model, _checked_pairs(model, mset, slice_config, max_bytes),
-        client=client, progress=progress, block_voxels=block_voxels,
-    )
-    _write_atomic(bundle, path, key=key, desc=desc)
-    return open_feature_bundle(path, key=key)
-
-
-def extract_features(
-    model: StructuralModel,
-    mset: Any,
-    *,
-    slice_config: Any = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    client: Any = None,
-    progress: bool = False,
-    max_bytes: int | None = 4 * 2**30,
-    rule_features: Sequence[str] | None = None,
-) -> list[PairTable]:
-    """Pair table of every eligible pair of each measurement of ``mset``, in set order.
-
-    See :func:`extract_feature_bundle` for the parameters; every table's row arrays are views
-    into one (possibly memory-mapped) bundle. Pairs sharing no voxel have zero rows. All row
-    features (:data:`~wiring.rules.base.VOXEL_FEATURES`) and pair features (``n_shared``,
-    ``soma_distance_um``) are always extracted; ``rule_features`` only checks that the features
-    a rule needs are among them.
-
-    Raises
-    ------
-    WiringError
-        ``rule_features`` names a feature that is not extracted.
-    """
-    if rule_features is not None:
-        known = (*VOXEL_FEATURES, "n_shared", "soma_distance_um")
-        unknown = [f for f in rule_features if f not in known]
-        if unknown:
-            raise WiringError(
-                f"feature(s) {unknown} are not extracted; pair tables provide {list(known)}"
-            )
-    return extract_feature_bundle(
-        model, mset, slice_config=slice_config, cache_dir=cache_dir, client=client,
-        progress=progress, max_bytes=max_bytes,
-    ).tables()
-
-
-# --------------------------------------------------------------------------------------------
-# the zarr cache entry
-# --------------------------------------------------------------------------------------------
-def _remove(path: Path) -> None:
-    trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        path.rename(trash)
-    except OSError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _crc(arr: npt.NDArray[Any]) -> int:
-    buf: Any = np.ascontiguousarray(arr)
-    return zlib.crc32(memoryview(buf).cast("B")) & 0xFFFFFFFF
-
-
-def _arrays_of(bundle: FeatureBundle) -> dict[str, npt.NDArray[Any]]:
-    return {
-        "pair_offsets": bundle.pair_offsets,
-        "pre": bundle.pre,
-        "post": bundle.post,
-        "indptr": bundle.indptr,
-        "voxel": bundle.voxel,
-        "soma_distance_um": bundle.soma_distance_um,
-        **{name: bundle.rows[name] for name in VOXEL_FEATURES},
-    }
-
-
-def _write_atomic(bundle: FeatureBundle, path: Path, *, key: str, desc: Mapping[str, Any]) -> None:
-    """Write the bundle to a temporary group next to ``path`` and rename it into place."""
-    import zarr
-
-    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        group = zarr.open_group(str(tmp), mode="w-")
-        checksums = {}
-        for name, arr in _arrays_of(bundle).items():
-            a = np.ascontiguousarray(arr)
-            z = group.create_array(
-                name,
-                shape=a.shape,
-                chunks=(max(a.shape[0], 1),),
-                dtype=a.dtype,
-                compressors=None,
-                filters=None,
-                fill_value=0,
-                config={"write_empty_chunks": True},
-            )
-            if a.size:
-                z[:] = a
-            checksums[name] = _crc(a)
-        group.attrs.update(
-            {
-                "format": _FORMAT,
-                "schema_version": FEATURES_SCHEMA_VERSION,
-                "key": key,
-                "key_description": dict(desc),
-                "measurements": list(bundle.names),
-                "n_pairs": [int(v) for v in bundle.n_pairs],
-                "n_rows": int(bundle.n_rows),
-                "checksums": checksums,
-                "complete": True,
-            }
-        )
-        try:
-            tmp.rename(path)
-        except OSError:
-            if path.exists():  # another process finished first: keep its entry
-                logger.info("pair features: %s was written concurrently; keeping it", path)
-            else:
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _read_array(group: Any, root: Path, name: str) -> npt.NDArray[Any]:
-    """Memory-map a single-chunk uncompressed array, else read it with zarr."""
-    z = group[name]
-    n = int(z.shape[0])
-    dtype = np.dtype(z.dtype)
-    if n == 0:
-        return np.zeros(0, dtype=dtype)
-    meta = z.metadata.to_dict()
-    codecs = meta.get("codecs", ())
-    raw = (
-        len(codecs) == 1
-        and codecs[0].get("name") == "bytes"
-        and tuple(z.chunks) == (n,)
-        and meta.get("chunk_key_encoding", {}).get("name") == "default"
-    )
-    chunk = root / name / "c" / "0"
-    if raw and chunk.is_file() and chunk.stat().st_size == n * dtype.itemsize:
-        endian = codecs[0].get("configuration", {}).get("endian", "little")
-        mm = np.memmap(chunk, dtype=dtype.newbyteorder("<" if endian == "little" else ">"),
-                       mode="r", shape=(n,))
-        return np.asarray(mm)
-    return np.asarray(z[:])
-
-
-def open_feature_bundle(path: str | os.PathLike[str], *, key: str | None = None) -> FeatureBundle:
-    """Open a cached feature bundle (memory-mapped), checking completeness and checksums.
-
-    Raises
-    ------
-    WiringError
-        If the entry is not a complete bundle of this format, ``key`` does not match, arrays are
-        missing or inconsistent, or a checksum fails.
-    """
-    import zarr
-
-    root = Path(path)
-    try:
-        group = zarr.open_group(str(root), mode="r")
-        attrs = dict(group.attrs)
-    except Exception as err:  # zarr raises several types for unreadable groups
-        raise WiringError(f"{root} is not a readable zarr group: {err}") from err
-    if attrs.get("format") != _FORMAT or not attrs.get("complete"):
-        raise WiringError(f"{root} is not a complete pair-feature bundle (format {_FORMAT!r})")
-    if attrs.get("schema_version") != FEATURES_SCHEMA_VERSION:
-        raise WiringError(
-            f"{root} has schema version {attrs.get('schema_version')!r}; this package reads "
-            f"{FEATURES_SCHEMA_VERSION}"
-        )
-    if key is not None and attrs.get("key") != key:
-        raise WiringError(f"{root} was built for another key ({attrs.get('key')!r})")
-    checksums = attrs.get("checksums", {})
-    arrays: dict[str, npt.NDArray[Any]] = {}
-    for name in ("pair_offsets", "pre", "post", "indptr", *_ROW_ARRAYS, "soma_distance_um"):
-        try:
-            arr = _read_array(group, root, name)
-        except Exception as err:
-            raise WiringError(f"{root}: array {name!r} is missing or unreadable: {err}") from err
-        if _crc(arr) != checksums.get(name):
-            raise WiringError(f"{root}: array {name!r} fails its checksum")
-        arrays[name] = arr
-    names = tuple(str(n) for n in attrs.get("measurements", []))
-    indptr = arrays["indptr"]
-    if indptr.size == 0 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
-        raise WiringError(f"{root}: indptr is not a valid CSR row pointer")
-    try:
-        return FeatureBundle(
-            names=names,
-            pair_offsets=arrays["pair_offsets"],
-            pre=arrays["pre"],
-            post=arrays["post"],
-            indptr=indptr,
-            voxel=arrays["voxel"],
-            rows={k: arrays[k] for k in VOXEL_FEATURES},
-            soma_distance_um=arrays["soma_distance_um"],
-            key=str(attrs.get("key")),
-            path=root,
-        )
-    except ShapeMismatchError as err:
-        raise WiringError(f"{root}: inconsistent arrays: {err}") from err
-
-
-# --------------------------------------------------------------------------------------------
-# table size estimate and the factored form (for populations whose table is too large)
-# --------------------------------------------------------------------------------------------
 def estimate_table(
     model: StructuralModel, populations: Sequence[PopulationPairs], *, block_voxels: int = 4096
 ) -> tuple[IntArray, int]:
@@ -906,141 +615,3 @@ def estimate_table(
     n_pairs = sum(len(s.keys) for s in specs)
     nbytes = int(rows.sum()) * 20 + n_pairs * 32
     return rows, nbytes
-
-
-@dataclass(frozen=True, kw_only=True)
-class FactoredFeatures:
-    """Pair features in factored form: rows of a pair are computed when the pair is sampled.
-
-    Instead of one row per (pair, shared voxel), it keeps, for the union of the populations'
-    presynaptic neurons, a dense (n_pre, V) float32 matrix of ``log_pre`` (NaN where the neuron
-    has no boutons), and for the union of postsynaptic neurons their voxels, ``log_post`` and
-    ``log_post_all`` as a CSR by neuron (only voxels where some presynaptic neuron is present:
-    no other voxel can hold a row). The rows of pair (i, j) are the entries of j's list where i is present, in
-    voxel order - exactly the rows of the table form. Pairs are in the same order as in
-    :class:`FeatureBundle`, so both forms give the same simulations for a seed. Memory is
-    ``n_pre · V · 4`` bytes plus 12 bytes per post entry, independent of the number of pairs.
-    """
-
-    names: tuple[str, ...]
-    pair_offsets: IntArray
-    pre: IntArray
-    post: IntArray
-    pre_row: npt.NDArray[np.int32]
-    post_row: npt.NDArray[np.int32]
-    dense_log_pre: Float32Array
-    post_ptr: IntArray
-    post_voxel: npt.NDArray[np.int32]
-    post_log: Float32Array
-    post_log_post_all: Float32Array
-    voxel_log_post_all: Float32Array
-    voxel_depth_um: Float32Array
-    soma_distance_um: FloatArray
-    key: str | None = None
-
-    @property
-    def n_measurements(self) -> int:
-        """Number of measurements m."""
-        return len(self.names)
-
-    @property
-    def n_pairs(self) -> IntArray:
-        """Eligible pairs per measurement, shape (m,)."""
-        return np.diff(self.pair_offsets)
-
-    @property
-    def nbytes(self) -> int:
-        """Size of all arrays in bytes."""
-        return int(sum(
-            getattr(self, f.name).nbytes for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), np.ndarray)
-        ))
-
-
-def extract_factored(
-    model: StructuralModel,
-    populations: Sequence[PopulationPairs],
-    *,
-    max_dense_bytes: int = 2 * 2**30,
-    block_voxels: int = 4096,
-) -> FactoredFeatures:
-    """Build the :class:`FactoredFeatures` of ``populations`` (one pass over the voxels).
-
-    Raises
-    ------
-    WiringError
-        If the dense presynaptic matrix would exceed ``max_dense_bytes``.
-    """
-    t0 = time.perf_counter()
-    n, v = model.n_neurons, model.n_voxels
-    pres, posts = [], []
-    for pop in populations:
-        _, pre, post = _make_spec(pop, n)
-        pres.append(pre)
-        posts.append(post)
-    pre_all = np.concatenate(pres) if pres else np.zeros(0, np.int64)
-    post_all_pairs = np.concatenate(posts) if posts else np.zeros(0, np.int64)
-    upre, upost = np.unique(pre_all), np.unique(post_all_pairs)
-    dense_bytes = len(upre) * v * 4
-    if dense_bytes > max_dense_bytes:
-        raise WiringError(
-            f"the factored pair features need a dense {len(upre)} x {v} presynaptic matrix "
-            f"({dense_bytes / 2**30:.1f} GiB > {max_dense_bytes / 2**30:.1f} GiB allowed); "
-            f"use fewer presynaptic neurons or raise max_dense_bytes"
-        )
-    rank_pre = np.full(n, -1, dtype=np.int64)
-    rank_pre[upre] = np.arange(len(upre))
-    rank_post = np.full(n, -1, dtype=np.int64)
-    rank_post[upost] = np.arange(len(upost))
-    pre_mask = rank_pre >= 0
-    post_mask = rank_post >= 0
-    dense = np.full((len(upre), v), np.nan, dtype=np.float32)
-    q_rank, q_vox, q_log = [], [], []
-    for a in range(0, v, block_voxels):
-        b = min(a + block_voxels, v)
-        pi, pd, pptr = _present(model.pre.voxel_block(a, b), pre_mask)
-        vox = np.repeat(np.arange(a, b, dtype=np.int64), np.diff(pptr))
-        dense[rank_pre[pi], vox] = np.log(np.asarray(pd, np.float64))
-        qi, qd, qptr = _present(model.post.voxel_block(a, b), post_mask)
-        qv = np.repeat(np.arange(a, b, dtype=np.int32), np.diff(qptr))
-        # only voxels where some presynaptic neuron is present can hold a row
-        useful = np.zeros(b - a, dtype=np.bool_)
-        useful[vox - a] = True
-        keep = useful[qv - a]
-        q_rank.append(rank_post[qi[keep]])
-        q_vox.append(qv[keep])
-        q_log.append(np.log(np.asarray(qd[keep], np.float64)).astype(np.float32))
-    qr = np.concatenate(q_rank) if q_rank else np.zeros(0, np.int64)
-    order = np.argsort(qr, kind="stable")
-    post_ptr = np.zeros(len(upost) + 1, dtype=np.int64)
-    post_ptr[1:] = np.cumsum(np.bincount(qr, minlength=len(upost)))
-    with np.errstate(divide="ignore"):
-        lpa = np.log(np.asarray(model.post_all, np.float64)).astype(np.float32)
-    post_voxel = (np.concatenate(q_vox) if q_vox else np.zeros(0, np.int32))[order]
-    soma = np.asarray(model.neurons.soma_um, dtype=np.float64)
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pres])]).astype(np.int64)
-    dist = (np.linalg.norm(soma[pre_all] - soma[post_all_pairs], axis=1) if len(pre_all)
-            else np.zeros(0))
-    out = FactoredFeatures(
-        names=tuple(p.name for p in populations),
-        pair_offsets=offsets,
-        pre=pre_all,
-        post=post_all_pairs,
-        pre_row=rank_pre[pre_all].astype(np.int32),
-        post_row=rank_post[post_all_pairs].astype(np.int32),
-        dense_log_pre=dense,
-        post_ptr=post_ptr,
-        post_voxel=post_voxel,
-        post_log=(np.concatenate(q_log) if q_log else np.zeros(0, np.float32))[order],
-        post_log_post_all=lpa[post_voxel],
-        voxel_log_post_all=lpa,
-        voxel_depth_um=np.asarray(model.depth_um(), dtype=np.float32),
-        soma_distance_um=np.asarray(dist, np.float64),
-    )
-    logger.info(
-        "factored pair features of %d population(s): %d pairs, %d pre x %d voxels dense, "
-        "%d post entries, %.1f MB in %.2f s",
-        len(populations), len(pre_all), len(upre), v, len(qr), out.nbytes / 1e6,
-        time.perf_counter() - t0,
-    )
-    return out

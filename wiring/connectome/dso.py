@@ -31,8 +31,7 @@ same counts for the same rates.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +39,15 @@ import scipy.sparse as sp
 
 from wiring._typing import FloatArray, IntArray
 from wiring.pairs import PairTable, rule_features, segment_sum
-from wiring.rules.base import WiringRule, check_theta, theta_columns
+from wiring.rules.base import (
+    SupportsFactors,
+    VoxelFactors,
+    WiringRule,
+    check_theta,
+    theta_columns,
+)
+from wiring.rules.dso import dso_factors
+from wiring.rules.dso_linear import dso_linear_factors
 
 __all__ = [
     "BlockDraw",
@@ -56,84 +63,6 @@ __all__ = [
     "products_per_row",
     "rule_factors",
 ]
-
-ElementwiseFn = Callable[[FloatArray], FloatArray]
-
-class VoxelFactors(NamedTuple):
-    """Elementwise factors of a voxel rate: ``rate = pre(pre_ik) * post(post_jk) * voxel(postAll_k)``.
-
-    Each is applied to positive counts only (stored nonzeros), as float64 arrays of any shape.
-    """
-
-    pre: ElementwiseFn
-    post: ElementwiseFn
-    voxel: ElementwiseFn
-
-
-@runtime_checkable
-class SupportsFactors(Protocol):
-    """Optional capability of a voxel-level rule whose rate factorizes over pre, post and voxel.
-
-    ``factors(theta)`` takes one parameter vector, shape (d,), and returns :class:`VoxelFactors`
-    such that ``rule.rate`` on a row equals ``pre(pre) * post(post) * voxel(postAll)`` of the
-    row's counts (``pre = exp(log_pre)``, ...). The connectome engine then uses one sparse
-    product per block instead of per-row evaluation (see the module docstring). A rule that
-    implements it must still implement ``rate``; :func:`dso_factors` is the ``dso`` case.
-    """
-
-    def factors(self, theta: FloatArray) -> VoxelFactors:
-        """Elementwise factors of the rate for one parameter vector (d,)."""
-        ...
-
-
-def dso_factors(theta: npt.ArrayLike) -> VoxelFactors:
-    """Factors of the ``dso`` rate ``pre^a * post^b / postAll^c`` for ``theta = (a, b, c)``.
-
-    A ``dso``-like rule implements :class:`SupportsFactors` as
-    ``def factors(self, theta): return dso_factors(theta)``.
-
-    Examples
-    --------
-    >>> f = dso_factors([1.0, 2.0, 1.0])
-    >>> float(f.pre(np.array(2.0)) * f.post(np.array(3.0)) * f.voxel(np.array(12.0)))
-    1.5
-    """
-    a, b, c = (float(v) for v in np.asarray(theta, dtype=np.float64).reshape(-1))
-
-    def pre(x: FloatArray) -> FloatArray:
-        return np.power(x, a)
-
-    def post(x: FloatArray) -> FloatArray:
-        return np.power(x, b)
-
-    def voxel(x: FloatArray) -> FloatArray:
-        return np.power(x, -c)
-
-    return VoxelFactors(pre, post, voxel)
-
-
-def dso_linear_factors(theta: npt.ArrayLike) -> VoxelFactors:
-    """Factors of the ``dso_linear`` rate ``(a·pre) · (b·post) / (c·postAll)``, ``theta = (a, b, c)``.
-
-    Examples
-    --------
-    >>> f = dso_linear_factors([2.0, 1.0, 4.0])
-    >>> float(f.pre(np.array(2.0)) * f.post(np.array(3.0)) * f.voxel(np.array(12.0)))
-    0.25
-    """
-    a, b, c = (float(v) for v in np.asarray(theta, dtype=np.float64).reshape(-1))
-
-    def pre(x: FloatArray) -> FloatArray:
-        return a * x
-
-    def post(x: FloatArray) -> FloatArray:
-        return b * x
-
-    def voxel(x: FloatArray) -> FloatArray:
-        return 1.0 / (c * x)
-
-    return VoxelFactors(pre, post, voxel)
-
 
 def rule_factors(rule: WiringRule, theta: npt.ArrayLike) -> VoxelFactors | None:
     """The rule's :class:`VoxelFactors` for one θ, or None when the factorized path does not apply.

@@ -1,0 +1,51 @@
+"""What the stage runner and the analysis stage share: per-stage seeds and the run's prior.
+
+Kept apart from :mod:`pipelines.stages` so that :mod:`pipelines.analysis_stage` does not import
+the runner that imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["derive_seed"]
+
+#: Spawn keys of the per-stage seeds derived from the run seed.
+_SEED_KEYS: dict[str, int] = {
+    "simulate": 1,
+    "train": 2,
+    "analyze": 3,
+    "compare": 4,
+}
+
+
+def derive_seed(run_seed: int, stage: str) -> int:
+    """A 63-bit seed for ``stage`` derived from the run seed (independent streams per stage)."""
+    ss = np.random.SeedSequence(run_seed, spawn_key=(_SEED_KEYS[stage],))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def _prior_spec(ctx: Any, rule: Any = None) -> Any:
+    """The prior of the run's rule from the configuration; box-uniform for a compared rule."""
+    from wiring.inference.priors import build_prior_spec
+
+    r = ctx.config.rule
+    rule = ctx.rule if rule is None else rule
+    if rule is not ctx.rule:
+        # compared rules get the box-uniform prior over their plausible ranges: a Gaussian
+        # around the a-priori value may put mass outside their domain (e.g. probabilities)
+        return build_prior_spec(rule, kind="uniform")
+    kwargs: dict[str, Any] = {}
+    if r.prior == "gaussian":
+        if r.prior_loc:
+            kwargs["loc"] = r.prior_loc
+        if r.prior_scale:
+            kwargs["scale"] = r.prior_scale
+    else:
+        if r.prior_low:
+            kwargs["low"] = r.prior_low
+        if r.prior_high:
+            kwargs["high"] = r.prior_high
+    return build_prior_spec(rule, kind=r.prior, **kwargs)

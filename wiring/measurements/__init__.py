@@ -1,0 +1,53 @@
+"""Measurements: selectors of neuron populations, paired-recording measurement sets (TOML/CSV) and
+the populations a measurement tests in a model (in vivo or in a slice).
+"""
+
+from __future__ import annotations
+
+from wiring.measurements.from_model import (
+    measurement_set_from_model,
+)
+from wiring.measurements.populations import (
+    Population,
+    SliceConfig,
+    population,
+    populations,
+)
+from wiring.measurements.selectors import (
+    CELL_TYPE_GROUPS,
+    LAYER_GROUPS,
+    SELECTOR_KEYS,
+    Selector,
+    parse_selector,
+    select,
+    selection_mask,
+)
+from wiring.measurements.sets import (
+    PROTOCOLS,
+    Citation,
+    Measurement,
+    MeasurementSet,
+    list_measurement_sets,
+    load_measurement_set,
+)
+
+__all__ = [
+    "CELL_TYPE_GROUPS",
+    "LAYER_GROUPS",
+    "PROTOCOLS",
+    "SELECTOR_KEYS",
+    "Citation",
+    "Measurement",
+    "MeasurementSet",
+    "Population",
+    "Selector",
+    "SliceConfig",
+    "list_measurement_sets",
+    "load_measurement_set",
+    "measurement_set_from_model",
+    "parse_selector",
+    "population",
+    "populations",
+    "select",
+    "selection_mask",
+]
