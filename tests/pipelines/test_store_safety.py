@@ -1,5 +1,5 @@
-"""Nothing a user does and no fault may lose, mix or mislabel results (the store cases of
-issue 13), through the ``wiring`` command line: foreign folders are never replaced, one writer
+"""Nothing a user does and no fault may lose, mix or mislabel results, through the ``wiring``
+command line: foreign folders are never replaced, one writer
 per store, damaged or missing simulation chunks are refused and redone, an overwrite checks every
 input before it replaces anything, leftovers of killed writers are cleaned. Every error is one
 line with exit status 1, and the user's files are checked to be intact afterwards."""
