@@ -18,6 +18,7 @@ from typing import Any
 from anatomy.storeguard import store_lock
 from pipelines.cluster import connect
 from pipelines.config import RunConfig
+from pipelines.preflight import preflight
 from pipelines.runrecord import RunRecord
 from pipelines.stage_support import _prior_spec, derive_seed
 from wiring.errors import StoreMismatchError
@@ -84,11 +85,16 @@ def run_pipeline(
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
     _check_run_dir(run_dir)
+    # runs share reusable anatomy stores and feature tables in a cache beside them
+    cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    # the whole configuration is checked before anything is written or computed
+    preflight(config, run_dir, cache_dir)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     # one process per run directory: a second `wiring run` of it is refused, naming the first
     with store_lock(run_dir, what="run directory"):
         run_dir.mkdir(exist_ok=True)
-        record = _run_stages(config, run_dir, progress=progress, stop_after=stop_after)
+        record = _run_stages(config, run_dir, cache_dir, progress=progress,
+                             stop_after=stop_after)
     summary_path = run_dir / "report" / "summary.json"
     summary: dict[str, Any] = {}
     if summary_path.exists():
@@ -113,11 +119,9 @@ def _check_run_dir(run_dir: Path) -> None:
     )
 
 
-def _run_stages(config: RunConfig, run_dir: Path, *, progress: bool,
+def _run_stages(config: RunConfig, run_dir: Path, cache_dir: Path, *, progress: bool,
                 stop_after: str | None) -> dict[str, Any]:
     """Run the stages in order; returns the final contents of ``run.json``."""
-    # runs share reusable anatomy stores and feature tables in a cache beside them
-    cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
     _write_config(run_dir, config)
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
     abandoned = record.mark_abandoned()  # we hold the lock: their process is gone

@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="simulation store (e.g. sims.zarr)")
     p.add_argument("--prior", default="gaussian", metavar="KIND_OR_FILE",
-                   help="gaussian (default; the paper's N(1, 0.05 I) for dso), uniform (the "
+                   help="gaussian (default; the paper's N(1, 0.05 I) for dso; truncated to "
+                   "the plausible range for parameters with a bounded domain), uniform (the "
                    "rule's plausible ranges), or a TOML/JSON prior file")
     p.add_argument("--chunk-size", type=positive_int, default=10_000,
                    help="simulations per task (default 10000)")
@@ -98,11 +99,16 @@ def _run(args: argparse.Namespace) -> int:
     from wiring.errors import OutputExistsError
     from wiring.measurements import load_measurement_set
     from wiring.rules.registry import get_rule, rule_provenance
+    from wiring.simulation.resources import check_simulation_size
     from wiring.simulation.store import SimulationStore, is_simulation_store, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
     mset = load_measurement_set(args.measurements)
+    # refuse at once what cannot fit, before the anatomy is opened or anything is written
+    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names),
+                          chunk_size=args.chunk_size,
+                          pairs_per_row=sum(int(m.n_pairs) for m in mset))
     model = open_anatomy(args.anatomy, args.anatomy_seed)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),

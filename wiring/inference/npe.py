@@ -125,8 +125,10 @@ def _threads(n: int | None) -> Iterator[None]:
 
 
 def build_prior(prior_spec: PriorSpec) -> Any:
-    """The torch distribution of ``prior_spec``: sbi's ``BoxUniform`` or a ``MultivariateNormal``
-    with diagonal covariance ``scale²`` (float32, event shape (d,))."""
+    """The torch distribution of ``prior_spec``: sbi's ``BoxUniform``, a ``MultivariateNormal``
+    with diagonal covariance ``scale²``, or for a truncated Gaussian an ``Independent``
+    :class:`wiring.inference._torch_priors.TruncatedNormal` whose support is the truncation box (float32,
+    event shape (d,))."""
     import torch
     from sbi.utils import BoxUniform
 
@@ -136,6 +138,18 @@ def build_prior(prior_spec: PriorSpec) -> Any:
             high=torch.tensor(prior_spec.high, dtype=torch.float32),
         )
     scale = torch.tensor(prior_spec.scale, dtype=torch.float32)
+    if prior_spec.truncated:
+        from wiring.inference._torch_priors import TruncatedNormal
+
+        return torch.distributions.Independent(
+            TruncatedNormal(
+                loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
+                scale=scale,
+                low=torch.tensor(prior_spec.low, dtype=torch.float32),
+                high=torch.tensor(prior_spec.high, dtype=torch.float32),
+            ),
+            1,
+        )
     return torch.distributions.MultivariateNormal(
         loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
         covariance_matrix=torch.diag(scale**2),

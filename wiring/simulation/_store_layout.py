@@ -75,9 +75,12 @@ def create_group(path: Path, config: Mapping[str, Any], *, n_chunks: int) -> Non
     d, m = len(config["param_names"]), len(config["measurement_names"])
     group = zarr.open_group(str(path), mode="w-")  # type: ignore[arg-type]
     full = {"write_empty_chunks": True}  # a missing chunk file is damage, never "all NaN"
-    group.create_array("theta", shape=(n, d), chunks=(chunk_size, d), dtype="float64",
+    # a chunk_size beyond n is one chunk of n rows (zarr would otherwise allocate and encode
+    # the whole oversized chunk on every write)
+    rows = min(chunk_size, n)
+    group.create_array("theta", shape=(n, d), chunks=(rows, d), dtype="float64",
                        fill_value=np.nan, compressors=_crc_compressors(), config=full)
-    group.create_array("x", shape=(n, m), chunks=(chunk_size, max(m, 1)), dtype="float64",
+    group.create_array("x", shape=(n, m), chunks=(rows, max(m, 1)), dtype="float64",
                        fill_value=np.nan, compressors=_crc_compressors(), config=full)
     group.create_array("chunk_status", shape=(n_chunks,), chunks=(1,), dtype="uint8",
                        fill_value=0, compressors=_crc_compressors(None))

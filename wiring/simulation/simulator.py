@@ -67,6 +67,8 @@ from wiring.rules.base import (
     LogLinearForm,
     SupportsLogLinear,
     WiringRule,
+    call_rate,
+    check_rates,
     check_theta,
     in_domain,
     theta_columns,
@@ -268,8 +270,7 @@ class Simulator:
         ])
         ptr, feats, _ = self._gather(picks)
         r = int(ptr[-1])
-        want = np.broadcast_to(np.asarray(rule.rate(feats, theta_columns(th)), np.float64),
-                               (len(th), r))
+        want = np.broadcast_to(call_rate(rule, feats, theta_columns(th)), (len(th), r))
         coef, off = form[1], form[2]
         lin = off[:, None] + sum(
             (coef[:, k : k + 1] * feats[n][None, :] for k, n in enumerate(names)),
@@ -489,9 +490,10 @@ class Simulator:
         pair_feats = {k: feats.pop(k) for k in PAIR_FEATURES}
         if rule.level == "pair":
             cols = [th[owner, k] for k in range(th.shape[1])]
-            lam = np.asarray(rule.rate(pair_feats, cols), dtype=np.float64)
+            lam = call_rate(rule, pair_feats, cols)
             lam = np.broadcast_to(lam, flat.shape).copy()
             lam[cnt == 0] = 0.0
+            check_rates(rule, lam, lambda i: th[owner[i]], nan_outside_box=True)
             return lam.reshape(b, s)
         total = int(ptr[-1])
         for k in rule.features:
@@ -499,7 +501,8 @@ class Simulator:
                 feats[k] = np.repeat(pair_feats[k], cnt)
         row_owner = np.repeat(owner, cnt)
         cols = [th[row_owner, k] for k in range(th.shape[1])]
-        per_row = np.broadcast_to(np.asarray(rule.rate(feats, cols), np.float64), (total,))
+        per_row = np.broadcast_to(call_rate(rule, feats, cols), (total,))
+        check_rates(rule, per_row, lambda i: th[row_owner[i]], nan_outside_box=True)
         return segment_sum(per_row, ptr).reshape(b, s)
 
     def __call__(self, theta: npt.ArrayLike, rng: np.random.Generator | int | None = None

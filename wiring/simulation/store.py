@@ -75,6 +75,7 @@ from wiring.simulation._store_layout import (
     create_group,
     is_simulation_store,
 )
+from wiring.simulation.resources import check_simulation_size
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -294,6 +295,8 @@ class SimulationStore:
             anatomy_hash=anatomy_hash, seed=seed, streams=streams,
         )
         path = Path(path)
+        check_simulation_size(path, n=n, d=len(prior_spec.names),
+                              m=len(config["measurement_names"]), chunk_size=chunk_size)
         if not path.parent.is_dir():
             raise FileNotFoundError(f"output folder {path.parent} does not exist; create it first")
         with store_lock(path, what="simulation store"):
