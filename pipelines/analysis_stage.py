@@ -92,6 +92,8 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
             rule,
             ctx.measurements,
             n_pairs=ctx.simulator.n_pairs_spec,
+            replace=ctx.simulator.replace,
+            pooling=ctx.simulator.pooling,
             slice_config=ctx.simulator.slice_config,
             cache_dir=ctx.cache_dir / "features",
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from anatomy.storeguard import store_lock
-from pipelines.cluster import connect
+from pipelines.cluster import ClusterSession
 from pipelines.config import RunConfig
 from pipelines.preflight import preflight
 from pipelines.runrecord import RunRecord
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 #: Stages in execution order.
 STAGES: tuple[str, ...] = ("anatomy", "features", "simulate", "train", "analyze")
+
+#: Stages that distribute work on the cluster; the others run in this process, and the batch
+#: jobs of a cluster are released before them (and submitted again if a later stage needs them).
+DISTRIBUTED_STAGES: frozenset[str] = frozenset({"features", "simulate"})
 
 
 def resolve_run_dir(config: RunConfig, out: str | Path | None = None) -> Path:
@@ -58,7 +62,7 @@ class _Context:
     run_dir: Path
     cache_dir: Path
     record: RunRecord
-    client: Any
+    cluster: ClusterSession
     progress: bool
     model: Any = None
     rule: Any = None
@@ -66,6 +70,11 @@ class _Context:
     simulator: Any = None
     store: Any = None
     posterior: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The cluster's client, started at its first use (None for threads)."""
+        return self.cluster.lazy_client()
 
 
 def run_pipeline(
@@ -130,16 +139,18 @@ def _run_stages(config: RunConfig, run_dir: Path, cache_dir: Path, *, progress: 
     for stage in ("simulate", "train", "analyze", "compare"):
         record.set_seed(stage, derive_seed(config.run.seed, stage))
     try:
-        with connect(config.cluster) as client:
+        with ClusterSession(config.cluster) as cluster:
             ctx = _Context(
                 config=config,
                 run_dir=run_dir,
                 cache_dir=cache_dir,
                 record=record,
-                client=client,
+                cluster=cluster,
                 progress=progress,
             )
             for stage in STAGES:
+                if stage not in DISTRIBUTED_STAGES:
+                    cluster.release()  # no batch job stays allocated through local stages
                 _STAGE_FUNCS[stage](ctx)
                 if stage == stop_after:
                     break
@@ -236,11 +247,14 @@ def _stage_features(ctx: _Context) -> None:
         ctx.rule,
         ctx.measurements,
         n_pairs=cfg.measurements.n_pairs or "experiment",
+        replace=cfg.simulation.replace,
+        pooling=cfg.simulation.pooling,
         slice_config=SliceConfig(
             thickness_um=cfg.measurements.slice_thickness_um,
             max_distance_um=cfg.measurements.slice_max_distance_um,
         ),
         cache_dir=ctx.cache_dir / "features",
+        client=ctx.client,
         progress=ctx.progress,
     )
     if t0 is None:
@@ -270,6 +284,7 @@ def _stage_simulate(ctx: _Context) -> None:
         measurement_hash=ctx.measurements.content_hash(),
         anatomy_hash=str(ctx.model.attrs.get("content_hash", "")),
         seed=derive_seed(cfg.run.seed, "simulate"),
+        protocol=ctx.simulator.protocol(),
     )
     # finished chunks are verified first: a missing or damaged one is redone, never trained on
     if t0 is None and store.is_complete and not store.verify(repair=True):

@@ -2,7 +2,7 @@
 
 ``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH --n N
 --seed S --out STORE [--prior gaussian|uniform|PRIOR.toml] [--chunk-size K] [--workers W]
-[--cluster KIND_OR_ADDRESS] [--overwrite]``
+[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
 finished chunks are kept (after their checksums are verified: damaged or missing ones are
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
+from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["register"]
 
@@ -49,9 +50,13 @@ def register(sub: Any) -> None:
                    help="simulations per task (default 10000)")
     p.add_argument("--workers", type=non_negative_int, default=0,
                    help="local dask worker processes (default 0: run in this process)")
-    p.add_argument("--cluster", default=None, metavar="KIND_OR_ADDRESS",
-                   help="threads, local, slurm/pbs/sge/lsf, or a scheduler address "
-                   "(default: local if --workers > 0, else in this process)")
+    add_cluster_arguments(p, default="local if --workers > 0, else in this process")
+    p.add_argument("--replace", action="store_true",
+                   help="sample each measurement's pairs with replacement (the research code's "
+                   "protocol; default: distinct pairs, as in a recording)")
+    p.add_argument("--no-pooling", action="store_true",
+                   help="simulate pooled measurements (includes = [...]) independently of their "
+                   "parts, as the research code does")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing store made with other arguments")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -110,14 +115,19 @@ def _run(args: argparse.Namespace) -> int:
                           chunk_size=args.chunk_size,
                           pairs_per_row=sum(int(m.n_pairs) for m in mset))
     model = open_anatomy(args.anatomy, args.anatomy_seed)
+    from wiring.simulation.simulator import Simulator
+
+    simulator = Simulator(model, rule, mset, replace=args.replace, pooling=not args.no_pooling)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
         measurement_names=list(mset.names), measurement_hash=mset.content_hash(),
-        anatomy_hash=anatomy_hash(model), seed=args.seed,
+        anatomy_hash=anatomy_hash(model), seed=args.seed, protocol=simulator.protocol(),
     )
     out: Path = args.out
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
+    # every input was checked above (populations selected, features built) before anything is
+    # written; an old store is replaced only once the new one holds a finished chunk
     with store_lock(out, what="simulation store"):
         remove_leftovers(out)
         store = None
@@ -128,15 +138,10 @@ def _run(args: argparse.Namespace) -> int:
             log.info("resuming %s: %d of %d simulations done", out, store.n_done, store.n)
         elif out.exists() and not is_simulation_store(out):
             raise refuse_foreign(out, "a simulation store", OutputExistsError)
-        if store is None or store.todo_chunks():
-            from wiring.simulation.simulator import Simulator
-
-            # every input is checked (populations selected, features built) before anything is
-            # written, and an old store is replaced only once the new one holds a finished chunk
-            simulator = Simulator(model, rule, mset)
-            if store is None:
-                store = SimulationStore.create(out, overwrite=args.overwrite, prefill=simulator,
-                                               **config)
+        if store is None:
+            store = SimulationStore.create(out, overwrite=args.overwrite, prefill=simulator,
+                                           **config)
+        if store.todo_chunks():
             store = _simulate(store, simulator, args, simulate_to_store)
         else:
             log.info("%s is complete; nothing to do", out)
@@ -154,7 +159,6 @@ def _simulate(store: Any, simulator: Any, args: argparse.Namespace, run: Any) ->
     if kind == "threads":
         return run(store, simulator, client=None, progress=not args.no_progress)
     from pipelines.cluster import connect
-    from pipelines.config import ClusterConfig
 
-    with connect(ClusterConfig(kind=kind, workers=args.workers)) as client:
+    with connect(cluster_config(args, kind=kind, workers=args.workers)) as client:
         return run(store, simulator, client=client, progress=not args.no_progress)

@@ -542,6 +542,7 @@ def train_from_store(store: Any, **kwargs: Any) -> Posterior:
         "rule": store.rule_info, "measurement_names": list(store.measurement_names),
         "measurement_hash": store.measurement_hash, "anatomy_hash": store.anatomy_hash,
         "store_hash": store.content_hash(), "store_seed": store.seed,
+        "protocol": store.attrs.get("protocol"),
         **dict(kwargs.pop("metadata", None) or {}),
     }
     return train_posterior(theta, x, store.prior_spec, metadata=meta, **kwargs)

@@ -50,6 +50,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "chunk_size",
     "seed",
     "streams",
+    "protocol",
 )
 
 

@@ -45,6 +45,7 @@ read-modify-write each other's status.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -72,6 +73,7 @@ from wiring.simulation._store_layout import (
     SCHEMA_VERSION,
     SUPPORTED_SCHEMA_VERSIONS,
     check_sealed,
+    config_digest,
     create_group,
     is_simulation_store,
 )
@@ -208,6 +210,9 @@ def _write_chunk(
     streams: str = _LEGACY_STREAMS,
 ) -> int:
     """Simulate chunk ``index`` and write it: θ and x first, the status element last."""
+    from wiring._dask import require_visible
+
+    require_visible(path, "simulation store")
     prior = PriorSpec.from_dict(prior_dict)
     theta, x = simulate_chunk_rows(
         prior, simulate_chunk, seed=seed, index=index, size=stop - start,
@@ -248,6 +253,7 @@ class SimulationStore:
         anatomy_hash: str,
         seed: int,
         streams: str = "row",
+        protocol: Mapping[str, Any] | None = None,
         overwrite: bool = False,
         prefill: SimulateChunk | SupportsIndexedSimulation | None = None,
     ) -> SimulationStore:
@@ -275,6 +281,10 @@ class SimulationStore:
             Random numbers keyed per row (content independent of ``chunk_size``; the simulator
             must be a :class:`SupportsIndexedSimulation`) or per chunk (any
             ``callable(theta, rng)``).
+        protocol : mapping, optional
+            How the simulator emulates the experiments
+            (:meth:`wiring.simulation.simulator.Simulator.protocol`); ``None``: recorded by
+            :func:`simulate_to_store` from the simulator that fills the first chunk.
         overwrite : bool
             Replace an existing simulation store at ``path`` (never another kind of directory).
         prefill : simulator, optional
@@ -292,7 +302,7 @@ class SimulationStore:
         config = _config(
             n=n, chunk_size=chunk_size, prior_spec=prior_spec, rule_info=rule_info,
             measurement_names=measurement_names, measurement_hash=measurement_hash,
-            anatomy_hash=anatomy_hash, seed=seed, streams=streams,
+            anatomy_hash=anatomy_hash, seed=seed, streams=streams, protocol=protocol,
         )
         path = Path(path)
         check_simulation_size(path, n=n, d=len(prior_spec.names),
@@ -360,7 +370,7 @@ class SimulationStore:
             )
         if version >= 2 or _has_seal(group):  # a sealed store relabelled as version 1 too
             check_sealed(path, group, attrs)
-        missing = [k for k in CONFIG_FIELDS if k != "streams" and k not in attrs]
+        missing = [k for k in CONFIG_FIELDS if k not in ("streams", "protocol") and k not in attrs]
         if missing:
             raise StoreFormatError(
                 f"simulation store {str(path)!r} lacks the attribute(s) {missing}; it is damaged: "
@@ -468,7 +478,7 @@ class SimulationStore:
     @property
     def config(self) -> dict[str, Any]:
         """The configuration attributes (:data:`CONFIG_FIELDS`)."""
-        return {k: self._attrs[k] if k != "streams" else self.streams for k in CONFIG_FIELDS}
+        return {k: self._attrs.get(k) if k != "streams" else self.streams for k in CONFIG_FIELDS}
 
     def check_config(self, **config: Any) -> None:
         """Raise :class:`StoreMismatchError` naming the first field that differs from ``config``
@@ -477,6 +487,12 @@ class SimulationStore:
         want = _config(**config)
         for key in CONFIG_FIELDS:
             have = self._attrs.get(key) if key != "streams" else self.streams
+            if key == "protocol" and want[key] is None:
+                continue  # recorded from the simulator (see simulate_to_store)
+            if key == "protocol" and have is None and self.n_done:
+                raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(self.path)))
+            if key == "protocol" and have is None:
+                continue
             if have != want[key]:
                 raise StoreMismatchError(
                     f"simulation store {str(self.path)!r} was made with {key} = {have!r}, but "
@@ -620,6 +636,7 @@ def _config(
     anatomy_hash: str,
     seed: int,
     streams: str = "row",
+    protocol: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validated, JSON-native configuration attributes."""
     from wiring.errors import InvalidParameterError
@@ -649,7 +666,43 @@ def _config(
         "chunk_size": int(chunk_size),
         "seed": int(seed),
         "streams": str(streams),
+        "protocol": None if protocol is None else json.loads(json.dumps(dict(protocol))),
     }
+
+
+_OLD_PROTOCOL = (
+    "simulation store {path!r} holds simulations without a recorded sampling protocol (made "
+    "by a simulator version that drew a fresh connection for every sampled pair); its x "
+    "cannot be mixed with this simulator's: use a new output path, or pass --overwrite to "
+    "start over"
+)
+
+
+def _adopt_protocol(store: SimulationStore, simulator: Any) -> None:
+    """Record the simulator's protocol in ``store`` or refuse a store made with another."""
+    fn = getattr(simulator, "protocol", None)
+    if not callable(fn):
+        return
+    want = json.loads(json.dumps(fn()))
+    have = store.attrs.get("protocol")
+    if have is None:
+        if store.n_done:
+            raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(store.path)))
+        import zarr
+
+        group = zarr.open_group(str(store.path), mode="r+")
+        group.attrs.update({"protocol": want})
+        store._attrs["protocol"] = want
+        if store.schema_version >= 2:  # the writer that adds an attribute reseals them
+            group["chunk_seed"].attrs["config_digest"] = config_digest(store._attrs)
+    elif have != want:
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        raise StoreMismatchError(
+            f"simulation store {str(store.path)!r} was simulated with another protocol "
+            f"({', '.join(f'{k} = {have.get(k)!r}' for k in diff)}) than this simulator's "
+            f"({', '.join(f'{k} = {want.get(k)!r}' for k in diff)}); use a new output path, or "
+            f"pass --overwrite to start over"
+        )
 
 
 def simulate_to_store(
@@ -669,7 +722,8 @@ def simulate_to_store(
         For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
         :class:`wiring.simulation.simulator.Simulator`; for ``streams="chunk"`` any
         ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
-        processes; it is scattered to the workers once.
+        processes; it reaches every worker once and is recomputed, not lost, when the
+        workers holding it die (:func:`wiring._dask.share`).
     client : distributed.Client, optional
         Run chunks as dask tasks; without one they run serially in this process.
     progress : bool
@@ -698,10 +752,12 @@ def _fill(store: SimulationStore, simulate_chunk: SimulateChunk, *, client: Any,
           progress: bool) -> SimulationStore:
     from tqdm.auto import tqdm
 
+    _adopt_protocol(store, simulate_chunk)
     todo = store.todo_chunks()
     m = len(store.measurement_names)
     prior = store.prior_spec.to_dict()
-    path, seed, streams = str(store.path), store.seed, store.streams
+    # absolute: worker jobs may start in another directory (of the same shared filesystem)
+    path, seed, streams = str(Path(store.path).resolve()), store.seed, store.streams
     if streams == "row" and not isinstance(simulate_chunk, SupportsIndexedSimulation):
         from wiring.errors import InvalidParameterError
 
@@ -724,18 +780,26 @@ def _fill(store: SimulationStore, simulate_chunk: SimulateChunk, *, client: Any,
         else:
             from distributed import as_completed
 
-            sim = client.scatter(simulate_chunk, broadcast=True)
-            futures = [
+            from wiring._dask import share
+
+            sim = share(client, simulate_chunk, "simulator")
+            pending = {
                 client.submit(_write_chunk, path, i, *store.chunk_bounds(i), prior, seed, m,
                               sim, streams, pure=False)
                 for i in todo
-            ]
+            }
             try:
-                for fut in as_completed(futures):
+                for fut in as_completed(list(pending)):
                     bar.update(fut.result())
+                    # a finished chunk is in the store: forget its future, so that a worker
+                    # lost later does not make dask recompute it
+                    pending.discard(fut)
+                    fut.release()
             except BaseException:
-                client.cancel(futures)
+                client.cancel(list(pending))
                 raise
+            finally:
+                client.cancel([sim])
     finally:
         bar.close()
     return SimulationStore.open(store.path)
