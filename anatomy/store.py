@@ -509,7 +509,7 @@ def open_model(path: str | os.PathLike[str], *, validate: bool = True) -> Struct
     if validate:
         validate_model(model)
     # last: a store that passes every check above may still have been changed in place
-    check_chunk_digests(path, attrs, listed)
+    check_chunk_digests(path, attrs, _attr(attrs, "arrays", list, path))
     return model
 
 
