@@ -27,6 +27,7 @@ __all__ = [
     "chunk_fingerprint",
     "config_digest",
     "create_group",
+    "has_seal",
     "is_simulation_store",
 ]
 
@@ -101,6 +102,14 @@ SEALED_FIELDS: tuple[str, ...] = ("format", "schema_version", *CONFIG_FIELDS)
 def config_digest(attrs: Mapping[str, Any]) -> dict[str, str]:
     """sha256 (hex) of each sealed attribute's canonical JSON; a missing one hashes as null."""
     return field_digests({key: attrs.get(key) for key in SEALED_FIELDS})
+
+
+def has_seal(group: Any) -> bool:
+    """Whether the store's ``chunk_seed`` array carries a configuration digest."""
+    try:
+        return "config_digest" in dict(group["chunk_seed"].attrs)
+    except Exception:
+        return False
 
 
 def is_simulation_store(path: Path) -> bool:

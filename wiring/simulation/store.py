@@ -75,6 +75,7 @@ from wiring.simulation._store_layout import (
     check_sealed,
     config_digest,
     create_group,
+    has_seal,
     is_simulation_store,
 )
 from wiring.simulation.resources import check_simulation_size
@@ -183,13 +184,6 @@ def simulate_chunk_rows(
             f"expected ({size}, {n_measurements}) = (batch, number of measurements)"
         )
     return theta, x
-
-
-def _has_seal(group: Any) -> bool:
-    try:
-        return "config_digest" in dict(group["chunk_seed"].attrs)
-    except Exception:
-        return False
 
 
 def _open_group(path: Path, mode: str) -> Any:
@@ -368,7 +362,7 @@ class SimulationStore:
                 f"simulation store {str(path)!r} has schema version {version!r}; this version "
                 f"reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}. Re-simulate it with this version"
             )
-        if version >= 2 or _has_seal(group):  # a sealed store relabelled as version 1 too
+        if version >= 2 or has_seal(group):  # a sealed store relabelled as version 1 too
             check_sealed(path, group, attrs)
         missing = [k for k in CONFIG_FIELDS if k not in ("streams", "protocol") and k not in attrs]
         if missing:
