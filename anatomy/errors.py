@@ -9,10 +9,12 @@ from __future__ import annotations
 __all__ = [
     "AnatomyError",
     "AnatomyWarning",
+    "CalibrationTargetError",
     "FormatError",
     "GeneratorArgumentError",
     "SchemaVersionError",
     "StoreExistsError",
+    "StoreLockedError",
     "StoreValidationError",
     "UnknownNameError",
 ]
@@ -38,6 +40,10 @@ class StoreExistsError(AnatomyError, FileExistsError):
     """Refusing to write over an existing store without ``overwrite=True``."""
 
 
+class StoreLockedError(AnatomyError, BlockingIOError):
+    """Another live process is writing the store (it holds the store's lock)."""
+
+
 class FormatError(AnatomyError, ValueError):
     """An external file (feature table, SWC, ...) is malformed; names the file and line."""
 
@@ -51,3 +57,7 @@ class UnknownNameError(AnatomyError, KeyError):
 
 class GeneratorArgumentError(AnatomyError, ValueError):
     """An invalid argument to :func:`build_model` (e.g. a negative seed)."""
+
+
+class CalibrationTargetError(AnatomyError, ValueError):
+    """A calibration target file that cannot be used (the message names the file and row)."""

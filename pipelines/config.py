@@ -71,8 +71,15 @@ class MeasurementsConfig:
     """The measurement set and how experiments are emulated."""
 
     set: str = "vpm-invivo"
+    """A built-in set, a .toml/.csv file, or ``model``: the measurement populations of an
+    imported anatomy (``[anatomy] path``)."""
+    select: list[str] = field(default_factory=list)
+    """Measurements to use, by id or label, in this order (the order of x); empty: every one
+    (for ``model``: the source's default experiment if it defines one); ``["all"]``: every
+    one."""
     n_pairs: int = 0
-    """Pairs sampled per measurement and simulation; 0 = as many as the experiment tested."""
+    """Pairs sampled per measurement and simulation; 0 = as many as the experiment tested.
+    Also the pairs assumed for records that do not give how many were tested."""
     slice_thickness_um: float = 300.0
     slice_max_distance_um: float = 100.0
 
@@ -156,6 +163,14 @@ class ClusterConfig:
     workers: int = 0
     """Local workers (0 = one per core)."""
     jobs: int = 4
+    """Batch jobs to keep running (each one a worker node); the default of both bounds below."""
+    minimum_jobs: int = 0
+    """Adaptive scaling: never fewer jobs than this (0 = ``jobs``). Lost or expired jobs are
+    replaced to keep at least this many."""
+    maximum_jobs: int = 0
+    """Adaptive scaling: never more jobs than this (0 = ``jobs``)."""
+    start_timeout: float = 600.0
+    """Seconds to wait for the first worker job to start before the run stops with an error."""
     queue: str = ""
     account: str = ""
     cores: int = 8
@@ -164,6 +179,12 @@ class ClusterConfig:
     walltime: str = "02:00:00"
     job_extra_directives: list[str] = field(default_factory=list)
     local_directory: str = ""
+    log_directory: str = ""
+    """Folder for the batch jobs' output files (default: the submitting directory)."""
+
+    def job_range(self) -> tuple[int, int]:
+        """(minimum, maximum) number of batch jobs of the adaptive scaling."""
+        return (self.minimum_jobs or self.jobs, self.maximum_jobs or self.jobs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,6 +257,13 @@ class RunConfig:
         data = self.to_dict()
         data.pop("cluster")
         data["run"] = {"seed": data["run"]["seed"]}
+        if not data["anatomy"].get("path"):
+            from anatomy.generate import GENERATOR_VERSION
+
+            # a generated anatomy changes with the generator's calibration
+            data["anatomy"]["generator_version"] = GENERATOR_VERSION
+        if not data["measurements"]["select"]:
+            del data["measurements"]["select"]  # configs written before it existed keep their hash
         truncation = self._prior_truncation()
         if truncation is not None:
             # the resolved truncation of a Gaussian prior changes results even where the
@@ -351,6 +379,26 @@ def _build(cls: Any, data: Mapping[str, Any], *, prefix: str, source: str) -> An
         raise ConfigError(f"{source}: {err}") from None
 
 
+def _check_cluster(c: ClusterConfig) -> None:
+    """Job counts, bounds and the start timeout of the ``[cluster]`` section."""
+    for key, value in (("jobs", c.jobs), ("cores", c.cores), ("processes", c.processes)):
+        if value < 1:
+            raise ConfigError(f"cluster.{key} must be >= 1, got {value!r}")
+    for key, value in (("minimum_jobs", c.minimum_jobs), ("maximum_jobs", c.maximum_jobs)):
+        if value < 0:
+            raise ConfigError(f"cluster.{key} must be >= 0 (0 = cluster.jobs), got {value!r}")
+    lo, hi = c.job_range()
+    if hi < 1 or lo > hi:
+        raise ConfigError(
+            f"cluster.minimum_jobs ({lo}) must not exceed cluster.maximum_jobs ({hi}), and "
+            f"maximum_jobs must be >= 1"
+        )
+    if not (c.start_timeout > 0 and math.isfinite(c.start_timeout)):
+        raise ConfigError(
+            f"cluster.start_timeout must be a positive number of seconds, got {c.start_timeout!r}"
+        )
+
+
 def _check_values(cfg: RunConfig) -> None:
     """Range checks that types alone cannot express."""
     positive = {
@@ -382,6 +430,7 @@ def _check_values(cfg: RunConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value!r}")
+    _check_cluster(cfg.cluster)
     if not cfg.inference.learning_rate > 0:
         raise ConfigError(
             f"inference.learning_rate must be > 0, got {cfg.inference.learning_rate!r}"
@@ -393,6 +442,19 @@ def _check_values(cfg: RunConfig) -> None:
         )
     if cfg.measurements.slice_thickness_um <= 0 or cfg.measurements.slice_max_distance_um <= 0:
         raise ConfigError("measurements.slice_thickness_um and slice_max_distance_um must be > 0")
+    select = cfg.measurements.select
+    for k, name in enumerate(select):
+        if not name.strip() or any(c.isspace() for c in name):
+            raise ConfigError(
+                f"measurements.select[{k}] = {name!r} is not a measurement id or label"
+            )
+        if name in select[:k]:
+            raise ConfigError(f"measurements.select names {name!r} twice")
+    if cfg.measurements.set == "model" and not cfg.anatomy.path:
+        raise ConfigError(
+            "measurements.set = 'model' uses the measurement populations of an imported "
+            "anatomy; set anatomy.path to its store (wiring anatomy import consbi ...)"
+        )
     if not cfg.anatomy.path and not cfg.anatomy.preset:
         raise ConfigError("anatomy: set either preset or path")
     from wiring.errors import InvalidParameterError

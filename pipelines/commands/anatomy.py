@@ -1,10 +1,12 @@
-"""``wiring anatomy build|import|info``: build, import and describe structural-model stores.
+"""``wiring anatomy build|import|info|calibrate``: build, import and describe structural-model stores.
 
 - ``wiring anatomy build --preset NAME --seed N --out PATH [--overwrite]`` generates a synthetic
   barrel-cortex model (:func:`anatomy.generate.build_model`) and writes it atomically.
 - ``wiring anatomy import consbi FOLDER --out PATH`` and ``wiring anatomy import swc ... --out
   PATH`` convert external data (:mod:`anatomy.io`) into a store.
 - ``wiring anatomy info PATH [--json] [--plot FILE]`` validates a store and summarizes it.
+- ``wiring anatomy calibrate PATH [--json] [--plot FILE]`` checks a store against the
+  calibration targets (:func:`wiring.anatomy_calibration.calibration_report`).
 
 No science happens here: every command calls :mod:`anatomy`.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register", "summarize_model"]
 
@@ -44,7 +47,8 @@ def register(sub: Any) -> None:
     b.add_argument("--chunk-voxels", type=positive_int, default=None,
                    help="voxels per stored block (default: about 4 Mi entries per block)")
     b.add_argument("--progress", action="store_true", help="show a progress bar")
-    b.set_defaults(handler=_build)
+    b.set_defaults(handler=holding_output_lock(_build, what="structural-model store",
+                                                make_parent=True))
 
     i = asub.add_parser(
         "info",
@@ -56,7 +60,25 @@ def register(sub: Any) -> None:
     i.add_argument("--plot", type=Path, default=None, metavar="FILE",
                    help="also draw depth profiles into this image file (png, pdf, svg)")
     i.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    i.add_argument("--verify", action="store_true",
+                   help="also recompute the content hash from the arrays and compare it with "
+                   "the recorded one (reads everything once)")
     i.set_defaults(handler=_info)
+
+    c = asub.add_parser(
+        "calibrate",
+        help="check a store against the calibration targets (the dense barrel-cortex model)",
+        description="Compare a structural model with the calibration targets: VPM bouton depth "
+        "fractions, neurons per layer, post_all by layer and the DSO connection probabilities "
+        "of the dense model for the in vivo VPM measurements at theta = (1, 1, 1). Exit status "
+        "0 when every applicable target passes, 1 (with a one-line message) when some fail.",
+    )
+    c.add_argument("path", type=Path, help="store to check")
+    c.add_argument("--json", action="store_true", help="print the results as JSON")
+    c.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                   help="draw the VPM bouton depth profile against the dense model's")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    c.set_defaults(handler=_calibrate)
 
     imp = asub.add_parser(
         "import",
@@ -74,7 +96,8 @@ def register(sub: Any) -> None:
     c.add_argument("--feature-set", default=None, help="feature set name (default: the only one)")
     c.add_argument("--out", type=Path, required=True, help="output store")
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    c.set_defaults(handler=_import_consbi)
+    c.set_defaults(handler=holding_output_lock(_import_consbi, what="structural-model store",
+                                                make_parent=True))
     s = isub.add_parser(
         "swc",
         help="SWC morphologies placed at soma positions",
@@ -93,7 +116,8 @@ def register(sub: Any) -> None:
                    "far-away sample would otherwise build an enormous grid")
     s.add_argument("--out", type=Path, required=True, help="output store")
     s.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    s.set_defaults(handler=_import_swc)
+    s.set_defaults(handler=holding_output_lock(_import_swc, what="structural-model store",
+                                                make_parent=True))
 
     # a bare `wiring anatomy` or `wiring anatomy import` prints its own help (usage error)
     p.set_defaults(handler=_usage(p))
@@ -126,14 +150,23 @@ def _usage(parser: argparse.ArgumentParser) -> Any:
     return handler
 
 
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    """Fail before any expensive work when the output exists (write_model checks again)."""
+def _refuse_existing(path: Path, overwrite: bool, *, store: bool = True) -> None:
+    """Fail before any expensive work when the output exists, or when ``--overwrite`` would
+    replace a directory that is not a structural-model store (write_model checks again)."""
     from anatomy.errors import StoreExistsError
 
-    if (path.exists() or path.is_symlink()) and not overwrite:
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not overwrite:
         raise StoreExistsError(
             f"{path} already exists; choose another --out or pass --overwrite to replace it"
         )
+    if store:
+        from anatomy.store import is_anatomy_store
+        from anatomy.storeguard import refuse_foreign
+
+        if not is_anatomy_store(path):
+            raise refuse_foreign(path, "a structural-model store")
 
 
 def _write(model: Any, args: argparse.Namespace, what: str) -> int:
@@ -261,7 +294,7 @@ def _check_plot_target(path: Path, overwrite: bool) -> None:
 
     from anatomy.errors import AnatomyError
 
-    _refuse_existing(path, overwrite)
+    _refuse_existing(path, overwrite, store=False)
     formats = Figure().canvas.get_supported_filetypes()
     suffix = path.suffix.lstrip(".").lower()
     if suffix not in formats:
@@ -273,14 +306,32 @@ def _check_plot_target(path: Path, overwrite: bool) -> None:
         raise FileNotFoundError(f"the folder of --plot {path} does not exist; create it first")
 
 
+def _verify(model: Any, path: Path) -> None:
+    """Recompute the content hash and refuse a store whose arrays no longer match it."""
+    from anatomy.errors import StoreValidationError
+    from anatomy.store import content_hash
+
+    recorded = model.attrs.get("content_hash")
+    actual = content_hash(model)
+    if recorded != actual:
+        raise StoreValidationError(
+            f"{path}: the arrays hash to {actual[:12]}, but the store records content hash "
+            f"{str(recorded)[:12]}: its content was changed after it was written; rebuild it"
+        )
+
+
 def _info(args: argparse.Namespace) -> int:
     from anatomy.store import open_model
 
     if args.plot is not None:
         _check_plot_target(args.plot, args.overwrite)
     model = open_model(args.path, validate=True)
+    if args.verify:
+        _verify(model, args.path)
     summary = summarize_model(model)
     summary = {"path": str(args.path), "content_hash": model.attrs.get("content_hash"), **summary}
+    if args.verify:
+        summary["content_hash_verified"] = True
     if args.json:
         json.dump(summary, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -299,4 +350,54 @@ def _info(args: argparse.Namespace) -> int:
         finally:
             plt.close(fig)
         sys.stderr.write(f"depth profiles written to {args.plot}\n")
+    return 0
+
+
+def _fmt_value(kind: str, v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.0f}" if kind in ("neuron_count", "post_all") else f"{v:.3f}"
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from anatomy.store import open_model
+
+    if args.plot is not None:
+        _check_plot_target(args.plot, args.overwrite)
+    model = open_model(args.path, validate=True)
+    report = _load("wiring.anatomy_calibration", "calibration_report")(model)
+    if args.json:
+        json.dump({"path": str(args.path), **report}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        lines = [f"calibration of {args.path} (generator version "
+                 f"{model.attrs.get('generator_version', '-')})",
+                 f"{'target':<24} {'real':>10} {'model':>10} {'tolerance':>10}  result  source"]
+        for r in report["results"]:
+            tol = (f"±{r['tolerance']:.0%}" if r["relative"] else f"±{r['tolerance']:.3g}")
+            res = {True: "pass", False: "FAIL", None: "n/a"}[r["passed"]]
+            src = r["source"] if len(r["source"]) <= 60 else r["source"][:57] + "..."
+            lines.append(f"{r['id']:<24} {_fmt_value(r['kind'], r['value']):>10} "
+                         f"{_fmt_value(r['kind'], r['model_value']):>10} {tol:>10}  {res:<6}  "
+                         f"{src}" + (f" ({r['reason']})" if r["reason"] else ""))
+        lines.append(f"{report['n_passed']} passed, {report['n_failed']} failed, "
+                     f"{report['n_not_applicable']} not applicable")
+        sys.stdout.write("\n".join(lines) + "\n")
+    if args.plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = _load("anatomy.plot", "plot_bouton_calibration")(model)
+        try:
+            fig.savefig(args.plot, dpi=120)
+        finally:
+            plt.close(fig)
+        sys.stderr.write(f"VPM bouton profile written to {args.plot}\n")
+    if report["n_failed"]:
+        failed = [r["id"] for r in report["results"] if r["passed"] is False]
+        sys.stderr.write(f"wiring: error: {report['n_failed']} calibration target(s) failed: "
+                         f"{', '.join(failed)}\n")
+        return 1
     return 0

@@ -109,3 +109,16 @@ def test_anatomy_nuisance_is_validated_and_hashed(tmp_path: Path) -> None:
     path.write_text('[analysis]\nsensitivity_simulations = -1\n')
     with pytest.raises(ConfigError, match="sensitivity_simulations must be >= 0"):
         load_config(path)
+
+
+def test_science_hash_covers_the_generator_version(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    # a new calibration of the synthetic anatomy gives new results: a new run directory
+    import anatomy.generate
+
+    generated = load_config("default")
+    imported = RunConfig.from_dict({"anatomy": {"path": str(tmp_path / "m.zarr")}})
+    before = generated.science_hash(), imported.science_hash()
+    monkeypatch.setattr(anatomy.generate, "GENERATOR_VERSION", "999")
+    assert generated.science_hash() != before[0]
+    assert imported.science_hash() == before[1]  # an imported store has its own content hash
