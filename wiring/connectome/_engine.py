@@ -286,7 +286,7 @@ def _per_neuron_profile(
         sums = np.bincount(key, weights=weights[a:z], minlength=min(step, n_rows - r0) * n_bins)
         nz = np.flatnonzero(sums)
         out_c.append(post_type[r0 + nz // n_bins] * n_bins + nz % n_bins)
-        out_v.append(sums[nz])
+        out_v.append(np.asarray(sums[nz], dtype=np.float64))
     return np.concatenate(out_c).astype(np.int64), np.concatenate(out_v)
 
 
