@@ -113,3 +113,53 @@ def test_extraction_removes_leftovers_of_a_killed_writer(tmp_path: Path, tiny_mo
                                     cache_dir=cache)
     assert _hidden(cache) == set()
     assert bundle.path is not None and bundle.path.parent == cache
+
+
+def test_live_writer_in_this_process_is_untouched(tmp_path: Path, monkeypatch: Any) -> None:
+    """A writer thread of the same process keeps its temporary while another thread cleans."""
+    import threading
+
+    from wiring.rules.base import VOXEL_FEATURES
+    from wiring.simulation import feature_cache as fc
+    from wiring.simulation.features import FeatureBundle
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    bundle = FeatureBundle(
+        names=("m",), pair_offsets=np.array([0, 1]), pre=np.array([0]), post=np.array([1]),
+        indptr=np.array([0, 1]), voxel=np.array([7], dtype=np.int32),
+        rows={k: np.full(1, 0.5, dtype=np.float32) for k in VOXEL_FEATURES},
+        soma_distance_um=np.array([5.0]), key="k",
+    )
+    writing, release = threading.Event(), threading.Event()
+    crc = fc._crc
+
+    def paused(arr: Any) -> int:
+        writing.set()
+        assert release.wait(timeout=120)
+        return crc(arr)
+
+    monkeypatch.setattr(fc, "_crc", paused)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            fc._write_atomic(bundle, cache / "features-t.zarr", key="k", desc={})
+        except BaseException as exc:  # reported in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        assert writing.wait(timeout=120)
+        before = _hidden(cache)
+        assert len(before) == 2
+        assert remove_stale_temporaries(cache) == []
+        assert _hidden(cache) == before
+    finally:
+        release.set()
+        thread.join(timeout=120)
+    assert not errors
+    assert _hidden(cache) == set()
+    np.testing.assert_array_equal(open_feature_bundle(cache / "features-t.zarr", key="k").voxel,
+                                  [7])

@@ -16,6 +16,7 @@ import errno
 import logging
 import os
 import shutil
+import threading
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -189,6 +190,10 @@ def _arrays_of(bundle: FeatureBundle) -> dict[str, npt.NDArray[Any]]:
 _TMP_PREFIX = ".tmp-features-"
 _TRASH_PREFIX = ".trash-features-"
 _LOCK_SUFFIX = ".lock"
+#: Names of the temporaries this process is writing. flock conflicts between open files of one
+#: process too, but on NFS it is emulated with POSIX locks, which do not: these are skipped.
+_OWN: set[str] = set()
+_OWN_GUARD = threading.Lock()
 
 
 def _try_lock(lock: Path, *, create: bool) -> int | None:
@@ -238,6 +243,8 @@ def _writing(tmp: Path) -> Iterator[None]:
     fd = _try_lock(lock, create=True)
     if fd is None:  # pragma: no cover - the name is random and new
         raise WiringError(f"pair features: temporary {tmp} is locked by another writer")
+    with _OWN_GUARD:
+        _OWN.add(tmp.name)
     try:
         yield
     finally:
@@ -246,6 +253,8 @@ def _writing(tmp: Path) -> Iterator[None]:
                 shutil.rmtree(tmp, ignore_errors=True)
         finally:
             _release(lock, fd)
+            with _OWN_GUARD:
+                _OWN.discard(tmp.name)
 
 
 def remove_stale_temporaries(cache_dir: str | os.PathLike[str]) -> list[Path]:
@@ -267,6 +276,9 @@ def remove_stale_temporaries(cache_dir: str | os.PathLike[str]) -> list[Path]:
                 continue  # handled with its temporary
         else:
             tmp, lock = entry, entry.with_name(entry.name + _LOCK_SUFFIX)
+        with _OWN_GUARD:
+            if tmp.name in _OWN:
+                continue
         # a writer creates and locks the lock file before its temporary and removes it last,
         # so a temporary without a locked lock file has no live writer
         fd = _try_lock(lock, create=False)
