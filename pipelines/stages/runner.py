@@ -1,0 +1,133 @@
+"""The stage runner: anatomy → features → simulations → posterior → analysis and report.
+
+A run directory is named after the configuration's science hash, so running the same
+configuration again finds the same directory: finished stages are skipped, the simulation store
+resumes chunk by chunk, and stages that were interrupted are redone from their start. Every
+stage is deterministic for the run seed, so an interrupted and resumed run ends with exactly the
+results of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.cluster import connect
+from pipelines.config import RunConfig
+from pipelines.context import PipelineContext, derive_seed
+from pipelines.runrecord import RunRecord
+from pipelines.stages.analyze import run_analyze
+from pipelines.stages.anatomy import run_anatomy
+from pipelines.stages.features import run_features
+from pipelines.stages.simulate import run_simulate
+from pipelines.stages.train import run_train
+
+__all__ = ["STAGES", "RunResult", "resolve_run_dir", "run_pipeline"]
+
+log = logging.getLogger(__name__)
+
+#: Stages in execution order.
+STAGES: tuple[str, ...] = ("anatomy", "features", "simulate", "train", "analyze")
+
+#: The function of each stage; each reads and extends the run's :class:`PipelineContext`.
+_STAGE_FUNCS: dict[str, Callable[[PipelineContext], None]] = {
+    "anatomy": run_anatomy,
+    "features": run_features,
+    "simulate": run_simulate,
+    "train": run_train,
+    "analyze": run_analyze,
+}
+
+
+def resolve_run_dir(config: RunConfig, out: str | Path | None = None) -> Path:
+    """``out`` if given, else ``<run.output>/<run.name>-<science hash>``."""
+    if out is not None:
+        return Path(out)
+    return Path(config.run.output) / f"{config.run.name}-{config.science_hash()}"
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced: its directory, the record and the analysis summary."""
+
+    run_dir: Path
+    record: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report_html(self) -> Path:
+        """The self-contained HTML report."""
+        return self.run_dir / "report" / "index.html"
+
+
+def run_pipeline(
+    config: RunConfig,
+    *,
+    out: str | Path | None = None,
+    progress: bool = True,
+    stop_after: str | None = None,
+) -> RunResult:
+    """Run (or resume) the whole pipeline for ``config``; returns the run's result.
+
+    ``stop_after`` ends the run after the named stage (for debugging and tests).
+    """
+    if stop_after is not None and stop_after not in STAGES:
+        from pipelines.config import ConfigError
+
+        raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
+    run_dir = resolve_run_dir(config, out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # runs share reusable anatomy stores and feature tables in a cache beside them
+    cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    _write_config(run_dir, config)
+    record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
+    for stage in ("simulate", "train", "analyze", "compare"):
+        record.set_seed(stage, derive_seed(config.run.seed, stage))
+    with connect(config.cluster) as client:
+        ctx = PipelineContext(
+            config=config,
+            run_dir=run_dir,
+            cache_dir=cache_dir,
+            record=record,
+            client=client,
+            progress=progress,
+        )
+        for stage in STAGES:
+            _STAGE_FUNCS[stage](ctx)
+            if stage == stop_after:
+                break
+    summary_path = run_dir / "report" / "summary.json"
+    summary: dict[str, Any] = {}
+    if summary_path.exists():
+        import json
+
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    return RunResult(run_dir=run_dir, record=record.data, summary=summary)
+
+
+def _write_config(run_dir: Path, config: RunConfig) -> None:
+    """Write the resolved config; refuse a run directory made by another configuration."""
+    from pipelines.config import ConfigError, load_config
+
+    path = run_dir / "config.toml"
+    text = config.to_toml()
+    if path.exists():
+        if path.read_text(encoding="utf-8") == text:
+            return
+        try:
+            previous = load_config(path).science_hash()
+        except ConfigError:
+            previous = "unreadable"
+        if previous != config.science_hash():
+            raise ConfigError(
+                f"run directory {run_dir} holds a run of another configuration (science hash "
+                f"{previous}, this one {config.science_hash()}); choose another --out or remove "
+                f"that directory"
+            )
+    tmp = path.with_name(".config.toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
