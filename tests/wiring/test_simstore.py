@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -38,10 +37,20 @@ def fake_simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def slow_simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The fake simulator, 0.15 s per chunk, so a run can be killed half-way."""
-    time.sleep(0.15)
-    return fake_simulator(theta, rng)
+class StallOnCall:
+    """The fake simulator that, on its ``k``-th call, writes ``sentinel`` and then waits to be
+    killed: the parent kills on the sentinel, so the kill lands after exactly ``k - 1`` finished
+    chunks however slow either process runs."""
+
+    def __init__(self, k: int, sentinel: str) -> None:
+        self.k, self.sentinel, self.calls = k, sentinel, 0
+
+    def __call__(self, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.calls += 1
+        if self.calls == self.k:
+            Path(self.sentinel).write_text("stalled", encoding="utf-8")
+            time.sleep(600)  # killed long before; only a parent that never kills waits this out
+        return fake_simulator(theta, rng)
 
 
 class FailOnChunk:
@@ -154,30 +163,30 @@ def test_resume_after_failure(tmp_path: Path, reference: SimulationStore) -> Non
 
 def test_resume_after_sigkill(tmp_path: Path, reference: SimulationStore) -> None:
     path = tmp_path / "s.zarr"
+    sentinel = tmp_path / "stalled"
     make(path)
     script = textwrap.dedent(f"""
         import importlib.util, sys
         spec = importlib.util.spec_from_file_location("t", {str(HERE)!r})
         t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
         from wiring.simulation.store import simulate_to_store
-        simulate_to_store({str(path)!r}, t.slow_simulator, progress=False)
+        simulate_to_store({str(path)!r}, t.StallOnCall(4, {str(sentinel)!r}), progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done = int(SimulationStore.open(path).chunk_status().sum()) if path.exists() else 0
-            if done >= 3 or proc.poll() is not None:
-                break
+        deadline = time.monotonic() + 120
+        while not sentinel.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "child exited"
+            assert time.monotonic() < deadline, "the child never reached its fourth chunk"
             time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
     finally:
+        proc.kill()  # SIGKILL: no cleanup runs in the child
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
     store = SimulationStore.open(path)
     n_before = int(store.chunk_status().sum())
-    assert 3 <= n_before < 11
+    assert n_before == 3  # chunks 0-2 finished, the fourth was running
     # Finished chunks hold exactly the reference rows.
     ref_t, ref_x = arrays(reference)
     mask = store.done_mask()
