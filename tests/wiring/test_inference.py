@@ -13,16 +13,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from wiring.errors import (  # noqa: E402
+from wiring.errors import (
     InvalidParameterError,
     OutputExistsError,
     PosteriorMismatchError,
     ShapeMismatchError,
 )
-from wiring.inference import (  # noqa: E402
+from wiring.inference import (
     Posterior,
     PosteriorFileError,
     TrainingDataError,
@@ -32,9 +31,9 @@ from wiring.inference import (  # noqa: E402
     train_from_store,
     train_posterior,
 )
-from wiring.inference.priors import PriorSpec, build_prior_spec, check_prior_spec  # noqa: E402
-from wiring.rules.base import ParamSpec  # noqa: E402
-from wiring.simulation.store import SimulationStore, simulate_to_store  # noqa: E402
+from wiring.inference.priors import PriorSpec, build_prior_spec, check_prior_spec
+from wiring.rules.base import ParamSpec
+from wiring.simulation.store import SimulationStore, simulate_to_store
 
 NAMES = ("theta_pre", "theta_post", "theta_postall")
 PARAMS = [ParamSpec(name=n, default=1.0, low=0.0, high=2.0) for n in NAMES]

@@ -611,7 +611,6 @@ def test_slice_config_to_dict() -> None:
 
 
 def test_builtin_sets_on_tiny(request: pytest.FixtureRequest) -> None:
-    pytest.importorskip("anatomy.generate")
     tiny = request.getfixturevalue("tiny_model")
     vpm = populations(tiny, load_measurement_set("vpm-invivo"))
     n_vpm_c2 = select(tiny, "VPM;column=C2;region=barreloid").size
@@ -686,8 +685,7 @@ def test_set_from_imported_feature_tables(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """tiny -> feature-table folder (some vpm-invivo populations) -> import -> same measurements."""
-    pytest.importorskip("anatomy.generate")
-    consbi = pytest.importorskip("anatomy.io.consbi")
+    from anatomy.io import consbi
     tiny = request.getfixturevalue("tiny_model")
     vpm = load_measurement_set("vpm-invivo").subset(["L4-septum", "L4ss", "L5PT"])
     pops = {}

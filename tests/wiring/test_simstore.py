@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import distributed
 import numpy as np
 import pytest
 
@@ -137,7 +138,6 @@ def test_prior_draws_match_the_prior(reference: SimulationStore) -> None:
 def test_dask_workers_give_identical_content(
     tmp_path: Path, reference: SimulationStore, workers: int
 ) -> None:
-    distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:

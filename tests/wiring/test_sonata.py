@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import libsonata
 import numpy as np
 import pytest
 
@@ -13,8 +14,6 @@ from wiring.connectome.dso import dso_factors
 from wiring.connectome.sonata import SONATA_FILES, export_sonata
 from wiring.errors import OutputExistsError, StoreMismatchError
 from wiring.rules.dso import DSO
-
-libsonata = pytest.importorskip("libsonata")
 
 
 class FactorDSO(DSO):
