@@ -90,7 +90,7 @@ def _compile_base() -> dict[str, Any]:
     from numba.core import types
     from numba.extending import intrinsic
 
-    @intrinsic  # type: ignore[misc,untyped-decorator]
+    @intrinsic
     def _i64_as_f64(typingctx: Any, x: Any) -> Any:
         sig = types.float64(types.int64)
 
@@ -101,7 +101,7 @@ def _compile_base() -> dict[str, Any]:
 
     inline = nb.njit(cache=False, nogil=True, fastmath=_FASTMATH, inline="always")
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def fexp(x: float) -> float:
         xc = min(max(x, -708.0), 709.0)
         kf = np.floor(xc * _LOG2E + 0.5)
@@ -114,22 +114,22 @@ def _compile_base() -> dict[str, Any]:
             v = 0.0
         if x > 709.0:
             v = np.inf
-        return v  # type: ignore[no-any-return]
+        return v
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def mix(z: Any) -> Any:
         z = (z ^ (z >> _S30)) * _M1
         z = (z ^ (z >> _S27)) * _M2
         return z ^ (z >> _S31)
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def uniform(key: Any, j: int) -> float:
         z = mix(key + np.uint64(j + 1) * _G)
         return (float(z >> _S11) + 1.0) * _INV53
 
     njit = nb.njit(cache=False, nogil=True, fastmath=_FASTMATH)
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit
     def sample_pairs(
         keys: Any, pair_lo: Any, pair_n: Any, n_sample: Any, pairs: Any, thr: Any
     ) -> None:
@@ -151,7 +151,7 @@ def _compile_base() -> dict[str, Any]:
                     pairs[b, col] = pair_lo[m] + k
                     col += 1
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit
     def fexp_array(x: Any, out: Any) -> None:
         for i in range(x.shape[0]):
             out[i] = fexp(x[i])
@@ -191,7 +191,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
     """Kernels over a CSR table; row features f0..f3 (the first ``nk`` are used)."""
     fexp, uniform, njit, inline = base["fexp"], base["uniform"], base["njit"], base["inline"]
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline  # type: ignore[untyped-decorator]
     def lin(c: Any, f0: Any, f1: Any, f2: Any, f3: Any, r: int) -> float:
         t = 0.0
         if nk > 0:
@@ -204,7 +204,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
             t += c[3] * f3[r]
         return t
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline  # type: ignore[untyped-decorator]
     def pair_lambda(c: Any, off: float, f0: Any, f1: Any, f2: Any, f3: Any, lo: int, hi: int,
                     thr: float) -> float:
         lam = 0.0
@@ -220,7 +220,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
             r = e
         return lam
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def simulate(keys: Any, valid: Any, coef: Any, offset: Any, f0: Any, f1: Any, f2: Any,
                  f3: Any, indptr: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
                  out: Any) -> int:
@@ -261,7 +261,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
                     out[b, m] = np.nan
         return n_bad
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def expected(coef: Any, offset: Any, f0: Any, f1: Any, f2: Any, f3: Any, indptr: Any,
                  pair_lo: Any, pair_n: Any, out: Any) -> None:
         n_b = coef.shape[0]
@@ -284,7 +284,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
     (voxel, log post and log postAll per entry); the depth term only when ``use_depth``."""
     fexp, uniform, njit, inline = base["fexp"], base["uniform"], base["njit"], base["inline"]
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline  # type: ignore[untyped-decorator]
     def pair_lambda(c: Any, off: float, dense: Any, ri: int, vox: Any, lq: Any, lpa: Any,
                     depth: Any, lo: int, hi: int, thr: float, buf: Any, ibuf: Any) -> float:
         # per chunk: compact the entries where the pre neuron is present (branch-free), then
@@ -314,7 +314,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
             r = e
         return lam
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def simulate(keys: Any, valid: Any, coef: Any, offset: Any, dense: Any, pre_row: Any,
                  post_row: Any, post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any,
                  pair_lo: Any, pair_n: Any, n_sample: Any, out: Any) -> int:
@@ -359,7 +359,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     out[b, m] = np.nan
         return n_bad
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def expected(coef: Any, offset: Any, dense: Any, pre_row: Any, post_row: Any,
                  post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any, pair_lo: Any,
                  pair_n: Any, out: Any) -> None:
@@ -379,7 +379,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     acc += -np.expm1(-lam)
                 out[b, m] = acc / pair_n[m]
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def simulate_sorted(keys: Any, valid: Any, coef: Any, offset: Any, dense: Any,
                         pre_row: Any, post_row: Any, post_ptr: Any, vox: Any, lq: Any,
                         lpa: Any, depth: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
@@ -463,7 +463,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 out[b, m] = h / n_sample[m]
         return n_bad
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def count_rows(dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
                    pairs: Any, counts: Any) -> None:
         for t in range(pairs.shape[0]):
@@ -477,7 +477,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     n += 1
             counts[t] = n
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def gather_rows(dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
                     lq: Any, pairs: Any, ptr: Any, out_vox: Any, out_lp: Any,
                     out_lq: Any) -> None:

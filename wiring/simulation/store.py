@@ -181,7 +181,7 @@ def simulate_chunk_rows(
 def _open_group(path: Path, mode: str) -> Any:
     import zarr
 
-    return zarr.open_group(str(path), mode=mode)  # type: ignore[arg-type]
+    return zarr.open_group(str(path), mode=mode)
 
 
 def _write_chunk(
@@ -293,7 +293,7 @@ class SimulationStore:
         tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            group = zarr.open_group(str(tmp), mode="w")  # type: ignore[arg-type]
+            group = zarr.open_group(str(tmp), mode="w")
             comp = zarr.codecs.ZstdCodec(level=3)
             group.create_array("theta", shape=(n, d), chunks=(chunk_size, d), dtype="float64",
                                fill_value=np.nan, compressors=[comp])
@@ -573,7 +573,7 @@ def _config(
 
 def simulate_to_store(
     store: SimulationStore | str | os.PathLike[str],
-    simulate_chunk: SimulateChunk,
+    simulate_chunk: SimulateChunk | SupportsIndexedSimulation,
     *,
     client: Any = None,
     progress: bool = True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ ROWS = [
 ]
 
 
-def make_folder(tmp_path: Path, rows: list[tuple] = ROWS, *, masks: dict | None = None) -> Path:
+def make_folder(tmp_path: Path, rows: list[tuple[Any, ...]] = ROWS, *, masks: dict[str, Any] | None = None) -> Path:
     folder = tmp_path / "model"
     (folder / "features").mkdir(parents=True)
     (folder / "masks").mkdir()
