@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -154,23 +154,13 @@ class PipelineContext:
 
     def prior_spec(self, rule: WiringRule | None = None) -> PriorSpec:
         """The prior of the run's rule from the configuration; box-uniform for a compared rule."""
+        from pipelines.preflight import configured_prior
         from wiring.inference.priors import build_prior_spec
 
-        r = self.config.rule
         rule = self.rule if rule is None else rule
         if rule is not self.rule:
             # compared rules get the box-uniform prior over their plausible ranges: a Gaussian
             # around the a-priori value may put mass outside their domain (e.g. probabilities)
             return build_prior_spec(rule, kind="uniform")
-        kwargs: dict[str, Any] = {}
-        if r.prior == "gaussian":
-            if r.prior_loc:
-                kwargs["loc"] = r.prior_loc
-            if r.prior_scale:
-                kwargs["scale"] = r.prior_scale
-        else:
-            if r.prior_low:
-                kwargs["low"] = r.prior_low
-            if r.prior_high:
-                kwargs["high"] = r.prior_high
-        return build_prior_spec(rule, kind=r.prior, **kwargs)
+        spec: PriorSpec = configured_prior(self.config, rule)
+        return spec

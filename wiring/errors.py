@@ -10,6 +10,7 @@ from anatomy.errors import StoreValidationError
 __all__ = [
     "ConnectomeStoreError",
     "FieldProblem",
+    "InsufficientResourcesError",
     "InvalidParameterError",
     "MeasurementError",
     "OutputExistsError",
@@ -18,6 +19,7 @@ __all__ = [
     "RuleContractError",
     "RuleLoadError",
     "RuleNotFoundError",
+    "RuleRateError",
     "SelectionError",
     "ShapeMismatchError",
     "StoreFormatError",
@@ -40,6 +42,10 @@ class InvalidParameterError(WiringError, ValueError):
     """A rule parameter vector has the wrong length, is NaN, or lies outside the rule's domain."""
 
 
+class InsufficientResourcesError(WiringError, ValueError):
+    """A job would need more disk or memory than the machine has; refused before it starts."""
+
+
 class ShapeMismatchError(WiringError, ValueError):
     """An array has the wrong shape; the message names the dimensions."""
 
@@ -54,6 +60,10 @@ class RuleLoadError(WiringError, ImportError):
 
 class RuleContractError(RuleLoadError):
     """A wiring rule breaks the contract of :mod:`wiring.rules.base` (found by ``check_rule``)."""
+
+
+class RuleRateError(WiringError, RuntimeError):
+    """A rule's ``rate`` raised, or returned negative or NaN expected counts, during a run."""
 
 
 class SelectionError(WiringError, ValueError):

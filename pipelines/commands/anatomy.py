@@ -88,6 +88,9 @@ def register(sub: Any) -> None:
                    help="target sites of unreconstructed neurons added to post_all (default 0)")
     s.add_argument("--depth-axis", choices=("-y", "y", "-z", "z"), default="-y",
                    help="SWC axis pointing into the cortex, e.g. --depth-axis=-y (default)")
+    s.add_argument("--max-voxels", type=positive_int, default=None, metavar="N",
+                   help="refuse a grid of more voxels than this (default 20,000,000): a stray "
+                   "far-away sample would otherwise build an enormous grid")
     s.add_argument("--out", type=Path, required=True, help="output store")
     s.add_argument("--overwrite", action="store_true", help="replace an existing store")
     s.set_defaults(handler=_import_swc)
@@ -169,8 +172,10 @@ def _import_consbi(args: argparse.Namespace) -> int:
 def _import_swc(args: argparse.Namespace) -> int:
     import_swc = _load("anatomy.io.swc", "import_swc")
     _refuse_existing(args.out, args.overwrite)
+    limit = {} if args.max_voxels is None else {"max_voxels": args.max_voxels}
     model = import_swc(
         args.manifest,
+        **limit,
         spacing_um=args.spacing_um,
         background_targets_per_voxel=args.background_targets_per_voxel,
         depth_axis=args.depth_axis,

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import positive_int
+from pipelines.commands._argtypes import non_negative_int, positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -41,13 +41,13 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="posterior directory to write")
     p.add_argument("--estimator", default="nsf", choices=ESTIMATORS,
                    help="density estimator (default nsf, a neural spline flow)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default 0)")
     p.add_argument("--max-epochs", type=positive_int, default=1000)
     p.add_argument("--stop-after-epochs", type=positive_int, default=20,
                    help="early-stopping patience in epochs (default 20)")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="training batch size (default auto: 1000 from 9000 training rows, else 200-900)")
-    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--learning-rate", type=positive_float, default=5e-4)
     p.add_argument("--hidden-features", type=positive_int, default=50)
     p.add_argument("--num-transforms", type=positive_int, default=5)
     p.add_argument("--threads", type=positive_int, default=1,

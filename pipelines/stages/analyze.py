@@ -108,6 +108,8 @@ def _compare(
             rule,
             ctx.measurements,
             n_pairs=ctx.simulator.n_pairs_spec,
+            replace=ctx.simulator.replace,
+            pooling=ctx.simulator.pooling,
             slice_config=ctx.simulator.slice_config,
             cache_dir=ctx.cache_dir / "features",
         )

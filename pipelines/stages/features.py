@@ -30,6 +30,8 @@ def run_features(ctx: PipelineContext) -> None:
         ctx.rule,
         ctx.measurements,
         n_pairs=cfg.measurements.n_pairs or "experiment",
+        replace=cfg.simulation.replace,
+        pooling=cfg.simulation.pooling,
         slice_config=SliceConfig(
             thickness_um=cfg.measurements.slice_thickness_um,
             max_distance_um=cfg.measurements.slice_max_distance_um,

@@ -19,6 +19,7 @@ from typing import Any
 from pipelines.cluster import connect
 from pipelines.config import RunConfig
 from pipelines.context import PipelineContext, derive_seed
+from pipelines.preflight import preflight
 from pipelines.runrecord import RunRecord
 from pipelines.stages.analyze import run_analyze
 from pipelines.stages.anatomy import run_anatomy
@@ -80,9 +81,11 @@ def run_pipeline(
 
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
     # runs share reusable anatomy stores and feature tables in a cache beside them
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    # the whole configuration is checked before anything is written or computed
+    preflight(config, run_dir, cache_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config)
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
     for stage in ("simulate", "train", "analyze", "compare"):

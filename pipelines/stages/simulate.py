@@ -29,6 +29,7 @@ def run_simulate(ctx: PipelineContext) -> None:
         measurement_hash=ctx.measurements.content_hash(),
         anatomy_hash=str(ctx.model.attrs.get("content_hash", "")),
         seed=ctx.seed("simulate"),
+        protocol=ctx.simulator.protocol(),
     )
     if t0 is None and store.is_complete:
         ctx.store = store

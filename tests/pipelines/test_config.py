@@ -82,3 +82,5 @@ def test_science_hash_ignores_cluster_and_output() -> None:
     assert moved.science_hash() == base.science_hash()
     assert base.replace(run={"seed": 1}).science_hash() != base.science_hash()
     assert base.replace(simulation={"n": 100}).science_hash() != base.science_hash()
+    assert base.replace(simulation={"replace": True}).science_hash() != base.science_hash()
+    assert base.replace(simulation={"pooling": False}).science_hash() != base.science_hash()
