@@ -145,6 +145,14 @@ class ClusterConfig:
     workers: int = 0
     """Local workers (0 = one per core)."""
     jobs: int = 4
+    """Batch jobs to keep running (each one a worker node); the default of both bounds below."""
+    minimum_jobs: int = 0
+    """Adaptive scaling: never fewer jobs than this (0 = ``jobs``). Lost or expired jobs are
+    replaced to keep at least this many."""
+    maximum_jobs: int = 0
+    """Adaptive scaling: never more jobs than this (0 = ``jobs``)."""
+    start_timeout: float = 600.0
+    """Seconds to wait for the first worker job to start before the run stops with an error."""
     queue: str = ""
     account: str = ""
     cores: int = 8
@@ -153,6 +161,12 @@ class ClusterConfig:
     walltime: str = "02:00:00"
     job_extra_directives: list[str] = field(default_factory=list)
     local_directory: str = ""
+    log_directory: str = ""
+    """Folder for the batch jobs' output files (default: the submitting directory)."""
+
+    def job_range(self) -> tuple[int, int]:
+        """(minimum, maximum) number of batch jobs of the adaptive scaling."""
+        return (self.minimum_jobs or self.jobs, self.maximum_jobs or self.jobs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -340,6 +354,26 @@ def _build(cls: Any, data: Mapping[str, Any], *, prefix: str, source: str) -> An
         raise ConfigError(f"{source}: {err}") from None
 
 
+def _check_cluster(c: ClusterConfig) -> None:
+    """Job counts, bounds and the start timeout of the ``[cluster]`` section."""
+    for key, value in (("jobs", c.jobs), ("cores", c.cores), ("processes", c.processes)):
+        if value < 1:
+            raise ConfigError(f"cluster.{key} must be >= 1, got {value!r}")
+    for key, value in (("minimum_jobs", c.minimum_jobs), ("maximum_jobs", c.maximum_jobs)):
+        if value < 0:
+            raise ConfigError(f"cluster.{key} must be >= 0 (0 = cluster.jobs), got {value!r}")
+    lo, hi = c.job_range()
+    if hi < 1 or lo > hi:
+        raise ConfigError(
+            f"cluster.minimum_jobs ({lo}) must not exceed cluster.maximum_jobs ({hi}), and "
+            f"maximum_jobs must be >= 1"
+        )
+    if not (c.start_timeout > 0 and math.isfinite(c.start_timeout)):
+        raise ConfigError(
+            f"cluster.start_timeout must be a positive number of seconds, got {c.start_timeout!r}"
+        )
+
+
 def _check_values(cfg: RunConfig) -> None:
     """Range checks that types alone cannot express."""
     positive = {
@@ -368,6 +402,7 @@ def _check_values(cfg: RunConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value!r}")
+    _check_cluster(cfg.cluster)
     if not cfg.inference.learning_rate > 0:
         raise ConfigError(
             f"inference.learning_rate must be > 0, got {cfg.inference.learning_rate!r}"

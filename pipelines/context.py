@@ -15,16 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from pipelines.cluster import ClusterSession
 from pipelines.config import RunConfig
 from pipelines.runrecord import RunRecord
 
 if TYPE_CHECKING:
-    from distributed import Client
-
     from anatomy.model import StructuralModel
     from wiring.inference.npe import Posterior
     from wiring.inference.priors import PriorSpec
@@ -75,8 +74,9 @@ class PipelineContext:
     run_dir: Path
     cache_dir: Path
     record: RunRecord
-    #: ``distributed.Client`` of the configured cluster; ``None`` runs on local threads.
-    client: Client | None = None
+    #: The configured cluster, started when a stage first uses :attr:`client`; the runner
+    #: releases it before the stages that do not distribute work.
+    cluster: ClusterSession
     progress: bool = True
     _model: StructuralModel | None = field(default=None, init=False, repr=False)
     _rule: WiringRule | None = field(default=None, init=False, repr=False)
@@ -84,6 +84,11 @@ class PipelineContext:
     _simulator: Simulator | None = field(default=None, init=False, repr=False)
     _store: SimulationStore | None = field(default=None, init=False, repr=False)
     _posterior: Posterior | None = field(default=None, init=False, repr=False)
+
+    @property
+    def client(self) -> Any:
+        """The cluster's client, started at its first use (``None`` runs on local threads)."""
+        return self.cluster.lazy_client()
 
     # -- products ------------------------------------------------------------------------------
     @property

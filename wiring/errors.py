@@ -24,6 +24,7 @@ __all__ = [
     "ShapeMismatchError",
     "StoreFormatError",
     "StoreMismatchError",
+    "StoreNotVisibleError",
     "TrainingDataError",
     "WiringError",
     "WiringWarning",
@@ -76,6 +77,10 @@ class MeasurementError(WiringError, ValueError):
 
 class StoreMismatchError(WiringError, ValueError):
     """A store or posterior was produced from another anatomy, rule or measurement set."""
+
+
+class StoreNotVisibleError(WiringError, FileNotFoundError):
+    """A worker cannot see a store: it is not on a filesystem shared with the workers."""
 
 
 class PosteriorMismatchError(StoreMismatchError):

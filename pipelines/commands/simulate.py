@@ -2,7 +2,7 @@
 
 ``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH --n N
 --seed S --out STORE [--prior gaussian|uniform|PRIOR.toml] [--chunk-size K] [--workers W]
-[--cluster KIND_OR_ADDRESS] [--overwrite]``
+[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
 finished chunks are kept and only the unfinished ones are simulated. Other arguments for an
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
+from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["register"]
 
@@ -46,9 +47,7 @@ def register(sub: Any) -> None:
                    help="simulations per task (default 10000)")
     p.add_argument("--workers", type=non_negative_int, default=0,
                    help="local dask worker processes (default 0: run in this process)")
-    p.add_argument("--cluster", default=None, metavar="KIND_OR_ADDRESS",
-                   help="threads, local, slurm/pbs/sge/lsf, or a scheduler address "
-                   "(default: local if --workers > 0, else in this process)")
+    add_cluster_arguments(p, default="local if --workers > 0, else in this process")
     p.add_argument("--replace", action="store_true",
                    help="sample each measurement's pairs with replacement (the research code's "
                    "protocol; default: distinct pairs, as in a recording)")
@@ -146,7 +145,6 @@ def _simulate(store: Any, simulator: Any, args: argparse.Namespace, run: Any) ->
     if kind == "threads":
         return run(store, simulator, client=None, progress=not args.no_progress)
     from pipelines.cluster import connect
-    from pipelines.config import ClusterConfig
 
-    with connect(ClusterConfig(kind=kind, workers=args.workers)) as client:
+    with connect(cluster_config(args, kind=kind, workers=args.workers)) as client:
         return run(store, simulator, client=client, progress=not args.no_progress)

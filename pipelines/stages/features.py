@@ -37,6 +37,7 @@ def run_features(ctx: PipelineContext) -> None:
             max_distance_um=cfg.measurements.slice_max_distance_um,
         ),
         cache_dir=ctx.cache_dir / "features",
+        client=ctx.client,
         progress=ctx.progress,
     )
     if t0 is None:

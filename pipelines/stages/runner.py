@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.cluster import connect
+from pipelines.cluster import ClusterSession
 from pipelines.config import RunConfig
 from pipelines.context import PipelineContext, derive_seed
 from pipelines.preflight import preflight
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 #: Stages in execution order.
 STAGES: tuple[str, ...] = ("anatomy", "features", "simulate", "train", "analyze")
+
+#: Stages that distribute work on the cluster; the others run in this process, and the batch
+#: jobs of a cluster are released before them (and submitted again if a later stage needs them).
+DISTRIBUTED_STAGES: frozenset[str] = frozenset({"features", "simulate"})
 
 #: The function of each stage; each reads and extends the run's :class:`PipelineContext`.
 _STAGE_FUNCS: dict[str, Callable[[PipelineContext], None]] = {
@@ -90,16 +94,18 @@ def run_pipeline(
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
     for stage in ("simulate", "train", "analyze", "compare"):
         record.set_seed(stage, derive_seed(config.run.seed, stage))
-    with connect(config.cluster) as client:
+    with ClusterSession(config.cluster) as cluster:
         ctx = PipelineContext(
             config=config,
             run_dir=run_dir,
             cache_dir=cache_dir,
             record=record,
-            client=client,
+            cluster=cluster,
             progress=progress,
         )
         for stage in STAGES:
+            if stage not in DISTRIBUTED_STAGES:
+                cluster.release()  # no batch job stays allocated through local stages
             _STAGE_FUNCS[stage](ctx)
             if stage == stop_after:
                 break

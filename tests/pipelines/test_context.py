@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import RunConfig
+from pipelines.cluster import ClusterSession
+from pipelines.config import ClusterConfig, RunConfig
 from pipelines.context import PipelineContext, derive_seed
 from pipelines.runrecord import RunRecord
 
@@ -17,7 +18,7 @@ def ctx(tmp_path: Path) -> PipelineContext:
     config = RunConfig()
     record = RunRecord.open(tmp_path, config_hash=config.science_hash(), seed=config.run.seed)
     return PipelineContext(config=config, run_dir=tmp_path, cache_dir=tmp_path / "cache",
-                           record=record)
+                           record=record, cluster=ClusterSession(config.cluster))
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,14 @@ def test_start_marks_a_stage_once(ctx: PipelineContext) -> None:
     assert t0 is not None
     ctx.record.finish("anatomy", t0)
     assert ctx.start("anatomy") is None  # finished by an earlier invocation
+
+
+def test_the_cluster_starts_only_when_a_stage_uses_the_client(ctx: PipelineContext) -> None:
+    assert ctx.config.cluster.kind == "local"
+    assert ctx.client is not None  # a stand-in: nothing started yet
+    assert not ctx.cluster.active and ctx.cluster.starts == 0
+    ctx.cluster = ClusterSession(ClusterConfig(kind="threads"))
+    assert ctx.client is None  # threads run in this process, without a client
 
 
 def test_stage_package_keeps_its_import_paths() -> None:

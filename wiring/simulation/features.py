@@ -479,16 +479,23 @@ def _run_blocks(
 ) -> list[list[tuple[IntArray, npt.NDArray[np.int32], Float32Array, Float32Array]]]:
     """Run one dask task per voxel block (threads, or the given distributed client)."""
     if client is not None:
-        model_f = client.scatter(model, broadcast=True, hash=False)
-        specs_f = client.scatter(list(specs), broadcast=True, hash=False)
-        futures = [
-            client.submit(_block_rows, model_f, a, b, specs_f, pure=False) for a, b in blocks
-        ]
-        if progress:
-            from distributed import progress as dist_progress
+        from wiring._dask import share
 
-            dist_progress(futures)
-        return list(client.gather(futures))
+        # recomputable shared inputs, not scattered ones: a lost worker loses nothing
+        model_f = share(client, model, "features-model")
+        specs_f = share(client, list(specs), "features-specs")
+        try:
+            futures = [
+                client.submit(_block_rows, model_f, a, b, specs_f, pure=False)
+                for a, b in blocks
+            ]
+            if progress:
+                from distributed import progress as dist_progress
+
+                dist_progress(futures)
+            return list(client.gather(futures))
+        finally:
+            client.cancel([model_f, specs_f])
     import dask
 
     model_d = dask.delayed(model, traverse=False, name=f"model-{uuid.uuid4().hex}")

@@ -199,6 +199,9 @@ def _write_chunk(
     streams: str = _LEGACY_STREAMS,
 ) -> int:
     """Simulate chunk ``index`` and write it: θ and x first, the status element last."""
+    from wiring._dask import require_visible
+
+    require_visible(path, "simulation store")
     prior = PriorSpec.from_dict(prior_dict)
     theta, x = simulate_chunk_rows(
         prior, simulate_chunk, seed=seed, index=index, size=stop - start,
@@ -641,7 +644,8 @@ def simulate_to_store(
         For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
         :class:`wiring.simulation.simulator.Simulator`; for ``streams="chunk"`` any
         ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
-        processes; it is scattered to the workers once.
+        processes; it reaches every worker once and is recomputed, not lost, when the
+        workers holding it die (:func:`wiring._dask.share`).
     client : distributed.Client, optional
         Run chunks as dask tasks; without one they run serially in this process.
     progress : bool
@@ -660,7 +664,8 @@ def simulate_to_store(
     todo = store.todo_chunks()
     m = len(store.measurement_names)
     prior = store.prior_spec.to_dict()
-    path, seed, streams = str(store.path), store.seed, store.streams
+    # absolute: worker jobs may start in another directory (of the same shared filesystem)
+    path, seed, streams = str(Path(store.path).resolve()), store.seed, store.streams
     if streams == "row" and not isinstance(simulate_chunk, SupportsIndexedSimulation):
         from wiring.errors import InvalidParameterError
 
@@ -683,18 +688,26 @@ def simulate_to_store(
         else:
             from distributed import as_completed
 
-            sim = client.scatter(simulate_chunk, broadcast=True)
-            futures = [
+            from wiring._dask import share
+
+            sim = share(client, simulate_chunk, "simulator")
+            pending = {
                 client.submit(_write_chunk, path, i, *store.chunk_bounds(i), prior, seed, m,
                               sim, streams, pure=False)
                 for i in todo
-            ]
+            }
             try:
-                for fut in as_completed(futures):
+                for fut in as_completed(list(pending)):
                     bar.update(fut.result())
+                    # a finished chunk is in the store: forget its future, so that a worker
+                    # lost later does not make dask recompute it
+                    pending.discard(fut)
+                    fut.release()
             except BaseException:
-                client.cancel(futures)
+                client.cancel(list(pending))
                 raise
+            finally:
+                client.cancel([sim])
     finally:
         bar.close()
     return SimulationStore.open(store.path)
