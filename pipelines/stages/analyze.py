@@ -134,6 +134,8 @@ def _compare(
         )
     # held-out predictions from the training simulations (no per-θ exact means, which are
     # expensive on large models, and no retraining per left-out measurement)
+    a_priori = {fit.rule: [p.default for p in get_rule(fit.rule).params] for fit in fits}
     return compare_rules(
-        fits, x_o, n_samples=cfg.analysis.predictive_samples, seed=seed, held_out="abc"
+        fits, x_o, n_samples=cfg.analysis.predictive_samples, seed=seed, held_out="abc",
+        a_priori=a_priori, voxel_um=float(ctx.model.grid.spacing_um),
     )

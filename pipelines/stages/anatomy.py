@@ -1,7 +1,8 @@
 """The ``anatomy`` stage: build (or reuse) the run's anatomy and load it.
 
-A preset anatomy is built once into the shared cache (``<cache>/anatomy/<preset>-seed<seed>.zarr``)
-and reused by every run of that preset and seed; a configured path is opened as it is. A resumed
+A preset anatomy is built once into the shared cache
+(``<cache>/anatomy/<preset>-seed<seed>-v<generator version>.zarr``) and reused by every run of
+that preset, seed and generator version; a configured path is opened as it is. A resumed
 run checks that the anatomy it used has not changed since.
 """
 
@@ -29,7 +30,12 @@ def run_anatomy(ctx: PipelineContext) -> None:
         path = Path(cfg.path)
         built = False
     else:
-        path = ctx.cache_dir / "anatomy" / f"{cfg.preset}-seed{cfg.seed}.zarr"
+        from anatomy.generate import GENERATOR_VERSION
+
+        # the generator version is part of the name: a cached store of an earlier calibration
+        # is never reused
+        path = (ctx.cache_dir / "anatomy"
+                / f"{cfg.preset}-seed{cfg.seed}-v{GENERATOR_VERSION}.zarr")
         built = not path.exists()
         if built:
             log.info("building the %r anatomy (seed %d) into %s", cfg.preset, cfg.seed, path)

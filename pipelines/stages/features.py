@@ -14,17 +14,19 @@ __all__ = ["run_features"]
 
 def run_features(ctx: PipelineContext) -> None:
     """Set ``ctx.rule``, ``ctx.measurements`` and ``ctx.simulator`` from the configuration."""
-    from wiring.measurements import SliceConfig, load_measurement_set, measurement_set_from_model
+    from wiring.measurements import SliceConfig, resolve_measurement_set
     from wiring.rules.registry import get_rule
     from wiring.simulation.simulator import Simulator
 
     cfg = ctx.config
     t0 = ctx.start("features")
     ctx.rule = get_rule(cfg.rule.name)
-    if cfg.measurements.set == "model":
-        ctx.measurements = measurement_set_from_model(ctx.model)
-    else:
-        ctx.measurements = load_measurement_set(cfg.measurements.set)
+    ctx.measurements = resolve_measurement_set(
+        cfg.measurements.set,
+        model=ctx.model,
+        select=cfg.measurements.select or None,
+        default_n_pairs=cfg.measurements.n_pairs or None,
+    )
     ctx.simulator = Simulator(
         ctx.model,
         ctx.rule,
