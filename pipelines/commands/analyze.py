@@ -25,6 +25,7 @@ from pipelines.commands._argtypes import (
     non_negative_int,
     positive_int,
 )
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register"]
 
@@ -80,7 +81,7 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-anatomy-mismatch", action="store_true",
                    help="analyze even if the posterior was trained on another anatomy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.set_defaults(handler=_run)
+    p.set_defaults(handler=holding_output_lock(_run, what="report directory"))
 
 
 def _parse_x_o(text: str, names: tuple[str, ...]) -> Any:
@@ -127,17 +128,15 @@ def _run(args: argparse.Namespace) -> int:
     from anatomy.hashing import anatomy_hash
     from pipelines.commands.simulate import open_anatomy, open_measurements
     from wiring.analysis.standard import ANALYSES, run_standard_analysis
-    from wiring.errors import InvalidParameterError, OutputExistsError, PosteriorMismatchError
+    from wiring.errors import InvalidParameterError, PosteriorMismatchError
     from wiring.inference import load_posterior
-    from wiring.report import write_report
+    from wiring.report import check_report_target, write_report
     from wiring.rules.registry import get_rule
     from wiring.simulation.simulator import Simulator
 
     out: Path = args.out
-    if out.exists() and not args.overwrite:
-        raise OutputExistsError(
-            f"{out} already exists; choose another --out or pass --overwrite to replace it"
-        )
+    # before any work: an existing --out must be a report of this package to be replaced
+    check_report_target(out, overwrite=args.overwrite)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())

@@ -8,8 +8,11 @@
 (``wiring anatomy import consbi``); ``--select`` picks measurements by id or label, in order.
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
-finished chunks are kept and only the unfinished ones are simulated. Other arguments for an
-existing store are refused (naming the field that differs) unless ``--overwrite`` is given.
+finished chunks are kept (after their checksums are verified: damaged or missing ones are
+redone) and only the unfinished ones are simulated. Other arguments for an existing store are
+refused (naming the field that differs) unless ``--overwrite`` is given. The store's lock is held
+for the whole command, so a second writer is refused; with ``--overwrite`` every input is checked
+first and the old store is replaced only once the new one holds a finished chunk.
 """
 
 from __future__ import annotations
@@ -124,8 +127,10 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from anatomy.hashing import anatomy_hash
+    from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
+    from wiring.errors import OutputExistsError
     from wiring.rules.registry import get_rule, rule_provenance
-    from wiring.simulation.store import SimulationStore, simulate_to_store
+    from wiring.simulation.store import SimulationStore, is_simulation_store, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
@@ -147,18 +152,27 @@ def _run(args: argparse.Namespace) -> int:
         anatomy_hash=anatomy_hash(model), seed=args.seed, protocol=simulator.protocol(),
     )
     out: Path = args.out
-    if out.exists() and not args.overwrite:
-        store = SimulationStore.open(out)
-        store.check_config(**config)
-        log.info("resuming %s: %d of %d simulations done", out, store.n_done, store.n)
-    else:
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
-        store = SimulationStore.create(out, overwrite=args.overwrite, **config)
-    if store.todo_chunks():
-        store = _simulate(store, simulator, args, simulate_to_store)
-    else:
-        log.info("%s is complete; nothing to do", out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
+    # every input was checked above (populations selected, features built) before anything is
+    # written; an old store is replaced only once the new one holds a finished chunk
+    with store_lock(out, what="simulation store"):
+        remove_leftovers(out)
+        store = None
+        if out.exists() and not args.overwrite:
+            store = SimulationStore.open(out)
+            store.check_config(**config)
+            store.verify(repair=True)
+            log.info("resuming %s: %d of %d simulations done", out, store.n_done, store.n)
+        elif out.exists() and not is_simulation_store(out):
+            raise refuse_foreign(out, "a simulation store", OutputExistsError)
+        if store is None:
+            store = SimulationStore.create(out, overwrite=args.overwrite, prefill=simulator,
+                                           **config)
+        if store.todo_chunks():
+            store = _simulate(store, simulator, args, simulate_to_store)
+        else:
+            log.info("%s is complete; nothing to do", out)
     _, x = store.load()
     invalid = int((~np.isfinite(x).all(axis=1)).sum())
     sys.stdout.write(

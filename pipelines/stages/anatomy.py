@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 def run_anatomy(ctx: PipelineContext) -> None:
     """Set ``ctx.model``: the configured anatomy, built into the cache on first use."""
+    from anatomy.errors import StoreValidationError
     from anatomy.generate import build_model
     from anatomy.store import open_model, write_model
 
@@ -37,10 +38,19 @@ def run_anatomy(ctx: PipelineContext) -> None:
         path = (ctx.cache_dir / "anatomy"
                 / f"{cfg.preset}-seed{cfg.seed}-v{GENERATOR_VERSION}.zarr")
         built = not path.exists()
+        if not built:
+            try:
+                open_model(path, validate=False)
+            except StoreValidationError as err:
+                # a cached store changed or damaged since it was written is never reused under
+                # its recorded content hash; the cache is ours, so it is rebuilt from its recipe
+                log.warning("the cached anatomy cannot be used (%s); rebuilding it", err)
+                built = True
         if built:
             log.info("building the %r anatomy (seed %d) into %s", cfg.preset, cfg.seed, path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_model(build_model(cfg.preset, seed=cfg.seed, progress=ctx.progress), path)
+            write_model(build_model(cfg.preset, seed=cfg.seed, progress=ctx.progress), path,
+                        overwrite=path.exists())
     ctx.model = open_model(path)
     ctx.model.pre.load()
     ctx.model.post.load()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anatomy.storeguard import store_lock
 from pipelines.cluster import ClusterSession
 from pipelines.config import RunConfig
 from pipelines.context import PipelineContext, derive_seed
@@ -85,37 +86,75 @@ def run_pipeline(
 
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
+    _check_run_dir(run_dir)
     # runs share reusable anatomy stores and feature tables in a cache beside them
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
     # the whole configuration is checked before anything is written or computed
     preflight(config, run_dir, cache_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(run_dir, config)
-    record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
-    for stage in ("simulate", "train", "analyze", "compare"):
-        record.set_seed(stage, derive_seed(config.run.seed, stage))
-    with ClusterSession(config.cluster) as cluster:
-        ctx = PipelineContext(
-            config=config,
-            run_dir=run_dir,
-            cache_dir=cache_dir,
-            record=record,
-            cluster=cluster,
-            progress=progress,
-        )
-        for stage in STAGES:
-            if stage not in DISTRIBUTED_STAGES:
-                cluster.release()  # no batch job stays allocated through local stages
-            _STAGE_FUNCS[stage](ctx)
-            if stage == stop_after:
-                break
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    # one process per run directory: a second `wiring run` of it is refused, naming the first
+    with store_lock(run_dir, what="run directory"):
+        run_dir.mkdir(exist_ok=True)
+        record = _run_stages(config, run_dir, cache_dir, progress=progress,
+                             stop_after=stop_after)
     summary_path = run_dir / "report" / "summary.json"
     summary: dict[str, Any] = {}
     if summary_path.exists():
         import json
 
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    return RunResult(run_dir=run_dir, record=record.data, summary=summary)
+    return RunResult(run_dir=run_dir, record=record, summary=summary)
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Refuse an existing folder that is neither empty nor a run directory of this package."""
+    if not (run_dir.exists() or run_dir.is_symlink()):
+        return
+    if run_dir.is_dir() and not run_dir.is_symlink():
+        if (run_dir / "config.toml").is_file() or not any(run_dir.iterdir()):
+            return
+    from pipelines.config import ConfigError
+
+    raise ConfigError(
+        f"{run_dir} exists and is not a run directory of this package (no config.toml); "
+        f"refusing to write into it: choose another --out"
+    )
+
+
+def _run_stages(config: RunConfig, run_dir: Path, cache_dir: Path, *, progress: bool,
+                stop_after: str | None) -> dict[str, Any]:
+    """Run the stages in order; returns the final contents of ``run.json``."""
+    _write_config(run_dir, config)
+    record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
+    abandoned = record.mark_abandoned()  # we hold the lock: their process is gone
+    if abandoned:
+        log.info("%s: resuming after stage(s) %s were interrupted", run_dir, ", ".join(abandoned))
+    for stage in ("simulate", "train", "analyze", "compare"):
+        record.set_seed(stage, derive_seed(config.run.seed, stage))
+    try:
+        with ClusterSession(config.cluster) as cluster:
+            ctx = PipelineContext(
+                config=config,
+                run_dir=run_dir,
+                cache_dir=cache_dir,
+                record=record,
+                cluster=cluster,
+                progress=progress,
+            )
+            for stage in STAGES:
+                if stage not in DISTRIBUTED_STAGES:
+                    cluster.release()  # no batch job stays allocated through local stages
+                _STAGE_FUNCS[stage](ctx)
+                if stage == stop_after:
+                    break
+    except BaseException as err:
+        # run.json tells what happened: the stage that was running failed (a kill -9 cannot
+        # be recorded; the next run marks its stage interrupted, see mark_abandoned)
+        failed = record.fail_running(err)
+        if failed:
+            log.debug("stage(s) %s of %s failed: %s", failed, run_dir, err)
+        raise
+    return record.data
 
 
 def _write_config(run_dir: Path, config: RunConfig) -> None:

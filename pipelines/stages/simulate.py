@@ -31,7 +31,8 @@ def run_simulate(ctx: PipelineContext) -> None:
         seed=ctx.seed("simulate"),
         protocol=ctx.simulator.protocol(),
     )
-    if t0 is None and store.is_complete:
+    # finished chunks are verified first: a missing or damaged one is redone, never trained on
+    if t0 is None and store.is_complete and not store.verify(repair=True):
         ctx.store = store
         return
     t0 = t0 if t0 is not None else ctx.record.start("simulate")
