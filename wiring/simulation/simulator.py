@@ -159,14 +159,11 @@ class Simulator:
         sampled plus further pairs of its own population; ``False``: every measurement samples
         all its pairs itself (independently of the others, as the research code does).
     nuisance
-        Anatomy nuisance parameters (names from
-        :data:`~wiring.simulation.nuisance.NUISANCE_PARAMETERS`, or a
-        :class:`~wiring.simulation.nuisance.NuisanceSpec`) drawn from their prior for every
-        simulation, keyed by (seed, simulation index), unless ``simulate`` is given explicit
-        values; ``expected`` uses the nominal anatomy (ν = 0) unless given values.
+        Anatomy nuisance parameters (names or a :class:`~wiring.simulation.nuisance.NuisanceSpec`)
+        drawn for every simulation, keyed by (seed, simulation index), unless ``simulate`` gets
+        explicit values; ``expected`` uses the nominal anatomy (ν = 0) unless given values.
     pre_is_vpm
-        Whether the presynaptic neuron of each pair is a VPM neuron (P,), for tables without
-        a model (``vpm_boutons``); read from the model's cell types otherwise.
+        Whether each pair's presynaptic neuron is a VPM neuron (P,), for tables without a model.
 
     Raises
     ------
@@ -179,8 +176,13 @@ class Simulator:
 
     Examples
     --------
-    >>> sim = Simulator(model, "dso", load_measurement_set("vpm-invivo"))  # doctest: +SKIP
-    >>> x = sim.simulate(np.ones((1000, 3)), seed=0)  # doctest: +SKIP
+    >>> from anatomy.generate import build_model
+    >>> from wiring.measurements import load_measurement_set
+    >>> vpm = load_measurement_set("vpm-invivo")
+    >>> sim = Simulator(build_model("tiny"), "dso", vpm, progress=False)
+    >>> x = sim.simulate(np.ones((100, 3)), seed=0)  # one row per theta, one column per measurement
+    >>> x.shape == (100, len(vpm))
+    True
     """
 
     def __init__(
@@ -453,9 +455,8 @@ class Simulator:
         start_index
             Global simulation index of the first row.
         nuisance
-            Anatomy nuisance values ν: (B, k) or (k,) in the order of :attr:`nuisance`, or a
-            mapping name → value(s). None: drawn from the prior of :attr:`nuisance`, keyed by
-            (``seed``, simulation index) (the nominal anatomy when the simulator has none).
+            Nuisance values ν: (B, k) or (k,) in the order of :attr:`nuisance`, or a mapping
+            name → value(s). None: drawn from :attr:`nuisance` (nominal anatomy without one).
 
         Returns
         -------
@@ -733,9 +734,8 @@ class Simulator:
 
     def _fixed_nuisance(self, nuisance: Any, b: int) -> NuisanceColumns | None:
         """Explicit nuisance values as columns; None for the nominal anatomy (never drawn)."""
-        if nuisance is None:
-            return None
-        return resolve_nuisance(self.nuisance, nuisance, 0, 0, b, self._vpm)
+        return None if nuisance is None else resolve_nuisance(self.nuisance, nuisance, 0, 0, b,
+                                                               self._vpm)
 
     def population_mean(self, theta: npt.ArrayLike, nuisance: Any = None) -> FloatArray:
         """The mean of ``1 − exp(−λ)`` over every eligible pair of each measurement (B, m),

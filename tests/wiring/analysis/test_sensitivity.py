@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from analysis_toys import ExactPosterior, LinearGaussian
 
-from tests.wiring.analysis.analysis_toys import ExactPosterior, LinearGaussian
 from wiring.analysis.sensitivity import CONDITIONS, anatomy_sensitivity
 from wiring.analysis.summary import summarize_posterior
 from wiring.errors import InvalidParameterError
@@ -37,7 +37,8 @@ class NuisanceToy:
         nu = (self.nuisance.sample(seed, start_index, len(th)) if nuisance is None
               else np.broadcast_to(np.asarray(nuisance, np.float64), (len(th), 2)))
         rng = np.random.default_rng([seed, start_index])
-        return th @ A.T + nu @ B.T + SIGMA * rng.standard_normal((len(th), 3))
+        out: np.ndarray = th @ A.T + nu @ B.T + SIGMA * rng.standard_normal((len(th), 3))
+        return out
 
 
 def _training(sim: NuisanceToy, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,21 +1,36 @@
-"""The pipeline's analyze stage: the standard analysis of the trained posterior, the comparison
-with other rules, and the report directory."""
+"""The ``analyze`` stage: the standard analysis of the trained posterior, the comparison with
+other rules, and the report directory (``<run>/report``)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["run_analysis"]
+from pipelines.context import PipelineContext
+
+if TYPE_CHECKING:
+    from wiring.analysis import RuleComparison
+
+__all__ = ["run_analysis", "run_analyze"]
 
 log = logging.getLogger(__name__)
 
 
-def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
+def run_analyze(ctx: PipelineContext) -> None:
+    """Write ``<run>/report`` unless an earlier invocation finished it."""
+    report = ctx.run_dir / "report"
+    if ctx.record.is_done("analyze") and (report / "index.html").exists():
+        return
+    t0 = ctx.record.start("analyze")
+    timings = run_analysis(ctx, report, seed=ctx.seed("analyze"))
+    ctx.record.finish("analyze", t0, parts=timings)
+
+
+def run_analysis(ctx: PipelineContext, report_dir: Path, *, seed: int) -> dict[str, float]:
     """Analyze ``ctx.posterior`` at the measured values and write ``report_dir``.
 
     Returns the wall time (s) of each part.
@@ -73,9 +88,10 @@ def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
     return {k: round(v, 3) for k, v in timings.items()}
 
 
-def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
+def _compare(
+    ctx: PipelineContext, rules: list[str], x_o: np.ndarray, *, seed: int
+) -> RuleComparison:
     """Fit every rule of ``rules`` with the same budget and compare it with the main rule."""
-    from pipelines.stage_support import _prior_spec, derive_seed
     from wiring.analysis import RuleFit, compare_rules, fit_rule
     from wiring.rules.registry import get_rule
     from wiring.simulation.simulator import Simulator
@@ -91,10 +107,10 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
             prior_spec=ctx.store.prior_spec,
             theta=theta,
             x=x,
-            seed=derive_seed(cfg.run.seed, "train"),
+            seed=ctx.seed("train"),
         )
     ]
-    base_seed = derive_seed(cfg.run.seed, "compare")
+    base_seed = ctx.seed("compare")
     for k, name in enumerate(rules):
         rule = get_rule(name)
         simulator = Simulator(
@@ -113,7 +129,7 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
             fit_rule(
                 rule,
                 simulator,
-                _prior_spec(ctx, rule),
+                ctx.prior_spec(rule),
                 cfg.analysis.comparison_simulations,
                 int((base_seed + 7919 * (k + 1)) % 2**62),
                 estimator=inf.estimator,
@@ -136,9 +152,9 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
     )
 
 
-def _sensitivity(ctx: Any, x_o: Any, reference: Any, summary: Any, *, seed: int) -> Any:
+def _sensitivity(ctx: PipelineContext, x_o: Any, reference: Any, summary: Any, *,
+                 seed: int) -> Any:
     """The anatomy sensitivity table: nominal, marginalised, VPM boutons ×0.5 and ×2."""
-    from pipelines.stage_support import derive_seed
     from wiring.analysis.sensitivity import anatomy_sensitivity
     from wiring.simulation.store import row_keys
 
@@ -156,7 +172,7 @@ def _sensitivity(ctx: Any, x_o: Any, reference: Any, summary: Any, *, seed: int)
         reference=reference,
         n_samples=min(a.posterior_samples, 5000),
         n_wide=a.sensitivity_simulations,
-        seed=derive_seed(cfg.run.seed, "sensitivity"),
+        seed=ctx.seed("sensitivity"),
         marginal_summary=summary,
         train_kwargs={
             "estimator": inf.estimator, "hidden_features": inf.hidden_features,
