@@ -51,7 +51,7 @@ def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
     compared = [r for r in a.compare_rules if r != cfg.rule.name]
     if compared and a.comparison_simulations > 0:
         t0 = time.perf_counter()
-        sections.append(_compare(ctx, compared, x_o, seed=seed))
+        sections.append(_compare(ctx, x_o, seed=seed))
         timings["comparison"] = time.perf_counter() - t0
     write_report(
         report_dir,
@@ -63,15 +63,14 @@ def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
     return {k: round(v, 3) for k, v in timings.items()}
 
 
-def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
-    """Fit every rule of ``rules`` with the same budget and compare it with the main rule."""
-    from pipelines.stage_support import _prior_spec, derive_seed
-    from wiring.analysis import RuleFit, compare_rules, fit_rule
-    from wiring.rules.registry import get_rule
-    from wiring.simulation.simulator import Simulator
+def _compare(ctx: Any, x_o: Any, *, seed: int) -> Any:
+    """Compare the run's rule with the fits of the compared rules (see
+    :mod:`pipelines.comparison_fits`; started before training where a dask cluster runs)."""
+    from pipelines.comparison_fits import ComparisonFits
+    from pipelines.stage_support import derive_seed
+    from wiring.analysis import RuleFit, compare_rules
 
     cfg = ctx.config
-    inf = cfg.inference
     theta, x = ctx.store.load()
     fits = [
         RuleFit(
@@ -84,36 +83,8 @@ def _compare(ctx: Any, rules: list[str], x_o: Any, *, seed: int) -> Any:
             seed=derive_seed(cfg.run.seed, "train"),
         )
     ]
-    base_seed = derive_seed(cfg.run.seed, "compare")
-    for k, name in enumerate(rules):
-        rule = get_rule(name)
-        simulator = Simulator(
-            ctx.model,
-            rule,
-            ctx.measurements,
-            n_pairs=ctx.simulator.n_pairs_spec,
-            slice_config=ctx.simulator.slice_config,
-            cache_dir=ctx.cache_dir / "features",
-        )
-        log.info("fitting %s for the rule comparison", name)
-        fits.append(
-            fit_rule(
-                rule,
-                simulator,
-                _prior_spec(ctx, rule),
-                cfg.analysis.comparison_simulations,
-                int((base_seed + 7919 * (k + 1)) % 2**62),
-                estimator=inf.estimator,
-                hidden_features=inf.hidden_features,
-                num_transforms=inf.num_transforms,
-                batch_size=inf.batch_size,
-                learning_rate=inf.learning_rate,
-                stop_after_epochs=inf.stop_after_epochs,
-                max_epochs=inf.max_epochs,
-                num_threads=inf.threads,
-                progress=ctx.progress,
-            )
-        )
+    comparison = getattr(ctx, "comparison", None) or ComparisonFits(ctx)
+    fits += comparison.results()
     # held-out predictions from the training simulations (no per-θ exact means, which are
     # expensive on large models, and no retraining per left-out measurement)
     return compare_rules(

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["derive_seed"]
+__all__ = ["derive_seed", "train_kwargs"]
 
 #: Spawn keys of the per-stage seeds derived from the run seed.
 _SEED_KEYS: dict[str, int] = {
@@ -49,3 +49,19 @@ def _prior_spec(ctx: Any, rule: Any = None) -> Any:
         if r.prior_high:
             kwargs["high"] = r.prior_high
     return build_prior_spec(rule, kind=r.prior, **kwargs)
+
+
+def train_kwargs(inference: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`wiring.inference.train_posterior` from ``[inference]``
+    (everything but the seed and the progress bar): the run's posterior and the rule
+    comparison's fits train the same way."""
+    inf = inference
+    return {
+        "estimator": inf.estimator, "hidden_features": inf.hidden_features,
+        "num_transforms": inf.num_transforms, "batch_size": inf.batch_size,
+        "learning_rate": inf.learning_rate, "validation_fraction": inf.validation_fraction,
+        "stop_after_epochs": inf.stop_after_epochs, "max_epochs": inf.max_epochs,
+        "lr_schedule": inf.lr_schedule, "lr_decay": inf.lr_decay,
+        "lr_patience": inf.lr_patience, "min_learning_rate": inf.min_learning_rate,
+        "num_threads": inf.threads, "device": inf.device,
+    }

@@ -18,7 +18,7 @@ from typing import Any
 from pipelines.cluster import connect
 from pipelines.config import RunConfig
 from pipelines.runrecord import RunRecord
-from pipelines.stage_support import _prior_spec, derive_seed
+from pipelines.stage_support import _prior_spec, derive_seed, train_kwargs
 from wiring.errors import StoreMismatchError
 
 __all__ = ["STAGES", "RunResult", "derive_seed", "resolve_run_dir", "run_pipeline"]
@@ -64,6 +64,7 @@ class _Context:
     simulator: Any = None
     store: Any = None
     posterior: Any = None
+    comparison: Any = None
 
 
 def run_pipeline(
@@ -234,25 +235,23 @@ def _stage_train(ctx: _Context) -> None:
     cfg = ctx.config
     path = ctx.run_dir / "posterior"
     store_hash = ctx.store.content_hash()
+    if not ctx.record.is_done("analyze"):
+        # the compared rules' fits need no posterior of this run: start them on the idle
+        # dask workers now, so that they train while this process trains the run's posterior
+        from pipelines.comparison_fits import ComparisonFits
+
+        ctx.comparison = ComparisonFits(ctx)
+        ctx.comparison.start()
     if ctx.record.is_done("train") and path.exists():
         ctx.posterior = load_posterior(path)
         if ctx.posterior.manifest.get("store_hash") == store_hash:
             return
     t0 = ctx.record.start("train")
-    inf = cfg.inference
     ctx.posterior = train_from_store(
         ctx.store,
-        estimator=inf.estimator,
-        hidden_features=inf.hidden_features,
-        num_transforms=inf.num_transforms,
-        batch_size=inf.batch_size,
-        learning_rate=inf.learning_rate,
-        validation_fraction=inf.validation_fraction,
-        stop_after_epochs=inf.stop_after_epochs,
-        max_epochs=inf.max_epochs,
-        num_threads=inf.threads,
         seed=derive_seed(cfg.run.seed, "train"),
         progress=ctx.progress,
+        **train_kwargs(cfg.inference),
     )
     save_posterior(ctx.posterior, path, overwrite=True)
     ctx.record.set_hash("posterior", str(ctx.posterior.manifest.get("weights_sha256", "")))

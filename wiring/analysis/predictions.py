@@ -124,8 +124,9 @@ class ConnectivityPrediction:
 
 
 def _types_present(model: StructuralModel, counts: Any) -> tuple[str, ...]:
-    """Cell types with at least one neuron that has a nonzero count in ``counts`` (N × V)."""
-    indptr = np.asarray(counts.load().tocsr().indptr)
+    """Cell types with at least one neuron that has a nonzero count in ``counts`` (N × V CSR,
+    zeros eliminated)."""
+    indptr = np.asarray(counts.indptr)
     has = np.diff(indptr) > 0
     codes = np.unique(np.asarray(model.neurons.cell_type)[has])
     return tuple(CELL_TYPES[int(c)] for c in sorted(codes))
@@ -207,14 +208,36 @@ class _TypePairs:
     measurements: tuple[Any, ...] = ()
 
 
-def _expected(rule: WiringRule, tables: Sequence[PairTable], theta: FloatArray) -> FloatArray:
+def _expected(rule: WiringRule, tables: Sequence[PairTable], theta: FloatArray,
+              workers: int = 1) -> FloatArray:
     """Mean of ``1 - exp(-lambda)`` over each table's pairs, (B, len(tables)), through the
-    simulator's exact-mean path (its compiled kernel for log-linear rules)."""
+    simulator's exact-mean path (its compiled kernel for log-linear rules).
+
+    With ``workers > 1`` the θ rows are split into that many slices evaluated in threads (the
+    compiled kernel releases the GIL); the numbers are the same for any ``workers``, since
+    every θ row is computed on its own.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from wiring.simulation.simulator import Simulator
 
     sim = Simulator(list(tables), rule, _TypePairs(tuple(f"t{k}" for k in range(len(tables)))),
                     n_pairs=1)
-    return np.asarray(sim.expected(theta), dtype=np.float64)
+    if workers <= 1 or len(theta) < 2 * workers:
+        return np.asarray(sim.expected(theta), dtype=np.float64)
+    sim.expected(theta[:1])  # compile once, before the threads start
+    parts = np.array_split(theta, workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(sim.expected, parts))
+    return np.asarray(np.concatenate(done), dtype=np.float64)
+
+
+def default_workers() -> int:
+    """Threads for the predictions: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on every platform
+        return max(1, os.cpu_count() or 1)
 
 
 def connection_probability(rule: WiringRule, table: Any, theta: npt.ArrayLike) -> FloatArray:
@@ -253,6 +276,7 @@ def predict_connectivity(
     theta: npt.ArrayLike | None = None,
     level: float = 0.95,
     plot: bool = True,
+    workers: int | None = None,
 ) -> ConnectivityPrediction:
     """Connection probability with credible intervals for every pre type × post type.
 
@@ -283,6 +307,9 @@ def predict_connectivity(
         Credibility level of the intervals.
     plot
         Whether to draw the heatmap.
+    workers
+        Threads evaluating the θ samples (default: the CPUs available, see
+        :func:`default_workers`); the result does not depend on it.
 
     Returns
     -------
@@ -320,10 +347,12 @@ def predict_connectivity(
         raise InvalidParameterError(
             f"no posterior sample lies inside the domain of rule {rule_obj.name!r}"
         )
+    builder = _PairTableBuilder(model)  # neuron-major copies, made once for everything below
     pre_t = _check_types(pre_types, "presynaptic") if pre_types is not None else (
-        _types_present(model, model.pre))
+        _types_present(model, builder.pre))
     post_t = _check_types(post_types, "postsynaptic") if post_types is not None else (
-        _types_present(model, model.post))
+        _types_present(model, builder.post))
+    n_workers = default_workers() if workers is None else max(1, int(workers))
     codes = np.asarray(model.neurons.cell_type, dtype=np.int64)
     rng = np.random.default_rng(s_pairs)
     pops: list[tuple[IntArray, IntArray]] = []
@@ -344,12 +373,11 @@ def predict_connectivity(
             used[a, b] = len(i)
             pops.append((i, j))
     samples = np.full((len(th), len(pre_t), len(post_t)), np.nan)
-    builder = _PairTableBuilder(model)
     for a in range(len(pre_t)):  # one presynaptic type at a time bounds the memory
         cols = [b for b in range(len(post_t)) if len(pops[a * len(post_t) + b][0])]
         if cols:
             tables = [builder.table(*pops[a * len(post_t) + b]) for b in cols]
-            samples[:, a, cols] = _expected(rule_obj, tables, th)
+            samples[:, a, cols] = _expected(rule_obj, tables, th, n_workers)
     tail = (1.0 - level) / 2
     if not np.isfinite(samples).any():
         raise WiringError("no type pair has eligible pairs; check pre_types/post_types")
