@@ -179,25 +179,80 @@ class _PairTableBuilder:
         self.soma = np.asarray(model.neurons.soma_um, dtype=np.float64)
 
     def table(self, i: IntArray, j: IntArray) -> PairTable:
-        """Pairs (i[p], j[p]) with one row per voxel where i has boutons and j target sites."""
-        a = self.pre[i]
-        b = self.post[j]
-        pre_v = a.multiply(b.sign()).tocsr()  # pre counts on the shared voxels
-        post_v = b.multiply(a.sign()).tocsr()  # post counts on the same voxels
-        for mat in (pre_v, post_v):
-            mat.eliminate_zeros()
-            mat.sort_indices()
-        voxel = np.asarray(pre_v.indices, dtype=np.int32)
+        """Pairs (i[p], j[p]) with one row per voxel where i has boutons and j target sites
+        (voxels in increasing order), found by merging the two neurons' sorted voxel lists."""
+        i = np.ascontiguousarray(i, dtype=np.int64)
+        j = np.ascontiguousarray(j, dtype=np.int64)
+        indptr, voxel, pre_c, post_c = _shared_voxel_rows(
+            self.pre.indptr, self.pre.indices, self.pre.data,
+            self.post.indptr, self.post.indices, self.post.data, i, j)
         rows = {
-            "log_pre": np.log(np.asarray(pre_v.data, np.float64)).astype(np.float32),
-            "log_post": np.log(np.asarray(post_v.data, np.float64)).astype(np.float32),
+            "log_pre": np.log(pre_c).astype(np.float32),
+            "log_post": np.log(post_c).astype(np.float32),
             "log_post_all": self.log_post_all[voxel],
             "depth_um": self.depth[voxel],
         }
         dist = np.linalg.norm(self.soma[i] - self.soma[j], axis=1) if len(i) else np.zeros(0)
-        return PairTable(pre=np.asarray(i, np.int64), post=np.asarray(j, np.int64),
-                         indptr=np.asarray(pre_v.indptr, np.int64), voxel=voxel, rows=rows,
+        return PairTable(pre=i, post=j, indptr=indptr, voxel=voxel, rows=rows,
                          pair_features={"soma_distance_um": np.asarray(dist, np.float64)})
+
+
+def _shared_voxel_rows(pre_ptr: Any, pre_idx: Any, pre_val: Any, post_ptr: Any, post_idx: Any,
+                       post_val: Any, i: IntArray, j: IntArray
+                       ) -> tuple[IntArray, Any, FloatArray, FloatArray]:
+    """CSR rows of the voxels shared by pre neuron i[p] and post neuron j[p], every p: indptr
+    (P+1,), voxel (R,) int32, pre and post counts (R,) float64 (compiled merge of sorted rows;
+    the scipy equivalent, an element-wise product of the row selections, costs 3-4x more)."""
+    kernel = _merge_kernel()
+    n = len(i)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    kernel(pre_ptr, pre_idx, pre_val, post_ptr, post_idx, post_val, i, j, indptr,
+           np.empty(0, np.int32), np.empty(0), np.empty(0), True)
+    np.cumsum(indptr, out=indptr)
+    total = int(indptr[-1])
+    voxel = np.empty(total, dtype=np.int32)
+    pre_c, post_c = np.empty(total), np.empty(total)
+    kernel(pre_ptr, pre_idx, pre_val, post_ptr, post_idx, post_val, i, j, indptr, voxel,
+           pre_c, post_c, False)
+    return indptr, voxel, pre_c, post_c
+
+
+_MERGE: list[Any] = []
+
+
+def _merge_kernel() -> Any:
+    """The compiled merge (count pass: row counts into ``indptr[1:]``; fill pass: the rows)."""
+    if _MERGE:
+        return _MERGE[0]
+    import numba
+
+    @numba.njit(cache=False, nogil=True)  # type: ignore[misc,untyped-decorator]
+    def merge(pre_ptr: Any, pre_idx: Any, pre_val: Any, post_ptr: Any, post_idx: Any,
+              post_val: Any, i: Any, j: Any, indptr: Any, voxel: Any, pre_c: Any, post_c: Any,
+              count: bool) -> None:  # pragma: no cover - compiled
+        for p in range(len(i)):
+            a, a_end = pre_ptr[i[p]], pre_ptr[i[p] + 1]
+            b, b_end = post_ptr[j[p]], post_ptr[j[p] + 1]
+            k = 0 if count else indptr[p]
+            while a < a_end and b < b_end:
+                va, vb = pre_idx[a], post_idx[b]
+                if va < vb:
+                    a += 1
+                elif vb < va:
+                    b += 1
+                else:
+                    if not count:
+                        voxel[k] = va
+                        pre_c[k] = pre_val[a]
+                        post_c[k] = post_val[b]
+                    k += 1
+                    a += 1
+                    b += 1
+            if count:
+                indptr[p + 1] = k
+
+    _MERGE.append(merge)
+    return merge
 
 
 @dataclass(frozen=True)
