@@ -22,9 +22,9 @@ def _ctx(tiny_model: Any, client: Any) -> Any:
     config = RunConfig.from_dict({
         "anatomy": {"preset": "tiny"},
         "inference": {"hidden_features": 8, "num_transforms": 1, "batch_size": 100,
-                      "max_epochs": 4},
+                      "max_epochs": 3},
         "analysis": {"compare_rules": ["peters_synapse", "dso"],
-                     "comparison_simulations": 300},
+                     "comparison_simulations": 200},
     })
     mset = load_measurement_set("vpm-invivo")
     return SimpleNamespace(config=config, client=client, progress=False, measurements=mset,
