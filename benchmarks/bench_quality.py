@@ -18,12 +18,16 @@ setting of :data:`SETTINGS` and
 
 ``python -m benchmarks quality`` (``--quick``: 5,000 training simulations, one seed).
 ``WIRING_BENCH_SEEDS`` (default ``0,1``) sets the training seeds; the anatomy is built into
-``WIRING_BENCH_CACHE`` (default: a temporary directory).
+``WIRING_BENCH_CACHE`` (default: a temporary directory). To spread the settings over
+processes, ``WIRING_BENCH_SETTINGS`` picks some (indices into :data:`SETTINGS`) and
+``WIRING_BENCH_SAVE`` names a directory for the per-row log densities
+(``logq-setting<i>-seed<s>.npy``), from which the paired differences are computed.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -105,23 +109,36 @@ def run(quick: bool) -> list[Figure]:
                    note=f"{len(th_tr)} + {len(th_te)} valid simulations, column model")]
     base_lp: dict[int, np.ndarray] = {}
     base_wall: list[float] = []
-    for label, kwargs in SETTINGS.items():
-        lps, walls, epochs, reasons, cover, sbc = [], [], [], [], [], []
+    save = os.environ.get("WIRING_BENCH_SAVE", "")
+    chosen = os.environ.get("WIRING_BENCH_SETTINGS", "")
+    picked = [int(k) for k in chosen.split(",")] if chosen else range(len(SETTINGS))
+    for index, (label, kwargs) in enumerate(SETTINGS.items()):
+        if index not in picked:
+            continue
+        lps, walls, cpus, epochs, reasons, cover, sbc = [], [], [], [], [], [], []
         for seed in seeds:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             post = train_posterior(th_tr, x_tr, spec, batch_size=1000, seed=seed,
                                    num_threads=1, progress=False, **kwargs)
             walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
             tr = post.manifest["training"]
             epochs.append(tr["epochs"])
             reasons.append(tr["stop_reason"])
             lp = held_out_log_prob(post, th_te, x_te)
             lps.append(lp)
             base_lp.setdefault(seed, lp)
+            print(f"{label}, seed {seed}: {tr['epochs']} epochs ({tr['stop_reason']}), "
+                  f"{walls[-1]:.1f} s wall, {cpus[-1]:.1f} s CPU, held-out mean log q "
+                  f"{lp.mean():.4f}", file=sys.stderr, flush=True)
+            if save:
+                np.save(Path(save) / f"logq-setting{index}-seed{seed}.npy", lp)
             cover.append(_coverage95(post, th_te, x_te, 100 if quick else 300))
             cal = calibration(post, spec, sim, n_sbc=100 if quick else 200,
                               n_posterior_samples=500, seed=seed, plot=False)
             sbc.append(cal.passed)
+            print(f"{label}, seed {seed}: coverage {cover[-1]:.3f}, SBC "
+                  f"{'passed' if cal.passed else 'FAILED'}", file=sys.stderr, flush=True)
         if not base_wall:
             base_wall = walls
         mean_lp = [float(v.mean()) for v in lps]
@@ -135,8 +152,10 @@ def run(quick: bool) -> list[Figure]:
             Figure(f"{label}: difference to the first setting", d_mean, "nats",
                    target=">= -0.02", note=f"paired over rows and seeds, SE {d_se:.4f}"),
             Figure(f"{label}: training wall time", float(np.mean(walls)), "s",
-                   note=f"ratio to the first setting {np.mean(walls) / np.mean(base_wall):.2f}; "
-                        f"epochs {epochs}; stopped: {reasons}"),
+                   note=f"ratio to the first setting run {np.mean(walls) / np.mean(base_wall):.2f}"
+                        f"; epochs {epochs}; stopped: {reasons}"),
+            Figure(f"{label}: training CPU time", float(np.mean(cpus)), "s",
+                   note="one torch thread: the cost on an idle core, whatever the load"),
             Figure(f"{label}: 95% interval coverage", float(np.mean(cover)), "fraction",
                    target="0.95 ± 0.03", note=f"{100 if quick else 300} held-out rows"),
             Figure(f"{label}: SBC passed", float(np.mean(sbc)), "fraction of seeds",
