@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pipelines.comparison_fits import ComparisonFits  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
+from pipelines.comparison_fits import ComparisonFits
+from pipelines.config import RunConfig
 
 
 def _ctx(tiny_model: Any, client: Any) -> Any:
