@@ -22,6 +22,9 @@ setting of :data:`SETTINGS` and
 processes, ``WIRING_BENCH_SETTINGS`` picks some (indices into :data:`SETTINGS`) and
 ``WIRING_BENCH_SAVE`` names a directory for the per-row log densities
 (``logq-setting<i>-seed<s>.npy``), from which the paired differences are computed.
+``WIRING_BENCH_POSTERIORS=dirA,dirB`` instead evaluates saved posterior directories (e.g. the
+``posterior/`` of two runs of the default config) on the same held-out set
+(:func:`compare_posteriors`).
 """
 
 from __future__ import annotations
@@ -87,11 +90,43 @@ def _problem(n_train: int, cache: Path) -> tuple[Any, Any, tuple[np.ndarray, ...
     spec = build_prior_spec(sim.rule, kind="gaussian")
     data = []
     for n, seed in ((n_train, _TRAIN_SEED), (2_000, _TEST_SEED)):
+        if n == 0:
+            continue
         theta = spec.sample(n, np.random.default_rng(seed))
         x = sim.simulate(theta, seed=seed)
         ok = np.all(np.isfinite(x), axis=1)
         data += [theta[ok], x[ok]]
     return sim, spec, tuple(data)
+
+
+def compare_posteriors(paths: list[str], cache: Path, n_coverage: int = 100,
+                       held_out: tuple[np.ndarray, ...] | None = None) -> list[Figure]:
+    """Evaluate saved posterior directories (e.g. ``posterior/`` of two runs of the default
+    config with different training settings) on the same fixed held-out set: mean log q of the
+    true θ, the paired difference to the first, 95 % coverage on ``n_coverage`` rows."""
+    from wiring.inference import load_posterior
+
+    th_te, x_te = held_out if held_out is not None else _problem(0, cache)[2]
+    figs: list[Figure] = []
+    base: np.ndarray | None = None
+    for path in paths:
+        post = load_posterior(path)
+        tr = post.manifest["training"]
+        lp = held_out_log_prob(post, th_te, x_te)
+        base = lp if base is None else base
+        d = lp - base
+        figs += [
+            Figure(f"{path}: held-out mean log q(theta|x)", float(lp.mean()), "nats",
+                   note=f"SE {lp.std(ddof=1) / np.sqrt(len(lp)):.3f}; {tr['epochs']} epochs, "
+                        f"stopped: {tr.get('stop_reason', 'patience or cap')}"),
+            Figure(f"{path}: difference to the first", float(d.mean()), "nats",
+                   target=">= -0.02", note=f"paired SE {d.std(ddof=1) / np.sqrt(len(d)):.4f}"),
+            Figure(f"{path}: 95% interval coverage", _coverage95(post, th_te, x_te, n_coverage),
+                   "fraction", note=f"{n_coverage} held-out rows"),
+        ]
+        print("\n".join(f"{f.name}: {f.value:.4f} {f.unit} ({f.note})" for f in figs[-3:]),
+              file=sys.stderr, flush=True)
+    return figs
 
 
 def run(quick: bool) -> list[Figure]:
@@ -100,6 +135,8 @@ def run(quick: bool) -> list[Figure]:
     from wiring.inference import train_posterior
 
     cache = Path(os.environ.get("WIRING_BENCH_CACHE") or tempfile.mkdtemp(prefix="bench-q-"))
+    if os.environ.get("WIRING_BENCH_POSTERIORS"):
+        return compare_posteriors(os.environ["WIRING_BENCH_POSTERIORS"].split(","), cache)
     n_train = 5_000 if quick else 20_000
     seeds = [int(v) for v in os.environ.get("WIRING_BENCH_SEEDS", "0" if quick else "0,1")
              .split(",")]
