@@ -90,7 +90,17 @@ def validate_model(model: StructuralModel, *, block_voxels: int | None = None) -
                 f"{S.VOXEL_DEPTH}[{i}] = {depth[i]!r}; expected finite depths in µm"
             )
     for name, pop in model.populations.items():
-        for side in S.POPULATION_ARRAYS:
+        if (pop.pair_pre is None) != (pop.pair_post is None) or (
+            pop.pair_pre is not None and pop.pair_post is not None
+            and np.shape(pop.pair_pre) != np.shape(pop.pair_post)
+        ):
+            raise StoreValidationError(
+                f"{S.POPULATIONS}/{name}: pair_pre and pair_post must both be given, with equal "
+                "lengths, or both be None"
+            )
+        sides = S.POPULATION_ARRAYS + (
+            S.POPULATION_PAIR_ARRAYS if pop.pair_pre is not None else ())
+        for side in sides:
             idx = np.asarray(getattr(pop, side))
             key = f"{S.POPULATIONS}/{name}/{side}"
             if idx.ndim != 1 or idx.dtype.kind not in "iu":

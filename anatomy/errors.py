@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AnatomyError",
     "AnatomyWarning",
+    "CalibrationTargetError",
     "FormatError",
     "GeneratorArgumentError",
     "SchemaVersionError",
@@ -51,3 +52,7 @@ class UnknownNameError(AnatomyError, KeyError):
 
 class GeneratorArgumentError(AnatomyError, ValueError):
     """An invalid argument to :func:`build_model` (e.g. a negative seed)."""
+
+
+class CalibrationTargetError(AnatomyError, ValueError):
+    """A calibration target file that cannot be used (the message names the file and row)."""

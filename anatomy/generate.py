@@ -14,7 +14,8 @@ Presets
     neurons (1.5 % of the published counts in the column) and 20 VPM neurons. Builds in a
     fraction of a second.
 ``small``
-    Demos: the real C2 geometry (12 x 12 x 40 voxels), 6 % of the neurons (~1,600), 40 VPM.
+    Demos: the geometry of `column` (20 x 20 x 40 voxels, so the wide VPM axons fit as in
+    `column`), 6 % of the neurons (~1,600), 40 VPM.
 ``column``
     The default: the full-density C2 column (all 19,109 neurons, counts per layer exact), a
     100 µm septal ring (listed at 30 % density), the 275-neuron VPM barreloid; 20 x 20 x 40
@@ -36,21 +37,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from anatomy._generate_arbors import CscBuilder, batch_bounds, sample_batch
+from anatomy._generate_arbors import CscBuilder, _depths, batch_bounds, sample_batch
 from anatomy._generate_somata import PresetSpec, Somata, place_somata
-from anatomy.catalogue import CELL_TYPES, LAYERS, layer_of_depth
+from anatomy.catalogue import CELL_TYPES, LAYER_BOUNDS_UM
 from anatomy.errors import GeneratorArgumentError, UnknownNameError
 from anatomy.grid import VoxelGrid
 from anatomy.hashing import content_hash
 from anatomy.model import Neurons, StructuralModel, VoxelMajorCounts
-from anatomy.parameters import AXONS, DENDRITES, ArborSpec, scalar
+from anatomy.parameters import AXONS, DENDRITES, LAYER_COMPOSITION, ArborSpec, scalar
 
 __all__ = ["GENERATOR_VERSION", "PRESETS", "GeneratorArgumentError", "build_model", "preset_spec"]
 
 logger = logging.getLogger(__name__)
 
 #: Version of the generator's algorithm and parameters; part of every generated model's attrs.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
+
+#: Fixed seed and sample size of the Monte-Carlo integral of :func:`site_density_profile`.
+_PROFILE_SEED = 20100
+_PROFILE_SAMPLES = 40_000
 
 _C2_DIAMETER = scalar("column_diameter_um")
 _SEPTUM = scalar("septum_width_um")
@@ -67,10 +72,10 @@ _SPECS: MappingProxyType[str, PresetSpec] = MappingProxyType({
     ),
     "small": PresetSpec(
         name="small",
-        description="demo model: C2 column geometry, 6 % of the neurons, 40 VPM; 12 x 12 x 40 "
+        description="demo model: C2 column geometry, 6 % of the neurons, 40 VPM; 20 x 20 x 40 "
         "voxels",
-        column_names=("C2",), column_centers_um=((300.0, 300.0),),
-        column_diameter_um=_C2_DIAMETER, septum_width_um=_SEPTUM, grid_xy=(12, 12),
+        column_names=("C2",), column_centers_um=((500.0, 500.0),),
+        column_diameter_um=_C2_DIAMETER, septum_width_um=_SEPTUM, grid_xy=(20, 20),
         column_fraction=0.06, septum_fraction=scalar("septum_listed_fraction"),
         vpm_per_column=40,
     ),
@@ -161,20 +166,45 @@ def _column_sums(counts: VoxelMajorCounts) -> npt.NDArray[np.float64]:
     return np.asarray(sums, dtype=np.float64)
 
 
-def _post_all(grid: VoxelGrid, post: VoxelMajorCounts, seed: int) -> npt.NDArray[np.float32]:
-    """Total target sites per voxel: the published density profile, never below the listed sum.
+def site_density_profile(grid: VoxelGrid) -> npt.NDArray[np.float64]:
+    """Expected target sites per voxel at each depth of ``grid`` in full-density cortex.
 
-    ``post_all = max(profile(layer of the voxel centre) x noise, listed sum)``; the difference
-    to the listed sum is the background of target sites of neurons not listed individually.
+    The sum over all cortical cell types of (neurons per µm^2 of column footprint, Meyer et al.
+    2010) x (target sites per neuron) x (the depth distribution of their dendrites, soma depths
+    uniform in the layer). Tangential spread integrates out in laterally uniform tissue, so
+    this is the target-site density by depth that the listed dendrites imply. It is a fixed
+    property of :mod:`anatomy.parameters` (a Monte-Carlo integral with its own fixed seed),
+    shape ``(nz,)`` for the grid's depth bins.
+    """
+    edges = grid.origin_um[2] + np.arange(grid.shape[2] + 1) * grid.spacing_um
+    area = np.pi * (scalar("column_diameter_um") / 2) ** 2
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=_PROFILE_SEED))
+    profile = np.zeros(grid.shape[2])
+    for comp in LAYER_COMPOSITION:
+        lo, hi = LAYER_BOUNDS_UM[comp.layer]
+        z = rng.uniform(lo, hi, _PROFILE_SAMPLES).astype(np.float32)
+        owner = np.arange(_PROFILE_SAMPLES, dtype=np.int32)
+        for name, fraction in comp.type_fractions.items():
+            spec = DENDRITES[name]
+            weights = np.array([c.fraction for c in spec.compartments])
+            weights /= weights.sum()
+            for c, w in zip(spec.compartments, weights, strict=True):
+                hist, _ = np.histogram(_depths(c, z, owner, rng), edges)
+                profile += comp.n_neurons * fraction * spec.mean_count * w * hist / len(z)
+    return profile * grid.spacing_um**2 / area
+
+
+def _post_all(grid: VoxelGrid, post: VoxelMajorCounts) -> npt.NDArray[np.float32]:
+    """Total target sites per voxel: the full-density site profile, never below the listed sum.
+
+    ``post_all = max(site_density_profile(depth), listed sum)``: where neurons are listed at
+    full density (the column) the listed sum is post_all, with its real variation by position;
+    elsewhere (sparse septal listing, unmodelled neighbouring columns, the scaled-down presets)
+    the difference is the background of target sites of neurons not listed individually.
     """
     listed = _column_sums(post)
-    layer = layer_of_depth(grid.depth_um())
-    profile = np.array([scalar(f"post_all_{name}") for name in LAYERS] + [0.0])
-    cv = scalar("post_all_noise_cv")
-    sig = np.sqrt(np.log1p(cv**2))
-    noise = np.clip(_rng(seed, 3).lognormal(0.0, sig, grid.n_voxels),
-                    np.exp(-2 * sig), np.exp(2 * sig))
-    total = profile[layer] * noise  # layer -1 (white matter) picks the trailing 0
+    profile = site_density_profile(grid)
+    total = np.broadcast_to(profile, grid.shape).reshape(-1)
     return np.maximum(np.rint(total), listed).astype(np.float32)
 
 
@@ -236,7 +266,7 @@ def build_model(preset: str, *, seed: int = 0, progress: bool = False) -> Struct
     finally:
         if bar is not None:
             bar.close()
-    post_all = _post_all(grid, post, seed)
+    post_all = _post_all(grid, post)
     neurons = Neurons(
         cell_type=somata.cell_type,
         layer=somata.layer,

@@ -159,12 +159,24 @@ class NeuronPopulation:
     """A named pre × post population defined by a data source (e.g. an imported table's mask).
 
     ``pre`` and ``post`` are model neuron indices; ``attrs`` is JSON-native metadata (for an
-    imported measurement: probability, pairs tested, protocol, citation).
+    imported measurement: probability, pairs tested, protocol, citation). ``pair_pre`` and
+    ``pair_post`` (model neuron indices, equal length) list the candidate pairs when the source
+    defines the population by its pairs rather than as every pre × post pair (e.g. the
+    candidates of each presynaptic neuron in an emulated slice); None otherwise.
     """
 
     pre: IntArray
     post: IntArray
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    pair_pre: IntArray | None = None
+    pair_post: IntArray | None = None
+
+    def post_of(self, pre: int) -> IntArray:
+        """The listed postsynaptic candidates of presynaptic neuron ``pre`` (sorted), or every
+        ``post`` neuron when the population is the full pre × post product."""
+        if self.pair_pre is None or self.pair_post is None:
+            return self.post
+        return np.sort(np.asarray(self.pair_post)[np.asarray(self.pair_pre) == pre])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from anatomy.catalogue import LAYER_BOUNDS_UM, LAYERS
+from anatomy.catalogue import LAYER_BOUNDS_UM
 
 __all__ = [
     "AXONS",
@@ -236,30 +236,41 @@ SCALARS: tuple[Parameter, ...] = (
         "barrel's centre (topographic scatter within the barrel).",
     ),
     Parameter(
-        name="dendrite_sites_per_segment", value=8.0, unit="sites", source="model choice",
-        note="Mean target sites per dendritic segment: about 8 µm of spiny dendrite at about "
-        "1 spine per µm (Narayanan2017), placed as one unit in one voxel.",
+        name="vpm_boutons_per_axon", value=36000.0, unit="boutons",
+        source="Udvary2022 (calibration target `vpm-bouton-depth`)",
+        note="Mean boutons of one VPM axon in the cortex: the dense model's VPM bouton profile "
+        "holds 218,128 boutons for 14 VPM neurons (15,580 each). Boutons that fall outside "
+        "the grid are dropped.",
     ),
     Parameter(
-        name="axon_boutons_per_segment", value=3.0, unit="boutons", source="model choice",
-        note="Mean boutons per axonal segment: about 15 µm of axon at about 0.2 boutons per µm "
-        "(Oberlaender2012; Narayanan2015), placed as one unit in one voxel.",
+        name="vpm_axon_sigma_xy_um", value=280.0, unit="µm",
+        source="Oberlaender2012; calibrated to `L4-septum/L4`",
+        note="Tangential standard deviation of a VPM axon's boutons in L3/L4 around its "
+        "centre. VPM axons branch beyond their barrel into the septa; the value is set so "
+        "that septal L4 cells are innervated nearly as often as barrel cells, as in the dense "
+        "model (ratio 0.89).",
     ),
     Parameter(
-        name="post_all_noise_cv", value=0.03, unit="1", source="model choice",
-        note="Voxel-to-voxel log-normal variation of the total target-site count, truncated at "
-        "two standard deviations so every cortical voxel stays within 1.1-1.3e5.",
+        name="vpm_axon_deep_sigma_xy_um", value=325.0, unit="µm",
+        source="Oberlaender2012; model choice",
+        note="Tangential standard deviation of the infragranular (L5B/L6A) and sparse VPM "
+        "boutons, wider than in L4 (Oberlaender2012: the infragranular VPM collaterals spread "
+        "beyond the column).",
     ),
-    *(
-        Parameter(
-            name=f"post_all_{layer}", value=value, unit="sites / voxel", source="Udvary2022",
-            note=f"Total postsynaptic target sites per 50 µm voxel with its centre in {layer} "
-            "(all neurons, listed or not); the dense model has 1.1-1.3e5 per voxel in the "
-            "column. The part not covered by listed neurons is the documented background.",
-        )
-        for layer, value in zip(
-            LAYERS, (1.17e5, 1.19e5, 1.20e5, 1.22e5, 1.19e5, 1.20e5, 1.18e5, 1.17e5), strict=True
-        )
+    Parameter(
+        name="dendrite_sites_per_segment", value=40.0, unit="sites", source="Narayanan2017; "
+        "calibrated to the dense model's shared voxels per pair",
+        note="Mean target sites per dendritic segment, the piece of branch that crosses one "
+        "50 µm voxel: about 40 µm of spiny dendrite at about 1 spine per µm (Narayanan2017), "
+        "placed as one unit in one voxel. With it, VPM-cortex pairs share about 10-50 voxels, "
+        "as in the dense model (14-37); with 8 they shared 140-470.",
+    ),
+    Parameter(
+        name="axon_boutons_per_segment", value=15.0, unit="boutons", source="Oberlaender2012; "
+        "Narayanan2015; calibrated to the dense model's shared voxels per pair",
+        note="Mean boutons per axonal segment, the piece of branch that crosses one 50 µm "
+        "voxel: about 60 µm of axon at about 0.25 boutons per µm, placed as one unit in one "
+        "voxel (so a VPM axon occupies about 1,600 voxels with about 16 boutons each).",
     ),
 )
 
@@ -280,6 +291,8 @@ def scalar(name: str) -> float:
 
 _DEND_SEG = scalar("dendrite_sites_per_segment")
 _AX_SEG = scalar("axon_boutons_per_segment")
+_VPM_XY = scalar("vpm_axon_sigma_xy_um")
+_VPM_XY_DEEP = scalar("vpm_axon_deep_sigma_xy_um")
 
 # --------------------------------------------------------------------------------------------
 # neurons per layer and cell-type split
@@ -385,24 +398,31 @@ DENDRITES: Mapping[str, ArborSpec] = MappingProxyType({
     ),
     "L5IT": ArborSpec(
         sites_per_segment=_DEND_SEG, cell_type="L5IT", mean_count=9000.0, cv=0.2, source=_DEND_SOURCE,
-        note="Slender-tufted: basal dendrites in L5, apical dendrite with a slender tuft in L1/L2.",
+        note="Slender-tufted: basal dendrites in L5, apical dendrite with obliques in L5A and "
+        "L2/3 and a slender tuft in L1/L2; like L5PT, no target sites on the trunk in L4.",
         compartments=(
             Compartment(name="basal", fraction=0.55, sigma_xy_um=110.0, sigma_z_um=80.0),
-            Compartment(name="apical", fraction=0.30, sigma_xy_um=40.0, kind="uniform",
-                        lo_um=150.0, hi_um=None),
+            Compartment(name="apical_L5A", fraction=0.18, sigma_xy_um=40.0, kind="uniform",
+                        lo_um=_layer("L5A")[0], hi_um=None),
+            Compartment(name="obliques_L23", fraction=0.12, sigma_xy_um=50.0, kind="uniform",
+                        lo_um=150.0, hi_um=_layer("L3")[1]),
             Compartment(name="tuft", fraction=0.15, sigma_xy_um=90.0, kind="uniform",
                         lo_um=10.0, hi_um=250.0),
         ),
     ),
     "L5PT": ArborSpec(
         sites_per_segment=_DEND_SEG, cell_type="L5PT", mean_count=24000.0, cv=0.15, source=_DEND_SOURCE,
-        note="Thick-tufted: about 24,000 spines; basal dendrites in L5B/L6A, apical trunk and "
-        "obliques through L2-L5A, a wide tuft in L1/L2.",
+        note="Thick-tufted: about 24,000 spines; basal dendrites in L5B/L6A, apical trunk with "
+        "obliques in L5A and L2/3, a wide tuft in L1/L2. The trunk crosses L4 with few spines "
+        "and no obliques (Oberlaender2012), so no target sites are placed there; the tuft "
+        "holds over a quarter of the spines.",
         compartments=(
-            Compartment(name="basal", fraction=0.50, sigma_xy_um=130.0, sigma_z_um=100.0),
-            Compartment(name="apical", fraction=0.32, sigma_xy_um=50.0, kind="uniform",
-                        lo_um=200.0, hi_um=None),
-            Compartment(name="tuft", fraction=0.18, sigma_xy_um=150.0, kind="uniform",
+            Compartment(name="basal", fraction=0.40, sigma_xy_um=130.0, sigma_z_um=100.0),
+            Compartment(name="apical_L5A", fraction=0.16, sigma_xy_um=50.0, kind="uniform",
+                        lo_um=_layer("L5A")[0], hi_um=None),
+            Compartment(name="obliques_L23", fraction=0.16, sigma_xy_um=60.0, kind="uniform",
+                        lo_um=200.0, hi_um=_layer("L3")[1]),
+            Compartment(name="tuft", fraction=0.28, sigma_xy_um=150.0, kind="uniform",
                         lo_um=10.0, hi_um=300.0),
         ),
     ),
@@ -579,18 +599,24 @@ AXONS: Mapping[str, ArborSpec] = MappingProxyType({
         ),
     ),
     "VPM": ArborSpec(
-        sites_per_segment=_AX_SEG, cell_type="VPM", mean_count=3500.0, cv=0.3,
-        source="Oberlaender2012; Wimmer2010; Meyer2010; model choice (bouton count)",
-        note="Thalamocortical axon: main peak in L4 (650-800 µm), a second, smaller peak at the "
-        "L5B/L6A border (1150-1300 µm), a trough in L5A, few boutons above 250 or below "
-        "1750 µm.",
+        sites_per_segment=_AX_SEG, cell_type="VPM", mean_count=scalar("vpm_boutons_per_axon"),
+        cv=0.3, source="Udvary2022 (depth profile and bouton count); Oberlaender2012; "
+        "Wimmer2010; calibrated (tangential spread)",
+        note="Thalamocortical axon, depth profile fitted to the VPM bouton profile of the dense "
+        "model (least squares on its 50 µm bins, calibration target `vpm-bouton-depth`): a core "
+        "in deep L4 (760 µm), a broad upper flank through L4 into L3 (620 µm), a second peak at "
+        "the L5B/L6A border (1290 µm) and a sparse part from L3 to the white matter, leaving a "
+        "trough in L5A. Tangential spread `vpm_axon_sigma_xy_um` (calibrated to the septal "
+        "innervation); the deep peak spreads wider.",
         compartments=(
-            Compartment(name="L4", fraction=0.72, sigma_xy_um=110.0, sigma_z_um=85.0,
-                        center_um=720.0, confine_um=_AX_CONFINE),
-            Compartment(name="L5B_L6A", fraction=0.23, sigma_xy_um=150.0, sigma_z_um=75.0,
-                        center_um=1230.0, confine_um=_AX_CONFINE),
-            Compartment(name="sparse", fraction=0.05, sigma_xy_um=150.0, kind="uniform",
-                        lo_um=300.0, hi_um=1700.0, confine_um=_AX_CONFINE),
+            Compartment(name="L4_core", fraction=0.31, sigma_xy_um=_VPM_XY, sigma_z_um=95.0,
+                        center_um=760.0, confine_um=_AX_CONFINE),
+            Compartment(name="L4_L3_flank", fraction=0.36, sigma_xy_um=_VPM_XY,
+                        sigma_z_um=145.0, center_um=620.0, confine_um=_AX_CONFINE),
+            Compartment(name="L5B_L6A", fraction=0.22, sigma_xy_um=_VPM_XY_DEEP,
+                        sigma_z_um=175.0, center_um=1290.0, confine_um=_AX_CONFINE),
+            Compartment(name="sparse", fraction=0.11, sigma_xy_um=_VPM_XY_DEEP, kind="uniform",
+                        lo_um=270.0, hi_um=1975.0, confine_um=_AX_CONFINE),
         ),
     ),
 })

@@ -13,7 +13,7 @@ from anatomy.catalogue import CELL_TYPES, LAYER_BOUNDS_UM, LAYERS
 from anatomy.describe import depth_profile, type_voxel_sums
 from anatomy.model import StructuralModel
 
-__all__ = ["plot_depth_profiles"]
+__all__ = ["plot_bouton_calibration", "plot_depth_profiles"]
 
 _BIN_UM = 50.0
 
@@ -115,4 +115,46 @@ def plot_depth_profiles(model: StructuralModel) -> Any:
     preset = model.attrs.get("preset", model.attrs.get("source", "model"))
     fig.suptitle(f"Depth profiles: {preset} ({model.n_neurons:,} neurons, "
                  f"{model.n_voxels:,} voxels)")
+    return fig
+
+
+def plot_bouton_calibration(model: StructuralModel) -> Any:
+    """The model's VPM bouton depth profile against the dense model's (fractions per 50 µm).
+
+    The reference is the shipped calibration profile (:mod:`anatomy.calibration`); the layer
+    boundaries of the target's layer groups are drawn as horizontal lines.
+    """
+    from matplotlib.figure import Figure
+
+    from anatomy.calibration import (
+        BOUTON_LAYER_GROUPS,
+        bouton_depth_profile,
+        read_profile_csv,
+        targets_path,
+    )
+
+    depth, weight = read_profile_csv(targets_path("vpm-boutons-by-depth.csv"))
+    prof = bouton_depth_profile(model)
+    g = model.grid
+    starts = g.origin_um[2] + np.arange(g.shape[2]) * g.spacing_um
+    fig = Figure(figsize=(4.5, 6.0))
+    ax = fig.add_subplot()
+    ax.plot(weight / weight.sum(), depth + 25.0, "k-", lw=2, label="dense model (Udvary 2022)")
+    if prof.sum() > 0:
+        ax.plot(prof / prof.sum(), starts + g.spacing_um / 2, "o-", color="C1", ms=3,
+                label=f"this model ({model.attrs.get('preset', 'store')})")
+    for lo, _hi in BOUTON_LAYER_GROUPS.values():
+        ax.axhline(lo, color="0.8", lw=0.8)
+    for name, (lo, hi) in BOUTON_LAYER_GROUPS.items():
+        ax.text(0.98, (lo + hi) / 2, name, transform=ax.get_yaxis_transform(), ha="right",
+                va="center", color="0.4", fontsize=8)
+    ax.set_ylim(2000, 0)
+    top = max(float(weight.max() / weight.sum()),
+              float(prof.max() / prof.sum()) if prof.sum() > 0 else 0.0)
+    ax.set_xlim(0.0, 1.3 * top)  # room for the layer labels at the right
+    ax.set_xlabel("fraction of VPM boutons per 50 µm")
+    ax.set_ylabel("depth below pia (µm)")
+    ax.set_title("VPM bouton depth profile")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
     return fig

@@ -48,6 +48,7 @@ __all__ = [
     "NEURON_ARRAYS",
     "POPULATIONS",
     "POPULATION_ARRAYS",
+    "POPULATION_PAIR_ARRAYS",
     "POST_ALL",
     "SCHEMA_VERSION",
     "SUPPORTED_SCHEMA_VERSIONS",
@@ -92,6 +93,8 @@ POST_ALL: Final[str] = "post_all"
 VOXEL_DEPTH: Final[str] = "voxel_depth_um"
 POPULATIONS: Final[str] = "populations"
 POPULATION_ARRAYS: Final[tuple[str, ...]] = ("pre", "post")
+#: Optional arrays of a population whose source lists its candidate pairs (not pre × post).
+POPULATION_PAIR_ARRAYS: Final[tuple[str, ...]] = ("pair_pre", "pair_post")
 
 
 def neuron_array(name: str) -> str:
@@ -119,6 +122,8 @@ DTYPES: Final[dict[str, np.dtype[np.generic]]] = {
     VOXEL_DEPTH: np.dtype(np.float64),
     "populations/*/pre": np.dtype(np.int64),
     "populations/*/post": np.dtype(np.int64),
+    "populations/*/pair_pre": np.dtype(np.int64),
+    "populations/*/pair_post": np.dtype(np.int64),
 }
 
 #: Dimension names of every array, by store path (``V+1`` is the indptr length).

@@ -261,10 +261,13 @@ def _write_group(
         gname = f"{S.POPULATIONS}/{name}"
         group = root.require_group(gname)
         group.attrs.update(_json_native(dict(pop.attrs), f"population {name!r} attrs"))
-        for side in S.POPULATION_ARRAYS:
+        sides = S.POPULATION_ARRAYS + (
+            S.POPULATION_PAIR_ARRAYS if pop.pair_pre is not None else ())
+        for side in sides:
             values = np.asarray(getattr(pop, side))
             key = f"{gname}/{side}"
-            _create(root, key, values, S.DTYPES[f"{S.POPULATIONS}/*/{side}"], (len(values),))
+            _create(root, key, values, S.DTYPES[f"{S.POPULATIONS}/*/{side}"],
+                    (max(len(values), 1),))
             arrays.append(key)
     root.attrs.update(
         {
@@ -465,7 +468,14 @@ def open_model(path: str | os.PathLike[str], *, validate: bool = True) -> Struct
             for s in S.POPULATION_ARRAYS
         )
         group = root[gname]
-        populations[str(name)] = NeuronPopulation(pre=pre, post=post, attrs=group.attrs.asdict())
+        listed = [
+            _read(arrays[f"{gname}/{s}"], f"{gname}/{s}", path)
+            for s in S.POPULATION_PAIR_ARRAYS if f"{gname}/{s}" in arrays
+        ]
+        pair_pre, pair_post = listed if len(listed) == 2 else (None, None)
+        populations[str(name)] = NeuronPopulation(
+            pre=pre, post=post, attrs=group.attrs.asdict(), pair_pre=pair_pre,
+            pair_post=pair_post)
     model = StructuralModel(
         grid=grid,
         neurons=neurons,

@@ -37,13 +37,17 @@ __all__ = ["run", "synthetic_tables"]
 
 #: Post-population sizes of the 7 in vivo measurements (pre: 150 VPM neurons).
 _POST = (1600, 640, 480, 920, 880, 500, 1800)
+#: First postsynaptic id of each population: L4sp and L4ss are disjoint parts of L4 (which
+#: pools them in vpm-invivo), the others are separate neurons.
+_POST_BASE = (0, 10_000, 0, 480, 20_000, 30_000, 40_000)
 _TARGET = 5000.0
 
 
 def synthetic_tables(n_rows: int, *, seed: int = 0) -> Any:
     """A :class:`wiring.simulation.FeatureBundle` of 7 populations with about ``n_rows`` rows.
 
-    150 pre (fewer for smaller ``n_rows``) × (480 ... 1800) post neurons per population; a
+    150 pre (fewer for smaller ``n_rows``) × (480 ... 1800) post neurons per population (the
+    L4sp and L4ss posts among L4's, as vpm-invivo pools them); a
     quarter of the pairs overlap, with a geometric number of shared voxels (mean about 40);
     counts and postAll are drawn so that connection probabilities at θ = 1 are in the measured
     range (0.1 - 0.6).
@@ -67,7 +71,8 @@ def synthetic_tables(n_rows: int, *, seed: int = 0) -> Any:
         "depth_um": rng.uniform(0.0, 2000.0, r).astype(np.float32),
     }
     pre = np.concatenate([np.repeat(np.arange(n_pre), p) for p in _POST]).astype(np.int64)
-    post = np.concatenate([np.tile(np.arange(p), n_pre) + n_pre for p in _POST]).astype(np.int64)
+    post = np.concatenate([np.tile(np.arange(p), n_pre) + n_pre + base
+                           for p, base in zip(_POST, _POST_BASE, strict=True)]).astype(np.int64)
     return FeatureBundle(
         names=("L4", "L4-septum", "L4sp", "L4ss", "L5IT", "L5PT", "L6"),
         pair_offsets=np.concatenate([[0], np.cumsum(pairs)]).astype(np.int64),

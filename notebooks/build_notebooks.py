@@ -104,7 +104,8 @@ neurons in the voxel. Here it is the `small` preset of the synthetic barrel-cort
 single column (C2) with its septum and 40 VPM neurons of the C2 barreloid, built in seconds.
 
 The figure shows the model along cortical depth: somata per cell type (left), VPM boutons
-(middle: a peak in L4, a second, smaller one at the L5B/L6A border and few boutons in L2/3) and
+(middle: a peak in L4 with a broad flank into L2/3, a trough in L5A and a second, smaller peak
+at the L5B/L6A border, calibrated to the dense model of Udvary et al. 2022) and
 target sites per cell type (right). DSO predicts connections wherever the VPM boutons of the
 middle panel meet a cell type's target sites of the right panel."""),
     ("code", """\

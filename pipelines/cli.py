@@ -1,18 +1,37 @@
 """The ``wiring`` command line: argparse sub-commands, logging and exit codes.
 
-Exit codes: 0 success, 1 user or data error (one line on stderr, traceback with ``--debug``),
-2 usage error. Each command group lives in :mod:`pipelines.commands` and registers itself.
+Exit codes: 0 success; 1 user, data or environment error (one line on stderr, traceback with
+``--debug``): bad arguments or files, a corrupt store, a plugin rule that raises or breaks its
+contract, a full disk or any other operating-system error; 2 usage error (argparse); 3 internal
+error (an exception nobody anticipated: one line saying so, ``--debug`` for the traceback to
+report); 130 interrupted. Each command group lives in :mod:`pipelines.commands` and registers
+itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["COMMAND_GROUPS", "main"]
+__all__ = ["COMMAND_GROUPS", "EXIT_INTERNAL", "EXIT_USER", "main"]
+
+#: Exit status of a user, data or environment error (one line on stderr).
+EXIT_USER = 1
+#: Exit status of an unexpected exception, i.e. a bug (one line on stderr; ``--debug`` shows it).
+EXIT_INTERNAL = 3
+
+#: Modules whose exceptions mean that stored bytes could not be decoded (a damaged file).
+_DECODE_MODULES = ("numcodecs", "zarr.codecs", "zarr.core.codec_pipeline", "blosc", "zstandard")
+#: Argument names that hold the inputs a command reads (named when a stored chunk is damaged).
+_INPUT_ARGS = ("store", "posterior", "anatomy", "source", "measurements")
+#: Argument names that hold the outputs a command writes (named when the OS refuses a write).
+_OUTPUT_ARGS = ("out", "sonata")
 
 #: Command-group modules under ``pipelines.commands``, in the order ``--help`` lists them.
 COMMAND_GROUPS: tuple[str, ...] = (
@@ -105,5 +124,91 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as err:
         if args.debug:
             raise
-        print(f"wiring: error: {err}", file=sys.stderr)
-        return 1
+        print(f"wiring: error: {one_line(str(err)) or type(err).__name__}", file=sys.stderr)
+        return EXIT_USER
+    except OSError as err:  # disk full, quota, read-only file system, I/O error, ...
+        if args.debug:
+            raise
+        print(f"wiring: error: {os_error_line(err, args)}", file=sys.stderr)
+        return EXIT_USER
+    except MemoryError:
+        if args.debug:
+            raise
+        print(
+            "wiring: error: out of memory; use a smaller problem (fewer simulations, smaller "
+            "chunks or model) or a machine with more memory",
+            file=sys.stderr,
+        )
+        return EXIT_USER
+    except Exception as err:
+        if args.debug:
+            raise
+        if _raised_by_decoder(err):
+            print(f"wiring: error: {_decode_error_line(err, args)}", file=sys.stderr)
+            return EXIT_USER
+        print(
+            f"wiring: internal error: {type(err).__name__}: {one_line(str(err))} (this is a "
+            f"bug; rerun with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and runs of blanks collapsed to single spaces."""
+    return " ".join(text.split())
+
+
+def _arg_paths(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
+    out = []
+    for name in names:
+        value = getattr(args, name, None)
+        if isinstance(value, str | Path) and str(value):
+            out.append(str(value))
+    return out
+
+
+def os_error_line(err: OSError, args: argparse.Namespace) -> str:
+    """One line naming the path and the operating-system error (e.g. a full disk).
+
+    The path is the one the error carries; an error raised by a bare ``write`` carries none,
+    and then the command's outputs are named.
+    """
+    reason = err.strerror or one_line(str(err)) or type(err).__name__
+    code = errno.errorcode.get(err.errno or 0, "")
+    if code:
+        reason = f"{reason} ({code})"
+    if err.filename is not None:
+        where = str(err.filename)
+        if err.filename2 is not None:
+            where += f" -> {err.filename2}"
+    else:
+        where = "while writing " + (" or ".join(_arg_paths(args, _OUTPUT_ARGS)) or "the output")
+    hint = ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "; free some space (or write elsewhere) and run the command again"
+    elif err.errno == errno.EROFS:
+        hint = "; write to another folder"
+    return f"{where}: {reason}{hint}"
+
+
+def _raised_by_decoder(err: BaseException) -> bool:
+    """Whether ``err`` (or its cause) comes from a compression or checksum codec."""
+    seen: set[int] = set()
+    exc: BaseException | None = err
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for frame, _ in traceback.walk_tb(exc.__traceback__):
+            module = str(frame.f_globals.get("__name__", ""))
+            if module.startswith(_DECODE_MODULES):
+                return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _decode_error_line(err: BaseException, args: argparse.Namespace) -> str:
+    inputs = " or ".join(_arg_paths(args, _INPUT_ARGS)) or "an input store"
+    return (
+        f"a stored chunk of {inputs} could not be decoded ({type(err).__name__}: "
+        f"{one_line(str(err))}); the file is damaged: recreate it"
+    )

@@ -2,6 +2,14 @@
 
 One code path from laptop to cluster. Results never depend on the choice: every task derives its
 random stream from (run seed, chunk index), never from the worker that runs it.
+
+Batch systems (dask-jobqueue) scale *adaptively* between ``[cluster] minimum_jobs`` and
+``maximum_jobs``: a job that is cancelled, fails or reaches its walltime is submitted again, and
+the tasks its worker held are recomputed elsewhere (the wiring layer never scatters data, see
+:func:`wiring.distributed.share`). :func:`connect` returns only once the first worker job runs,
+reporting the jobs' queue states while it waits, and stops with :class:`ClusterStartError`
+after ``[cluster] start_timeout`` seconds. :class:`ClusterSession` starts the cluster when a
+stage first needs it and releases the jobs between the distributed stages.
 """
 
 from __future__ import annotations
@@ -9,12 +17,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import subprocess
+import time
+import warnings
+from collections import Counter
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any
 
 from pipelines.config import ClusterConfig, ConfigError
+from pipelines.errors import ClusterStartError
 
-__all__ = ["BATCH_SYSTEMS", "connect", "make_jobqueue_cluster"]
+__all__ = [
+    "BATCH_SYSTEMS",
+    "ClusterSession",
+    "ClusterStartError",
+    "connect",
+    "job_states",
+    "make_jobqueue_cluster",
+    "wait_for_jobs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +48,10 @@ BATCH_SYSTEMS: dict[str, str] = {
     "sge": "SGECluster",
     "lsf": "LSFCluster",
 }
+
+
+#: Seconds between two "waiting for N worker jobs" messages.
+WAIT_REPORT_INTERVAL = 15.0
 
 
 def _default_workers() -> int:
@@ -43,6 +70,9 @@ def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
     import dask_jobqueue
 
     cls = getattr(dask_jobqueue, BATCH_SYSTEMS[cfg.kind])
+    # on a shared login node the default dashboard port is often taken: dask then picks a free
+    # one (the address is logged when the cluster starts), no warning needed
+    warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
     kwargs: dict[str, Any] = {
         "cores": cfg.cores,
         "processes": cfg.processes,
@@ -56,6 +86,8 @@ def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
         kwargs["account"] = cfg.account
     if cfg.local_directory:
         kwargs["local_directory"] = cfg.local_directory
+    if cfg.log_directory:
+        kwargs["log_directory"] = cfg.log_directory
     return cls(**kwargs)
 
 
@@ -91,9 +123,14 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
     if kind in BATCH_SYSTEMS:
         cluster = make_jobqueue_cluster(cfg)
         try:
-            cluster.scale(jobs=cfg.jobs)
+            lo, hi = cfg.job_range()
+            # adaptive, also with lo == hi: a lost job is submitted again to keep the minimum
+            cluster.adapt(minimum_jobs=lo, maximum_jobs=hi)
             with Client(cluster) as client:
-                yield client
+                log.info("dask dashboard of the %s jobs: %s", kind, client.dashboard_link)
+                wait_for_jobs(cluster, client, cfg)
+                with _report_lost_jobs(cluster, scaling=lo < hi):
+                    yield client
         finally:
             cluster.close()
         return
@@ -105,3 +142,213 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
     log.info("connecting to the dask scheduler at %s", kind)
     with Client(kind) as client:
         yield client
+
+
+def _job_ids(cluster: Any) -> list[str]:
+    """Batch-system ids of the jobs a dask-jobqueue cluster has submitted so far."""
+    ids = []
+    for job in list(getattr(cluster, "workers", {}).values()):
+        job_id = getattr(job, "job_id", None)
+        if job_id:
+            ids.append(str(job_id))
+    return ids
+
+
+def job_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """SLURM (state, reason) of ``job_ids`` from ``squeue``, e.g. ``("PENDING", "Resources")``.
+
+    Jobs that squeue no longer lists are missing from the result; without squeue, or when it
+    fails, the result is empty.
+    """
+    if not job_ids or shutil.which("squeue") is None:
+        return {}
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"],
+            capture_output=True, text=True, timeout=20, check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    states = {}
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 3:
+            job_id, state, reason = parts
+            states[job_id] = (state, "" if reason in ("None", "") else reason)
+    return states
+
+
+def _describe_states(cfg: ClusterConfig, job_ids: list[str]) -> str:
+    """``squeue: PENDING (Resources)``, ``squeue: PENDING (Resources, Priority)`` or
+    ``squeue: 1 RUNNING, 1 PENDING (Resources)`` for the messages."""
+    if cfg.kind != "slurm":
+        return f"{cfg.kind} job ids {', '.join(job_ids) or 'not yet known'}"
+    if not job_ids:
+        return "squeue: not yet submitted"
+    states = job_states(job_ids)
+    if not states:
+        return "squeue: not listed"
+    counts = Counter(state for state, _ in states.values())
+    reasons: dict[str, list[str]] = {}
+    for state, reason in states.values():
+        if reason and reason not in reasons.setdefault(state, []):
+            reasons[state].append(reason)
+
+    def label(state: str) -> str:
+        why = reasons.get(state)
+        return f"{state} ({', '.join(why)})" if why else state
+
+    if len(counts) == 1:
+        return f"squeue: {label(next(iter(counts)))}"
+    return "squeue: " + ", ".join(f"{n} {label(state)}" for state, n in counts.most_common())
+
+
+def wait_for_jobs(cluster: Any, client: Any, cfg: ClusterConfig) -> None:
+    """Return once a worker has connected; report the queue while waiting.
+
+    Raises
+    ------
+    ClusterStartError
+        No worker connected within ``cfg.start_timeout`` seconds (the jobs are cancelled when
+        the cluster closes).
+    """
+    t0 = time.monotonic()
+    lo, _ = cfg.job_range()
+    next_report = t0 + min(5.0, WAIT_REPORT_INTERVAL)
+    while True:
+        if client.scheduler_info(n_workers=-1).get("workers"):
+            waited = time.monotonic() - t0
+            if waited >= 5.0:
+                log.info("first worker job started after %.0f s", waited)
+            return
+        now = time.monotonic()
+        if now - t0 >= cfg.start_timeout:
+            raise ClusterStartError(
+                f"no {cfg.kind} worker job started within cluster.start_timeout = "
+                f"{cfg.start_timeout:g} s ({_describe_states(cfg, _job_ids(cluster))}); the "
+                f"queue is busy or the job request (queue, account, cores, memory, walltime) "
+                f"cannot be met: raise start_timeout or change [cluster]"
+            )
+        if now >= next_report:
+            log.info("waiting for %d worker job%s (%s), %.0f s of %g s", lo,
+                     "" if lo == 1 else "s", _describe_states(cfg, _job_ids(cluster)),
+                     now - t0, cfg.start_timeout)
+            next_report = now + WAIT_REPORT_INTERVAL
+        time.sleep(0.5)
+
+
+def _job_of(cluster: Any, worker_name: str) -> str:
+    """The batch job id of a worker (its name is the job's, plus ``-k`` with processes > 1)."""
+    for job_name, job in list(getattr(cluster, "workers", {}).items()):
+        if worker_name == job_name or worker_name.startswith(f"{job_name}-"):
+            return str(getattr(job, "job_id", "") or "?")
+    return "?"
+
+
+@contextlib.contextmanager
+def _report_lost_jobs(cluster: Any, *, scaling: bool, interval: float = 2.0) -> Iterator[None]:
+    """Log workers that leave (their job was cancelled, failed or hit its walltime, or, with
+    ``scaling``, dask scaled down) and those that join, while the body runs; the cluster's own
+    shutdown is not reported."""
+    import threading
+
+    def names() -> set[str]:
+        info = getattr(cluster, "scheduler_info", {}) or {}
+        return {str(w.get("name")) for w in dict(info.get("workers", {})).values()}
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        seen = names()
+        while not stop.wait(interval):
+            now = names()
+            for name in sorted(seen - now):
+                if scaling:  # between minimum_jobs and maximum_jobs dask also scales down
+                    log.info("worker %s (job %s) left (scaled down, or its job ended); tasks it "
+                             "held are redone on the other workers", name, _job_of(cluster, name))
+                    continue
+                log.warning(
+                    "worker %s (job %s) left: its job ended (cancelled, failed or out of "
+                    "walltime); its tasks are redone on the other workers and a replacement job "
+                    "is submitted", name, _job_of(cluster, name),
+                )
+            for name in sorted(now - seen):
+                log.info("worker %s (job %s) joined", name, _job_of(cluster, name))
+            seen = now
+
+    thread = threading.Thread(target=watch, name="wiring-lost-jobs", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class ClusterSession:
+    """A cluster started when a stage first asks for a client and released on demand.
+
+    The pipeline holds batch jobs only through the stages that distribute work (features,
+    simulation, connectome): :meth:`release` closes the cluster (the jobs end) and a later
+    :meth:`client` starts it again.
+    """
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.cfg = cfg
+        self.starts = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._client: Any = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a cluster is running now."""
+        return self._stack is not None
+
+    def client(self) -> Any:
+        """The client of the running cluster, starting it first if needed (None: threads)."""
+        if self._stack is None:
+            stack = contextlib.ExitStack()
+            try:
+                self._client = stack.enter_context(connect(self.cfg))
+            except BaseException:
+                stack.close()
+                raise
+            self._stack = stack
+            self.starts += 1
+        return self._client
+
+    def lazy_client(self) -> Any:
+        """None for ``threads``; otherwise a stand-in for the client that starts the cluster at
+        its first use, so a stage whose results are cached never submits a job."""
+        if self.cfg.kind.strip() == "threads":
+            return None
+        return _LazyClient(self)
+
+    def release(self) -> None:
+        """Close the cluster, if one runs: batch jobs end and stop costing allocation."""
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            if self.cfg.kind in BATCH_SYSTEMS:
+                log.info("releasing the %s worker jobs", self.cfg.kind)
+            stack.close()
+
+    def __enter__(self) -> ClusterSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class _LazyClient:
+    """Forwards every attribute to the session's client, starting the cluster on first use."""
+
+    def __init__(self, session: ClusterSession) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session.client(), name)

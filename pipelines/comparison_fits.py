@@ -8,8 +8,9 @@ time. Every compared simulator reads the run's own pair features (shipped to the
 so nothing is extracted twice. The fits are seeded exactly as before (one seed per compared
 rule, derived from the run seed), train on one torch thread each, and come back as plain
 tensors (a state dict, the manifest, θ and x): the numbers do not depend on where they ran.
-Without a distributed client (``cluster.kind = "threads"``), or when the analysis resumes after
-a restart, the same fits run in this process.
+Only a ``local`` cluster is used this way (it holds no batch allocation; batch-system jobs are
+released before training); with other cluster kinds, or when the analysis resumes after a
+restart, the same fits run in this process during the analysis.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["ComparisonFits", "fit_compared_rule"]
 log = logging.getLogger(__name__)
 
 
-def fit_compared_rule(source: Any, rule_name: str, mset: Any, n_pairs: Any, slice_config: Any,
+def fit_compared_rule(source: Any, rule_name: str, mset: Any, protocol: dict[str, Any],
                       prior: dict[str, Any], n_sims: int, seed: int,
                       kwargs: dict[str, Any]) -> dict[str, Any]:
     """Simulate ``n_sims`` prior draws of ``rule_name`` and train its posterior; runs anywhere.
@@ -36,7 +37,7 @@ def fit_compared_rule(source: Any, rule_name: str, mset: Any, n_pairs: Any, slic
     from wiring.simulation.simulator import Simulator
 
     rule = get_rule(rule_name)
-    sim = Simulator(source, rule, mset, n_pairs=n_pairs, slice_config=slice_config)
+    sim = Simulator(source, rule, mset, **protocol)
     fit = fit_rule(rule, sim, PriorSpec.from_dict(prior), n_sims, seed, **kwargs)
     net = fit.posterior.net  # type: ignore[attr-defined]
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
@@ -71,14 +72,32 @@ class ComparisonFits:
     def _args(self, source: Any, name: str, prior: dict[str, Any], seed: int,
               progress: bool) -> tuple[Any, ...]:
         ctx = self._ctx
-        return (source, name, ctx.measurements, ctx.simulator.n_pairs_spec,
-                ctx.simulator.slice_config, prior, ctx.config.analysis.comparison_simulations,
-                seed, {**self._kwargs, "progress": progress})
+        return (source, name, ctx.measurements, self.protocol, prior,
+                ctx.config.analysis.comparison_simulations, seed,
+                {**self._kwargs, "progress": progress})
+
+    @property
+    def protocol(self) -> dict[str, Any]:
+        """How the run's simulator emulates the experiments (every compared rule does the same)."""
+        sim = self._ctx.simulator
+        return {"n_pairs": sim.n_pairs_spec, "replace": sim.replace, "pooling": sim.pooling,
+                "slice_config": sim.slice_config}
+
+    @property
+    def submitted(self) -> bool:
+        """Whether fits run on the cluster (the cluster must stay up until they are collected)."""
+        return self._futures is not None
 
     def start(self) -> None:
         """Submit the fits to the dask workers (no-op without a distributed client)."""
-        client = self._ctx.client
-        if not self.wanted or self._futures is not None or not hasattr(client, "submit"):
+        ctx = self._ctx
+        # only a local cluster is used: it holds no batch allocation, and its workers are idle
+        # through training; batch jobs are released before training, so fits run here later
+        if (not self.wanted or self._futures is not None
+                or ctx.config.cluster.kind.strip() != "local"):
+            return
+        client = ctx.client
+        if client is None:
             return
         log.info("fitting %s for the rule comparison on the dask workers",
                  ", ".join(self.rules))
@@ -96,8 +115,6 @@ class ComparisonFits:
         from wiring.simulation.simulator import Simulator
 
         ctx = self._ctx
-        if self._futures is None:
-            self.start()
         if self._futures is not None:
             done = ctx.client.gather(self._futures)
         else:
@@ -110,8 +127,7 @@ class ComparisonFits:
         for (name, _prior, seed), res in zip(self._jobs, done, strict=True):
             posterior = posterior_from_state(res["manifest"], res["state"])
             simulator = Simulator(ctx.simulator.source, name, ctx.measurements,
-                                  n_pairs=ctx.simulator.n_pairs_spec,
-                                  slice_config=ctx.simulator.slice_config)
+                                  **self.protocol)
             tr = posterior.manifest.get("training", {})
             log.info("rule comparison: %s trained in %d epochs (%.1f s; stopped: %s)", name,
                      tr.get("epochs", 0), tr.get("wall_s", 0.0), tr.get("stop_message", "?"))

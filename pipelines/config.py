@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -84,15 +85,24 @@ class RuleConfig:
     prior_scale: list[float] = field(default_factory=list)
     """Gaussian standard deviation per parameter (default: the paper's sqrt(0.05) for dso)."""
     prior_low: list[float] = field(default_factory=list)
+    """Uniform: lower box bounds; Gaussian: truncation bounds (default: the plausible range for
+    parameters with a bounded domain, none otherwise)."""
     prior_high: list[float] = field(default_factory=list)
+    """Uniform: upper box bounds; Gaussian: truncation bounds (see ``prior_low``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimulationConfig:
-    """Size and chunking of the training set."""
+    """Size and chunking of the training set, and the sampling protocol."""
 
     n: int = 20_000
     chunk_size: int = 2_000
+    replace: bool = False
+    """Sample each measurement's pairs with replacement (the research code's protocol); the
+    default samples distinct pairs, as a recording does."""
+    pooling: bool = True
+    """Pooled measurements (``includes``) test their parts' sampled pairs; false: every
+    measurement samples all its pairs independently (the research code's protocol)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +157,14 @@ class ClusterConfig:
     workers: int = 0
     """Local workers (0 = one per core)."""
     jobs: int = 4
+    """Batch jobs to keep running (each one a worker node); the default of both bounds below."""
+    minimum_jobs: int = 0
+    """Adaptive scaling: never fewer jobs than this (0 = ``jobs``). Lost or expired jobs are
+    replaced to keep at least this many."""
+    maximum_jobs: int = 0
+    """Adaptive scaling: never more jobs than this (0 = ``jobs``)."""
+    start_timeout: float = 600.0
+    """Seconds to wait for the first worker job to start before the run stops with an error."""
     queue: str = ""
     account: str = ""
     cores: int = 8
@@ -155,6 +173,12 @@ class ClusterConfig:
     walltime: str = "02:00:00"
     job_extra_directives: list[str] = field(default_factory=list)
     local_directory: str = ""
+    log_directory: str = ""
+    """Folder for the batch jobs' output files (default: the submitting directory)."""
+
+    def job_range(self) -> tuple[int, int]:
+        """(minimum, maximum) number of batch jobs of the adaptive scaling."""
+        return (self.minimum_jobs or self.jobs, self.maximum_jobs or self.jobs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,11 +223,44 @@ class RunConfig:
             data[name] = {**data[name], **value}
         return RunConfig.from_dict(data)
 
+    def _prior_truncation(self) -> dict[str, list[float | None]] | None:
+        """Truncation bounds of the resolved Gaussian prior, or None (uniform, untruncated,
+        or a rule that is not installed: preflight reports that)."""
+        if self.rule.prior != "gaussian":
+            return None
+        from wiring.errors import WiringError
+        from wiring.inference.priors import build_prior_spec
+        from wiring.rules.registry import get_rule
+
+        kwargs: dict[str, Any] = {}
+        for key, value in (("loc", self.rule.prior_loc), ("scale", self.rule.prior_scale),
+                           ("low", self.rule.prior_low), ("high", self.rule.prior_high)):
+            if value:
+                kwargs[key] = value
+        try:
+            spec = build_prior_spec(get_rule(self.rule.name), "gaussian", **kwargs)
+        except WiringError:
+            return None
+        if not spec.truncated:
+            return None
+        d = spec.to_dict()
+        return {"low": d["low"], "high": d["high"]}
+
     def science_hash(self) -> str:
         """Hash of every setting that changes results (not cluster, output or cache paths)."""
         data = self.to_dict()
         data.pop("cluster")
         data["run"] = {"seed": data["run"]["seed"]}
+        if not data["anatomy"].get("path"):
+            from anatomy.generate import GENERATOR_VERSION
+
+            # a generated anatomy changes with the generator's calibration
+            data["anatomy"]["generator_version"] = GENERATOR_VERSION
+        truncation = self._prior_truncation()
+        if truncation is not None:
+            # the resolved truncation of a Gaussian prior changes results even where the
+            # config does not spell it out (the rule's default truncation)
+            data["rule"]["prior_truncation"] = truncation
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -274,6 +331,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -312,6 +371,26 @@ def _build(cls: Any, data: Mapping[str, Any], *, prefix: str, source: str) -> An
         raise ConfigError(f"{source}: {err}") from None
 
 
+def _check_cluster(c: ClusterConfig) -> None:
+    """Job counts, bounds and the start timeout of the ``[cluster]`` section."""
+    for key, value in (("jobs", c.jobs), ("cores", c.cores), ("processes", c.processes)):
+        if value < 1:
+            raise ConfigError(f"cluster.{key} must be >= 1, got {value!r}")
+    for key, value in (("minimum_jobs", c.minimum_jobs), ("maximum_jobs", c.maximum_jobs)):
+        if value < 0:
+            raise ConfigError(f"cluster.{key} must be >= 0 (0 = cluster.jobs), got {value!r}")
+    lo, hi = c.job_range()
+    if hi < 1 or lo > hi:
+        raise ConfigError(
+            f"cluster.minimum_jobs ({lo}) must not exceed cluster.maximum_jobs ({hi}), and "
+            f"maximum_jobs must be >= 1"
+        )
+    if not (c.start_timeout > 0 and math.isfinite(c.start_timeout)):
+        raise ConfigError(
+            f"cluster.start_timeout must be a positive number of seconds, got {c.start_timeout!r}"
+        )
+
+
 def _check_values(cfg: RunConfig) -> None:
     """Range checks that types alone cannot express."""
     positive = {
@@ -331,6 +410,8 @@ def _check_values(cfg: RunConfig) -> None:
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value!r}")
     non_negative = {
+        "run.seed": cfg.run.seed,
+        "anatomy.seed": cfg.anatomy.seed,
         "measurements.n_pairs": cfg.measurements.n_pairs,
         "analysis.sbc_runs": cfg.analysis.sbc_runs,
         "analysis.comparison_simulations": cfg.analysis.comparison_simulations,
@@ -339,6 +420,11 @@ def _check_values(cfg: RunConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value!r}")
+    _check_cluster(cfg.cluster)
+    if not cfg.inference.learning_rate > 0:
+        raise ConfigError(
+            f"inference.learning_rate must be > 0, got {cfg.inference.learning_rate!r}"
+        )
     if not 0.0 < cfg.inference.validation_fraction < 1.0:
         raise ConfigError(
             f"inference.validation_fraction must lie in (0, 1), got "

@@ -29,26 +29,15 @@ def derive_seed(run_seed: int, stage: str) -> int:
 
 def _prior_spec(ctx: Any, rule: Any = None) -> Any:
     """The prior of the run's rule from the configuration; box-uniform for a compared rule."""
+    from pipelines.preflight import configured_prior
     from wiring.inference.priors import build_prior_spec
 
-    r = ctx.config.rule
     rule = ctx.rule if rule is None else rule
     if rule is not ctx.rule:
         # compared rules get the box-uniform prior over their plausible ranges: a Gaussian
         # around the a-priori value may put mass outside their domain (e.g. probabilities)
         return build_prior_spec(rule, kind="uniform")
-    kwargs: dict[str, Any] = {}
-    if r.prior == "gaussian":
-        if r.prior_loc:
-            kwargs["loc"] = r.prior_loc
-        if r.prior_scale:
-            kwargs["scale"] = r.prior_scale
-    else:
-        if r.prior_low:
-            kwargs["low"] = r.prior_low
-        if r.prior_high:
-            kwargs["high"] = r.prior_high
-    return build_prior_spec(rule, kind=r.prior, **kwargs)
+    return configured_prior(ctx.config, rule)
 
 
 def train_kwargs(inference: Any) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.cluster import connect
+from pipelines.cluster import ClusterSession
 from pipelines.config import RunConfig
+from pipelines.preflight import preflight
 from pipelines.runrecord import RunRecord
 from pipelines.stage_support import _prior_spec, derive_seed, train_kwargs
 from wiring.errors import StoreMismatchError
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: Stages in execution order.
 STAGES: tuple[str, ...] = ("anatomy", "features", "simulate", "train", "analyze")
+
+#: Stages that distribute work on the cluster; the others run in this process, and the batch
+#: jobs of a cluster are released before them (and submitted again if a later stage needs them).
+DISTRIBUTED_STAGES: frozenset[str] = frozenset({"features", "simulate"})
 
 
 def resolve_run_dir(config: RunConfig, out: str | Path | None = None) -> Path:
@@ -56,7 +61,7 @@ class _Context:
     run_dir: Path
     cache_dir: Path
     record: RunRecord
-    client: Any
+    cluster: ClusterSession
     progress: bool
     model: Any = None
     rule: Any = None
@@ -65,6 +70,11 @@ class _Context:
     store: Any = None
     posterior: Any = None
     comparison: Any = None
+
+    @property
+    def client(self) -> Any:
+        """The cluster's client, started at its first use (None for threads)."""
+        return self.cluster.lazy_client()
 
 
 def run_pipeline(
@@ -83,23 +93,27 @@ def run_pipeline(
 
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
     # runs share reusable anatomy stores and feature tables in a cache beside them
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
+    # the whole configuration is checked before anything is written or computed
+    preflight(config, run_dir, cache_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(run_dir, config)
     record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
     for stage in ("simulate", "train", "analyze", "compare"):
         record.set_seed(stage, derive_seed(config.run.seed, stage))
-    with connect(config.cluster) as client:
+    with ClusterSession(config.cluster) as cluster:
         ctx = _Context(
             config=config,
             run_dir=run_dir,
             cache_dir=cache_dir,
             record=record,
-            client=client,
+            cluster=cluster,
             progress=progress,
         )
         for stage in STAGES:
+            if stage not in DISTRIBUTED_STAGES and not _comparison_on_cluster(ctx, stage):
+                cluster.release()  # no batch job stays allocated through local stages
             _STAGE_FUNCS[stage](ctx)
             if stage == stop_after:
                 break
@@ -147,7 +161,12 @@ def _stage_anatomy(ctx: _Context) -> None:
         path = Path(cfg.path)
         built = False
     else:
-        path = ctx.cache_dir / "anatomy" / f"{cfg.preset}-seed{cfg.seed}.zarr"
+        from anatomy.generate import GENERATOR_VERSION
+
+        # the generator version is part of the name: a cached store of an earlier calibration
+        # is never reused
+        path = (ctx.cache_dir / "anatomy"
+                / f"{cfg.preset}-seed{cfg.seed}-v{GENERATOR_VERSION}.zarr")
         built = not path.exists()
         if built:
             log.info("building the %r anatomy (seed %d) into %s", cfg.preset, cfg.seed, path)
@@ -185,11 +204,14 @@ def _stage_features(ctx: _Context) -> None:
         ctx.rule,
         ctx.measurements,
         n_pairs=cfg.measurements.n_pairs or "experiment",
+        replace=cfg.simulation.replace,
+        pooling=cfg.simulation.pooling,
         slice_config=SliceConfig(
             thickness_um=cfg.measurements.slice_thickness_um,
             max_distance_um=cfg.measurements.slice_max_distance_um,
         ),
         cache_dir=ctx.cache_dir / "features",
+        client=ctx.client,
         progress=ctx.progress,
     )
     if t0 is None:
@@ -219,6 +241,7 @@ def _stage_simulate(ctx: _Context) -> None:
         measurement_hash=ctx.measurements.content_hash(),
         anatomy_hash=str(ctx.model.attrs.get("content_hash", "")),
         seed=derive_seed(cfg.run.seed, "simulate"),
+        protocol=ctx.simulator.protocol(),
     )
     if t0 is None and store.is_complete:
         ctx.store = store
@@ -227,6 +250,20 @@ def _stage_simulate(ctx: _Context) -> None:
     ctx.store = simulate_to_store(store, ctx.simulator, client=ctx.client, progress=ctx.progress)
     ctx.record.set_hash("simulations", ctx.store.content_hash())
     ctx.record.finish("simulate", t0, n=cfg.simulation.n)
+
+
+def _comparison_on_cluster(ctx: _Context, stage: str) -> bool:
+    """Whether a ``local`` cluster stays up for ``stage``: through training, where the rule
+    comparison's fits are about to run on its workers, and through the analysis until they
+    are collected. Batch-system jobs are always released (main rule: no idle allocation)."""
+    if ctx.config.cluster.kind.strip() != "local" or stage not in ("train", "analyze"):
+        return False
+    if stage == "analyze":
+        return ctx.comparison is not None and bool(ctx.comparison.submitted)
+    cfg = ctx.config
+    compared = [r for r in cfg.analysis.compare_rules if r != cfg.rule.name]
+    return bool(compared) and cfg.analysis.comparison_simulations > 0 and not (
+        ctx.record.is_done("analyze"))
 
 
 def _stage_train(ctx: _Context) -> None:

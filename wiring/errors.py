@@ -10,6 +10,7 @@ from anatomy.errors import StoreValidationError
 __all__ = [
     "ConnectomeStoreError",
     "FieldProblem",
+    "InsufficientResourcesError",
     "InvalidParameterError",
     "MeasurementError",
     "OutputExistsError",
@@ -18,10 +19,12 @@ __all__ = [
     "RuleContractError",
     "RuleLoadError",
     "RuleNotFoundError",
+    "RuleRateError",
     "SelectionError",
     "ShapeMismatchError",
     "StoreFormatError",
     "StoreMismatchError",
+    "StoreNotVisibleError",
     "TrainingDataError",
     "WiringError",
     "WiringWarning",
@@ -40,6 +43,10 @@ class InvalidParameterError(WiringError, ValueError):
     """A rule parameter vector has the wrong length, is NaN, or lies outside the rule's domain."""
 
 
+class InsufficientResourcesError(WiringError, ValueError):
+    """A job would need more disk or memory than the machine has; refused before it starts."""
+
+
 class ShapeMismatchError(WiringError, ValueError):
     """An array has the wrong shape; the message names the dimensions."""
 
@@ -56,6 +63,10 @@ class RuleContractError(RuleLoadError):
     """A wiring rule breaks the contract of :mod:`wiring.rules.base` (found by ``check_rule``)."""
 
 
+class RuleRateError(WiringError, RuntimeError):
+    """A rule's ``rate`` raised, or returned negative or NaN expected counts, during a run."""
+
+
 class SelectionError(WiringError, ValueError):
     """A neuron selector is malformed, names unknown cell types, or selects nobody."""
 
@@ -66,6 +77,10 @@ class MeasurementError(WiringError, ValueError):
 
 class StoreMismatchError(WiringError, ValueError):
     """A store or posterior was produced from another anatomy, rule or measurement set."""
+
+
+class StoreNotVisibleError(WiringError, FileNotFoundError):
+    """A worker cannot see a store: it is not on a filesystem shared with the workers."""
 
 
 class PosteriorMismatchError(StoreMismatchError):

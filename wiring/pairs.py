@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import ShapeMismatchError, StoreMismatchError
-from wiring.rules.base import WiringRule, check_theta, theta_columns
+from wiring.rules.base import WiringRule, call_rate, check_theta, theta_columns
 
 __all__ = ["PairTable", "pair_rate", "rule_features", "segment_sum"]
 
@@ -130,7 +130,7 @@ def pair_rate(rule: WiringRule, table: PairTable, theta: npt.ArrayLike) -> Float
     th = check_theta(rule, theta)
     feats = rule_features(rule, table)
     if rule.level == "pair":
-        return np.asarray(rule.rate(feats, theta_columns(th)), dtype=np.float64)
-    per_row = np.asarray(rule.rate(feats, theta_columns(th)), dtype=np.float64)
+        return call_rate(rule, feats, theta_columns(th))
+    per_row = call_rate(rule, feats, theta_columns(th))
     per_row = np.broadcast_to(per_row, (th.shape[0], table.n_rows))
     return segment_sum(per_row, table.indptr)

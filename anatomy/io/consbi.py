@@ -409,7 +409,17 @@ def _population(
             if key in record and record[key] is not None:
                 val = record[key]
                 attrs[out] = val if isinstance(val, str | int | float | bool) else str(val)
-    return NeuronPopulation(pre=pre, post=post, attrs=attrs)
+    pair_pre: npt.NDArray[np.int64] | None = None
+    pair_post: npt.NDArray[np.int64] | None = None
+    if attrs["protocol"] != "invivo":
+        # a slice mask lists each presynaptic neuron's candidates: keep the listed pairs when
+        # they are not every pre x post pair (the research code averages over them per pre)
+        pair_key = np.unique(np.searchsorted(ids, pre_id[rows]) * len(ids)
+                             + np.searchsorted(ids, post_id[rows])).astype(np.int64)
+        if len(pair_key) < len(pre) * len(post):
+            pair_pre, pair_post = pair_key // len(ids), pair_key % len(ids)
+    return NeuronPopulation(pre=pre, post=post, attrs=attrs, pair_pre=pair_pre,
+                            pair_post=pair_post)
 
 
 def write_feature_tables(
@@ -450,10 +460,12 @@ def write_feature_tables(
             protocol = 0 if pop.attrs.get("protocol", "invivo") == "invivo" else 1
             int_rows: list[npt.NDArray[np.int64]] = []
             float_rows: list[npt.NDArray[np.float64]] = []
+            listed = pop.pair_pre is not None and pop.pair_post is not None
             for i in pop.pre:
                 ai = pre_m.indices[pre_m.indptr[i] : pre_m.indptr[i + 1]]
                 ad = pre_m.data[pre_m.indptr[i] : pre_m.indptr[i + 1]]
-                for j in pop.post:
+                posts = (np.asarray(pop.post_of(i)) if listed else pop.post)
+                for j in posts:
                     bi = post_m.indices[post_m.indptr[j] : post_m.indptr[j + 1]]
                     bd = post_m.data[post_m.indptr[j] : post_m.indptr[j + 1]]
                     shared, ia, ib = np.intersect1d(ai, bi, assume_unique=True,

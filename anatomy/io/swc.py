@@ -36,6 +36,7 @@ from anatomy.model import Neurons, StructuralModel, VoxelMajorCounts
 
 __all__ = [
     "DEFAULT_DENSITIES",
+    "DEFAULT_MAX_VOXELS",
     "Densities",
     "SWCNeuron",
     "import_swc",
@@ -46,6 +47,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DepthAxis = Literal["-y", "y", "-z", "z"]
+
+#: Largest voxel grid an import builds unless told otherwise (2·10^7 voxels of 50 µm is a
+#: 13.6 mm cube; a whole rat barrel field needs well under 10^6). A stray sample far away
+#: (a typo'd coordinate) would otherwise build a grid that takes hours and gigabytes.
+DEFAULT_MAX_VOXELS = 20_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +203,81 @@ def voxelize_segments(
     return uq.astype(np.int64), np.asarray(length, dtype=np.float64), outside
 
 
+@dataclass(frozen=True, slots=True)
+class _Samples:
+    """Id, parent, position and line of every sample of an SWC file (for tree checks)."""
+
+    ids: npt.NDArray[np.int64]
+    parents: npt.NDArray[np.int64]
+    xyz: npt.NDArray[np.float64]
+    lines: npt.NDArray[np.int64]
+
+
+def _read_samples(path: Path) -> _Samples | None:
+    """The samples of an SWC file, or None when it does not parse (MorphIO then reports the
+    line)."""
+    ids, parents, xyz, lines = [], [], [], []
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line_no, line in enumerate(fh, start=1):
+                text = line.split("#", 1)[0].strip()
+                if not text:
+                    continue
+                f = text.split()
+                ids.append(int(f[0]))
+                xyz.append((float(f[2]), float(f[3]), float(f[4])))
+                parents.append(int(f[6]))
+                lines.append(line_no)
+    except (ValueError, IndexError):
+        return None
+    return _Samples(
+        ids=np.asarray(ids, dtype=np.int64),
+        parents=np.asarray(parents, dtype=np.int64),
+        xyz=np.asarray(xyz, dtype=np.float64).reshape(-1, 3),
+        lines=np.asarray(lines, dtype=np.int64),
+    )
+
+
+def _check_tree(path: Path, samples: _Samples) -> None:
+    """Raise :class:`FormatError` naming the file and line of a sample on a parent cycle.
+
+    Every sample has one parent, so following parents from any sample either reaches a root
+    (parent -1), a missing parent (MorphIO reports that) or a cycle. MorphIO drops the samples
+    of a cycle without a word, which would silently change the neuron.
+    """
+    index = {int(i): k for k, i in enumerate(samples.ids)}
+    state = np.zeros(len(samples.ids), dtype=np.int8)  # 0 new, 1 on the current path, 2 done
+    for start in range(len(samples.ids)):
+        if state[start]:
+            continue
+        path_nodes: list[int] = []
+        k: int | None = start
+        while k is not None and state[k] == 0:
+            state[k] = 1
+            path_nodes.append(k)
+            k = index.get(int(samples.parents[k]))
+        if k is not None and state[k] == 1:
+            loop = path_nodes[path_nodes.index(k):]
+            chain = " -> ".join(str(int(samples.ids[j])) for j in loop[:6])
+            more = " -> ..." if len(loop) > 6 else ""
+            raise FormatError(
+                f"{path}, line {int(samples.lines[k])}: sample {int(samples.ids[k])} lies on a "
+                f"cycle of parents ({chain}{more} -> {int(samples.ids[k])}); an SWC file must "
+                f"describe a tree"
+            )
+        for j in path_nodes:
+            state[j] = 2
+
+
+def _farthest_sample(samples: _Samples) -> tuple[int, float]:
+    """Line and distance (µm) of the sample farthest from the first root sample."""
+    roots = np.flatnonzero(samples.parents < 0)
+    origin = samples.xyz[roots[0]] if len(roots) else samples.xyz[0]
+    dist = np.linalg.norm(samples.xyz - origin, axis=1)
+    k = int(np.argmax(dist))
+    return int(samples.lines[k]), float(dist[k])
+
+
 def _morphio_message(err: Exception) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
@@ -210,6 +291,9 @@ def _segments(
 
     if not neuron.swc.is_file():
         raise FormatError(f"line {neuron.line} of the manifest: SWC file {neuron.swc} not found")
+    samples = _read_samples(neuron.swc)
+    if samples is not None:
+        _check_tree(neuron.swc, samples)
     try:
         morph = morphio.Morphology(str(neuron.swc))
     except morphio.MorphioError as err:
@@ -267,16 +351,29 @@ def import_swc(
     densities: Mapping[str, Densities] | None = None,
     background_targets_per_voxel: float = 0.0,
     depth_axis: DepthAxis = "-y",
+    max_voxels: int = DEFAULT_MAX_VOXELS,
 ) -> StructuralModel:
     """Build a structural model from SWC morphologies listed in a manifest.
 
     ``grid`` defaults to the bounding box of all cable, aligned to ``spacing_um`` from the pia.
     ``post_all`` is the sum of the imported target sites plus ``background_targets_per_voxel``
     (target sites of neurons that were not reconstructed).
+
+    Raises
+    ------
+    FormatError
+        A malformed manifest or SWC file, a cycle of parents in an SWC file (file and line
+        named), or a grid (or a voxelization) larger than ``max_voxels`` voxels: the message
+        names the file and line of the sample farthest from its soma.
     """
+    if max_voxels < 1:
+        raise FormatError(f"max_voxels must be a positive integer, got {max_voxels!r}")
+    if not (math.isfinite(spacing_um) and spacing_um > 0):
+        raise FormatError(f"spacing_um must be a positive number, got {spacing_um!r}")
     neurons = read_manifest(manifest) if isinstance(manifest, str | Path) else list(manifest)
     dens = {**DEFAULT_DENSITIES, **(densities or {})}
     segs = [_segments(nrn, depth_axis) for nrn in neurons]
+    _check_size(neurons, segs, grid, spacing_um, max_voxels)
     if grid is None:
         lo = np.min([np.minimum(s[0].min(0), s[1].min(0)) for s in segs], axis=0)
         hi = np.max([np.maximum(s[0].max(0), s[1].max(0)) for s in segs], axis=0)
@@ -335,3 +432,42 @@ def import_swc(
     )
     attrs["content_hash"] = content_hash(model)
     return model
+
+
+def _check_size(
+    neurons: Sequence[SWCNeuron],
+    segs: Sequence[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], Any]],
+    grid: VoxelGrid | None,
+    spacing_um: float,
+    max_voxels: int,
+) -> None:
+    """Refuse, before any voxelization, a grid or a cable that would need more than
+    ``max_voxels`` voxels, naming the neuron file and line of its farthest sample."""
+    if grid is None:
+        lo = np.min([np.minimum(s[0].min(0), s[1].min(0)) for s in segs], axis=0)
+        hi = np.max([np.maximum(s[0].max(0), s[1].max(0)) for s in segs], axis=0)
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            need = math.inf
+        else:
+            need = float(np.prod(np.floor((hi - lo) / spacing_um) + 2.0))
+        what = f"a bounding grid of {need:.3g} voxels of {spacing_um:g} µm"
+    else:
+        spacing_um = grid.spacing_um
+        # pieces the voxelization creates: one per voxel face a segment crosses
+        need = float(sum(np.abs((s[1] - s[0]) / spacing_um).sum() for s in segs))
+        what = f"{need:.3g} voxel crossings of {spacing_um:g} µm"
+    if need <= max_voxels:
+        return
+    worst, where, far = 0, "", -1.0
+    for k, nrn in enumerate(neurons):
+        samples = _read_samples(nrn.swc)
+        if samples is None or not len(samples.ids):
+            continue
+        line, dist = _farthest_sample(samples)
+        if dist > far:
+            worst, far, where = k, dist, f"{nrn.swc}, line {line}"
+    raise FormatError(
+        f"{where or neurons[worst].swc}: a sample lies {far:.3g} µm from the soma, so the "
+        f"import would need {what}, more than the limit of {max_voxels:,}; fix the "
+        f"coordinates or raise the limit (max_voxels / --max-voxels)"
+    )

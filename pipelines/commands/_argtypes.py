@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import math
 
-__all__ = ["anatomy_parent", "non_negative_int", "positive_int", "rule_parent"]
+__all__ = [
+    "anatomy_parent",
+    "finite_float",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "rule_parent",
+]
+
+
+def _integer(text: str) -> int:
+    """An integer written plainly (``20000``) or in exact scientific notation (``2e4``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    value = float(text)  # ValueError for words
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(text)
+    return int(value)
+
 
 
 def non_negative_int(text: str) -> int:
-    """An integer >= 0."""
+    """An integer >= 0 (``2e4`` is accepted as 20000)."""
     try:
-        value = int(text)
+        value = _integer(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be a non-negative integer, got {text!r}"
@@ -28,6 +49,23 @@ def positive_int(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    """A finite real number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite real number > 0 (e.g. a learning rate)."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
 def anatomy_parent() -> argparse.ArgumentParser:
     """Parent parser of ``--anatomy`` and ``--anatomy-seed``, shared by the commands that load a model."""
     p = argparse.ArgumentParser(add_help=False)

@@ -152,7 +152,10 @@ def _run(args: argparse.Namespace) -> int:
             f"but --anatomy {args.anatomy!r} is {here[:12]}; pass the training anatomy (or "
             f"--allow-anatomy-mismatch to analyze anyway)"
         )
-    simulator = Simulator(model, rule, mset, n_pairs=n_pairs)
+    protocol = manifest.get("protocol") or {}  # the training simulations' sampling protocol
+    simulator = Simulator(model, rule, mset, n_pairs=n_pairs,
+                          replace=bool(protocol.get("replace", False)),
+                          pooling=bool(protocol.get("pooling", True)))
     params = list(rule.params)
     analysis = run_standard_analysis(
         posterior, simulator, x_o,

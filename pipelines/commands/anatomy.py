@@ -1,10 +1,12 @@
-"""``wiring anatomy build|import|info``: build, import and describe structural-model stores.
+"""``wiring anatomy build|import|info|calibrate``: build, import and describe structural-model stores.
 
 - ``wiring anatomy build --preset NAME --seed N --out PATH [--overwrite]`` generates a synthetic
   barrel-cortex model (:func:`anatomy.generate.build_model`) and writes it atomically.
 - ``wiring anatomy import consbi FOLDER --out PATH`` and ``wiring anatomy import swc ... --out
   PATH`` convert external data (:mod:`anatomy.io`) into a store.
 - ``wiring anatomy info PATH [--json] [--plot FILE]`` validates a store and summarizes it.
+- ``wiring anatomy calibrate PATH [--json] [--plot FILE]`` checks a store against the
+  calibration targets (:func:`wiring.anatomy_calibration.calibration_report`).
 
 No science happens here: every command calls :mod:`anatomy`.
 """
@@ -58,6 +60,21 @@ def register(sub: Any) -> None:
     i.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     i.set_defaults(handler=_info)
 
+    c = asub.add_parser(
+        "calibrate",
+        help="check a store against the calibration targets (the dense barrel-cortex model)",
+        description="Compare a structural model with the calibration targets: VPM bouton depth "
+        "fractions, neurons per layer, post_all by layer and the DSO connection probabilities "
+        "of the dense model for the in vivo VPM measurements at theta = (1, 1, 1). Exit status "
+        "0 when every applicable target passes, 1 (with a one-line message) when some fail.",
+    )
+    c.add_argument("path", type=Path, help="store to check")
+    c.add_argument("--json", action="store_true", help="print the results as JSON")
+    c.add_argument("--plot", type=Path, default=None, metavar="FILE",
+                   help="draw the VPM bouton depth profile against the dense model's")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    c.set_defaults(handler=_calibrate)
+
     imp = asub.add_parser(
         "import",
         help="import external data into a store",
@@ -88,6 +105,9 @@ def register(sub: Any) -> None:
                    help="target sites of unreconstructed neurons added to post_all (default 0)")
     s.add_argument("--depth-axis", choices=("-y", "y", "-z", "z"), default="-y",
                    help="SWC axis pointing into the cortex, e.g. --depth-axis=-y (default)")
+    s.add_argument("--max-voxels", type=positive_int, default=None, metavar="N",
+                   help="refuse a grid of more voxels than this (default 20,000,000): a stray "
+                   "far-away sample would otherwise build an enormous grid")
     s.add_argument("--out", type=Path, required=True, help="output store")
     s.add_argument("--overwrite", action="store_true", help="replace an existing store")
     s.set_defaults(handler=_import_swc)
@@ -169,8 +189,10 @@ def _import_consbi(args: argparse.Namespace) -> int:
 def _import_swc(args: argparse.Namespace) -> int:
     import_swc = _load("anatomy.io.swc", "import_swc")
     _refuse_existing(args.out, args.overwrite)
+    limit = {} if args.max_voxels is None else {"max_voxels": args.max_voxels}
     model = import_swc(
         args.manifest,
+        **limit,
         spacing_um=args.spacing_um,
         background_targets_per_voxel=args.background_targets_per_voxel,
         depth_axis=args.depth_axis,
@@ -294,4 +316,54 @@ def _info(args: argparse.Namespace) -> int:
         finally:
             plt.close(fig)
         sys.stderr.write(f"depth profiles written to {args.plot}\n")
+    return 0
+
+
+def _fmt_value(kind: str, v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.0f}" if kind in ("neuron_count", "post_all") else f"{v:.3f}"
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from anatomy.store import open_model
+
+    if args.plot is not None:
+        _check_plot_target(args.plot, args.overwrite)
+    model = open_model(args.path, validate=True)
+    report = _load("wiring.anatomy_calibration", "calibration_report")(model)
+    if args.json:
+        json.dump({"path": str(args.path), **report}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        lines = [f"calibration of {args.path} (generator version "
+                 f"{model.attrs.get('generator_version', '-')})",
+                 f"{'target':<24} {'real':>10} {'model':>10} {'tolerance':>10}  result  source"]
+        for r in report["results"]:
+            tol = (f"±{r['tolerance']:.0%}" if r["relative"] else f"±{r['tolerance']:.3g}")
+            res = {True: "pass", False: "FAIL", None: "n/a"}[r["passed"]]
+            src = r["source"] if len(r["source"]) <= 60 else r["source"][:57] + "..."
+            lines.append(f"{r['id']:<24} {_fmt_value(r['kind'], r['value']):>10} "
+                         f"{_fmt_value(r['kind'], r['model_value']):>10} {tol:>10}  {res:<6}  "
+                         f"{src}" + (f" ({r['reason']})" if r["reason"] else ""))
+        lines.append(f"{report['n_passed']} passed, {report['n_failed']} failed, "
+                     f"{report['n_not_applicable']} not applicable")
+        sys.stdout.write("\n".join(lines) + "\n")
+    if args.plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = _load("anatomy.plot", "plot_bouton_calibration")(model)
+        try:
+            fig.savefig(args.plot, dpi=120)
+        finally:
+            plt.close(fig)
+        sys.stderr.write(f"VPM bouton profile written to {args.plot}\n")
+    if report["n_failed"]:
+        failed = [r["id"] for r in report["results"] if r["passed"] is False]
+        sys.stderr.write(f"wiring: error: {report['n_failed']} calibration target(s) failed: "
+                         f"{', '.join(failed)}\n")
+        return 1
     return 0

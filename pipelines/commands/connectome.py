@@ -1,7 +1,8 @@
 """``wiring connectome``: apply a wiring rule to a structural model and write the connectome.
 
 ``wiring connectome --anatomy PATH_OR_PRESET --rule NAME --theta 1,1,1 --seed N --out PATH
-[--pre SELECTOR] [--post SELECTOR] [--sonata DIR] [--workers K] [--block-size N] [--overwrite]``
+[--pre SELECTOR] [--post SELECTOR] [--sonata DIR] [--workers K] [--block-size N]
+[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
 
 Writes
 
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
+from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["register", "summary_dir"]
 
@@ -56,7 +58,9 @@ def register(sub: Any) -> None:
                    help="postsynaptic neurons (default: all)")
     p.add_argument("--sonata", type=Path, default=None, metavar="DIR",
                    help="also export a SONATA circuit into this folder")
-    p.add_argument("--workers", type=positive_int, default=1, help="dask worker threads")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="dask worker threads (with --cluster local: worker processes)")
+    add_cluster_arguments(p, default="threads in this process")
     p.add_argument("--block-size", type=positive_int, default=None,
                    help="postsynaptic neurons per task (default: balanced by work)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -143,17 +147,14 @@ def _run(args: argparse.Namespace) -> int:
     model = _open_anatomy(args.anatomy, args.anatomy_seed)
 
     from anatomy.atomic import move_into_place
-    from wiring.connectome import compute_connectome_to_store, open_connectome
+    from wiring.connectome import open_connectome
 
     # the connectome streams block by block into a temporary store, is summarized and exported
     # from it a block at a time, and is renamed into place last
     tmp_store = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp = summary.parent / f".{summary.name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
-        compute_connectome_to_store(
-            model, rule, theta, tmp_store, seed=args.seed, pre=pre, post=post,
-            block_size=args.block_size, workers=args.workers, progress=args.progress,
-        )
+        _compute(model, rule, theta, tmp_store, pre, post, args)
         conn = open_connectome(tmp_store, lazy=True)
         conn.progress = bool(args.progress)  # summaries and export read it block by block
         tmp.mkdir()
@@ -180,6 +181,32 @@ def _run(args: argparse.Namespace) -> int:
         + "\n"
     )
     return 0
+
+
+def _compute(model: Any, rule: Any, theta: Any, store: Path, pre: Any, post: Any,
+             args: argparse.Namespace) -> None:
+    """The connectome into ``store``: on dask threads, or on the ``--cluster`` (released as soon
+    as the blocks are done: the summaries and the export run here)."""
+    from wiring.connectome import compute_connectome_to_store
+
+    kind = args.cluster or "threads"
+    if kind == "threads":
+        compute_connectome_to_store(
+            model, rule, theta, store, seed=args.seed, pre=pre, post=post,
+            block_size=args.block_size, workers=args.workers, progress=args.progress,
+        )
+        return
+    from pipelines.cluster import connect
+
+    cfg = cluster_config(args, kind=kind, workers=args.workers if kind == "local" else 0)
+    with connect(cfg) as client:
+        assert client is not None  # only "threads" yields None
+        # blocks are planned for the threads connected now (results do not depend on it)
+        threads = max(1, sum(client.nthreads().values()))
+        compute_connectome_to_store(
+            model, rule, theta, store, seed=args.seed, pre=pre, post=post,
+            block_size=args.block_size, workers=threads, client=client, progress=args.progress,
+        )
 
 
 def _write_summary(conn: Any, model: Any, folder: Path) -> None:

@@ -16,6 +16,8 @@ import math
 import sys
 from typing import Any
 
+from pipelines.commands._argtypes import non_negative_int
+
 __all__ = ["register"]
 
 
@@ -35,7 +37,7 @@ def register(sub: Any) -> None:
 
     chk = rsub.add_parser("check", help="check one rule against the contract (numeric self-check)")
     chk.add_argument("name", metavar="NAME", help="rule name, as shown by `wiring rules list`")
-    chk.add_argument("--seed", type=int, default=0, help="seed of the toy tables (default 0)")
+    chk.add_argument("--seed", type=non_negative_int, default=0, help="seed of the toy tables (default 0)")
     chk.set_defaults(handler=_run_check)
 
 

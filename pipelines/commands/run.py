@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.commands._argtypes import non_negative_int
+
 __all__ = ["format_summary", "register"]
 
 
@@ -26,8 +28,8 @@ def register(sub: Any) -> None:
         metavar="KIND",
         help="local | threads | slurm | pbs | sge | lsf | a scheduler address",
     )
-    p.add_argument("--workers", type=int, metavar="N", help="local dask workers")
-    p.add_argument("--seed", type=int, help="run seed (overrides the config)")
+    p.add_argument("--workers", type=non_negative_int, metavar="N", help="local dask workers")
+    p.add_argument("--seed", type=non_negative_int, help="run seed (overrides the config)")
     p.add_argument("--stop-after", metavar="STAGE", help="stop after this stage")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(handler=_run)

@@ -2,7 +2,7 @@
 
 ``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH --n N
 --seed S --out STORE [--prior gaussian|uniform|PRIOR.toml] [--chunk-size K] [--workers W]
-[--cluster KIND_OR_ADDRESS] [--overwrite]``
+[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
 finished chunks are kept and only the unfinished ones are simulated. Other arguments for an
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
+from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["register"]
 
@@ -39,15 +40,20 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="simulation store (e.g. sims.zarr)")
     p.add_argument("--prior", default="gaussian", metavar="KIND_OR_FILE",
-                   help="gaussian (default; the paper's N(1, 0.05 I) for dso), uniform (the "
+                   help="gaussian (default; the paper's N(1, 0.05 I) for dso; truncated to "
+                   "the plausible range for parameters with a bounded domain), uniform (the "
                    "rule's plausible ranges), or a TOML/JSON prior file")
     p.add_argument("--chunk-size", type=positive_int, default=10_000,
                    help="simulations per task (default 10000)")
     p.add_argument("--workers", type=non_negative_int, default=0,
                    help="local dask worker processes (default 0: run in this process)")
-    p.add_argument("--cluster", default=None, metavar="KIND_OR_ADDRESS",
-                   help="threads, local, slurm/pbs/sge/lsf, or a scheduler address "
-                   "(default: local if --workers > 0, else in this process)")
+    add_cluster_arguments(p, default="local if --workers > 0, else in this process")
+    p.add_argument("--replace", action="store_true",
+                   help="sample each measurement's pairs with replacement (the research code's "
+                   "protocol; default: distinct pairs, as in a recording)")
+    p.add_argument("--no-pooling", action="store_true",
+                   help="simulate pooled measurements (includes = [...]) independently of their "
+                   "parts, as the research code does")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing store made with other arguments")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -93,16 +99,24 @@ def _run(args: argparse.Namespace) -> int:
     from anatomy.hashing import anatomy_hash
     from wiring.measurements import load_measurement_set
     from wiring.rules.registry import get_rule, rule_provenance
+    from wiring.simulation.resources import check_simulation_size
     from wiring.simulation.store import SimulationStore, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
     mset = load_measurement_set(args.measurements)
+    # refuse at once what cannot fit, before the anatomy is opened or anything is written
+    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names),
+                          chunk_size=args.chunk_size,
+                          pairs_per_row=sum(int(m.n_pairs) for m in mset))
     model = open_anatomy(args.anatomy, args.anatomy_seed)
+    from wiring.simulation.simulator import Simulator
+
+    simulator = Simulator(model, rule, mset, replace=args.replace, pooling=not args.no_pooling)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
         measurement_names=list(mset.names), measurement_hash=mset.content_hash(),
-        anatomy_hash=anatomy_hash(model), seed=args.seed,
+        anatomy_hash=anatomy_hash(model), seed=args.seed, protocol=simulator.protocol(),
     )
     out: Path = args.out
     if out.exists() and not args.overwrite:
@@ -114,9 +128,6 @@ def _run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
         store = SimulationStore.create(out, overwrite=args.overwrite, **config)
     if store.todo_chunks():
-        from wiring.simulation.simulator import Simulator
-
-        simulator = Simulator(model, rule, mset)
         store = _simulate(store, simulator, args, simulate_to_store)
     else:
         log.info("%s is complete; nothing to do", out)
@@ -134,7 +145,6 @@ def _simulate(store: Any, simulator: Any, args: argparse.Namespace, run: Any) ->
     if kind == "threads":
         return run(store, simulator, client=None, progress=not args.no_progress)
     from pipelines.cluster import connect
-    from pipelines.config import ClusterConfig
 
-    with connect(ClusterConfig(kind=kind, workers=args.workers)) as client:
+    with connect(cluster_config(args, kind=kind, workers=args.workers)) as client:
         return run(store, simulator, client=client, progress=not args.no_progress)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import positive_int
+from pipelines.commands._argtypes import non_negative_int, positive_float, positive_int
 
 __all__ = ["register"]
 
@@ -49,14 +49,14 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="posterior directory to write")
     p.add_argument("--estimator", default="nsf", choices=ESTIMATORS,
                    help="density estimator (default nsf, a neural spline flow)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default 0)")
     p.add_argument("--max-epochs", type=positive_int, default=1000)
     p.add_argument("--stop-after-epochs", type=positive_int, default=DEFAULT_STOP_AFTER_EPOCHS,
                    help="early-stopping patience in epochs (default "
                    f"{DEFAULT_STOP_AFTER_EPOCHS})")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="training batch size (default auto: 1000 from 9000 training rows, else 200-900)")
-    p.add_argument("--learning-rate", type=float, default=DEFAULT_LEARNING_RATE,
+    p.add_argument("--learning-rate", type=positive_float, default=DEFAULT_LEARNING_RATE,
                    help=f"initial Adam step size (default {DEFAULT_LEARNING_RATE:g})")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
                    help="plateau (default): halve the step size after --lr-patience epochs "

@@ -35,7 +35,7 @@ def test_show_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[1].split() == ["id", "pre", "post", "p", "pairs", "protocol", "citation"]
     first = lines[2].split()
     assert first[:6] == ["L4", "cell_type=VPM;region=barreloid;column=C2",
-                         "cell_type=L4exc;region=column;column=C2", "0.43", "40", "invivo"]
+                         "cell_type=L4exc;region=column;column=C2", "0.425", "40", "invivo"]
     assert "Bruno & Sakmann 2006, doi:10.1126/science.1124593" in lines[2]
     assert [ln.split()[0] for ln in lines[2:]] == list(load_measurement_set("vpm-invivo").names)
 

@@ -78,7 +78,13 @@ def test_simulate_refuses_another_configuration(
     args[args.index("--rule") + 1] = "dso_linear"
     assert main(args) == 1
     assert "rule" in capsys.readouterr().err
+    # another sampling protocol (with replacement, pooled measurements independent)
+    for flag in ("--replace", "--no-pooling"):
+        assert main(simulate_args(tiny_store, sims, flag)) == 1
+        err = capsys.readouterr().err
+        assert "protocol" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
     assert SimulationStore.open(sims).content_hash() == before
+    assert SimulationStore.open(sims).attrs["protocol"]["replace"] is False
 
 
 @pytest.mark.parametrize(

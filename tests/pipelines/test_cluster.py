@@ -1,10 +1,26 @@
-"""Cluster setup: batch-system scripts render without the batch system; bad kinds are errors."""
+"""Cluster setup without a batch system: job scripts render, bad kinds and [cluster] values are
+errors, the wait for worker jobs reports the queue and times out with one line, the session starts
+and releases the cluster on demand, and a worker that cannot see the store says so."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from pipelines.cluster import connect, make_jobqueue_cluster
+from pipelines.cluster import (
+    ClusterSession,
+    ClusterStartError,
+    connect,
+    job_states,
+    make_jobqueue_cluster,
+    wait_for_jobs,
+)
 from pipelines.config import ClusterConfig, ConfigError, load_config
 
 
@@ -39,3 +55,162 @@ def test_unknown_kind_is_an_error() -> None:
         ClusterConfig(kind="kubernetes")
     ):
         pass
+
+
+# -- [cluster] keys of the batch systems ----------------------------------------------------
+def test_job_range_defaults_to_jobs_and_bounds_are_checked() -> None:
+    assert ClusterConfig(jobs=3).job_range() == (3, 3)
+    assert ClusterConfig(jobs=3, minimum_jobs=1, maximum_jobs=8).job_range() == (1, 8)
+    base = load_config("quick")
+    with pytest.raises(ConfigError, match=r"minimum_jobs \(5\) must not exceed .*jobs \(2\)"):
+        base.replace(cluster={"minimum_jobs": 5, "maximum_jobs": 2})
+    with pytest.raises(ConfigError, match=r"cluster\.maximum_jobs must be >= 0"):
+        base.replace(cluster={"maximum_jobs": -1})
+    with pytest.raises(ConfigError, match=r"cluster\.jobs must be >= 1"):
+        base.replace(cluster={"jobs": 0})
+    for bad in (0, -3.0, float("inf")):
+        with pytest.raises(ConfigError, match=r"cluster\.start_timeout must be a (positive|finite) number"):
+            base.replace(cluster={"start_timeout": bad})
+    with pytest.raises(ConfigError, match="start_timeout must be a number"):
+        base.replace(cluster={"start_timeout": "10m"})
+
+
+def test_job_script_carries_log_directory(tmp_path: Path) -> None:
+    cfg = ClusterConfig(kind="slurm", log_directory=str(tmp_path / "logs"), walltime="00:10:00")
+    cluster = make_jobqueue_cluster(cfg)
+    try:
+        assert str(tmp_path / "logs") in cluster.job_script()
+    finally:
+        cluster.close()
+
+
+class _NoWorkers:
+    """A client whose scheduler never sees a worker."""
+
+    def scheduler_info(self, n_workers: int = 5) -> dict[str, Any]:
+        return {"workers": {}}
+
+
+class _Job:
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+
+
+class _Cluster:
+    def __init__(self) -> None:
+        self.workers = {"a": _Job("101"), "b": _Job("102")}
+
+
+def test_wait_for_jobs_reports_queue_and_times_out_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pipelines.cluster as cl
+
+    monkeypatch.setattr(cl, "WAIT_REPORT_INTERVAL", 0.2)
+    monkeypatch.setattr(cl, "job_states", lambda ids: {i: ("PENDING", "Priority") for i in ids})
+    cfg = ClusterConfig(kind="slurm", jobs=2, start_timeout=0.8)
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="pipelines.cluster"), pytest.raises(
+        ClusterStartError
+    ) as err:
+        wait_for_jobs(_Cluster(), _NoWorkers(), cfg)
+    assert 0.8 <= time.monotonic() - t0 < 5
+    message = str(err.value)
+    assert "\n" not in message
+    assert "no slurm worker job started within cluster.start_timeout = 0.8 s" in message
+    assert "(squeue: PENDING (Priority))" in message
+    assert "waiting for 2 worker jobs (squeue: PENDING (Priority))" in caplog.text
+
+
+def test_queue_states_are_summarized(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.cluster as cl
+
+    states = {"1": ("RUNNING", ""), "2": ("PENDING", "Resources"), "3": ("PENDING", "Priority")}
+    monkeypatch.setattr(cl, "job_states", lambda ids: {i: states[i] for i in ids})
+    slurm = ClusterConfig(kind="slurm")
+    assert cl._describe_states(slurm, ["2", "3"]) == "squeue: PENDING (Resources, Priority)"
+    assert cl._describe_states(slurm, ["1", "2", "3"]) == (
+        "squeue: 2 PENDING (Resources, Priority), 1 RUNNING"
+    )
+    assert cl._describe_states(slurm, []) == "squeue: not yet submitted"
+    assert cl._describe_states(ClusterConfig(kind="pbs"), ["7"]) == "pbs job ids 7"
+
+
+def test_job_states_without_squeue_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    assert job_states(["1"]) == {}
+
+
+def test_session_starts_lazily_releases_and_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.cluster as cl
+
+    events: list[str] = []
+
+    class _Client:
+        def submit(self) -> str:
+            return "submitted"
+
+    @contextlib.contextmanager
+    def fake_connect(cfg: ClusterConfig) -> Iterator[_Client]:
+        events.append("start")
+        try:
+            yield _Client()
+        finally:
+            events.append("stop")
+
+    monkeypatch.setattr(cl, "connect", fake_connect)
+    with ClusterSession(ClusterConfig(kind="slurm")) as session:
+        lazy = session.lazy_client()
+        assert events == [] and not session.active  # nothing submitted before first use
+        assert lazy.submit() == "submitted"
+        assert lazy.submit() == "submitted"
+        assert events == ["start"] and session.active
+        session.release()
+        session.release()  # idempotent
+        assert events == ["start", "stop"] and not session.active
+        assert session.lazy_client().submit() == "submitted"  # needed again: started again
+        assert session.starts == 2
+    assert events == ["start", "stop", "start", "stop"]
+    monkeypatch.undo()
+    with ClusterSession(ClusterConfig(kind="threads")) as session:
+        assert session.lazy_client() is None and session.client() is None
+
+
+def test_worker_that_cannot_see_the_store_says_so(tmp_path: Path) -> None:
+    from wiring.errors import StoreNotVisibleError
+    from wiring.simulation.store import _write_chunk
+
+    missing = tmp_path / "elsewhere" / "sims.zarr"
+    with pytest.raises(StoreNotVisibleError, match=r"does not exist on worker host .*shared"):
+        _write_chunk(str(missing), 0, 0, 10, {}, 0, 3, lambda t, r: t)
+
+
+def test_workers_that_leave_and_join_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    import pipelines.cluster as cl
+
+    class _Jobs:
+        def __init__(self) -> None:
+            self.workers = {"SLURMCluster-0": _Job("7"), "SLURMCluster-1": _Job("8")}
+            self.scheduler_info = {"workers": {"a": {"name": "SLURMCluster-0"},
+                                               "b": {"name": "SLURMCluster-1"}}}
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 10
+        while text not in caplog.text:
+            assert time.monotonic() < deadline, f"not logged: {text}"
+            time.sleep(0.02)
+
+    jobs = _Jobs()
+    with caplog.at_level(logging.INFO, logger="pipelines.cluster"), cl._report_lost_jobs(
+        jobs, scaling=False, interval=0.02
+    ):
+        jobs.scheduler_info = {"workers": {"a": {"name": "SLURMCluster-0"}}}  # job 8 cancelled
+        wait_for("left")
+        jobs.workers["SLURMCluster-1"] = _Job("9")  # its replacement
+        jobs.scheduler_info = {"workers": {"a": {"name": "SLURMCluster-0"},
+                                           "c": {"name": "SLURMCluster-1"}}}
+        wait_for("joined")
+    assert "worker SLURMCluster-1 (job 8) left: its job ended (cancelled, failed or out of " \
+        "walltime)" in caplog.text
+    assert "worker SLURMCluster-1 (job 9) joined" in caplog.text
+    assert "SLURMCluster-0" not in caplog.text

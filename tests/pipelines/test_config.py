@@ -88,6 +88,21 @@ def test_science_hash_ignores_cluster_and_output() -> None:
     assert moved.science_hash() == base.science_hash()
     assert base.replace(run={"seed": 1}).science_hash() != base.science_hash()
     assert base.replace(simulation={"n": 100}).science_hash() != base.science_hash()
+    assert base.replace(simulation={"replace": True}).science_hash() != base.science_hash()
+    assert base.replace(simulation={"pooling": False}).science_hash() != base.science_hash()
+
+
+def test_science_hash_covers_the_generator_version(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    # a new calibration of the synthetic anatomy gives new results: a new run directory
+    import anatomy.generate
+
+    generated = load_config("default")
+    imported = RunConfig.from_dict({"anatomy": {"path": str(tmp_path / "m.zarr")}})
+    before = generated.science_hash(), imported.science_hash()
+    monkeypatch.setattr(anatomy.generate, "GENERATOR_VERSION", "999")
+    assert generated.science_hash() != before[0]
+    assert imported.science_hash() == before[1]  # an imported store has its own content hash
 
 
 def test_training_schedule_settings_are_part_of_the_science_hash() -> None:

@@ -156,3 +156,24 @@ def test_run_directory_of_another_config_is_refused(
     assert main(["run", "--config", str(other), "--out", str(finished_run)]) == 1
     assert "holds a run of another configuration" in capsys.readouterr().err
     assert (finished_run / "config.toml").read_text() == before
+
+
+@pytest.mark.slow
+def test_local_processes_give_the_threaded_results(
+    tmp_path: Path, config_file: Path, finished_run: Path
+) -> None:
+    """Features and simulations on 2 worker processes (started for those stages only): the
+    store, the posterior weights and the summary equal the threaded run's, bit for bit."""
+    from wiring.simulation.store import SimulationStore
+
+    out = tmp_path / "local"
+    assert main(["-q", "run", "--config", str(config_file), "--out", str(out), "--no-progress",
+                 "--cluster", "local", "--workers", "2"]) == 0
+    (t_a, x_a), (t_b, x_b) = (
+        SimulationStore.open(run / "simulations.zarr").load() for run in (finished_run, out)
+    )
+    assert t_a.tobytes() == t_b.tobytes() and x_a.tobytes() == x_b.tobytes()
+    weights = (finished_run / "posterior" / "weights.pt").read_bytes()
+    assert (out / "posterior" / "weights.pt").read_bytes() == weights
+    a, b = (json.loads((run / "report" / "summary.json").read_text()) for run in (finished_run, out))
+    assert a["sections"] == b["sections"]

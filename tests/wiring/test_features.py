@@ -238,3 +238,49 @@ def test_distributed_client_gives_same_bundle(tiny_model: Any) -> None:
     np.testing.assert_array_equal(got.indptr, ref.indptr)
     np.testing.assert_array_equal(got.voxel, ref.voxel)
     np.testing.assert_array_equal(got.rows["log_pre"], ref.rows["log_pre"])
+
+
+def test_slice_measurements_cut_arbors_at_the_slab(tiny_model: Any) -> None:
+    """Slice pairs keep only the shared voxels whose centre lies in the slab (brute force)."""
+    from wiring.measurements import MeasurementSet, SliceConfig
+    from wiring.simulation import extract_feature_bundle, population_pairs
+    from wiring.simulation.simulator import Simulator
+
+    base = load_measurement_set("rat-invitro")
+    mset = MeasurementSet(name="s", measurements=(base["L4ss-L4ss-1999"],
+                                                  base["L23exc-L23exc"]))
+    cfg = SliceConfig(thickness_um=150.0, max_distance_um=200.0, soma_depth_um=None)
+    bundle = extract_feature_bundle(tiny_model, mset, slice_config=cfg)
+    uncut = extract_feature_bundle(
+        tiny_model, mset, slice_config=SliceConfig(thickness_um=150.0, max_distance_um=200.0,
+                                                   soma_depth_um=None, cut_arbors=False))
+    pre = tiny_model.pre.load().toarray()
+    post = tiny_model.post.load().toarray()
+    soma = tiny_model.neurons.soma_um.astype(np.float64)
+    grid = tiny_model.grid
+    x_centre = grid.voxel_center_um(np.arange(grid.n_voxels))[:, 0]
+    lost = 0
+    for k, meas in enumerate(mset):
+        pop = population(tiny_model, meas, slice_config=cfg)
+        centre = float(np.median(soma[np.union1d(pop.pre, pop.post), 0]))
+        in_slab = np.abs(x_centre - centre) <= 75.0
+        lo_p, hi_p = bundle.pair_offsets[k], bundle.pair_offsets[k + 1]
+        for p in range(lo_p, hi_p):
+            i, j = int(bundle.pre[p]), int(bundle.post[p])
+            want = np.flatnonzero((pre[i] > 0) & (post[j] > 0) & in_slab)
+            got = bundle.voxel[bundle.indptr[p]:bundle.indptr[p + 1]]
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_allclose(
+                bundle.rows["log_pre"][bundle.indptr[p]:bundle.indptr[p + 1]],
+                np.log(pre[i, want]), rtol=1e-6)
+            lost += int(uncut.indptr[p + 1] - uncut.indptr[p]) - len(want)
+    assert lost > 0  # the cut removed shared voxels of some pairs
+    # the factored form applies the same cut: identical means and simulations
+    theta = np.array([[1.0, 1.0, 1.0], [1.4, 0.8, 1.2]])
+    tab = Simulator(bundle, "dso", mset, replace=True)
+    fac = Simulator(extract_factored(tiny_model, population_pairs(tiny_model, mset, cfg)),
+                    "dso", mset, replace=True)
+    np.testing.assert_allclose(fac.population_mean(theta), tab.population_mean(theta),
+                               rtol=1e-6)
+    th = np.repeat(theta, 30, axis=0)
+    np.testing.assert_array_equal(fac.simulate(th, seed=1), tab.simulate(th, seed=1))

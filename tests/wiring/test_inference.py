@@ -132,8 +132,13 @@ def test_prior_outside_the_domain() -> None:
     params = [ParamSpec(name="c", default=1.0, low=0.5, high=2.0, domain=(0.0, math.inf))]
     with pytest.raises(InvalidParameterError, match=r"outside the parameter's domain \[0.0, inf\]"):
         build_prior_spec(params, "uniform", low=[-1.0], high=[2.0])
+    # an explicitly untruncated Gaussian with mass outside the domain is refused ...
     with pytest.raises(InvalidParameterError, match="of its mass outside"):
-        build_prior_spec(params, "gaussian", scale=[1.0])
+        build_prior_spec(params, "gaussian", scale=[1.0], low=[-math.inf], high=[math.inf])
+    # ... while by default a bounded parameter's Gaussian is truncated to its plausible range
+    spec = build_prior_spec(params, "gaussian", scale=[1.0])
+    assert spec.truncated and spec.low == (0.5,) and spec.high == (2.0,)
+    assert spec.mass_outside(0, 0.0, math.inf) == 0.0
     assert build_prior_spec(params, "gaussian", scale=[0.25]).scale == (0.25,)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -91,14 +92,15 @@ def make_measurement(**overrides: Any) -> Measurement:
 # -- built-in sets -----------------------------------------------------------------------------
 
 VPM_EXPECTED = [
-    # id, post selector, p, pairs, doi
-    ("L4", "L4PY,L4sp,L4ss;column=C2;region=column", 0.43, 40, "10.1126/science.1124593"),
-    ("L4-septum", "L4PY,L4sp,L4ss;region=septum", 0.43, 14, "10.1126/science.1124593"),
-    ("L4sp", "L4sp;column=C2;region=column", 0.42, 24, "10.1126/science.1124593"),
-    ("L4ss", "L4ss;column=C2;region=column", 0.64, 11, "10.1126/science.1124593"),
-    ("L5IT", "L5IT;column=C2;region=column", 0.17, 18, "10.1126/science.1236425"),
-    ("L5PT", "L5PT;column=C2;region=column", 0.44, 9, "10.1126/science.1236425"),
-    ("L6", "L6CC,L6INV,L6CT;column=C2;region=column", 0.09, 11, "10.1126/science.1236425"),
+    # id, post selector, k / n, pairs, doi (counts as published: 17/40, 6/14, ...)
+    ("L4", "L4PY,L4sp,L4ss;column=C2;region=column", 17 / 40, 40, "10.1126/science.1124593"),
+    ("L4-septum", "L4PY,L4sp,L4ss;column=C2;region=septum", 6 / 14, 14,
+     "10.1126/science.1124593"),
+    ("L4sp", "L4sp;column=C2;region=column", 10 / 24, 24, "10.1126/science.1124593"),
+    ("L4ss", "L4ss;column=C2;region=column", 7 / 11, 11, "10.1126/science.1124593"),
+    ("L5IT", "L5IT;column=C2;region=column", 3 / 18, 18, "10.1126/science.1236425"),
+    ("L5PT", "L5PT;column=C2;region=column", 4 / 9, 9, "10.1126/science.1236425"),
+    ("L6", "L6CC,L6INV,L6CT;column=C2;region=column", 1 / 11, 11, "10.1126/science.1236425"),
 ]
 
 INVITRO_EXPECTED = [
@@ -134,6 +136,12 @@ def test_vpm_invivo_content() -> None:
     assert mset["L4"].citation.short == "Bruno & Sakmann 2006"
     assert mset["L6"].citation.short == "Constantinople & Bruno 2013"
     assert mset["L4"].citation.year == 2006 and mset["L5PT"].citation.year == 2013
+    assert [m.connected for m in mset] == [17, 6, 10, 7, 3, 4, 1]
+    # the published percentages are these fractions rounded
+    assert np.floor(100 * mset.x_o + 0.5).tolist() == [43, 43, 42, 64, 17, 44, 9]
+    assert mset["L4"].includes == ("L4sp", "L4ss")
+    assert "inferred" in mset["L4"].description
+    assert all(m.includes == () for m in mset if m.id != "L4")
 
 
 def test_rat_invitro_content() -> None:
@@ -435,11 +443,65 @@ def test_csv_file_errors(tmp_path: Path, text: str, fragment: str) -> None:
         ({"citation": "Doe 2001"}, "must be a Citation"),
         ({"eligibility": "some"}, "'some' is not allowed"),
         ({"id": ""}, "field 'id'"),
+        ({"connected": 21}, "'connected': 21 connected pairs is outside 0..20"),
+        ({"connected": -1}, "'connected': -1 connected pairs is outside 0..20"),
+        ({"connected": 6.5}, "'connected': must be a whole number"),
+        ({"connected": 6.0}, "'connected': must be a whole number"),
+        ({"connected": True}, "'connected': must be a whole number"),
+        ({"connected": 7, "probability": 0.3}, "0.3 disagrees with connected / n_pairs = 7/20"),
+        ({"includes": "L4sp"}, "field 'includes': must be a list"),
+        ({"includes": ("a b",)}, "field 'includes': must be a list"),
+        ({"includes": ("m1",)}, "cannot include itself"),
+        ({"includes": ("a", "a")}, "names a measurement twice"),
     ],
 )
 def test_measurement_errors(overrides: dict[str, Any], fragment: str) -> None:
     with pytest.raises(MeasurementError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         make_measurement(**overrides)
+
+
+def test_counts_give_the_exact_fraction() -> None:
+    m = make_measurement(connected=np.int64(6), probability=math.nan)
+    assert m.connected == 6 and m.probability == 6 / 20 and type(m.connected) is int
+    # a probability given beside the counts must be the rounded percentage (or finer)
+    assert make_measurement(connected=17, n_pairs=40, probability=0.43).probability == 17 / 40
+    assert make_measurement(connected=17, n_pairs=40, probability=0.425).probability == 0.425
+    with pytest.raises(MeasurementError, match="disagrees"):
+        make_measurement(connected=17, n_pairs=40, probability=0.44)
+    # a probability alone is still accepted (imported and other sets)
+    assert make_measurement(probability=0.31).connected is None
+
+
+def test_counts_and_pools_in_files(tmp_path: Path) -> None:
+    base = ('id,pre,post,{col}n_pairs,protocol,species,authors,year,doi{inc}\n'
+            'P,VPM,L4sp,{p}24,invivo,rat,"Bruno RM, Sakmann B",2006,10.1126/science.1124593{pi}\n'
+            'L4,VPM,L4exc,{q}40,invivo,rat,"Bruno RM, Sakmann B",2006,10.1126/science.1124593'
+            '{li}\n')
+    good = base.format(col="connected,", inc=",includes", p="10,", pi=",", q="17,", li=",P")
+    path = tmp_path / "counts.csv"
+    path.write_text(good, encoding="utf-8")
+    mset = MeasurementSet.from_csv(path)
+    assert mset.x_o.tolist() == [10 / 24, 17 / 40] and mset["L4"].includes == ("P",)
+    for fmt in ("toml", "csv"):
+        out = tmp_path / f"again.{fmt}"
+        getattr(mset, f"to_{fmt}")(out)
+        again = load_measurement_set(out)
+        assert again.content_hash() == mset.content_hash()
+        assert [m.connected for m in again] == [10, 17] and again["L4"].includes == ("P",)
+    for bad, fragment in (
+        (base.format(col="connected,", inc="", p="25,", pi="", q="17,", li=""),
+         "row 1 (line 2), field 'connected': 25 connected pairs is outside 0..24"),
+        (base.format(col="connected,", inc="", p="2.5,", pi="", q="17,", li=""),
+         "row 1 (line 2), field 'connected': 2.5 is not an integer"),
+        (base.format(col="connected,", inc=",includes", p="10,", pi=",", q="17,", li=",Q"),
+         "measurement 'L4', field 'includes': unknown measurement 'Q'"),
+        (base.format(col="", inc="", p="", pi="", q="", li=""),
+         "field 'probability': is missing"),
+    ):
+        path.write_text(bad, encoding="utf-8")
+        with pytest.raises(MeasurementError) as info:
+            MeasurementSet.from_csv(path)
+        assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
 def test_measurement_normalises_numbers() -> None:
@@ -506,14 +568,16 @@ def brute_slice(
     center = cfg.center_um if cfg.center_um is not None else float(
         np.median([pos[k, a] for k in members])
     )
+    lo, hi = cfg.soma_depth_um if cfg.soma_depth_um is not None else (0.0, math.inf)
+
+    def patched(k: int) -> bool:  # in the slab, at a patchable depth from the nearer surface
+        from_surface = cfg.thickness_um / 2 - abs(pos[k, a] - center)
+        return from_surface >= 0 and lo <= from_surface <= hi
+
     out = []
     for i in pre:
         for j in post:
-            if i == j:
-                continue
-            if abs(pos[i, a] - center) > cfg.thickness_um / 2:
-                continue
-            if abs(pos[j, a] - center) > cfg.thickness_um / 2:
+            if i == j or not patched(i) or not patched(j):
                 continue
             d = pos[i] - pos[j]
             if cfg.distance == "lateral":
@@ -531,6 +595,8 @@ def brute_slice(
         SliceConfig(max_distance_um=math.inf),
         SliceConfig(distance="lateral", max_distance_um=80.0),
         SliceConfig(center_um=50.0, thickness_um=200.0),
+        SliceConfig(soma_depth_um=None),
+        SliceConfig(soma_depth_um=(10.0, 60.0), max_distance_um=150.0),
     ],
 )
 def test_slice_population_matches_brute_force(model: StructuralModel, cfg: SliceConfig) -> None:
@@ -547,14 +613,18 @@ def test_slice_boundaries_are_inclusive() -> None:
     soma = lattice.reshape(-1, 3)
     lat = hand_model(n=soma.shape[0], soma_um=soma)
     m = make_measurement(protocol="slice", pre=Selector(), post=Selector())
-    for cfg in (SliceConfig(thickness_um=100.0, center_um=100.0),
-                SliceConfig(thickness_um=100.0, center_um=100.0, max_distance_um=50.0 * 2**0.5),
-                SliceConfig(distance="lateral", max_distance_um=50.0, axis="y", center_um=75.0)):
+    for cfg in (SliceConfig(thickness_um=100.0, center_um=100.0, soma_depth_um=None),
+                SliceConfig(thickness_um=100.0, center_um=100.0, max_distance_um=50.0 * 2**0.5,
+                            soma_depth_um=None),
+                SliceConfig(distance="lateral", max_distance_um=50.0, axis="y", center_um=75.0,
+                            soma_depth_um=None),
+                SliceConfig(thickness_um=300.0, center_um=125.0, soma_depth_um=(25.0, 125.0))):
         pop = population(lat, m, slice_config=cfg)
         got = list(zip(pop.pair_pre.tolist(), pop.pair_post.tolist(), strict=True))
         assert got == brute_slice(lat, pop.pre, pop.post, cfg)
     # slab |x - 100| <= 50 holds x in {50, 100, 150}; distance 100 is eligible
-    pop = population(lat, m, slice_config=SliceConfig(thickness_um=100.0, center_um=100.0))
+    pop = population(lat, m, slice_config=SliceConfig(thickness_um=100.0, center_um=100.0,
+                                                      soma_depth_um=None))
     xs = soma[np.union1d(pop.pair_pre, pop.pair_post), 0]
     assert set(xs.tolist()) == {50.0, 100.0, 150.0}
     d = np.linalg.norm(soma[pop.pair_pre] - soma[pop.pair_post], axis=1)
@@ -598,6 +668,10 @@ def test_population_errors(model: StructuralModel) -> None:
         ({"axis": "z"}, "axis must be 'x' or 'y'"),
         ({"center_um": math.nan}, "center_um must be a finite"),
         ({"distance": "manhattan"}, "distance must be"),
+        ({"soma_depth_um": (50.0, 40.0)}, "soma_depth_um must be None or"),
+        ({"soma_depth_um": (-1.0, 40.0)}, "soma_depth_um must be None or"),
+        ({"soma_depth_um": 31.0}, "soma_depth_um must be None or"),
+        ({"cut_arbors": "yes"}, "cut_arbors must be True or False"),
     ],
 )
 def test_slice_config_errors(kwargs: dict[str, Any], fragment: str) -> None:
@@ -706,7 +780,7 @@ def test_set_from_imported_feature_tables(
     imported = consbi.import_feature_tables(folder)
     mset = measurement_set_from_model(imported, name="imported")
     assert mset.names == tuple(pops)
-    np.testing.assert_allclose(mset.x_o, vpm.x_o, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(mset.x_o, vpm.x_o, rtol=0, atol=1e-8)  # percent, 6 decimals
     np.testing.assert_array_equal(mset.n_pairs, vpm.n_pairs)
     for m, ref, src in zip(mset, vpm, populations(tiny, vpm), strict=True):
         assert m.citation.doi == ref.citation.doi and m.citation.year == ref.citation.year
@@ -717,3 +791,99 @@ def test_set_from_imported_feature_tables(
         want = set(zip(tiny.neurons.ids[src.pair_pre].tolist(),
                        tiny.neurons.ids[src.pair_post].tolist(), strict=True))
         assert got == want
+
+
+def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A slice mask listing each presynaptic neuron's candidates (not pre x post) survives the
+    feature-table round trip and the anatomy store, and becomes a 'listed', 'per_pre'
+    measurement whose eligible pairs are exactly the listed ones."""
+    pytest.importorskip("anatomy.generate")
+    consbi = pytest.importorskip("anatomy.io.consbi")
+    from anatomy.store import open_model, write_model
+    from wiring.simulation.simulator import Simulator
+
+    tiny = request.getfixturevalue("tiny_model")
+    pre = select(tiny, "L4ss")[:6]
+    post = select(tiny, "L23exc")[:8]
+    rng = np.random.default_rng(0)
+    listed = sorted({(int(i), int(j)) for i in pre
+                     for j in rng.choice(post, rng.integers(1, 5), replace=False)})
+    pp = np.array([a for a, _ in listed])
+    qq = np.array([b for _, b in listed])
+    pops = {"slice-mask": NeuronPopulation(
+        pre=np.unique(pp), post=np.unique(qq), attrs={"protocol": "slice"},
+        pair_pre=pp, pair_post=qq)}
+    record = {"ID": "slice-mask", "type": "connection_probability_invitro",
+              "authors": "Feldmeyer D, Lübke J, Silver RA, Sakmann B", "title": "t",
+              "year": 2002, "DOI": "doi:10.1113/jphysiol.2001.012959", "cp_empirical": 15.0,
+              "species": "rat", "samples": len(listed), "pre_type": "L4ss",
+              "post_type": "L23exc", "only_septum": "no"}
+    folder = consbi.write_feature_tables(tiny, tmp_path / "tables", populations=pops,
+                                         records=[record])
+    imported = consbi.import_feature_tables(folder)
+    src = imported.populations["slice-mask"]
+    assert src.pair_pre is not None and len(src.pair_pre) == len(listed)
+    write_model(imported, tmp_path / "real.zarr")
+    reopened = open_model(tmp_path / "real.zarr")
+    np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_pre, src.pair_pre)
+    np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_post, src.pair_post)
+    mset = measurement_set_from_model(reopened, name="imported")
+    m = mset["slice-mask"]
+    assert (m.eligibility, m.statistic, m.source_population) == ("listed", "per_pre",
+                                                                 "slice-mask")
+    pop = population(reopened, m)
+    ids = reopened.neurons.ids
+    got = sorted(zip(ids[pop.pair_pre].tolist(), ids[pop.pair_post].tolist(), strict=True))
+    want = sorted(zip(tiny.neurons.ids[pp].tolist(), tiny.neurons.ids[qq].tolist(),
+                      strict=True))
+    assert got == want
+    sim = Simulator(reopened, "dso", mset)
+    x = sim.simulate(np.ones((4, 3)), seed=0)
+    assert np.isfinite(x).all()
+    with pytest.raises(SelectionError, match="has no population 'nope'"):
+        population(reopened, dataclasses.replace(m, source_population="nope"))
+    # the feature cache key follows the listed pairs (not part of the anatomy hash)
+    from wiring.simulation.features import feature_cache_key
+
+    fewer = dataclasses.replace(src, pair_pre=src.pair_pre[1:], pair_post=src.pair_post[1:])
+    other = dataclasses.replace(reopened, populations={"slice-mask": fewer})
+    assert feature_cache_key(other, mset)[0] != feature_cache_key(reopened, mset)[0]
+
+
+def test_vpm_septum_is_the_c2_septum_on_several_columns() -> None:
+    """On a model with columns C1, C2, C3 (septal neurons assigned to their nearest column),
+    L4-septum takes the L4 excitatory septal cells of C2 only, and its presynaptic VPM cells
+    from the C2 barreloid only."""
+    n = 90
+    rng = np.random.default_rng(3)
+    cell_type = np.full(n, CELL_TYPES.index("L4ss"), dtype=np.int8)
+    cell_type[:15] = CELL_TYPES.index("VPM")
+    column = np.tile(np.arange(3, dtype=np.int16), n // 3)
+    region = np.where(np.arange(n) % 2 == 0, REGIONS.index("septum"),
+                      REGIONS.index("column")).astype(np.int8)
+    region[:15] = REGIONS.index("barreloid")
+    layer = np.full(n, LAYERS.index("L4"), dtype=np.int8)
+    layer[:15] = -1
+    neurons = Neurons(
+        cell_type=cell_type, layer=layer, region=region, column=column,
+        soma_um=rng.uniform(0, 400, (n, 3)).astype(np.float32),
+        ids=np.arange(n, dtype=np.int64), column_names=("C1", "C2", "C3"),
+    )
+    grid = VoxelGrid(origin_um=(0.0, 0.0, 0.0), spacing_um=100.0, shape=(4, 4, 4))
+    counts = sp.random(n, grid.n_voxels, density=0.1, random_state=3, format="csc")
+    multi = StructuralModel(
+        grid=grid, neurons=neurons, pre=VoxelMajorCounts.from_scipy(counts, name="pre"),
+        post=VoxelMajorCounts.from_scipy(counts, name="post"),
+        post_all=np.asarray(counts.sum(axis=0)).ravel().astype(np.float32) + 1.0,
+    )
+    sept = population(multi, load_measurement_set("vpm-invivo")["L4-septum"])
+    want_post = np.flatnonzero((cell_type == CELL_TYPES.index("L4ss"))
+                               & (region == REGIONS.index("septum")) & (column == 1))
+    want_pre = np.flatnonzero((cell_type == CELL_TYPES.index("VPM")) & (column == 1))
+    np.testing.assert_array_equal(sept.post, want_post)
+    np.testing.assert_array_equal(sept.pre, want_pre)
+    all_septal = np.flatnonzero((cell_type == CELL_TYPES.index("L4ss"))
+                                & (region == REGIONS.index("septum")))
+    assert len(all_septal) > len(want_post) > 0  # C1 and C3 septal cells are left out

@@ -364,3 +364,42 @@ def test_real_simulator_store_does_not_depend_on_chunk_size(tmp_path: Path, tiny
     (ta, xa), (tb, xb) = arrays(stores[0]), arrays(stores[1])
     assert ta.tobytes() == tb.tobytes()
     assert np.array_equal(xa, xb, equal_nan=True)
+
+
+def test_store_records_the_protocol_and_refuses_another(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    import zarr
+
+    from wiring.inference.priors import build_prior_spec
+    from wiring.measurements import load_measurement_set
+    from wiring.rules.registry import get_rule
+    from wiring.simulation.simulator import Simulator
+
+    rule = get_rule("dso")
+    mset = load_measurement_set("vpm-invivo")
+    sim = Simulator(tiny_model, rule, mset)
+    cfg = config(n=60, chunk_size=30, prior_spec=build_prior_spec(rule),
+                 measurement_names=list(sim.names))
+    cfg.pop("streams")
+    # created without a protocol: the first simulator records its own
+    store = SimulationStore.create(tmp_path / "a.zarr", **cfg)
+    store = simulate_to_store(store, sim, progress=False)
+    assert store.attrs["protocol"] == sim.protocol()
+    assert sim.protocol()["replace"] is False and sim.protocol()["pools"] == {
+        "L4": ["L4sp", "L4ss"]}
+    # a simulator with another protocol is refused, naming what differs
+    other = Simulator(tiny_model, rule, mset, replace=True)
+    with pytest.raises(StoreMismatchError, match=r"another protocol \(replace = False\)"):
+        simulate_to_store(store, other, progress=False)
+    with pytest.raises(StoreMismatchError, match="protocol"):
+        SimulationStore.open_or_create(store.path, **{**cfg, "protocol": other.protocol()})
+    SimulationStore.open_or_create(store.path, **{**cfg, "protocol": sim.protocol()})
+    # a store of the older simulator (no recorded protocol, chunks done) is refused
+    group = zarr.open_group(str(store.path), mode="r+")
+    attrs = dict(group.attrs)
+    attrs.pop("protocol")
+    group.attrs.clear()
+    group.attrs.update(attrs)
+    with pytest.raises(StoreMismatchError, match="without a recorded sampling protocol"):
+        SimulationStore.open_or_create(store.path, **{**cfg, "protocol": sim.protocol()})
+    with pytest.raises(StoreMismatchError, match="fresh connection for every sampled pair"):
+        simulate_to_store(SimulationStore.open(store.path), sim, progress=False)

@@ -77,18 +77,18 @@ def test_expected_equals_dense_computation_tiny(tiny_model: Any, rule: str) -> N
     theta = THETAS[rule]
     want = dense_expected(tiny_model, rule, theta)
     sim = Simulator(tiny_model, rule, MSET, representation="table")
-    np.testing.assert_allclose(sim.expected(theta), want, rtol=2e-5, atol=1e-9)
+    np.testing.assert_allclose(sim.population_mean(theta), want, rtol=2e-5, atol=1e-9)
     fac = Simulator(sim.source if rule == "dso" else tiny_model, rule, MSET,
                     representation="factored")
     if rule != "dso":
-        np.testing.assert_allclose(fac.expected(theta), want, rtol=2e-5, atol=1e-9)
+        np.testing.assert_allclose(fac.population_mean(theta), want, rtol=2e-5, atol=1e-9)
 
 
 def test_expected_equals_dense_computation_small(small_model: Any) -> None:
     theta = THETAS["dso"][:3]
     want = dense_expected(small_model, "dso", theta)
     sim = Simulator(small_model, "dso", MSET, representation="factored")
-    np.testing.assert_allclose(sim.expected(theta), want, rtol=2e-5, atol=1e-9)
+    np.testing.assert_allclose(sim.population_mean(theta), want, rtol=2e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("theta", [[1.0, 1.0, 1.0], [0.9, 1.1, 1.05], [1.3, 0.7, 1.2]])
@@ -203,7 +203,7 @@ def test_pairs_without_overlap_never_connect() -> None:
     mset = MSET.subset(["L4", "L6"])
     for rule, theta in (("dso", [[8.0, 8.0, -5.0]]), ("peters_synapse", [[1.0]]),
                         ("peters_neuron", [[0.0]]), ("dso_linear", [[50.0, 50.0, 1e-3]])):
-        sim = Simulator(_toy_tables(), rule, mset, n_pairs=200)
+        sim = Simulator(_toy_tables(), rule, mset, n_pairs=200, replace=True)
         x = sim.simulate(np.repeat(theta, 50, axis=0), seed=0)
         assert np.all(x[:, 0] == 0.0), rule
         # in the mixed measurement exactly the overlapping half connects (rates are huge)
@@ -212,7 +212,8 @@ def test_pairs_without_overlap_never_connect() -> None:
 
 
 def test_expected_on_toy_table_closed_form() -> None:
-    sim = Simulator(_toy_tables(), "dso", MSET.subset(["L4", "L6"]), n_pairs=[3, 4])
+    sim = Simulator(_toy_tables(), "dso", MSET.subset(["L4", "L6"]), n_pairs=[3, 4],
+                    replace=True)
     lam = 2 * 5 / 10 + 3 * 1 / 4
     np.testing.assert_allclose(sim.expected([[1.0, 1.0, 1.0]])[0], [0.0, 0.5 * -np.expm1(-lam)])
     assert list(sim.n_sample) == [3, 4]
@@ -232,7 +233,7 @@ def test_bad_arguments(tiny_model: Any, tiny_sims: dict[str, Simulator]) -> None
         Simulator(tiny_model, "dso", MSET, representation="dense")  # type: ignore[arg-type]
     empty = FeatureBundle.from_tables(["a"], [_toy_tables()[0]])
     sub = MSET.subset(["L4"])
-    sim = Simulator(empty, "dso", sub)
+    sim = Simulator(empty, "dso", sub, replace=True)
     assert np.all(sim.simulate(np.ones((3, 3)), seed=0) == 0)
     with pytest.raises(MeasurementError, match="no eligible pair"):
         Simulator(FeatureBundle.from_tables(["a"], [_toy_tables()[0].__class__(

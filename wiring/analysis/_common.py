@@ -158,6 +158,28 @@ def _gaussian_scale(spec: Any, d: int) -> FloatArray:
     return _vec(spec, "scale", d)
 
 
+def _truncation(spec: Any, d: int) -> tuple[FloatArray, FloatArray] | None:
+    """Truncation bounds (low, high) of a Gaussian prior (±inf where open), or None."""
+    low, high = _field(spec, "low"), _field(spec, "high")
+    if low is None and high is None:
+        return None
+    lo = np.full(d, -np.inf) if low is None else np.array(
+        [-np.inf if v is None else float(v) for v in np.ravel(np.asarray(low, dtype=object))])
+    hi = np.full(d, np.inf) if high is None else np.array(
+        [np.inf if v is None else float(v) for v in np.ravel(np.asarray(high, dtype=object))])
+    return np.broadcast_to(lo, (d,)).astype(np.float64), np.broadcast_to(hi, (d,)).astype(
+        np.float64)
+
+
+def _truncnorm(spec: Any, d: int) -> Any:
+    """scipy's frozen ``truncnorm`` of a truncated Gaussian prior (vectorized over d)."""
+    from scipy.stats import truncnorm
+
+    lo, hi = _truncation(spec, d)  # type: ignore[misc]
+    loc, scale = _vec(spec, "loc", d), _gaussian_scale(spec, d)
+    return truncnorm((lo - loc) / scale, (hi - loc) / scale, loc=loc, scale=scale)
+
+
 def prior_box(prior_spec: Any, d: int, *, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
     """Per-parameter central interval holding ``level`` of the prior mass (the whole box for a
     uniform prior); used to mark the prior in plots."""
@@ -166,6 +188,10 @@ def prior_box(prior_spec: Any, d: int, *, level: float = 0.95) -> tuple[FloatArr
         return _vec(prior_spec, "low", d), _vec(prior_spec, "high", d)
     from scipy.stats import norm
 
+    if _truncation(prior_spec, d) is not None:
+        dist = _truncnorm(prior_spec, d)
+        return (np.asarray(dist.ppf(0.5 - level / 2), dtype=np.float64),
+                np.asarray(dist.ppf(0.5 + level / 2), dtype=np.float64))
     z = float(norm.ppf(0.5 + level / 2))
     loc, scale = _vec(prior_spec, "loc", d), _gaussian_scale(prior_spec, d)
     return loc - z * scale, loc + z * scale
@@ -178,6 +204,13 @@ def prior_marginal_pdf(prior_spec: Any, d: int, k: int, grid: FloatArray) -> Flo
         lo, hi = _vec(prior_spec, "low", d)[k], _vec(prior_spec, "high", d)[k]
         return np.asarray(np.where((grid >= lo) & (grid <= hi), 1.0 / (hi - lo), 0.0),
                           dtype=np.float64)
+    if _truncation(prior_spec, d) is not None:
+        from scipy.stats import truncnorm
+
+        dist = _truncnorm(prior_spec, d)
+        a, b = np.ravel(dist.args[0])[k], np.ravel(dist.args[1])[k]
+        loc_k, scale_k = dist.kwds["loc"][k], dist.kwds["scale"][k]
+        return np.asarray(truncnorm.pdf(grid, a, b, loc=loc_k, scale=scale_k), dtype=np.float64)
     loc, scale = _vec(prior_spec, "loc", d)[k], _gaussian_scale(prior_spec, d)[k]
     pdf = np.exp(-0.5 * ((grid - loc) / scale) ** 2) / (scale * math.sqrt(2 * math.pi))
     return np.asarray(pdf, dtype=np.float64)
@@ -191,6 +224,8 @@ def prior_sample(prior_spec: Any, n: int, d: int, rng: np.random.Generator) -> F
     elif prior_kind(prior_spec) == "uniform":
         lo, hi = _vec(prior_spec, "low", d), _vec(prior_spec, "high", d)
         out = lo + (hi - lo) * rng.random((n, d))
+    elif _truncation(prior_spec, d) is not None:
+        out = np.asarray(_truncnorm(prior_spec, d).ppf(rng.random((n, d))), dtype=np.float64)
     else:
         loc, scale = _vec(prior_spec, "loc", d), _gaussian_scale(prior_spec, d)
         out = loc + scale * rng.standard_normal((n, d))

@@ -19,7 +19,14 @@ import numpy as np
 import numpy.typing as npt
 
 from wiring._typing import BoolArray, FloatArray
-from wiring.analysis._common import check_samples, jsonable, prior_box, prior_kind
+from wiring.analysis._common import (
+    _truncation,
+    _truncnorm,
+    check_samples,
+    jsonable,
+    prior_box,
+    prior_kind,
+)
 from wiring.errors import ShapeMismatchError
 
 if TYPE_CHECKING:
@@ -146,6 +153,8 @@ def _prior_std(prior_spec: Any, d: int) -> FloatArray:
     lo, hi = prior_box(prior_spec, d)
     if prior_kind(prior_spec) == "uniform":
         return np.asarray((hi - lo) / np.sqrt(12.0), dtype=np.float64)
+    if _truncation(prior_spec, d) is not None:  # a truncated Gaussian's own standard deviation
+        return np.asarray(_truncnorm(prior_spec, d).std(), dtype=np.float64).reshape(d)
     return np.asarray((hi - lo) / (2 * 1.959963984540054), dtype=np.float64)
 
 

@@ -11,7 +11,8 @@ In memory or streamed from the store
 ------------------------------------
 *In memory* (the default when the counts fit, see :data:`MAX_IN_MEMORY_BYTES`): the selected
 presynaptic counts are loaded once, transposed to voxel-major CSR (``Aᵀ``, V × n_pre) and shared
-by all tasks (threads share it; a distributed client receives it once by ``scatter``); every task
+by all tasks (threads share it; on a distributed client it is the result of one small task that
+the scheduler recomputes if the workers holding it are lost, see ``wiring._dask``); every task
 slices its rows of the postsynaptic CSR.
 
 *Streamed* (``in_memory=False``, or counts too large): nothing model-sized is loaded. Each task
@@ -557,17 +558,23 @@ def _execute(
     bar = _progress_bar(len(blocks)) if progress else None
     try:
         if client is not None:
-            [shared] = client.scatter([inputs], broadcast=True)
+            from wiring._dask import share
+
+            # recomputable, not scattered: the inputs survive the loss of any worker
+            shared = share(client, inputs, "connectome-inputs")
             token = uuid.uuid4().hex[:8]
             futures = [
                 client.submit(_run_block, shared, a, z, key=f"connectome-{a}-{z}-{token}")
                 for a, z in blocks
             ]
-            for fut in futures:
-                consume(fut.result())
-                fut.release()
-                if bar is not None:
-                    bar.update(1)
+            try:
+                for fut in futures:
+                    consume(fut.result())
+                    fut.release()
+                    if bar is not None:
+                        bar.update(1)
+            finally:
+                client.cancel([*futures, shared])
             return
         import dask
         from dask.callbacks import Callback

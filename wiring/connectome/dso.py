@@ -43,6 +43,8 @@ from wiring.rules.base import (
     SupportsFactors,
     VoxelFactors,
     WiringRule,
+    call_rate,
+    check_rates,
     check_theta,
     theta_columns,
 )
@@ -518,13 +520,15 @@ def expected_row_synapses(
     n_rows = np.diff(table.indptr)
     feats = rule_features(rule, table)
     if rule.level == "pair":
-        lam = np.asarray(rule.rate(feats, theta_columns(th)), np.float64)
+        lam = call_rate(rule, feats, theta_columns(th))
         lam = np.broadcast_to(lam, (1, table.n_pairs))[0].copy()
         per_row = None
     else:
-        per_row = np.asarray(rule.rate(feats, theta_columns(th)), dtype=np.float64)
+        per_row = call_rate(rule, feats, theta_columns(th))
         per_row = np.broadcast_to(per_row, (1, table.n_rows))[0].copy()
+        check_rates(rule, per_row, th)
         lam = segment_sum(per_row, table.indptr)
+    check_rates(rule, lam, th)
     pair_of_row = np.repeat(np.arange(table.n_pairs), n_rows)
     if rule.synapses == "binomial" and per_row is not None:
         row_syn = -np.expm1(-per_row)

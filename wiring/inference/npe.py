@@ -127,8 +127,10 @@ def _threads(n: int | None) -> Iterator[None]:
 
 
 def build_prior(prior_spec: PriorSpec) -> Any:
-    """The torch distribution of ``prior_spec``: sbi's ``BoxUniform`` or a ``MultivariateNormal``
-    with diagonal covariance ``scale²`` (float32, event shape (d,))."""
+    """The torch distribution of ``prior_spec``: sbi's ``BoxUniform``, a ``MultivariateNormal``
+    with diagonal covariance ``scale²``, or for a truncated Gaussian an ``Independent``
+    :class:`wiring.inference._torch_priors.TruncatedNormal` whose support is the truncation box (float32,
+    event shape (d,))."""
     import torch
     from sbi.utils import BoxUniform
 
@@ -138,6 +140,18 @@ def build_prior(prior_spec: PriorSpec) -> Any:
             high=torch.tensor(prior_spec.high, dtype=torch.float32),
         )
     scale = torch.tensor(prior_spec.scale, dtype=torch.float32)
+    if prior_spec.truncated:
+        from wiring.inference._torch_priors import TruncatedNormal
+
+        return torch.distributions.Independent(
+            TruncatedNormal(
+                loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
+                scale=scale,
+                low=torch.tensor(prior_spec.low, dtype=torch.float32),
+                high=torch.tensor(prior_spec.high, dtype=torch.float32),
+            ),
+            1,
+        )
     return torch.distributions.MultivariateNormal(
         loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
         covariance_matrix=torch.diag(scale**2),
@@ -547,6 +561,7 @@ def train_from_store(store: Any, **kwargs: Any) -> Posterior:
         "rule": store.rule_info, "measurement_names": list(store.measurement_names),
         "measurement_hash": store.measurement_hash, "anatomy_hash": store.anatomy_hash,
         "store_hash": store.content_hash(), "store_seed": store.seed,
+        "protocol": store.attrs.get("protocol"),
         **dict(kwargs.pop("metadata", None) or {}),
     }
     return train_posterior(theta, x, store.prior_spec, metadata=meta, **kwargs)

@@ -1,8 +1,10 @@
 """Prior specifications built from a rule's parameter specs (plain data, no torch).
 
 A :class:`PriorSpec` is a frozen value that names the parameters and holds either a diagonal
-Gaussian (``loc``/``scale``, ``scale`` being the standard deviation) or a box-uniform prior
-(``low``/``high``). It round-trips through JSON and TOML, samples with a numpy ``Generator`` (the
+Gaussian (``loc``/``scale``, ``scale`` being the standard deviation), optionally truncated per
+parameter to ``[low, high]`` (an infinite bound: no truncation on that side), or a box-uniform
+prior (``low``/``high``). Rules whose parameters have a bounded domain get a Gaussian truncated to
+their plausible range by default, so that no default prior puts mass where the rule is undefined. It round-trips through JSON and TOML, samples with a numpy ``Generator`` (the
 simulation store draws θ with it), and is turned into a torch distribution by
 :func:`wiring.inference.build_prior`.
 
@@ -77,7 +79,9 @@ class PriorSpec:
     loc, scale : tuple of float, optional
         Gaussian mean and standard deviation per parameter (``kind="gaussian"`` only).
     low, high : tuple of float, optional
-        Box bounds per parameter (``kind="uniform"`` only).
+        Box bounds per parameter (``kind="uniform"``, required), or truncation bounds of a
+        Gaussian (optional; ``-inf``/``inf`` or ``None`` in JSON for an open side). A truncated
+        Gaussian's ``loc``/``scale`` are those of the Gaussian before truncation.
 
     Examples
     --------
@@ -104,16 +108,22 @@ class PriorSpec:
             raise InvalidParameterError(
                 f"prior parameter names must be non-empty and unique, got {list(names)}"
             )
-        for key in ("loc", "scale", "low", "high"):
-            object.__setattr__(self, key, _floats(key, getattr(self, key)))
+        if self.kind == "gaussian":
+            for key in ("low", "high"):
+                object.__setattr__(self, key, _bounds(key, getattr(self, key)))
+            for key in ("loc", "scale"):
+                object.__setattr__(self, key, _floats(key, getattr(self, key)))
+        else:
+            for key in ("loc", "scale", "low", "high"):
+                object.__setattr__(self, key, _floats(key, getattr(self, key)))
         need, other = (("loc", "scale"), ("low", "high"))
         if self.kind == "uniform":
             need, other = other, need
-        for key in other:
-            if getattr(self, key) is not None:
-                raise InvalidParameterError(
-                    f"a {self.kind} prior takes {need[0]}/{need[1]}, not {key!r}; remove it"
-                )
+            for key in other:
+                if getattr(self, key) is not None:
+                    raise InvalidParameterError(
+                        f"a {self.kind} prior takes {need[0]}/{need[1]}, not {key!r}; remove it"
+                    )
         d = len(names)
         for key in need:
             vals = getattr(self, key)
@@ -135,12 +145,96 @@ class PriorSpec:
                     raise InvalidParameterError(
                         f"prior scale (standard deviation) of {n!r} is {s!r}; it must be > 0"
                     )
+            self._check_truncation()
         else:
             for n, lo, hi in zip(names, self.low or (), self.high or (), strict=True):
                 if not lo < hi:
                     raise InvalidParameterError(
                         f"uniform prior bounds of {n!r} are low={lo!r}, high={hi!r}; need low < high"
                     )
+
+    def _check_truncation(self) -> None:
+        """Fill open truncation bounds, drop them when nothing is truncated, check the rest."""
+        d = len(self.names)
+        low = self.low if self.low is not None else (-math.inf,) * d
+        high = self.high if self.high is not None else (math.inf,) * d
+        for key, vals in (("low", low), ("high", high)):
+            if len(vals) != d:
+                raise ShapeMismatchError(
+                    f"prior {key} has {len(vals)} value(s) but there are {d} parameter(s) "
+                    f"{list(self.names)}; give one value per parameter"
+                )
+        if all(math.isinf(v) for v in low + high):
+            object.__setattr__(self, "low", None)
+            object.__setattr__(self, "high", None)
+            return
+        object.__setattr__(self, "low", tuple(low))
+        object.__setattr__(self, "high", tuple(high))
+        for k, n in enumerate(self.names):
+            lo, hi = low[k], high[k]
+            if lo == math.inf or hi == -math.inf or not lo < hi:
+                raise InvalidParameterError(
+                    f"truncation bounds of {n!r} are low={lo!r}, high={hi!r}; need low < high"
+                )
+            if self._z(k) <= 1e-12:
+                raise InvalidParameterError(
+                    f"the Gaussian prior of {n!r}, N({self.loc[k]}, {self.scale[k]}²), has no "  # type: ignore[index]
+                    f"mass between its truncation bounds [{lo}, {hi}]; move loc inside them"
+                )
+
+    @property
+    def truncated(self) -> bool:
+        """Whether this is a Gaussian truncated on at least one side."""
+        return self.kind == "gaussian" and self.low is not None
+
+    def _ab(self, k: int) -> tuple[float, float]:
+        """Standardized truncation bounds of parameter ``k`` (±inf when open)."""
+        assert self.loc is not None and self.scale is not None
+        lo = self.low[k] if self.low is not None else -math.inf
+        hi = self.high[k] if self.high is not None else math.inf
+        return (lo - self.loc[k]) / self.scale[k], (hi - self.loc[k]) / self.scale[k]
+
+    def _z(self, k: int) -> float:
+        """Mass of the untruncated Gaussian of parameter ``k`` between its bounds."""
+        a, b = self._ab(k)
+        if a > 0:  # upper tail: use the symmetric form for accuracy
+            return _ndtr(-a) - _ndtr(-b)
+        return _ndtr(b) - _ndtr(a)
+
+    def _gaussian_ppf(self, u: FloatArray) -> FloatArray:
+        """Inverse CDF of the (truncated) Gaussian marginals applied to uniforms (n, d)."""
+        from scipy.special import ndtri
+        from scipy.stats import truncnorm
+
+        loc = np.asarray(self.loc, dtype=np.float64)
+        scale = np.asarray(self.scale, dtype=np.float64)
+        if not self.truncated:
+            return np.asarray(loc + scale * ndtri(u), dtype=np.float64)
+        a = np.array([self._ab(k)[0] for k in range(self.d)])
+        b = np.array([self._ab(k)[1] for k in range(self.d)])
+        out = truncnorm.ppf(u, a, b, loc=loc, scale=scale)
+        low = np.asarray(self.low, dtype=np.float64)
+        high = np.asarray(self.high, dtype=np.float64)
+        return np.asarray(np.clip(out, low, high), dtype=np.float64)
+
+    def moments(self) -> tuple[FloatArray, FloatArray]:
+        """Mean and variance (d,) of each marginal (truncation included)."""
+        if self.kind == "uniform":
+            low = np.asarray(self.low, dtype=np.float64)
+            high = np.asarray(self.high, dtype=np.float64)
+            return (low + high) / 2.0, (high - low) ** 2 / 12.0
+        loc = np.asarray(self.loc, dtype=np.float64)
+        scale = np.asarray(self.scale, dtype=np.float64)
+        if not self.truncated:
+            return loc, scale**2
+        from scipy.stats import truncnorm
+
+        mean, var = np.empty(self.d), np.empty(self.d)
+        for k in range(self.d):
+            a, b = self._ab(k)
+            m, v = truncnorm.stats(a, b, loc=loc[k], scale=scale[k], moments="mv")
+            mean[k], var[k] = float(m), float(v)
+        return mean, var
 
     @property
     def d(self) -> int:
@@ -153,6 +247,8 @@ class PriorSpec:
         if self.kind == "gaussian":
             loc = np.asarray(self.loc, dtype=np.float64)
             scale = np.asarray(self.scale, dtype=np.float64)
+            if self.truncated:
+                return self._gaussian_ppf(rng.random((n, self.d)))
             return loc + scale * rng.standard_normal((n, self.d))
         low = np.asarray(self.low, dtype=np.float64)
         high = np.asarray(self.high, dtype=np.float64)
@@ -165,16 +261,12 @@ class PriorSpec:
         and the parameter index, then the inverse CDF), so any split of the rows into batches
         gives the same vectors.
         """
-        from scipy.special import ndtri
-
         from wiring.rules.draw import keyed_uniforms
 
         rows = np.arange(start, stop, dtype=np.int64)[:, None]
         u = keyed_uniforms(key, rows, np.arange(self.d, dtype=np.int64)[None, :])
         if self.kind == "gaussian":
-            loc = np.asarray(self.loc, dtype=np.float64)
-            scale = np.asarray(self.scale, dtype=np.float64)
-            return np.asarray(loc + scale * ndtri(u), dtype=np.float64)
+            return self._gaussian_ppf(u)
         low = np.asarray(self.low, dtype=np.float64)
         high = np.asarray(self.high, dtype=np.float64)
         return np.asarray(low + (high - low) * u, dtype=np.float64)
@@ -194,7 +286,16 @@ class PriorSpec:
                 return 0.0 if v < 0 else 1.0
             return 0.5 * math.erfc(-(v - mu) / (s * math.sqrt(2.0)))
 
-        return cdf(lo) + (1.0 - cdf(hi))
+        if not self.truncated:
+            return cdf(lo) + (1.0 - cdf(hi))
+        a, b = self._ab(k)
+        tlo, thi = mu + s * a, mu + s * b
+        ilo, ihi = max(lo, tlo), min(hi, thi)
+        if not ilo < ihi:
+            return 1.0
+        za, zb = (ilo - mu) / s, (ihi - mu) / s
+        inside = _ndtr(-za) - _ndtr(-zb) if za > 0 else _ndtr(zb) - _ndtr(za)
+        return max(0.0, 1.0 - inside / self._z(k))
 
     # -- serialization ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -203,6 +304,9 @@ class PriorSpec:
         keys = ("loc", "scale") if self.kind == "gaussian" else ("low", "high")
         for key in keys:
             out[key] = list(getattr(self, key))
+        if self.truncated:  # open sides are None (JSON has no infinity)
+            for key in ("low", "high"):
+                out[key] = [None if math.isinf(v) else v for v in getattr(self, key)]
         return out
 
     @classmethod
@@ -256,6 +360,8 @@ class PriorSpec:
         """
         lines = []
         for key, value in self.to_dict().items():
+            if key in ("low", "high"):
+                value = list(getattr(self, key))  # TOML writes open sides as -inf / inf
             if isinstance(value, str):
                 lines.append(f"{key} = {json.dumps(value)}")
             elif value and isinstance(value[0], str):
@@ -275,6 +381,34 @@ class PriorSpec:
         if "prior" in data and isinstance(data["prior"], Mapping):
             table = data["prior"]
         return cls.from_dict(table)
+
+
+def _ndtr(v: float) -> float:
+    """Standard normal CDF."""
+    if math.isinf(v):
+        return 0.0 if v < 0 else 1.0
+    return 0.5 * math.erfc(-v / math.sqrt(2.0))
+
+
+def _bounds(name: str, values: Sequence[float | None] | None) -> tuple[float, ...] | None:
+    """Truncation bounds: numbers, ``None`` or ±inf for an open side (NaN refused)."""
+    if values is None:
+        return None
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise InvalidParameterError(f"prior {name} must be a list of numbers, got {values!r}")
+    open_side = -math.inf if name == "low" else math.inf
+    out = []
+    for v in values:
+        try:
+            f = open_side if v is None else float(v)
+        except (TypeError, ValueError) as err:
+            raise InvalidParameterError(
+                f"prior {name} must be a list of numbers, got {values!r}"
+            ) from err
+        if math.isnan(f):
+            raise InvalidParameterError(f"prior {name} must not be NaN, got {list(values)}")
+        out.append(f)
+    return tuple(out)
 
 
 def _params(rule: WiringRule | Sequence[ParamSpec]) -> tuple[str, tuple[ParamSpec, ...]]:
@@ -322,10 +456,12 @@ def check_prior_spec(spec: PriorSpec, rule: WiringRule | Sequence[ParamSpec]) ->
                 if spec.kind == "uniform"
                 else f"N({spec.loc[k]}, {spec.scale[k]}²)"  # type: ignore[index]
             )
+            if spec.truncated:
+                where += f" truncated to [{spec.low[k]}, {spec.high[k]}]"  # type: ignore[index]
             raise InvalidParameterError(
                 f"prior for {p.name!r} is {where}, which puts {outside:.3g} of its mass outside "
                 f"the parameter's domain [{lo}, {hi}] where {label} is undefined; move the "
-                f"prior inside the domain"
+                f"prior inside the domain (or truncate it: low/high)"
             )
         if spec.kind == "uniform":
             a, b = spec.low[k], spec.high[k]  # type: ignore[index]
@@ -352,8 +488,11 @@ def build_prior_spec(
 
     Gaussian defaults: ``loc`` = the parameters' a-priori values (``default``), standard deviation
     √:data:`PAPER_GAUSSIAN_VARIANCE` for rules with a published prior (``dso``: √0.05), otherwise a
-    quarter of the plausible range (``(high - low) / 4``). ``variance`` may be given instead of
-    ``scale``. Uniform defaults: the parameters' plausible ranges ``[low, high]``.
+    quarter of the plausible range (``(high - low) / 4``); a parameter whose domain is bounded
+    (e.g. a probability, a non-negative factor) has its Gaussian truncated to the plausible range
+    ``[low, high]``, so the prior never puts mass where the rule is undefined. ``low``/``high``
+    given with ``kind="gaussian"`` are explicit truncation bounds (``-inf``/``inf``: open).
+    ``variance`` may be given instead of ``scale``. Uniform defaults: the parameters' plausible ranges ``[low, high]``.
 
     Examples
     --------
@@ -370,8 +509,6 @@ def build_prior_spec(
         )
     names = tuple(p.name for p in params)
     if kind == "gaussian":
-        if low is not None or high is not None:
-            raise InvalidParameterError("a gaussian prior takes loc/scale, not low/high")
         if scale is not None and variance is not None:
             raise InvalidParameterError("give either scale (std) or variance, not both")
         if variance is not None:
@@ -386,7 +523,20 @@ def build_prior_spec(
                 scale = tuple((p.high - p.low) / 4.0 for p in params)
         if loc is None:
             loc = tuple(p.default for p in params)
-        spec = PriorSpec(kind="gaussian", names=names, loc=tuple(loc), scale=tuple(scale))
+        if low is None and high is None:
+            # truncate where needed: a parameter whose domain is bounded keeps its Gaussian
+            # inside the plausible range, so that no mass falls where the rule is undefined
+            bounded = [not (math.isinf(p.domain[0]) and math.isinf(p.domain[1])) for p in params]
+            low = tuple(p.low if b else -math.inf for p, b in zip(params, bounded, strict=True))
+            high = tuple(p.high if b else math.inf for p, b in zip(params, bounded, strict=True))
+        spec = PriorSpec(
+            kind="gaussian",
+            names=names,
+            loc=tuple(loc),
+            scale=tuple(scale),
+            low=None if low is None else tuple(low),
+            high=None if high is None else tuple(high),
+        )
     else:
         if loc is not None or scale is not None or variance is not None:
             raise InvalidParameterError("a uniform prior takes low/high, not loc/scale/variance")

@@ -29,6 +29,7 @@ from wiring.measurements.sets import (
     MeasurementSet,
     list_measurement_sets,
     load_measurement_set,
+    pooling_order,
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "load_measurement_set",
     "measurement_set_from_model",
     "parse_selector",
+    "pooling_order",
     "population",
     "populations",
     "select",

@@ -124,7 +124,11 @@ def set_from_model(
                     title=a.get("title") or "", journal=a.get("journal") or "",
                 ),
                 description=description,
-                eligibility="all",
+                # a slice mask: the research code averages, over presynaptic neurons, the
+                # connected fraction of each one's listed candidates
+                eligibility="listed" if pop.pair_pre is not None else "all",
+                source_population=str(pname) if pop.pair_pre is not None else "",
+                statistic="per_pre" if proto == "slice" else "pairs",
             )
         except FieldProblem as err:
             raise MeasurementError(

@@ -77,8 +77,9 @@ MEASUREMENT_FIELDS: dict[str, str] = {
     "id": "unique identifier within the set (no whitespace)",
     "pre": "presynaptic population: selector text or table (see wiring.measurements.selectors)",
     "post": "postsynaptic population: selector text or table",
-    "probability": "measured connection probability, a number in [0, 1]",
+    "probability": "measured connection probability, a number in [0, 1] (optional with connected)",
     "n_pairs": "number of pairs tested, an integer > 0",
+    "connected": "number of tested pairs found connected, an integer in 0..n_pairs (optional)",
     "protocol": "'invivo' or 'slice'",
     "species": "e.g. 'rat'",
     "authors": "author list, e.g. 'Bruno RM, Sakmann B'",
@@ -88,17 +89,24 @@ MEASUREMENT_FIELDS: dict[str, str] = {
     "journal": "journal, volume and pages (optional)",
     "description": "free text (optional)",
     "eligibility": "'protocol' (default: slice emulation for slice data) or 'all' pairs",
+    "includes": "ids of measurements whose tested pairs are among this one's (optional)",
+    "statistic": "'pairs' (default: connected fraction) or 'per_pre' (mean over pre neurons)",
+    "source_population": "model population whose listed pairs are eligible ('listed')",
 }
 #: Fields every record must give.
 REQUIRED_FIELDS: tuple[str, ...] = (
-    "id", "pre", "post", "probability", "n_pairs", "protocol", "species", "authors", "year", "doi",
+    "id", "pre", "post", "n_pairs", "protocol", "species", "authors", "year", "doi",
 )
+#: Fields of which a record must give at least one.
+ONE_OF_FIELDS: tuple[str, ...] = ("probability", "connected")
 #: Optional fields and their defaults.
 OPTIONAL_FIELDS: dict[str, str] = {
     "title": "",
     "journal": "",
     "description": "",
     "eligibility": "protocol",
+    "statistic": "pairs",
+    "source_population": "",
 }
 _TOP_KEYS = ("schema_version", "name", "description", "measurement")
 
@@ -325,6 +333,8 @@ def write_csv(
 
 
 def _csv_cell(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -355,7 +365,9 @@ def convert_text(name: str, text: str) -> Any:
             return float(text)
         except ValueError:
             raise FieldProblem("record", name, f"{text!r} is not a number") from None
-    if name in ("n_pairs", "year"):
+    if name == "includes":
+        return [p.strip() for p in text.split(",") if p.strip()]
+    if name in ("n_pairs", "year", "connected"):
         try:
             return int(text)
         except ValueError:

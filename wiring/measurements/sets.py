@@ -9,28 +9,34 @@ file layouts in :mod:`wiring.measurements.io`), and two literature sets ship wit
 
 ``vpm-invivo``
     The seven in vivo measurements Boelts et al. 2023 inferred from: VPM neurons of the C2
-    barreloid to L4 (column and septum), L4sp, L4ss, L5IT, L5PT and L6 excitatory cells. Every
-    postsynaptic population lies in the C2 column region, except ``L4-septum`` (septum region).
+    barreloid to L4 (column and septum), L4sp, L4ss, L5IT, L5PT and L6 excitatory cells, as
+    counts (17 of 40 pairs connected, ...). Every postsynaptic population lies in the C2 column
+    region, except ``L4-septum`` (the septum around C2). L4 pools the L4sp and L4ss pairs
+    (``includes``; inferred from the counts).
 ``rat-invitro``
     Seven intracortical paired recordings in rat slices, all within the C2 column region.
 
 :func:`population` turns a measurement into the neurons and the eligible (pre, post) pairs of a
 model: in vivo, every pre × post pair; in a slice (:class:`SliceConfig`), only pairs whose somata
-both lie in one slab and are close enough. Autapses (i == j) are never eligible.
+both lie in one slab at a patchable depth and are close enough (and their arbors are cut at the
+slab surfaces by the feature extraction). Autapses (i == j) are never eligible.
 
 Examples
 --------
 >>> mset = load_measurement_set("vpm-invivo")
 >>> mset.names
 ('L4', 'L4-septum', 'L4sp', 'L4ss', 'L5IT', 'L5PT', 'L6')
->>> mset.x_o.tolist()
-[0.43, 0.43, 0.42, 0.64, 0.17, 0.44, 0.09]
+>>> [f"{m.connected}/{m.n_pairs}" for m in mset]
+['17/40', '6/14', '10/24', '7/11', '3/18', '4/9', '1/11']
+>>> mset["L4"].includes
+('L4sp', 'L4ss')
 >>> str(mset["L4-septum"].post)
-'cell_type=L4exc;region=septum'
+'cell_type=L4exc;region=septum;column=C2'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.resources
 import json
@@ -52,6 +58,7 @@ from wiring.measurements import io as mio
 from wiring.measurements.io import (
     DOI_PATTERN,
     MEASUREMENT_FIELDS,
+    ONE_OF_FIELDS,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     FieldProblem,
@@ -71,16 +78,20 @@ __all__ = [
     "list_measurement_sets",
     "load_measurement_set",
     "measurement_from_values",
+    "pooling_order",
     "set_from_raw",
 ]
 
 logger = logging.getLogger(__name__)
 
 Protocol = Literal["invivo", "slice"]
-Eligibility = Literal["protocol", "all"]
+Eligibility = Literal["protocol", "all", "listed"]
+Statistic = Literal["pairs", "per_pre"]
 #: Recording protocols a measurement can have.
 PROTOCOLS: tuple[str, ...] = ("invivo", "slice")
-_ELIGIBILITY: tuple[str, ...] = ("protocol", "all")
+_ELIGIBILITY: tuple[str, ...] = ("protocol", "all", "listed")
+#: What a measurement reports of its tested pairs.
+STATISTICS: tuple[str, ...] = ("pairs", "per_pre")
 #: Built-in sets listed first, in this order; any other ``*.toml`` in the data folder follows.
 _BUILTIN_ORDER: tuple[str, ...] = ("vpm-invivo", "rat-invitro")
 _ID_PATTERN = re.compile(r"^\S+$")
@@ -177,8 +188,13 @@ class Measurement:
         Pre- and postsynaptic populations.
     probability
         Measured connection probability in [0, 1] (fraction of tested pairs found connected).
+        May be left out when ``connected`` is given: it is then ``connected / n_pairs``.
     n_pairs
         Number of pairs tested (> 0); the simulator samples this many pairs by default.
+    connected
+        Number of tested pairs found connected (k), when the publication gives it. Then the
+        observed value is exactly ``k / n_pairs`` (on the lattice of values the simulator can
+        produce); a ``probability`` given as well must agree with it to the percent.
     protocol
         ``"invivo"`` (every pre × post pair is eligible) or ``"slice"`` (pairs are restricted by
         :class:`SliceConfig`).
@@ -191,7 +207,22 @@ class Measurement:
     eligibility
         ``"protocol"`` (default): eligible pairs follow the protocol; ``"all"``: every
         pre × post pair is eligible whatever the protocol (populations defined by a data source,
-        see :func:`measurement_set_from_model`).
+        see :func:`measurement_set_from_model`); ``"listed"``: the pairs the model's source
+        population ``source_population`` lists (e.g. each presynaptic neuron's candidates in
+        a slice mask of the research code's feature tables).
+    statistic
+        ``"pairs"`` (default): the connected fraction of the tested pairs; ``"per_pre"``: the
+        mean, over the presynaptic neurons among the tested pairs, of the fraction of each
+        one's tested pairs that are connected (the research code's statistic for slice masks).
+    source_population
+        Name of the model population (``model.populations``) whose listed pairs are eligible,
+        for ``eligibility="listed"``.
+    includes
+        Ids of other measurements of the same set whose tested pairs are part of this one's
+        (a pooled recording: e.g. all L4 pairs of a study, of which the L4sp and L4ss pairs are
+        reported separately too). The simulator then tests the parts' sampled pairs plus
+        ``n_pairs - Σ n_parts`` further pairs of this population (see
+        :class:`wiring.simulation.simulator.Simulator`).
 
     Raises
     ------
@@ -202,13 +233,17 @@ class Measurement:
     id: str
     pre: Selector
     post: Selector
-    probability: float
     n_pairs: int
     protocol: Protocol
     species: str
     citation: Citation
+    probability: float = math.nan
+    connected: int | None = None
     description: str = ""
     eligibility: Eligibility = "protocol"
+    includes: tuple[str, ...] = ()
+    statistic: Statistic = "pairs"
+    source_population: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_PATTERN.match(self.id):
@@ -222,17 +257,6 @@ class Measurement:
                     owner, side, f"must be a Selector, got {getattr(self, side)!r}; "
                     "use wiring.measurements.selectors.parse_selector()"
                 )
-        p = self.probability
-        if not is_real(p):
-            raise FieldProblem(
-                owner, "probability", f"must be a number in [0, 1], got {p!r} ({type(p).__name__})"
-            )
-        if not (math.isfinite(float(p)) and 0.0 <= float(p) <= 1.0):
-            raise FieldProblem(
-                owner, "probability",
-                f"{p!r} is outside [0, 1]; give a fraction (e.g. 0.43), not a percentage",
-            )
-        object.__setattr__(self, "probability", float(p))
         n = self.n_pairs
         if not is_int(n):
             raise FieldProblem(
@@ -242,7 +266,48 @@ class Measurement:
             raise FieldProblem(
                 owner, "n_pairs", f"{n!r} is not positive; give the number of pairs tested (>= 1)"
             )
-        object.__setattr__(self, "n_pairs", int(n))
+        n = int(n)
+        object.__setattr__(self, "n_pairs", n)
+        k = self.connected
+        if k is not None:
+            if not is_int(k):
+                raise FieldProblem(
+                    owner, "connected",
+                    f"must be a whole number of connected pairs, got {k!r} ({type(k).__name__})",
+                )
+            if not 0 <= int(k) <= n:
+                raise FieldProblem(
+                    owner, "connected",
+                    f"{k!r} connected pairs is outside 0..{n} (n_pairs = {n})",
+                )
+            object.__setattr__(self, "connected", int(k))
+        p = self.probability
+        if not is_real(p):
+            raise FieldProblem(
+                owner, "probability", f"must be a number in [0, 1], got {p!r} ({type(p).__name__})"
+            )
+        if math.isnan(float(p)):
+            if k is None:
+                raise FieldProblem(
+                    owner, "probability",
+                    f"{p!r} is outside [0, 1] or missing; give the measured probability or the "
+                    "number of pairs found connected ('connected')",
+                )
+            p = int(k) / n
+        if not (math.isfinite(float(p)) and 0.0 <= float(p) <= 1.0):
+            raise FieldProblem(
+                owner, "probability",
+                f"{p!r} is outside [0, 1]; give a fraction (e.g. 0.43), not a percentage",
+            )
+        if k is not None and abs(float(p) - int(k) / n) > 0.005 + 1e-9:
+            raise FieldProblem(
+                owner, "probability",
+                f"{p!r} disagrees with connected / n_pairs = {k}/{n} = {int(k) / n:.4f} "
+                "(they must agree to the percent)",
+            )
+        object.__setattr__(
+            self, "probability", float(p) if k is None else int(k) / n
+        )
         if self.protocol not in PROTOCOLS:
             raise FieldProblem(
                 owner, "protocol",
@@ -257,6 +322,36 @@ class Measurement:
                 owner, "eligibility",
                 f"{self.eligibility!r} is not allowed; use {', '.join(map(repr, _ELIGIBILITY))}",
             )
+        if self.statistic not in STATISTICS:
+            raise FieldProblem(
+                owner, "statistic",
+                f"{self.statistic!r} is not a statistic; use {', '.join(map(repr, STATISTICS))}",
+            )
+        _check_str(owner, "source_population", self.source_population, empty_ok=True)
+        if self.eligibility == "listed" and not self.source_population:
+            raise FieldProblem(
+                owner, "source_population",
+                "is missing: eligibility 'listed' takes the pairs of a model population; name it",
+            )
+        inc = self.includes
+        if isinstance(inc, str) or not isinstance(inc, (list, tuple)) or not all(
+            isinstance(i, str) and _ID_PATTERN.match(i) for i in inc
+        ):
+            raise FieldProblem(
+                owner, "includes",
+                f"must be a list of measurement ids, got {inc!r}",
+            )
+        if self.id in inc:
+            raise FieldProblem(owner, "includes", "a measurement cannot include itself")
+        if len(set(inc)) != len(inc):
+            raise FieldProblem(owner, "includes", f"{list(inc)!r} names a measurement twice")
+        object.__setattr__(self, "includes", tuple(inc))
+        if inc and self.statistic != "pairs":
+            raise FieldProblem(
+                owner, "includes",
+                f"a pooled measurement reports the connected fraction of its pairs; statistic "
+                f"{self.statistic!r} cannot pool",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-native dict (selectors as dicts, the citation nested)."""
@@ -266,11 +361,15 @@ class Measurement:
             "post": self.post.to_dict(),
             "probability": self.probability,
             "n_pairs": self.n_pairs,
+            "connected": self.connected,
             "protocol": self.protocol,
             "species": self.species,
             "citation": self.citation.to_dict(),
             "description": self.description,
             "eligibility": self.eligibility,
+            "includes": list(self.includes),
+            "statistic": self.statistic,
+            "source_population": self.source_population,
         }
 
     @classmethod
@@ -290,6 +389,7 @@ class Measurement:
             "post": str(self.post),
             "probability": self.probability,
             "n_pairs": self.n_pairs,
+            **({} if self.connected is None else {"connected": self.connected}),
             "protocol": self.protocol,
             "species": self.species,
             **self.citation.to_dict(),
@@ -297,6 +397,12 @@ class Measurement:
         }
         if self.eligibility != "protocol":
             rec["eligibility"] = self.eligibility
+        if self.includes:
+            rec["includes"] = list(self.includes)
+        if self.statistic != "pairs":
+            rec["statistic"] = self.statistic
+        if self.source_population:
+            rec["source_population"] = self.source_population
         return {k: v for k, v in rec.items() if v != "" or k in mio.REQUIRED_FIELDS}
 
 
@@ -338,6 +444,7 @@ class MeasurementSet:
                 )
             seen[m.id] = k
         object.__setattr__(self, "measurements", ms)
+        pooling_order(ms, set_name=self.name)
 
     # -- sequence-like access ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -374,10 +481,21 @@ class MeasurementSet:
         return np.array([m.n_pairs for m in self.measurements], dtype=np.int64)
 
     def subset(self, ids: list[str] | tuple[str, ...], *, name: str | None = None) -> MeasurementSet:
-        """A new set with the given measurements, in the order given (e.g. for held-out data)."""
+        """A new set with the given measurements, in the order given (e.g. for held-out data).
+
+        A pooled measurement whose parts are left out keeps only the parts that remain in
+        ``includes`` (without its parts it draws all its pairs itself).
+        """
+        keep = set(ids)
+        chosen = []
+        for i in ids:
+            m = self[i]
+            if any(p not in keep for p in m.includes):
+                m = dataclasses.replace(m, includes=tuple(p for p in m.includes if p in keep))
+            chosen.append(m)
         return MeasurementSet(
             name=name or f"{self.name}[{','.join(ids)}]",
-            measurements=tuple(self[i] for i in ids),
+            measurements=tuple(chosen),
             source=self.source,
             description=self.description,
         )
@@ -464,6 +582,58 @@ class MeasurementSet:
         description, eligibility`` optional). The set is named after the file stem.
         """
         return set_from_raw(mio.read_csv(_existing(path)), source=str(path))
+
+
+def pooling_order(
+    measurements: tuple[Measurement, ...] | list[Measurement], *, set_name: str = ""
+) -> list[int]:
+    """Positions of ``measurements`` in an order where every pooled measurement comes after
+    its parts (``includes``); checks that the parts exist, that there is no cycle and that the
+    parts' pairs tested do not exceed the pooled measurement's.
+
+    Raises
+    ------
+    MeasurementError
+        Naming the pooled measurement (record) and the problem.
+    """
+    where = f"measurement set {set_name!r}: " if set_name else ""
+    pos = {m.id: k for k, m in enumerate(measurements)}
+    for m in measurements:
+        for part in m.includes:
+            if part not in pos:
+                hint = get_close_matches(part, list(pos), n=1)
+                raise MeasurementError(
+                    f"{where}measurement {m.id!r}, field 'includes': unknown measurement "
+                    f"{part!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                )
+        total = sum(measurements[pos[p]].n_pairs for p in m.includes)
+        if total > m.n_pairs:
+            raise MeasurementError(
+                f"{where}measurement {m.id!r}, field 'includes': its parts tested {total} "
+                f"pairs, more than its own n_pairs = {m.n_pairs}"
+            )
+    order: list[int] = []
+    state = [0] * len(measurements)  # 0 new, 1 on the path, 2 done
+
+    def visit(k: int, path: list[str]) -> None:
+        if state[k] == 2:
+            return
+        mid = measurements[k].id
+        if state[k] == 1:
+            cycle = " -> ".join([*path[path.index(mid):], mid])
+            raise MeasurementError(
+                f"{where}measurement {mid!r}, field 'includes': pooled measurements form a "
+                f"cycle ({cycle})"
+            )
+        state[k] = 1
+        for part in measurements[k].includes:
+            visit(pos[part], [*path, mid])
+        state[k] = 2
+        order.append(k)
+
+    for k in range(len(measurements)):
+        visit(k, [])
+    return order
 
 
 def _existing(path: str | os.PathLike[str]) -> Path:
@@ -554,7 +724,15 @@ def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Meas
     for key in REQUIRED_FIELDS:
         if key not in values or (textual and values[key] == "" and key != "doi"):
             raise FieldProblem("record", key, f"is missing ({MEASUREMENT_FIELDS[key]})")
-    v = {**OPTIONAL_FIELDS, **values}
+    given = {k: x for k, x in values.items() if (x is not None and not (textual and x == ""))
+             or k in REQUIRED_FIELDS}
+    if not any(k in given for k in ONE_OF_FIELDS):
+        raise FieldProblem(
+            "record", "probability",
+            "is missing; give the measured probability or the number of pairs found connected "
+            "('connected')",
+        )
+    v = {**OPTIONAL_FIELDS, **given}
     if textual:
         v = {k: convert_text(k, x) for k, x in v.items()}
     citation = Citation(
@@ -565,13 +743,18 @@ def measurement_from_values(values: Mapping[str, Any], *, textual: bool) -> Meas
         id=v["id"],
         pre=selector_of("pre", v["pre"]),
         post=selector_of("post", v["post"]),
-        probability=v["probability"],
+        probability=v.get("probability", math.nan),
+        connected=v.get("connected"),
         n_pairs=v["n_pairs"],
         protocol=v["protocol"],
         species=v["species"],
         citation=citation,
         description=v["description"],
         eligibility=v["eligibility"],
+        includes=tuple(v["includes"]) if isinstance(v.get("includes"), list) else v.get(
+            "includes", ()),
+        statistic=v["statistic"],
+        source_population=v["source_population"],
     )
 
 
@@ -594,7 +777,10 @@ def set_from_raw(raw: RawSet, *, source: str) -> MeasurementSet:
             )
         first_row[m.id] = rec.where
         measurements.append(m)
-    return MeasurementSet(
-        name=raw.name, measurements=tuple(measurements), source=source,
-        description=raw.description,
-    )
+    try:
+        return MeasurementSet(
+            name=raw.name, measurements=tuple(measurements), source=source,
+            description=raw.description,
+        )
+    except MeasurementError as err:
+        raise MeasurementError(f"{raw.path}: {err}") from None

@@ -22,8 +22,8 @@ from typing import ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from wiring._typing import BoolArray, FloatArray
-from wiring.errors import InvalidParameterError, ShapeMismatchError
+from wiring._typing import BoolArray, FloatArray, IntArray
+from wiring.errors import InvalidParameterError, RuleRateError, ShapeMismatchError
 
 __all__ = [
     "PAIR_FEATURES",
@@ -37,6 +37,8 @@ __all__ = [
     "SynapseModel",
     "VoxelFactors",
     "WiringRule",
+    "call_rate",
+    "check_rates",
     "check_theta",
     "check_theta_in_domain",
     "in_domain",
@@ -206,6 +208,84 @@ def theta_columns(theta: FloatArray, *, trailing: int = 1) -> list[FloatArray]:
     return [theta[:, k].reshape(shape) for k in range(theta.shape[1])]
 
 
+def call_rate(
+    rule: WiringRule, features: Mapping[str, FloatArray], theta: Sequence[FloatArray]
+) -> FloatArray:
+    """``rule.rate(features, theta)`` as float64; an exception inside a rule's code becomes a
+    :class:`RuleRateError` naming the rule (chained, so ``--debug`` shows where it came from).
+
+    Errors of this package (:class:`wiring.errors.WiringError`) and ``MemoryError`` pass
+    unchanged.
+    """
+    from wiring.errors import WiringError
+
+    try:
+        out = rule.rate(features, theta)
+        return np.asarray(out, dtype=np.float64)
+    except (WiringError, MemoryError):
+        raise
+    except Exception as err:
+        msg = " ".join(str(err).split())
+        raise RuleRateError(
+            f"rule {rule.name!r}: rate() raised {type(err).__name__}: {msg}"
+        ) from err
+
+
+def check_rates(
+    rule: WiringRule,
+    rates: FloatArray,
+    theta: FloatArray | Callable[[IntArray], FloatArray] | None = None,
+    *,
+    nan_outside_box: bool = False,
+) -> None:
+    """Raise :class:`RuleRateError` if ``rates`` holds a negative or NaN value (``inf`` is a
+    valid rate: a certain synapse).
+
+    ``theta`` names the parameters in the message: a (B, d) matrix whose rows belong to the
+    leading axis of ``rates``, or a function from flat indices of ``rates`` to their θ rows
+    (so that a per-row θ matrix is only built when something is wrong). With
+    ``nan_outside_box`` a NaN is accepted where θ lies outside the rule's plausible range
+    (the contract asks for non-NaN rates inside it; the simulator turns the others into NaN
+    rows). The normal case costs one reduction over the array.
+    """
+    if rates.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        lowest = float(np.min(rates))
+    if lowest >= 0:
+        return
+    flat = np.ravel(rates)
+    neg = np.flatnonzero(flat < 0)
+    nan = np.flatnonzero(np.isnan(flat))
+
+    def theta_at(idx: IntArray) -> FloatArray | None:
+        if theta is None:
+            return None
+        if callable(theta):
+            return np.asarray(theta(idx), dtype=np.float64).reshape(len(idx), -1)
+        rows = np.unravel_index(idx, rates.shape)[0] if rates.ndim >= 2 else np.zeros_like(idx)
+        if theta.shape[0] == 1:
+            rows = np.zeros_like(idx)
+        return np.asarray(theta[rows], dtype=np.float64).reshape(len(idx), -1)
+
+    if len(neg) == 0 and nan_outside_box:
+        th = theta_at(nan)
+        if th is not None:
+            low = np.array([p.low for p in rule.params])
+            high = np.array([p.high for p in rule.params])
+            in_box = np.all((th >= low) & (th <= high), axis=1)
+            nan = nan[in_box]
+    bad = neg if len(neg) else nan
+    if len(bad) == 0:
+        return
+    first = bad[:1]
+    th = theta_at(first)
+    at = f" at theta {th[0].tolist()}" if th is not None else ""
+    raise RuleRateError(
+        f"rule {rule.name!r}: rate() returned {float(flat[first[0]])!r}{at} ({len(bad)} such "
+        f"value(s)); expected synapse counts must be >= 0 and not NaN (inf allowed); check "
+        f"the rule with `wiring rules check {rule.name}`"
+    )
 # --------------------------------------------------------------------------------------------
 # optional capabilities: a rule that implements one runs on a faster path with the same numbers
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,13 @@ from wiring._drawkernels import id_multiplier, poisson_quantiles, splitmix64
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import InvalidParameterError, ShapeMismatchError
 from wiring.pairs import PairTable, pair_rate, rule_features, segment_sum
-from wiring.rules.base import WiringRule, check_theta_in_domain, theta_columns
+from wiring.rules.base import (
+    WiringRule,
+    call_rate,
+    check_rates,
+    check_theta_in_domain,
+    theta_columns,
+)
 
 __all__ = [
     "MAX_POISSON_MEAN",
@@ -206,7 +212,8 @@ def draw_synapse_counts(
     p = table.n_pairs
     if rule.synapses == "binomial":
         feats = rule_features(rule, table)
-        rates = np.asarray(rule.rate(feats, theta_columns(th)), dtype=np.float64)
+        rates = call_rate(rule, feats, theta_columns(th))
+        check_rates(rule, rates, th)
         rates = np.broadcast_to(rates, (1, table.n_rows))[0]
         if uniforms is not None:
             u = _check_uniforms(uniforms, table.n_rows, "row")

@@ -13,11 +13,24 @@ where ``G = 0x9E3779B97F4A7C15`` and ``mix`` is the SplitMix64 output function (
 "mix13"): each simulation's draws are exactly a SplitMix64 sequence seeded with ``k_i``.
 A 64-bit draw ``z`` becomes the uniform ``((z >> 11) + 1) * 2**-53`` in (0, 1].
 
-Draw order within simulation ``i``: measurements in set order, and for sampled pair ``s`` of a
-measurement with ``P`` eligible pairs, draw ``2s`` picks the pair ``min(floor(u * P), P - 1)``
-and draw ``2s + 1`` gives the exponential threshold ``E = -log(u)``; the pair is connected when
-its expected synapse count exceeds ``E`` (probability ``1 - exp(-lambda)``).
+Draw order within simulation ``i``: measurements with pooled ones after their parts
+(:func:`wiring.measurements.pooling_order`), and for every pair a measurement samples itself
+(all of them, or the ``n - t`` beyond the ``t`` pairs of its parts for a pooled one) one draw:
+with replacement the pick ``min(floor(u * P), P - 1)`` among the ``P`` eligible pairs; without
+replacement one step of Floyd's algorithm (step ``s`` of ``n'`` picks among ``M - n' + s + 1``
+values, ``M`` = eligible pairs not taken by the parts; a value already taken is replaced by the
+step's largest), which gives a uniformly random subset of ``n'`` distinct pairs in exactly
+``n'`` draws. The values are then mapped past the parts' pairs (sorted merge).
 
+One connectome per simulation
+-----------------------------
+Whether a pair is connected does not use the stream's draws: simulation ``i`` has the
+connectome key ``h_i = mix(k_i ^ C)`` (a fixed constant ``C``), and pair (pre ``a``, post ``b``,
+model neuron indices) gets the uniform ``u = keyed_uniform2(h_i, a, b)``
+(:mod:`wiring._drawkernels`); it is connected when its expected synapse count exceeds
+``E = -log(u)`` (probability ``1 - exp(-lambda)``), which is the same as its Poisson synapse
+count at ``u`` (inverse CDF) being at least one. A pair sampled twice, or in two measurements,
+therefore has one outcome in a simulation, whatever the batch, chunk or worker.
 Rates
 -----
 Log-linear rates ``exp(Σ_k c_k f_k + offset)`` are evaluated with a branch-free exponential
@@ -33,11 +46,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["kernels", "run_key", "stream_keys", "uniforms"]
+__all__ = ["CONNECTOME_SALT", "kernels", "run_key", "stream_keys", "uniforms"]
 
 from wiring._drawkernels import SPLITMIX_M1 as _M1
 from wiring._drawkernels import SPLITMIX_M2 as _M2
-from wiring._drawkernels import SPLITMIX_SHIFTS, splitmix64
+from wiring._drawkernels import SPLITMIX_SHIFTS, keyed_uniform2, splitmix64
 
 _G = np.uint64(0x9E3779B97F4A7C15)
 _S30, _S27, _S31, _S11 = SPLITMIX_SHIFTS
@@ -48,6 +61,9 @@ _LN2HI = 6.93147180369123816490e-01
 _LN2LO = 1.90821492927058770002e-10
 _CHUNK = 64
 _FCHUNK = 256
+#: Salt of the connectome key of a simulation (see the module docstring).
+CONNECTOME_SALT = np.uint64(0xC0FFEE5EED5A17ED)
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 # approximate math functions allowed, NaN/inf semantics kept (no 'nnan'/'ninf')
 _FASTMATH = {"contract", "afn", "reassoc", "arcp", "nsz"}
@@ -129,34 +145,169 @@ def _compile_base() -> dict[str, Any]:
 
     njit = nb.njit(cache=False, nogil=True, fastmath=_FASTMATH)
 
+    @inline  # type: ignore[misc,untyped-decorator]
+    def set_add(table: Any, stamp: Any, gen: int, shift: Any, v: int) -> bool:
+        """Insert ``v`` into the open-addressing set of generation ``gen``; False if present."""
+        mask = np.int64(table.shape[0] - 1)
+        h = np.int64((np.uint64(v) * _HASH_MUL) >> shift)
+        while stamp[h] == gen:
+            if table[h] == v:
+                return False
+            h = (h + 1) & mask
+        stamp[h] = gen
+        table[h] = v
+        return True
+
     @njit  # type: ignore[misc,untyped-decorator]
-    def sample_pairs(
-        keys: Any, pair_lo: Any, pair_n: Any, n_sample: Any, pairs: Any, thr: Any
-    ) -> None:
+    def sample_pairs(keys: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
+                     col_lo: Any, order: Any, edge_ptr: Any, edge_part: Any, edge_map_lo: Any,
+                     pool_map: Any, replace: bool, pairs: Any) -> None:
+        """Sampled pairs (global pair indices) of every stream key."""
         n_b = keys.shape[0]
         n_m = pair_lo.shape[0]
+        n_max = 1
+        for m in range(n_m):
+            n_max = max(n_max, n_sample[m])
+        size = 16
+        bits = 4
+        while size < 2 * n_max:
+            size *= 2
+            bits += 1
+        shift = np.uint64(64 - bits)
+        table = np.empty(size, dtype=np.int64)
+        stamp = np.zeros(size, dtype=np.int64)
+        taken = np.empty(n_max, dtype=np.int64)
+        picks = np.empty(n_max, dtype=np.int64)
+        gen = 0
         for b in range(n_b):
             key = keys[b]
             j = 0
-            col = 0
-            for m in range(n_m):
+            for mi in range(n_m):
+                m = order[mi]
+                lo = pair_lo[m]
                 n_p = pair_n[m]
-                for _s in range(n_sample[m]):
-                    u = uniform(key, j)
-                    thr[b, col] = -np.log(uniform(key, j + 1))
-                    j += 2
-                    k = int(u * n_p)
-                    if k >= n_p:
-                        k = n_p - 1
-                    pairs[b, col] = pair_lo[m] + k
-                    col += 1
+                c = col_lo[m]
+                t = 0
+                for e in range(edge_ptr[m], edge_ptr[m + 1]):
+                    q = edge_part[e]
+                    base = edge_map_lo[e] - pair_lo[q]
+                    for s in range(n_sample[q]):
+                        local = pool_map[base + pairs[b, col_lo[q] + s]]
+                        pairs[b, c] = lo + local
+                        taken[t] = local
+                        t += 1
+                        c += 1
+                n_x = n_sample[m] - t
+                if replace:
+                    for _s in range(n_x):
+                        k = int(uniform(key, j) * n_p)
+                        j += 1
+                        if k >= n_p:
+                            k = n_p - 1
+                        pairs[b, c] = lo + k
+                        c += 1
+                    continue
+                gen += 1
+                span = n_p - t  # values 0 .. span - 1: the pairs the parts did not take
+                for s in range(n_x):
+                    top = span - n_x + s
+                    k = int(uniform(key, j) * (top + 1))
+                    j += 1
+                    if k > top:
+                        k = top
+                    if not set_add(table, stamp, gen, shift, k):
+                        k = top
+                        set_add(table, stamp, gen, shift, k)
+                    picks[s] = k
+                if t > 0:
+                    tk = np.sort(taken[:t])
+                    pk = np.sort(picks[:n_x])
+                    ti = 0
+                    for s in range(n_x):
+                        v = pk[s] + ti
+                        while ti < t and tk[ti] <= v:
+                            ti += 1
+                            v += 1
+                        picks[s] = v
+                for s in range(n_x):
+                    pairs[b, c] = lo + picks[s]
+                    c += 1
+
+    @inline  # type: ignore[misc,untyped-decorator]
+    def threshold(h0: Any, a: Any, b: Any) -> float:
+        """``E = -log(u)`` of pair (a, b) in the connectome of key ``h0``."""
+        return -np.log(keyed_uniform2(h0, a, b))  # type: ignore[no-any-return]
+
+    @inline  # type: ignore[misc,untyped-decorator]
+    def connectome_key(key: Any) -> Any:
+        return mix(key ^ CONNECTOME_SALT)
+
+    @njit  # type: ignore[misc,untyped-decorator]
+    def thresholds(keys: Any, pre: Any, post: Any, pairs: Any, thr: Any) -> None:
+        """Connection thresholds of the sampled pairs (the numpy path's reference)."""
+        for b in range(pairs.shape[0]):
+            h0 = connectome_key(keys[b])
+            for c in range(pairs.shape[1]):
+                p = pairs[b, c]
+                thr[b, c] = threshold(h0, pre[p], post[p])
+
+    @njit  # type: ignore[misc,untyped-decorator]
+    def tally(valid: Any, hit: Any, nan: Any, root: Any, col_lo: Any, n_sample: Any,
+              per_pre: Any, pairs: Any, pre: Any, out: Any) -> int:
+        """Statistic per measurement from per-column hits (copies read from ``root``): the
+        connected fraction, or (``per_pre``) the mean over the presynaptic neurons of the
+        sample of each one's connected fraction."""
+        n_b = hit.shape[0]
+        n_m = n_sample.shape[0]
+        n_bad = 0
+        n_max = 1
+        for m in range(n_m):
+            n_max = max(n_max, n_sample[m])
+        who = np.empty(n_max, dtype=np.int64)
+        for b in range(n_b):
+            if not valid[b] or nan[b]:
+                for m in range(n_m):
+                    out[b, m] = np.nan
+                if valid[b]:
+                    n_bad += 1
+                continue
+            for m in range(n_m):
+                lo = col_lo[m]
+                n = n_sample[m]
+                if not per_pre[m]:
+                    h = 0
+                    for c in range(lo, lo + n):
+                        r = root[c]
+                        h += hit[b, c if r < 0 else r]
+                    out[b, m] = h / n
+                    continue
+                for s in range(n):
+                    who[s] = pre[pairs[b, lo + s]]
+                order = np.argsort(who[:n], kind="mergesort")
+                acc = 0.0
+                groups = 0
+                s = 0
+                while s < n:
+                    e = s
+                    h = 0
+                    while e < n and who[order[e]] == who[order[s]]:
+                        c = lo + order[e]
+                        r = root[c]
+                        h += hit[b, c if r < 0 else r]
+                        e += 1
+                    acc += h / (e - s)
+                    groups += 1
+                    s = e
+                out[b, m] = acc / groups
+        return n_bad
 
     @njit  # type: ignore[misc,untyped-decorator]
     def fexp_array(x: Any, out: Any) -> None:
         for i in range(x.shape[0]):
             out[i] = fexp(x[i])
 
-    return {"fexp": fexp, "uniform": uniform, "sample_pairs": sample_pairs,
+    return {"fexp": fexp, "uniform": uniform, "sample_pairs": sample_pairs, "tally": tally,
+            "thresholds": thresholds, "threshold": threshold, "connectome_key": connectome_key,
             "fexp_array": fexp_array, "njit": njit, "inline": inline}
 
 
@@ -183,13 +334,16 @@ def _compile(kind: str, n_features: int) -> dict[str, Any]:
     else:  # pragma: no cover - internal
         raise ValueError(kind)
     out["sample_pairs"] = base["sample_pairs"]
+    out["tally"] = base["tally"]
+    out["thresholds"] = base["thresholds"]
     _cache[ck] = out
     return out
 
 
 def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
     """Kernels over a CSR table; row features f0..f3 (the first ``nk`` are used)."""
-    fexp, uniform, njit, inline = base["fexp"], base["uniform"], base["njit"], base["inline"]
+    fexp, njit, inline = base["fexp"], base["njit"], base["inline"]
+    threshold, connectome_key = base["threshold"], base["connectome_key"]
 
     @inline  # type: ignore[misc,untyped-decorator]
     def lin(c: Any, f0: Any, f1: Any, f2: Any, f3: Any, r: int) -> float:
@@ -221,45 +375,35 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
         return lam
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def simulate(keys: Any, valid: Any, coef: Any, offset: Any, f0: Any, f1: Any, f2: Any,
-                 f3: Any, indptr: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
-                 out: Any) -> int:
-        n_bad = 0
+    def evaluate(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any, f0: Any,
+                 f1: Any, f2: Any, f3: Any, indptr: Any, pairs: Any, root: Any, hit: Any,
+                 nan: Any) -> None:
+        """``hit[b, c]``: whether sampled pair ``pairs[b, c]`` is connected in the connectome
+        of stream ``keys[b]`` (columns with a ``root`` are copies and are skipped; a pair
+        without rows never connects); ``nan[b]`` when a rate is NaN."""
         n_b = coef.shape[0]
-        n_m = pair_lo.shape[0]
+        n_c = pairs.shape[1]
         for b in range(n_b):
+            nan[b] = False
             if not valid[b]:
-                for m in range(n_m):
-                    out[b, m] = np.nan
                 continue
-            key = keys[b]
             c = coef[b]
             off = offset[b]
-            j = 0
-            bad = False
-            for m in range(n_m):
-                n_s = n_sample[m]
-                n_p = pair_n[m]
-                hits = 0
-                for _s in range(n_s):
-                    u = uniform(key, j)
-                    thr = -np.log(uniform(key, j + 1))
-                    j += 2
-                    k = int(u * n_p)
-                    if k >= n_p:
-                        k = n_p - 1
-                    p = pair_lo[m] + k
-                    lam = pair_lambda(c, off, f0, f1, f2, f3, indptr[p], indptr[p + 1], thr)
-                    if lam != lam:
-                        bad = True
-                    elif lam > thr:
-                        hits += 1
-                out[b, m] = hits / n_s
-            if bad:
-                n_bad += 1
-                for m in range(n_m):
-                    out[b, m] = np.nan
-        return n_bad
+            h0 = connectome_key(keys[b])
+            for col in range(n_c):
+                if root[col] >= 0:
+                    continue
+                p = pairs[b, col]
+                lo = indptr[p]
+                hi = indptr[p + 1]
+                if lo == hi:
+                    hit[b, col] = False
+                    continue
+                t = threshold(h0, pre[p], post[p])
+                lam = pair_lambda(c, off, f0, f1, f2, f3, lo, hi, t)
+                if lam != lam:
+                    nan[b] = True
+                hit[b, col] = lam > t
 
     @njit  # type: ignore[misc,untyped-decorator]
     def expected(coef: Any, offset: Any, f0: Any, f1: Any, f2: Any, f3: Any, indptr: Any,
@@ -276,13 +420,14 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
                     acc += -np.expm1(-lam)
                 out[b, m] = acc / pair_n[m]
 
-    return {"simulate": simulate, "expected": expected}
+    return {"evaluate": evaluate, "expected": expected}
 
 
 def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
     """Kernels over the factored form: dense log pre (n_pre, V; NaN = absent) × post CSR
     (voxel, log post and log postAll per entry); the depth term only when ``use_depth``."""
-    fexp, uniform, njit, inline = base["fexp"], base["uniform"], base["njit"], base["inline"]
+    fexp, njit, inline = base["fexp"], base["njit"], base["inline"]
+    threshold, connectome_key = base["threshold"], base["connectome_key"]
 
     @inline  # type: ignore[misc,untyped-decorator]
     def pair_lambda(c: Any, off: float, dense: Any, ri: int, vox: Any, lq: Any, lpa: Any,
@@ -315,51 +460,6 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
         return lam
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def simulate(keys: Any, valid: Any, coef: Any, offset: Any, dense: Any, pre_row: Any,
-                 post_row: Any, post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any,
-                 pair_lo: Any, pair_n: Any, n_sample: Any, out: Any) -> int:
-        n_bad = 0
-        n_b = coef.shape[0]
-        n_m = pair_lo.shape[0]
-        buf = np.empty(_FCHUNK, dtype=np.float64)
-        ibuf = np.empty(_FCHUNK, dtype=np.int64)
-        for b in range(n_b):
-            if not valid[b]:
-                for m in range(n_m):
-                    out[b, m] = np.nan
-                continue
-            key = keys[b]
-            c = coef[b]
-            off = offset[b]
-            j = 0
-            bad = False
-            for m in range(n_m):
-                n_s = n_sample[m]
-                n_p = pair_n[m]
-                hits = 0
-                for _s in range(n_s):
-                    u = uniform(key, j)
-                    thr = -np.log(uniform(key, j + 1))
-                    j += 2
-                    k = int(u * n_p)
-                    if k >= n_p:
-                        k = n_p - 1
-                    p = pair_lo[m] + k
-                    q = post_row[p]
-                    lam = pair_lambda(c, off, dense, pre_row[p], vox, lq, lpa, depth,
-                                      post_ptr[q], post_ptr[q + 1], thr, buf, ibuf)
-                    if lam != lam:
-                        bad = True
-                    elif lam > thr:
-                        hits += 1
-                out[b, m] = hits / n_s
-            if bad:
-                n_bad += 1
-                for m in range(n_m):
-                    out[b, m] = np.nan
-        return n_bad
-
-    @njit  # type: ignore[misc,untyped-decorator]
     def expected(coef: Any, offset: Any, dense: Any, pre_row: Any, post_row: Any,
                  post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any, pair_lo: Any,
                  pair_n: Any, out: Any) -> None:
@@ -380,88 +480,63 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 out[b, m] = acc / pair_n[m]
 
     @njit  # type: ignore[misc,untyped-decorator]
-    def simulate_sorted(keys: Any, valid: Any, coef: Any, offset: Any, dense: Any,
-                        pre_row: Any, post_row: Any, post_ptr: Any, vox: Any, lq: Any,
-                        lpa: Any, depth: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
-                        n_pre: int, out: Any) -> int:
-        """Like ``simulate``, but all sampled pairs of the batch are evaluated grouped by
-        presynaptic neuron (counting sort), so each dense row stays in cache; same result."""
+    def evaluate_sorted(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any,
+                        dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
+                        lq: Any, lpa: Any, depth: Any, pairs: Any, root: Any, n_pre: int,
+                        hit: Any, nan: Any) -> None:
+        """Like the table form's ``evaluate``; the sampled pairs of the whole batch are
+        evaluated grouped by presynaptic neuron (counting sort), so each dense row stays in
+        cache."""
         n_b = coef.shape[0]
-        n_m = pair_lo.shape[0]
-        n_s_tot = 0
-        for m in range(n_m):
-            n_s_tot += n_sample[m]
-        total = n_b * n_s_tot
-        pair = np.empty(total, dtype=np.int64)
-        thr = np.empty(total, dtype=np.float64)
+        n_c = pairs.shape[1]
+        total = n_b * n_c
         cnt = np.zeros(n_pre + 1, dtype=np.int64)
-        for b in range(n_b):
-            key = keys[b]
-            j = 0
-            col = b * n_s_tot
-            for m in range(n_m):
-                n_p = pair_n[m]
-                for _s in range(n_sample[m]):
-                    u = uniform(key, j)
-                    thr[col] = -np.log(uniform(key, j + 1))
-                    j += 2
-                    k = int(u * n_p)
-                    if k >= n_p:
-                        k = n_p - 1
-                    p = pair_lo[m] + k
-                    pair[col] = p
-                    if valid[b]:
-                        cnt[pre_row[p] + 1] += 1
-                    col += 1
-        for i in range(n_pre):
-            cnt[i + 1] += cnt[i]
-        # counting sort by post row, then (stable) by pre row: (pre, post) order
         n_post = post_ptr.shape[0] - 1
         cq = np.zeros(n_post + 1, dtype=np.int64)
         for t in range(total):
-            if valid[t // n_s_tot]:
-                cq[post_row[pair[t]] + 1] += 1
+            b = t // n_c
+            if valid[b] and root[t % n_c] < 0:
+                p = pairs[b, t % n_c]
+                cnt[pre_row[p] + 1] += 1
+                cq[post_row[p] + 1] += 1
+        for i in range(n_pre):
+            cnt[i + 1] += cnt[i]
         for i in range(n_post):
             cq[i + 1] += cq[i]
+        # counting sort by post row, then (stable) by pre row: (pre, post) order
         by_post = np.empty(cq[n_post], dtype=np.int64)
         for t in range(total):
-            if valid[t // n_s_tot]:
-                r = post_row[pair[t]]
+            b = t // n_c
+            if valid[b] and root[t % n_c] < 0:
+                r = post_row[pairs[b, t % n_c]]
                 by_post[cq[r]] = t
                 cq[r] += 1
         order = np.empty(cnt[n_pre], dtype=np.int64)
         for t in by_post:
-            r = pre_row[pair[t]]
+            r = pre_row[pairs[t // n_c, t % n_c]]
             order[cnt[r]] = t
             cnt[r] += 1
-        hit = np.zeros(total, dtype=np.bool_)
-        nan = np.zeros(n_b, dtype=np.bool_)
+        for b in range(n_b):
+            nan[b] = False
         buf = np.empty(_FCHUNK, dtype=np.float64)
         ibuf = np.empty(_FCHUNK, dtype=np.int64)
+        h0 = np.empty(n_b, dtype=np.uint64)
+        for b in range(n_b):
+            h0[b] = connectome_key(keys[b])
         for t in order:
-            b = t // n_s_tot
-            p = pair[t]
+            b = t // n_c
+            col = t % n_c
+            p = pairs[b, col]
             q = post_row[p]
+            if post_ptr[q] == post_ptr[q + 1]:
+                hit[b, col] = False
+                continue
+            thr = threshold(h0[b], pre[p], post[p])
             lam = pair_lambda(coef[b], offset[b], dense, pre_row[p], vox, lq, lpa, depth,
-                              post_ptr[q], post_ptr[q + 1], thr[t], buf, ibuf)
+                              post_ptr[q], post_ptr[q + 1], thr, buf, ibuf)
             if lam != lam:
                 nan[b] = True
-            hit[t] = lam > thr[t]
-        n_bad = 0
-        for b in range(n_b):
-            if not valid[b] or nan[b]:
-                for m in range(n_m):
-                    out[b, m] = np.nan
-                n_bad += nan[b]
-                continue
-            col = b * n_s_tot
-            for m in range(n_m):
-                h = 0
-                for _s in range(n_sample[m]):
-                    h += hit[col]
-                    col += 1
-                out[b, m] = h / n_sample[m]
-        return n_bad
+            hit[b, col] = lam > thr
 
     @njit  # type: ignore[misc,untyped-decorator]
     def count_rows(dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
@@ -495,6 +570,6 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     out_lq[w] = lq[rr]
                     w += 1
 
-    return {"simulate": simulate, "simulate_sorted": simulate_sorted, "expected": expected,
+    return {"evaluate_sorted": evaluate_sorted, "expected": expected,
             "count_rows": count_rows,
             "gather_rows": gather_rows}

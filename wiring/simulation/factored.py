@@ -142,12 +142,36 @@ def extract_factored(
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in pres])]).astype(np.int64)
     dist = (np.linalg.norm(soma[pre_all] - soma[post_all_pairs], axis=1) if len(pre_all)
             else np.zeros(0))
+    pre_row = rank_pre[pre_all]
+    extra = []
+    n_rows_dense = len(upre)
+    for k, pop in enumerate(populations):
+        if pop.voxels is None:
+            continue
+        # arbors cut at the slab: this population's pairs read masked copies of the dense rows
+        # (a voxel outside the slab is absent for its presynaptic neurons, hence no row)
+        rows_k = np.unique(pre_row[offsets[k]:offsets[k + 1]])
+        copy = dense[rows_k].copy()
+        copy[:, ~pop.voxels] = np.nan
+        remap = np.full(len(upre), -1, dtype=np.int64)
+        remap[rows_k] = n_rows_dense + np.arange(len(rows_k))
+        pre_row[offsets[k]:offsets[k + 1]] = remap[pre_row[offsets[k]:offsets[k + 1]]]
+        n_rows_dense += len(rows_k)
+        extra.append(copy)
+    if extra:
+        if n_rows_dense * v * 4 > max_dense_bytes:
+            raise WiringError(
+                f"the factored pair features need a dense {n_rows_dense} x {v} presynaptic "
+                f"matrix with the slice-cut copies ({n_rows_dense * v * 4 / 2**30:.1f} GiB > "
+                f"{max_dense_bytes / 2**30:.1f} GiB allowed); raise max_dense_bytes"
+            )
+        dense = np.concatenate([dense, *extra])
     out = FactoredFeatures(
         names=tuple(p.name for p in populations),
         pair_offsets=offsets,
         pre=pre_all,
         post=post_all_pairs,
-        pre_row=rank_pre[pre_all].astype(np.int32),
+        pre_row=pre_row.astype(np.int32),
         post_row=rank_post[post_all_pairs].astype(np.int32),
         dense_log_pre=dense,
         post_ptr=post_ptr,

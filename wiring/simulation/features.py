@@ -305,8 +305,30 @@ def feature_cache_key(
         "measurement_set": measurement_set_hash(mset),
         "slice": _slice_dict(slice_config),
     }
+    listed = _listed_pairs_hashes(model, mset)
+    if listed:  # the pairs of source populations are not part of the anatomy hash
+        desc["listed_pairs"] = listed
     key = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
     return key, desc
+
+
+def _listed_pairs_hashes(model: StructuralModel, mset: Any) -> dict[str, str]:
+    """sha256 of the listed pairs of every source population a measurement takes its pairs
+    from (``eligibility = "listed"``)."""
+    out: dict[str, str] = {}
+    for meas in getattr(mset, "measurements", ()):
+        name = getattr(meas, "source_population", "")
+        if getattr(meas, "eligibility", "") != "listed" or not name:
+            continue
+        pop = model.populations.get(name)
+        if pop is None or pop.pair_pre is None or pop.pair_post is None:
+            out[name] = ""
+            continue
+        h = hashlib.sha256()
+        for arr in (pop.pair_pre, pop.pair_post):
+            h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+        out[name] = h.hexdigest()
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,11 +336,14 @@ def feature_cache_key(
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class PopulationPairs:
-    """The eligible pairs of one population: ``pair_pre[p]``, ``pair_post[p]`` (model indices)."""
+    """The eligible pairs of one population: ``pair_pre[p]``, ``pair_post[p]`` (model indices),
+    and, for slice measurements whose arbors are cut, ``voxels``: the voxels that count (a
+    shared voxel outside them is no row of the pair)."""
 
     name: str
     pair_pre: IntArray
     pair_post: IntArray
+    voxels: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +357,7 @@ class _Spec:
     rank_pre: IntArray
     rank_post: IntArray
     n_post: int
+    voxels: npt.NDArray[np.bool_] | None = None
 
 
 def _make_spec(pop: PopulationPairs, n_neurons: int) -> tuple[_Spec, IntArray, IntArray]:
@@ -363,7 +389,8 @@ def _make_spec(pop: PopulationPairs, n_neurons: int) -> tuple[_Spec, IntArray, I
     pre_mask[upre] = True
     post_mask = np.zeros(n_neurons, dtype=np.bool_)
     post_mask[upost] = True
-    spec = _Spec(pre_mask, post_mask, keys, product, rank_pre, rank_post, len(upost))
+    spec = _Spec(pre_mask, post_mask, keys, product, rank_pre, rank_post, len(upost),
+                 pop.voxels)
     return spec, pre, post
 
 
@@ -415,6 +442,9 @@ def _block_rows(
         lpre = np.log(pd[ipre].astype(np.float64)).astype(np.float32)
         lpost = np.log(qd[ipost].astype(np.float64)).astype(np.float32)
         voxel = (vloc + start).astype(np.int32)
+        if spec.voxels is not None:
+            cut = spec.voxels[voxel]
+            keep = cut if keep is None else keep & cut
         if keep is not None:
             pair, voxel, lpre, lpost = pair[keep], voxel[keep], lpre[keep], lpost[keep]
         out.append((pair.astype(np.int64), voxel, lpre, lpost))
@@ -449,16 +479,23 @@ def _run_blocks(
 ) -> list[list[tuple[IntArray, npt.NDArray[np.int32], Float32Array, Float32Array]]]:
     """Run one dask task per voxel block (threads, or the given distributed client)."""
     if client is not None:
-        model_f = client.scatter(model, broadcast=True, hash=False)
-        specs_f = client.scatter(list(specs), broadcast=True, hash=False)
-        futures = [
-            client.submit(_block_rows, model_f, a, b, specs_f, pure=False) for a, b in blocks
-        ]
-        if progress:
-            from distributed import progress as dist_progress
+        from wiring._dask import share
 
-            dist_progress(futures)
-        return list(client.gather(futures))
+        # recomputable shared inputs, not scattered ones: a lost worker loses nothing
+        model_f = share(client, model, "features-model")
+        specs_f = share(client, list(specs), "features-specs")
+        try:
+            futures = [
+                client.submit(_block_rows, model_f, a, b, specs_f, pure=False)
+                for a, b in blocks
+            ]
+            if progress:
+                from distributed import progress as dist_progress
+
+                dist_progress(futures)
+            return list(client.gather(futures))
+        finally:
+            client.cancel([model_f, specs_f])
     import dask
 
     model_d = dask.delayed(model, traverse=False, name=f"model-{uuid.uuid4().hex}")
@@ -576,7 +613,8 @@ def population_pairs(
     for meas in mset.measurements:
         pop = population(model, meas, slice_config=slice_config)
         pre, post = pop.pairs()
-        out.append(PopulationPairs(name=str(meas.id), pair_pre=pre, pair_post=post))
+        out.append(PopulationPairs(name=str(meas.id), pair_pre=pre, pair_post=post,
+                                   voxels=pop.voxels_kept(model)))
     return out
 
 

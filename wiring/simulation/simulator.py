@@ -1,16 +1,28 @@
 """The batched simulator: simulated connection probabilities of measured populations for SBI.
 
-For one parameter vector θ and each measurement, the simulator does what the experiment did: it
-draws ``n`` (pre, post) pairs uniformly *with replacement* from the eligible pairs of the
-measured population, decides for each whether it is connected, and returns the connected
-fraction. A pair with expected synapse count ``λ = Σ_rows rate`` (voxel-level rules, summed
-over the voxels the two neurons share) or ``λ = rate`` (pair-level rules) is connected with
-probability ``1 − exp(−λ)``: this is exactly the distribution of drawing Poisson synapse counts
-for every shared voxel of the pair and calling it connected when there is at least one
-(binomial per-voxel synapses give the same probability). Hence ``x * n ~ Binomial(n, p̄(θ))``
-exactly, with ``p̄(θ)`` = :meth:`Simulator.expected` the mean of ``1 − exp(−λ)`` over all
-eligible pairs. Pairs that share no voxel have ``λ = 0`` and never connect (for pair-level
-rules too).
+For one parameter vector θ the simulator does what the experiments did. Each simulation has
+one connectome: every (pre, post) pair of the model has its own uniform ``u`` in that
+simulation, keyed by the simulation's stream and the two neurons, and is connected when its
+expected synapse count ``λ = Σ_rows rate`` (voxel-level rules, summed over the voxels the two
+neurons share) or ``λ = rate`` (pair-level rules) exceeds ``−log u``, i.e. with probability
+``1 − exp(−λ)`` (the probability of at least one synapse when the counts per shared voxel are
+Poisson; binomial per-voxel synapses give the same probability). Pairs that share no voxel have
+``λ = 0`` and never connect (for pair-level rules too). Each measurement then tests ``n``
+distinct pairs drawn uniformly from the eligible pairs of its population (``replace=True``:
+with replacement) and returns the connected fraction. A pair tested by two measurements, or
+twice, has the same outcome; measurements whose populations share pairs are correlated, and
+``x · n`` is *not* Binomial(n, p̄(θ)): its variance also contains the spread of the connectome,
+``(1/N²) Σ_i p_i (1 − p_i)`` over the ``N`` eligible pairs, which matters for small
+populations. The mean is :meth:`Simulator.expected`: ``p̄(θ)``, the mean of ``1 − exp(−λ)``
+over all eligible pairs, for measurements that sample all their pairs themselves.
+
+Pooled measurements
+-------------------
+A measurement that ``includes`` others (e.g. all L4 pairs of a study, of which the L4sp and
+L4ss pairs were reported separately too) tests the pairs its parts sampled in the same
+simulation plus ``n − Σ n_parts`` further pairs drawn from its population without those
+(``pooling=False`` ignores ``includes``). Its parts must lie in its population and, without
+replacement, be disjoint.
 
 Number of pairs
 ---------------
@@ -18,14 +30,16 @@ Number of pairs
 carries the experiment's sampling noise; an integer samples that many for every measurement.
 The research code of Boelts et al. (2023) draws 50 pre and 50 post indices independently and
 uniformly with replacement from the population's pre and post neurons and tests the 50 pairs
-(pre_s, post_s); since an independent uniform (pre, post) is a uniform pair of the product set,
-``n_pairs=50`` has exactly that distribution for every in vivo (product) population. For slice
-populations only pairs inside the slab are eligible, so pairs are drawn from those.
+(pre_s, post_s) of one connectome; since an independent uniform (pre, post) is a uniform pair of
+the product set, ``n_pairs=50, replace=True, pooling=False`` has exactly that distribution for
+every in vivo (product) population. For slice populations only pairs inside the slab are
+eligible, so pairs are drawn from those.
 
 Random streams
 --------------
 Simulation ``i`` of a run with seed ``s`` uses only its own counter-based random stream, keyed
-by (``s``, ``i``) (see :mod:`wiring.simulation._kernels` for the exact construction), so
+by (``s``, ``i``), for the choice of pairs, and its connectome key derived from it for the
+connections (see :mod:`wiring.simulation._kernels` for the exact construction), so
 ``simulate(theta, seed=s, start_index=i0)`` gives row ``k`` the same value whether it is
 computed alone, in a batch of 1,000 or split over workers. ``simulator(theta, rng)`` (the form
 ``sbi`` and :mod:`wiring.simulation.store` call) draws one 63-bit seed from ``rng`` and simulates the
@@ -67,6 +81,8 @@ from wiring.rules.base import (
     LogLinearForm,
     SupportsLogLinear,
     WiringRule,
+    call_rate,
+    check_rates,
     check_theta,
     in_domain,
     theta_columns,
@@ -81,12 +97,14 @@ from wiring.simulation.features import (
     measurement_set_hash,
     population_pairs,
 )
+from wiring.simulation.sampling import SamplingPlan
 
 __all__ = ["LogLinearForm", "Simulator", "SupportsLogLinear", "log_linear_form"]
 
 logger = logging.getLogger(__name__)
 
 _GENERIC_ROWS = 1 << 22  # rows gathered per chunk on the generic path
+_SAMPLE_COLUMNS = 1 << 20  # sampled pairs (rows × columns) held at once by simulate()
 _EXPECTED_ROWS = 1 << 24  # B × R elements per chunk of expected() on the generic path
 
 
@@ -129,11 +147,21 @@ class Simulator:
         Size limit of the table form for ``representation="auto"``.
     client, progress
         Passed to the feature extraction.
+    replace
+        ``False`` (default): the pairs of one measurement are distinct (sampled without
+        replacement), as in a recording; ``True``: sampled with replacement, the protocol of the
+        research code of Boelts et al. (2023).
+    pooling
+        ``True`` (default): a pooled measurement (``includes``) tests the pairs its parts
+        sampled plus further pairs of its own population; ``False``: every measurement samples
+        all its pairs itself (independently of the others, as the research code does).
 
     Raises
     ------
     MeasurementError
-        A measurement has no eligible pair, or no usable pair count.
+        A measurement has no eligible pair, or no usable pair count; without replacement, a
+        measurement tests more pairs than its population has; a pooled measurement's parts are
+        not inside its population, overlap, or tested more pairs than it.
     ShapeMismatchError
         The tables do not match the measurement set, or lack a feature the rule needs.
 
@@ -156,8 +184,20 @@ class Simulator:
         max_table_bytes: int = 2 * 2**30,
         client: Any = None,
         progress: bool = False,
+        replace: bool = False,
+        pooling: bool = True,
     ) -> None:
         self.rule: WiringRule = get_rule(rule)
+        if not isinstance(replace, bool | np.bool_) or not isinstance(pooling, bool | np.bool_):
+            raise InvalidParameterError(
+                f"replace and pooling must be True or False, got replace={replace!r}, "
+                f"pooling={pooling!r}"
+            )
+        #: Whether each measurement samples its pairs with replacement (the research code's
+        #: protocol) instead of without (a recording never tests a pair twice).
+        self.replace = bool(replace)
+        #: Whether pooled measurements (``includes``) test their parts' sampled pairs.
+        self.pooling = bool(pooling)
         self.mset = mset
         names = tuple(str(n) for n in mset.names)
         source: FeatureBundle | FactoredFeatures
@@ -189,6 +229,13 @@ class Simulator:
             )
         self._pair_lo = np.ascontiguousarray(source.pair_offsets[:-1], dtype=np.int64)
         self._pair_n = np.ascontiguousarray(source.n_pairs, dtype=np.int64)
+        self._pre = np.ascontiguousarray(source.pre, dtype=np.int64)
+        self._post = np.ascontiguousarray(source.post, dtype=np.int64)
+        self._plan = SamplingPlan.build(self)
+        stats = [getattr(m, "statistic", "pairs") for m in getattr(mset, "measurements", ())]
+        self._per_pre = np.array(
+            [st == "per_pre" for st in stats] if len(stats) == len(names) else [False] * len(names),
+            dtype=np.bool_)
         self._check_features()
         #: Number of θ rows answered with NaN so far (out of domain, NaN, or NaN rate).
         self.n_invalid = 0
@@ -268,8 +315,7 @@ class Simulator:
         ])
         ptr, feats, _ = self._gather(picks)
         r = int(ptr[-1])
-        want = np.broadcast_to(np.asarray(rule.rate(feats, theta_columns(th)), np.float64),
-                               (len(th), r))
+        want = np.broadcast_to(call_rate(rule, feats, theta_columns(th)), (len(th), r))
         coef, off = form[1], form[2]
         lin = off[:, None] + sum(
             (coef[:, k : k + 1] * feats[n][None, :] for k, n in enumerate(names)),
@@ -347,7 +393,22 @@ class Simulator:
             "measurements": list(self.names),
             "features_key": self.source.key,
             "n_pairs": spec if isinstance(spec, str) else [int(v) for v in self.n_sample],
-            "random_streams": "splitmix64(seed, simulation index) v1",
+            "sampling": self.protocol(),
+            "random_streams": "splitmix64(seed, simulation index) v2: one connectome per "
+                              "simulation, keyed by (pre, post)",
+        }
+
+    def protocol(self) -> dict[str, Any]:
+        """JSON-native description of how the experiments are emulated: recorded in simulation
+        stores, whose simulations must not be mixed with those of another protocol."""
+        return {
+            "version": 2,
+            "connectome": "one per simulation",
+            "replace": self.replace,
+            "pooling": self.pooling,
+            "pools": {self.names[m]: [self.names[q] for q in parts]
+                      for m, parts in self._plan.parts.items()},
+            "n_pairs": [int(v) for v in self.n_sample],
         }
 
     # ---------------------------------------------------------------- simulation
@@ -378,30 +439,17 @@ class Simulator:
         valid = in_domain(self.rule, th)
         keys = kern.stream_keys(int(seed), int(start_index), b)
         out = np.empty((b, self.n_measurements), dtype=np.float64)
-        if self._use_fast():
-            k = 4 if isinstance(self.source, FactoredFeatures) else len(self._form_names)
-            coef, off = np.zeros((b, k)), np.zeros(b)
-            n_nan = 0
-            if valid.any():
-                c, o, bad = self._form(th[valid])
-                coef[valid], off[valid] = c, o
-                n_nan = int(bad.sum())
-                valid = valid.copy()
-                valid[np.flatnonzero(valid)[bad]] = False
-            if isinstance(self.source, FeatureBundle):
-                fn = kern.kernels("table", k)["simulate"]
-                n_nan += fn(keys, valid, coef, off, *self._table_args(), self._pair_lo,
-                            self._pair_n, self.n_sample, out)
+        n_nan = 0
+        fast = self._use_fast()
+        step = max(1, _SAMPLE_COLUMNS // max(1, self._plan.n_columns))
+        for a in range(0, b, step):
+            sl = slice(a, min(a + step, b))
+            pairs = self._sample(keys[sl])
+            if fast:
+                n_nan += self._simulate_fast(th[sl], valid[sl], keys[sl], pairs, out[sl])
             else:
-                # pairs of the whole batch grouped by presynaptic neuron (cache reuse)
-                fn = kern.kernels("factored", self._factored_kind)["simulate_sorted"]
-                n_nan += fn(keys, valid, coef, off, *self._factored_args(), self._pair_lo,
-                            self._pair_n, self.n_sample, self.source.dense_log_pre.shape[0],
-                            out)
-            n_bad = int((~in_domain(self.rule, th)).sum()) + int(n_nan)
-        else:
-            n_nan = self._simulate_generic(th, valid, keys, out)
-            n_bad = int((~valid).sum()) + int(n_nan)
+                n_nan += self._simulate_generic(th[sl], valid[sl], keys[sl], pairs, out[sl])
+        n_bad = int((~valid).sum()) + int(n_nan)
         if n_bad:
             self.n_invalid += n_bad
             logger.warning(
@@ -411,28 +459,77 @@ class Simulator:
             )
         return out
 
-    def _simulate_generic(self, th: FloatArray, valid: BoolArray, keys: Any,
-                          out: FloatArray) -> int:
-        b = th.shape[0]
-        s_total = int(self.n_sample.sum())
-        pairs = np.empty((b, s_total), dtype=np.int64)
-        thr = np.empty((b, s_total), dtype=np.float64)
+    def _sample(self, keys: Any) -> IntArray:
+        """Sampled global pair indices (b, S) of the streams ``keys``."""
+        plan = self._plan
+        pairs = np.empty((len(keys), plan.n_columns), dtype=np.int64)
         kern.kernels("table", 0)["sample_pairs"](
-            keys, self._pair_lo, self._pair_n, self.n_sample, pairs, thr
+            keys, self._pair_lo, self._pair_n, self.n_sample,
+            plan.col_lo, plan.order, plan.edge_ptr, plan.edge_part, plan.edge_map_lo,
+            plan.pool_map, self.replace, pairs,
         )
+        return pairs
+
+    def sampled_pairs(self, n: int, *, seed: int, start_index: int = 0
+                      ) -> list[tuple[IntArray, IntArray]]:
+        """The pairs simulations ``start_index .. start_index + n - 1`` test, per measurement.
+
+        Returns
+        -------
+        list of (pre, post)
+            One per measurement, in set order: model neuron indices, int64 (n, pairs tested).
+            A pooled measurement's first columns are its parts' pairs, in ``includes`` order.
+        """
+        keys = kern.stream_keys(int(seed), int(start_index), int(n))
+        pairs = self._sample(keys)
+        lo = self._plan.col_lo
+        return [(self._pre[pairs[:, lo[m]:lo[m + 1]]], self._post[pairs[:, lo[m]:lo[m + 1]]])
+                for m in range(self.n_measurements)]
+
+    def _simulate_fast(self, th: FloatArray, valid: BoolArray, keys: Any, pairs: IntArray,
+                       out: FloatArray) -> int:
+        b = th.shape[0]
+        k = 4 if isinstance(self.source, FactoredFeatures) else len(self._form_names)
+        coef, off = np.zeros((b, k)), np.zeros(b)
+        ok = valid.copy()
+        if valid.any():
+            c, o, bad = self._form(th[valid])
+            coef[valid], off[valid] = c, o
+            ok[np.flatnonzero(valid)[bad]] = False
+        hit = np.zeros(pairs.shape, dtype=np.bool_)
+        nan = np.zeros(b, dtype=np.bool_)
+        plan = self._plan
+        if isinstance(self.source, FeatureBundle):
+            kern.kernels("table", k)["evaluate"](
+                keys, self._pre, self._post, ok, coef, off, *self._table_args(), pairs,
+                plan.root, hit, nan)
+        else:
+            # pairs of the whole batch grouped by presynaptic neuron (cache reuse)
+            kern.kernels("factored", self._factored_kind)["evaluate_sorted"](
+                keys, self._pre, self._post, ok, coef, off, *self._factored_args(), pairs,
+                plan.root, self.source.dense_log_pre.shape[0], hit, nan)
+        nan |= valid & ~ok
+        return int(kern.kernels("table", 0)["tally"](
+            valid, hit, nan, plan.root, plan.col_lo, self.n_sample, self._per_pre, pairs,
+            self._pre, out))
+
+    def _simulate_generic(self, th: FloatArray, valid: BoolArray, keys: Any, pairs: IntArray,
+                          out: FloatArray) -> int:
+        b, s_total = pairs.shape
+        thr = np.empty(pairs.shape, dtype=np.float64)
+        kern.kernels("table", 0)["thresholds"](keys, self._pre, self._post, pairs, thr)
         lam = np.zeros((b, s_total), dtype=np.float64)
         idx = np.flatnonzero(valid)
         step = max(1, _GENERIC_ROWS // max(1, 64 * s_total))
         for a in range(0, len(idx), step):
             sel = idx[a : a + step]
             lam[sel] = self._rates_of_pairs(th[sel], pairs[sel])
-        connected = lam > thr
-        seg = np.concatenate([[0], np.cumsum(self.n_sample)])
-        for m in range(self.n_measurements):
-            out[:, m] = connected[:, seg[m] : seg[m + 1]].mean(axis=1)
-        nan_rows = valid & np.isnan(lam).any(axis=1)
-        out[~valid | nan_rows] = np.nan
-        return int(nan_rows.sum())
+        hit = lam > thr
+        nan = valid & np.isnan(lam).any(axis=1)
+        plan = self._plan
+        return int(kern.kernels("table", 0)["tally"](
+            valid, hit, nan, plan.root, plan.col_lo, self.n_sample, self._per_pre, pairs,
+            self._pre, out))
 
     def _gather(self, flat: IntArray) -> tuple[IntArray, dict[str, FloatArray], IntArray]:
         """Rows of the given global pairs: CSR pointer (n + 1,), float64 features (voxel
@@ -489,9 +586,10 @@ class Simulator:
         pair_feats = {k: feats.pop(k) for k in PAIR_FEATURES}
         if rule.level == "pair":
             cols = [th[owner, k] for k in range(th.shape[1])]
-            lam = np.asarray(rule.rate(pair_feats, cols), dtype=np.float64)
+            lam = call_rate(rule, pair_feats, cols)
             lam = np.broadcast_to(lam, flat.shape).copy()
             lam[cnt == 0] = 0.0
+            check_rates(rule, lam, lambda i: th[owner[i]], nan_outside_box=True)
             return lam.reshape(b, s)
         total = int(ptr[-1])
         for k in rule.features:
@@ -499,7 +597,8 @@ class Simulator:
                 feats[k] = np.repeat(pair_feats[k], cnt)
         row_owner = np.repeat(owner, cnt)
         cols = [th[row_owner, k] for k in range(th.shape[1])]
-        per_row = np.broadcast_to(np.asarray(rule.rate(feats, cols), np.float64), (total,))
+        per_row = np.broadcast_to(call_rate(rule, feats, cols), (total,))
+        check_rates(rule, per_row, lambda i: th[row_owner[i]], nan_outside_box=True)
         return segment_sum(per_row, ptr).reshape(b, s)
 
     def __call__(self, theta: npt.ArrayLike, rng: np.random.Generator | int | None = None
@@ -520,9 +619,74 @@ class Simulator:
 
     # ---------------------------------------------------------------- exact mean
     def expected(self, theta: npt.ArrayLike) -> FloatArray:
-        """Exact mean of x (B, m): the mean over all eligible pairs of ``1 − exp(−λ)``.
+        """Exact mean of x (B, m) under the sampling protocol.
+
+        For a measurement that samples all its pairs itself this is the population mean
+        :meth:`population_mean` (every eligible pair is equally likely to be tested, with or
+        without replacement). A pooled measurement with parts q (``t = Σ n_q`` pairs) tests
+        ``n − t`` further pairs drawn from the pairs the parts did not take, so its mean is
+        ``(A + (n − t)/(P − t) · (S − A)) / n`` without replacement and
+        ``(A + (n − t) · S/P) / n`` with, where ``A = Σ_q n_q · E[x_q]``, ``S`` the sum of
+        ``1 − exp(−λ)`` over its ``P`` eligible pairs.
+
+        For the ``per_pre`` statistic it is the mean over presynaptic neurons of the mean
+        ``1 − exp(−λ)`` of each one's eligible pairs: exact when a measurement tests all its
+        pairs (as the research code does for slice masks), the limit of large samples
+        otherwise.
 
         NaN rows for θ outside the rule's domain (not counted in :attr:`n_invalid`).
+        """
+        mean = self.population_mean(theta)
+        if self._per_pre.any():
+            mean[:, self._per_pre] = self._per_pre_mean(theta)[:, self._per_pre]
+        plan = self._plan
+        if not plan.parts:
+            return mean
+        out = mean.copy()
+        for m in plan.order:
+            parts = plan.parts.get(int(m))
+            if not parts:
+                continue
+            n = float(self.n_sample[m])
+            p_all = float(self._pair_n[m])
+            a: FloatArray = np.zeros(len(out))
+            for q in parts:
+                a = a + float(self.n_sample[q]) * out[:, q]
+            t = float(sum(int(self.n_sample[q]) for q in parts))
+            s_tot = mean[:, m] * p_all
+            if self.replace:
+                extra = (n - t) * mean[:, m]
+            else:
+                extra = (n - t) / (p_all - t) * (s_tot - a) if p_all > t else 0.0 * a
+            out[:, m] = (a + extra) / n
+        return out
+
+    def _per_pre_mean(self, theta: npt.ArrayLike) -> FloatArray:
+        """Mean over presynaptic neurons of each one's mean connection probability (B, m)."""
+        th = check_theta(self.rule, theta)
+        out = np.full((th.shape[0], self.n_measurements), np.nan)
+        for m in np.flatnonzero(self._per_pre):
+            lo, n = int(self._pair_lo[m]), int(self._pair_n[m])
+            pairs = lo + np.arange(n)
+            p = np.stack([-np.expm1(-self._lambda_of(th[k], pairs))
+                          for k in range(th.shape[0])])
+            pre = self._pre[lo:lo + n]
+            uq, inv = np.unique(pre, return_inverse=True)
+            cnt = np.bincount(inv, minlength=len(uq)).astype(np.float64)
+            for k in range(th.shape[0]):
+                out[k, m] = np.mean(np.bincount(inv, weights=p[k], minlength=len(uq)) / cnt)
+        return out
+
+    def _lambda_of(self, th: FloatArray, pairs: IntArray) -> FloatArray:
+        """λ of the given global pairs at one θ (NaN outside the domain)."""
+        if not in_domain(self.rule, th[None, :])[0]:
+            return np.full(len(pairs), np.nan)
+        return np.asarray(self._rates_of_pairs(th[None, :], pairs[None, :])[0], np.float64)
+
+    def population_mean(self, theta: npt.ArrayLike) -> FloatArray:
+        """The mean of ``1 − exp(−λ)`` over every eligible pair of each measurement (B, m).
+
+        NaN rows for θ outside the rule's domain.
         """
         th = check_theta(self.rule, theta)
         b = th.shape[0]

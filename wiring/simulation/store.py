@@ -31,6 +31,7 @@ read-modify-write each other's status.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -50,6 +51,7 @@ from wiring.errors import (
     StoreMismatchError,
 )
 from wiring.inference.priors import PriorSpec
+from wiring.simulation.resources import check_simulation_size
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -85,6 +87,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "chunk_size",
     "seed",
     "streams",
+    "protocol",
 )
 #: Ways rows get their random numbers (see the module docstring).
 STREAMS: tuple[str, ...] = ("row", "chunk")
@@ -196,6 +199,9 @@ def _write_chunk(
     streams: str = _LEGACY_STREAMS,
 ) -> int:
     """Simulate chunk ``index`` and write it: θ and x first, the status element last."""
+    from wiring._dask import require_visible
+
+    require_visible(path, "simulation store")
     prior = PriorSpec.from_dict(prior_dict)
     theta, x = simulate_chunk_rows(
         prior, simulate_chunk, seed=seed, index=index, size=stop - start,
@@ -235,6 +241,7 @@ class SimulationStore:
         anatomy_hash: str,
         seed: int,
         streams: str = "row",
+        protocol: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> SimulationStore:
         """Create an empty store (all chunks to do), atomically.
@@ -261,6 +268,10 @@ class SimulationStore:
             Random numbers keyed per row (content independent of ``chunk_size``; the simulator
             must be a :class:`SupportsIndexedSimulation`) or per chunk (any
             ``callable(theta, rng)``).
+        protocol : mapping, optional
+            How the simulator emulates the experiments
+            (:meth:`wiring.simulation.simulator.Simulator.protocol`); ``None``: recorded by
+            :func:`simulate_to_store` from the simulator that fills the first chunk.
         overwrite : bool
             Replace an existing simulation store at ``path``.
 
@@ -272,9 +283,11 @@ class SimulationStore:
         config = _config(
             n=n, chunk_size=chunk_size, prior_spec=prior_spec, rule_info=rule_info,
             measurement_names=measurement_names, measurement_hash=measurement_hash,
-            anatomy_hash=anatomy_hash, seed=seed, streams=streams,
+            anatomy_hash=anatomy_hash, seed=seed, streams=streams, protocol=protocol,
         )
         path = Path(path)
+        check_simulation_size(path, n=n, d=len(prior_spec.names),
+                              m=len(config["measurement_names"]), chunk_size=chunk_size)
         if path.exists():
             if not overwrite:
                 raise OutputExistsError(
@@ -295,9 +308,12 @@ class SimulationStore:
         try:
             group = zarr.open_group(str(tmp), mode="w")  # type: ignore[arg-type]
             comp = zarr.codecs.ZstdCodec(level=3)
-            group.create_array("theta", shape=(n, d), chunks=(chunk_size, d), dtype="float64",
+            # a chunk_size beyond n is one chunk of n rows (zarr would otherwise allocate and
+            # encode the whole oversized chunk on every write)
+            rows = min(chunk_size, n)
+            group.create_array("theta", shape=(n, d), chunks=(rows, d), dtype="float64",
                                fill_value=np.nan, compressors=[comp])
-            group.create_array("x", shape=(n, m), chunks=(chunk_size, max(m, 1)),
+            group.create_array("x", shape=(n, m), chunks=(rows, max(m, 1)),
                                dtype="float64", fill_value=np.nan, compressors=[comp])
             group.create_array("chunk_status", shape=(n_chunks,), chunks=(1,), dtype="uint8",
                                fill_value=0, compressors=None)
@@ -443,7 +459,7 @@ class SimulationStore:
     @property
     def config(self) -> dict[str, Any]:
         """The configuration attributes (:data:`CONFIG_FIELDS`)."""
-        return {k: self._attrs[k] if k != "streams" else self.streams for k in CONFIG_FIELDS}
+        return {k: self._attrs.get(k) if k != "streams" else self.streams for k in CONFIG_FIELDS}
 
     def check_config(self, **config: Any) -> None:
         """Raise :class:`StoreMismatchError` naming the first field that differs from ``config``
@@ -452,6 +468,12 @@ class SimulationStore:
         want = _config(**config)
         for key in CONFIG_FIELDS:
             have = self._attrs.get(key) if key != "streams" else self.streams
+            if key == "protocol" and want[key] is None:
+                continue  # recorded from the simulator (see simulate_to_store)
+            if key == "protocol" and have is None and self.n_done:
+                raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(self.path)))
+            if key == "protocol" and have is None:
+                continue
             if have != want[key]:
                 raise StoreMismatchError(
                     f"simulation store {str(self.path)!r} was made with {key} = {have!r}, but "
@@ -539,6 +561,7 @@ def _config(
     anatomy_hash: str,
     seed: int,
     streams: str = "row",
+    protocol: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validated, JSON-native configuration attributes."""
     from wiring.errors import InvalidParameterError
@@ -568,7 +591,40 @@ def _config(
         "chunk_size": int(chunk_size),
         "seed": int(seed),
         "streams": str(streams),
+        "protocol": None if protocol is None else json.loads(json.dumps(dict(protocol))),
     }
+
+
+_OLD_PROTOCOL = (
+    "simulation store {path!r} holds simulations without a recorded sampling protocol (made "
+    "by a simulator version that drew a fresh connection for every sampled pair); its x "
+    "cannot be mixed with this simulator's: use a new output path, or pass --overwrite to "
+    "start over"
+)
+
+
+def _adopt_protocol(store: SimulationStore, simulator: Any) -> None:
+    """Record the simulator's protocol in ``store`` or refuse a store made with another."""
+    fn = getattr(simulator, "protocol", None)
+    if not callable(fn):
+        return
+    want = json.loads(json.dumps(fn()))
+    have = store.attrs.get("protocol")
+    if have is None:
+        if store.n_done:
+            raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(store.path)))
+        import zarr
+
+        zarr.open_group(str(store.path), mode="r+").attrs.update({"protocol": want})
+        store._attrs["protocol"] = want
+    elif have != want:
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        raise StoreMismatchError(
+            f"simulation store {str(store.path)!r} was simulated with another protocol "
+            f"({', '.join(f'{k} = {have.get(k)!r}' for k in diff)}) than this simulator's "
+            f"({', '.join(f'{k} = {want.get(k)!r}' for k in diff)}); use a new output path, or "
+            f"pass --overwrite to start over"
+        )
 
 
 def simulate_to_store(
@@ -588,7 +644,8 @@ def simulate_to_store(
         For a row-keyed store (the default) a :class:`SupportsIndexedSimulation` such as
         :class:`wiring.simulation.simulator.Simulator`; for ``streams="chunk"`` any
         ``simulate_chunk(theta (k, d), rng) -> x (k, m)``. Picklable when ``client`` runs
-        processes; it is scattered to the workers once.
+        processes; it reaches every worker once and is recomputed, not lost, when the
+        workers holding it die (:func:`wiring._dask.share`).
     client : distributed.Client, optional
         Run chunks as dask tasks; without one they run serially in this process.
     progress : bool
@@ -603,10 +660,12 @@ def simulate_to_store(
 
     if not isinstance(store, SimulationStore):
         store = SimulationStore.open(store)
+    _adopt_protocol(store, simulate_chunk)
     todo = store.todo_chunks()
     m = len(store.measurement_names)
     prior = store.prior_spec.to_dict()
-    path, seed, streams = str(store.path), store.seed, store.streams
+    # absolute: worker jobs may start in another directory (of the same shared filesystem)
+    path, seed, streams = str(Path(store.path).resolve()), store.seed, store.streams
     if streams == "row" and not isinstance(simulate_chunk, SupportsIndexedSimulation):
         from wiring.errors import InvalidParameterError
 
@@ -629,18 +688,26 @@ def simulate_to_store(
         else:
             from distributed import as_completed
 
-            sim = client.scatter(simulate_chunk, broadcast=True)
-            futures = [
+            from wiring._dask import share
+
+            sim = share(client, simulate_chunk, "simulator")
+            pending = {
                 client.submit(_write_chunk, path, i, *store.chunk_bounds(i), prior, seed, m,
                               sim, streams, pure=False)
                 for i in todo
-            ]
+            }
             try:
-                for fut in as_completed(futures):
+                for fut in as_completed(list(pending)):
                     bar.update(fut.result())
+                    # a finished chunk is in the store: forget its future, so that a worker
+                    # lost later does not make dask recompute it
+                    pending.discard(fut)
+                    fut.release()
             except BaseException:
-                client.cancel(futures)
+                client.cancel(list(pending))
                 raise
+            finally:
+                client.cancel([sim])
     finally:
         bar.close()
     return SimulationStore.open(store.path)

@@ -129,3 +129,54 @@ def test_swc_missing_parent(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path, ["1,bad.swc,L4ss,0,0,700,column"])
     with pytest.raises(FormatError, match="non-existant parent ID: 7"):
         import_swc(manifest)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "chain"),
+    [
+        # two dendrite samples that are each other's parent (detached from the soma)
+        (SWC.replace("4 3 10 0 0 1 1", "4 3 10 0 0 1 5"), 5, "4 -> 5 -> 4"),
+        # a sample that is its own parent
+        (SWC.replace("3 2 0 -130 0 1 2", "3 2 0 -130 0 1 3"), 4, "3 -> 3"),
+        # a loop of three below a valid root
+        ("1 1 0 0 0 5 -1\n2 3 10 0 0 1 4\n3 3 20 0 0 1 2\n4 3 30 0 0 1 3\n", 2,
+         "2 -> 4 -> 3 -> 2"),
+    ],
+)
+def test_cycle_is_an_error_naming_file_and_line(tmp_path: Path, text: str, line: int,
+                                                chain: str) -> None:
+    write_neuron(tmp_path, text, name="loop.swc")
+    manifest = write_manifest(tmp_path, ["1,loop.swc,L4ss,0,0,700,column"])
+    with pytest.raises(FormatError, match=rf"loop\.swc, line {line}: .*cycle of parents") as err:
+        import_swc(manifest)
+    assert chain in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_same_tree_without_the_cycle_imports(tmp_path: Path) -> None:
+    write_neuron(tmp_path)
+    manifest = write_manifest(tmp_path, ["1,n.swc,L4ss,0,0,700,column"])
+    assert import_swc(manifest).n_neurons == 1
+
+
+def test_far_sample_is_refused_before_voxelizing(tmp_path: Path) -> None:
+    import time
+
+    far = SWC.replace("3 2 0 -130 0 1 2", "3 2 0 -1e9 0 1 2")
+    write_neuron(tmp_path, far, name="far.swc")
+    manifest = write_manifest(tmp_path, ["1,far.swc,L4ss,0,0,700,column"])
+    t0 = time.perf_counter()
+    with pytest.raises(FormatError, match=r"far\.swc, line 4: a sample lies 1e\+09 µm") as err:
+        import_swc(manifest)
+    assert time.perf_counter() - t0 < 10
+    assert "limit of 20,000,000" in str(err.value) and "max_voxels" in str(err.value)
+    # the limit is configurable: a tight one refuses an ordinary neuron, a loose one accepts
+    write_neuron(tmp_path)
+    ok = write_manifest(tmp_path, ["1,n.swc,L4ss,0,0,700,column"])
+    with pytest.raises(FormatError, match="limit of 2"):
+        import_swc(ok, max_voxels=2)
+    assert import_swc(ok, max_voxels=1000).n_neurons == 1
+    # with a given grid, cable crossing too many voxels is refused too
+    grid = VoxelGrid(origin_um=(-100.0, -100.0, 0.0), spacing_um=50.0, shape=(4, 4, 40))
+    manifest = write_manifest(tmp_path, ["1,far.swc,L4ss,0,0,700,column"])
+    with pytest.raises(FormatError, match="voxel crossings"):
+        import_swc(manifest, grid=grid, max_voxels=10**6)

@@ -1,0 +1,164 @@
+"""Check a whole run configuration before the first stage runs.
+
+``wiring run`` used to find an unknown rule in ``analysis.compare_rules`` or an unwritable
+output only after the anatomy, the simulations and the training had run. :func:`preflight`
+checks, in seconds and before anything is written, everything that can be checked without
+doing the work: the rule and every compared rule are installed and pass their prior checks,
+the measurement set loads (and, when the anatomy store already exists, every selector selects
+neurons in it), the anatomy source exists, the cluster kind is known, the run directory and the
+cache can be written, and the simulation store fits the free disk and the memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import RunConfig
+from pipelines.errors import ConfigError
+from wiring.errors import WiringError
+
+__all__ = ["configured_prior", "preflight"]
+
+log = logging.getLogger(__name__)
+
+_CLUSTER_KINDS = ("local", "threads")
+
+
+def _writable(path: Path, what: str) -> None:
+    """Raise unless a file can be created in ``path`` (or, if it does not exist yet, in its
+    nearest existing parent, where it would be created)."""
+    target = path
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        raise ConfigError(f"{what} {path} cannot be created: {target} is not a directory")
+    probe = target / f".wiring-write-test-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.write_bytes(b"")
+    except OSError as err:
+        raise ConfigError(
+            f"{what} {path} is not writable ({err.strerror or err}); choose another location"
+        ) from None
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def configured_prior(config: RunConfig, rule: Any) -> Any:
+    """The checked prior spec of the run's main rule (``[rule]`` prior settings)."""
+    from wiring.inference.priors import build_prior_spec
+
+    r = config.rule
+    kwargs: dict[str, Any] = {}
+    if r.prior == "gaussian":
+        if r.prior_loc:
+            kwargs["loc"] = r.prior_loc
+        if r.prior_scale:
+            kwargs["scale"] = r.prior_scale
+    if r.prior_low:
+        kwargs["low"] = r.prior_low
+    if r.prior_high:
+        kwargs["high"] = r.prior_high
+    return build_prior_spec(rule, kind=r.prior, **kwargs)
+
+
+def _anatomy_store(config: RunConfig, cache_dir: Path) -> Path | None:
+    """The anatomy store the run will open, if it exists already."""
+    a = config.anatomy
+    if a.path:
+        path = Path(a.path)
+        if not path.exists():
+            raise ConfigError(f"anatomy.path {a.path!r} does not exist")
+        return path
+    from anatomy.generate import PRESETS
+
+    if a.preset not in PRESETS:
+        raise ConfigError(
+            f"anatomy.preset {a.preset!r} is not a generator preset ({', '.join(PRESETS)})"
+        )
+    cached = cache_dir / "anatomy" / f"{a.preset}-seed{a.seed}.zarr"
+    return cached if cached.exists() else None
+
+
+def preflight(config: RunConfig, run_dir: Path, cache_dir: Path) -> None:
+    """Raise a one-line error for the first problem that would stop the run later.
+
+    Raises
+    ------
+    ConfigError, WiringError, AnatomyError
+        Naming the setting (and file) at fault.
+    """
+    from pipelines.cluster import BATCH_SYSTEMS
+    from wiring.inference.priors import build_prior_spec
+    from wiring.measurements import load_measurement_set
+    from wiring.rules.registry import get_rule
+    from wiring.simulation.resources import check_simulation_size
+
+    # rules and priors
+    try:
+        rule = get_rule(config.rule.name)
+    except WiringError as err:
+        raise ConfigError(f"rule.name: {err}") from err
+    try:
+        configured_prior(config, rule)
+    except WiringError as err:
+        raise ConfigError(f"rule.prior ({config.rule.prior}): {err}") from err
+    dupes = sorted({n for n in config.analysis.compare_rules
+                    if config.analysis.compare_rules.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"analysis.compare_rules lists {dupes} more than once")
+    for name in config.analysis.compare_rules:
+        try:
+            other = get_rule(name)
+            build_prior_spec(other, kind="uniform")
+        except WiringError as err:
+            raise ConfigError(f"analysis.compare_rules: {err}") from err
+
+    # measurements, and their selectors against an anatomy that exists already
+    store = _anatomy_store(config, cache_dir)
+    mset = None
+    if config.measurements.set != "model":
+        try:
+            mset = load_measurement_set(config.measurements.set)
+        except WiringError as err:
+            raise ConfigError(f"measurements.set: {err}") from err
+    if store is not None and mset is not None:
+        from anatomy.store import open_model
+        from wiring.measurements.selectors import select
+
+        model = open_model(store, validate=False)
+        for m in mset:
+            for side, selector in (("pre", m.pre), ("post", m.post)):
+                try:
+                    select(model, selector)
+                except WiringError as err:
+                    raise ConfigError(
+                        f"measurements.set {config.measurements.set!r}, measurement {m.id!r} "
+                        f"({side}) in anatomy {store}: {err}"
+                    ) from err
+
+    # where dask runs
+    kind = config.cluster.kind.strip()
+    if kind not in _CLUSTER_KINDS + tuple(BATCH_SYSTEMS) and "://" not in kind and ":" not in kind:
+        raise ConfigError(
+            f"cluster.kind {kind!r} is not one of local, threads, {', '.join(BATCH_SYSTEMS)}, "
+            f"nor a scheduler address like tcp://host:8786"
+        )
+
+    # outputs
+    _writable(run_dir, "the run directory")
+    _writable(cache_dir, "the cache directory (run.cache)")
+    if mset is not None:
+        sims = run_dir / "simulations.zarr"
+        existing = sum(f.stat().st_size for f in sims.rglob("*") if f.is_file()) if (
+            sims.exists()) else 0
+        check_simulation_size(
+            sims, n=config.simulation.n, d=len(rule.params), m=len(mset.names),
+            existing_bytes=existing, chunk_size=config.simulation.chunk_size,
+            pairs_per_row=config.measurements.n_pairs * len(mset.names)
+            or sum(int(m.n_pairs) for m in mset),
+        )
+    log.debug("preflight of %s passed", os.fspath(run_dir))
