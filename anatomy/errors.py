@@ -14,6 +14,7 @@ __all__ = [
     "GeneratorArgumentError",
     "SchemaVersionError",
     "StoreExistsError",
+    "StoreLockedError",
     "StoreValidationError",
     "UnknownNameError",
 ]
@@ -37,6 +38,10 @@ class SchemaVersionError(StoreValidationError):
 
 class StoreExistsError(AnatomyError, FileExistsError):
     """Refusing to write over an existing store without ``overwrite=True``."""
+
+
+class StoreLockedError(AnatomyError, BlockingIOError):
+    """Another live process is writing the store (it holds the store's lock)."""
 
 
 class FormatError(AnatomyError, ValueError):

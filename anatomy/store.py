@@ -52,11 +52,13 @@ from anatomy._store_check import (
     validate_model,
     voxel_blocks,
 )
+from anatomy._store_digest import ATTR_CHUNK_DIGESTS, check_chunk_digests, chunk_digests
 from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.errors import SchemaVersionError, StoreExistsError, StoreValidationError
 from anatomy.grid import VoxelGrid
 from anatomy.model import NeuronPopulation, Neurons, StructuralModel, VoxelMajorCounts
+from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
 
 if TYPE_CHECKING:
     import zarr
@@ -65,6 +67,7 @@ __all__ = [
     "POST_ALL_RTOL",
     "TARGET_BLOCK_ENTRIES",
     "content_hash",
+    "is_anatomy_store",
     "open_model",
     "to_dask",
     "to_dask_array",
@@ -155,14 +158,16 @@ def write_model(
         )
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
-    try:
-        _write_group(model, tmp, attrs=attrs, chunk_voxels=chunk_voxels)
-        open_model(tmp, validate=True)
-        _move_into_place(tmp, path, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with store_lock(path, what="structural-model store"):
+        remove_leftovers(path)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+        try:
+            _write_group(model, tmp, attrs=attrs, chunk_voxels=chunk_voxels)
+            open_model(tmp, validate=True)
+            _move_into_place(tmp, path, overwrite=overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     logger.info("wrote structural model to %s (hash %s)", path, attrs["content_hash"][:12])
     return path
 
@@ -175,11 +180,23 @@ def _check_target(path: Path, *, overwrite: bool) -> None:
             f"{path} already exists; choose another output path or pass overwrite=True "
             "(--overwrite) to replace it"
         )
-    if not (path.is_dir() and (path / "zarr.json").is_file()):
-        raise StoreExistsError(
-            f"{path} exists and is not a zarr store; refusing to replace it even with "
-            "overwrite: remove it yourself or choose another output path"
-        )
+    if not is_anatomy_store(path):
+        raise refuse_foreign(path, "a structural-model store")
+
+
+def is_anatomy_store(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a zarr group with this package's structural-model ``format``
+    attribute (complete or not): the only kind of directory ``overwrite`` may replace."""
+    import json
+
+    p = Path(path)
+    if p.is_symlink() or not p.is_dir():
+        return False
+    try:
+        meta = json.loads((p / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("attributes", {}).get(S.ATTR_FORMAT) == S.FORMAT_NAME
 
 
 def _move_into_place(tmp: Path, path: Path, *, overwrite: bool) -> None:
@@ -284,6 +301,9 @@ def _write_group(
             "arrays": arrays,
         }
     )
+    # seal the content: the chunk checksums of every array, with the content hash
+    root.attrs.update({ATTR_CHUNK_DIGESTS: {"content_hash": attrs.get("content_hash"),
+                                            "arrays": chunk_digests(tmp, arrays)}})
     # the completion marker goes last: a store without it never opens
     root.attrs.update({S.ATTR_COMPLETE: True})
 
@@ -488,6 +508,8 @@ def open_model(path: str | os.PathLike[str], *, validate: bool = True) -> Struct
     )
     if validate:
         validate_model(model)
+    # last: a store that passes every check above may still have been changed in place
+    check_chunk_digests(path, attrs, _attr(attrs, "arrays", list, path))
     return model
 
 

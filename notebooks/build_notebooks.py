@@ -217,7 +217,10 @@ the classic rule lies inside the 95 % highest-density region when it is at most 
 In the pairplot, the diagonal shows each exponent's marginal (grey: the prior; shaded: the 95 %
 interval), the panels below it the pairwise joint densities, and the red lines and stars mark
 θ = (1, 1, 1). A narrow ridge between two panels' axes means the data constrain a combination of
-the two exponents rather than each one separately."""),
+the two exponents rather than each one separately. The panels above the diagonal give, for each
+pair, the correlation given the third exponent twice: the *conditional* correlation as the paper
+reports it (sbi's `conditional_corrcoeff`, from the posterior density) and the *partial*
+correlation (from the samples' precision matrix; the two agree for a Gaussian posterior)."""),
     ("code", """\
 samples = posterior.sample(4000, sim.x_o, seed=SEED_ANALYSIS)
 summary = summarize_posterior(
@@ -232,7 +235,9 @@ for r in summary.table():
 display(Markdown("\\n".join(rows)))
 print(f"posterior mass denser than θ = (1, 1, 1): {summary.reference_hpd_level:.3f} "
       f"-> inside the 95 % HPD region: {summary.reference_in_hpd}")
-print("partial correlations (given the third exponent):")
+print("conditional correlations (sbi's conditional_corrcoeff, given the third exponent):")
+print(np.round(summary.conditional_correlation, 2))
+print("partial correlations (sample precision matrix):")
 print(np.round(summary.partial_correlation, 2))
 display(summary.figure)"""),
     ("md", """\
@@ -246,7 +251,7 @@ each coordinate looks fine on its own. The HPD level answers the joint question.
 The posterior predictive check draws θ from the posterior, re-simulates the seven experiments and
 compares the spread of the simulated values (violins) with the measured values (red). Posterior
 predictive p-values are conservative (the posterior has already seen the data), so they are
-*calibrated* against replicate data sets drawn from the posterior predictive (Hjort et al. 2006);
+*calibrated* against replicate data sets drawn from the prior predictive (Hjort et al. 2006);
 a small calibrated p flags a measurement the rule cannot fit together with the others."""),
     ("code", """\
 check = posterior_predictive_check(

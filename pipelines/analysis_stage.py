@@ -69,6 +69,7 @@ def _compare(ctx: Any, x_o: Any, *, seed: int) -> Any:
     from pipelines.comparison_fits import ComparisonFits
     from pipelines.stage_support import derive_seed
     from wiring.analysis import RuleFit, compare_rules
+    from wiring.rules.registry import get_rule
 
     cfg = ctx.config
     theta, x = ctx.store.load()
@@ -87,6 +88,8 @@ def _compare(ctx: Any, x_o: Any, *, seed: int) -> Any:
     fits += comparison.results()
     # held-out predictions from the training simulations (no per-θ exact means, which are
     # expensive on large models, and no retraining per left-out measurement)
+    a_priori = {fit.rule: [p.default for p in get_rule(fit.rule).params] for fit in fits}
     return compare_rules(
-        fits, x_o, n_samples=cfg.analysis.predictive_samples, seed=seed, held_out="abc"
+        fits, x_o, n_samples=cfg.analysis.predictive_samples, seed=seed, held_out="abc",
+        a_priori=a_priori, voxel_um=float(ctx.model.grid.spacing_um),
     )

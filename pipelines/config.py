@@ -68,8 +68,15 @@ class MeasurementsConfig:
     """The measurement set and how experiments are emulated."""
 
     set: str = "vpm-invivo"
+    """A built-in set, a .toml/.csv file, or ``model``: the measurement populations of an
+    imported anatomy (``[anatomy] path``)."""
+    select: list[str] = field(default_factory=list)
+    """Measurements to use, by id or label, in this order (the order of x); empty: every one
+    (for ``model``: the source's default experiment if it defines one); ``["all"]``: every
+    one."""
     n_pairs: int = 0
-    """Pairs sampled per measurement and simulation; 0 = as many as the experiment tested."""
+    """Pairs sampled per measurement and simulation; 0 = as many as the experiment tested.
+    Also the pairs assumed for records that do not give how many were tested."""
     slice_thickness_um: float = 300.0
     slice_max_distance_um: float = 100.0
 
@@ -256,6 +263,8 @@ class RunConfig:
 
             # a generated anatomy changes with the generator's calibration
             data["anatomy"]["generator_version"] = GENERATOR_VERSION
+        if not data["measurements"]["select"]:
+            del data["measurements"]["select"]  # configs written before it existed keep their hash
         truncation = self._prior_truncation()
         if truncation is not None:
             # the resolved truncation of a Gaussian prior changes results even where the
@@ -440,6 +449,19 @@ def _check_values(cfg: RunConfig) -> None:
             f"inference.device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {inf.device!r}")
     if cfg.measurements.slice_thickness_um <= 0 or cfg.measurements.slice_max_distance_um <= 0:
         raise ConfigError("measurements.slice_thickness_um and slice_max_distance_um must be > 0")
+    select = cfg.measurements.select
+    for k, name in enumerate(select):
+        if not name.strip() or any(c.isspace() for c in name):
+            raise ConfigError(
+                f"measurements.select[{k}] = {name!r} is not a measurement id or label"
+            )
+        if name in select[:k]:
+            raise ConfigError(f"measurements.select names {name!r} twice")
+    if cfg.measurements.set == "model" and not cfg.anatomy.path:
+        raise ConfigError(
+            "measurements.set = 'model' uses the measurement populations of an imported "
+            "anatomy; set anatomy.path to its store (wiring anatomy import consbi ...)"
+        )
     if not cfg.anatomy.path and not cfg.anatomy.preset:
         raise ConfigError("anatomy: set either preset or path")
 

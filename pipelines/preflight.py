@@ -126,11 +126,17 @@ def preflight(config: RunConfig, run_dir: Path, cache_dir: Path) -> None:
         except WiringError as err:
             raise ConfigError(f"measurements.set: {err}") from err
     if store is not None and mset is not None:
+        from anatomy.errors import StoreValidationError
         from anatomy.store import open_model
         from wiring.measurements.selectors import select
 
-        model = open_model(store, validate=False)
-        for m in mset:
+        try:
+            model = open_model(store, validate=False)
+        except StoreValidationError:
+            if config.anatomy.path:
+                raise  # the user's store: its error, as the anatomy stage would give it
+            mset = None  # a changed cached preset is rebuilt by the anatomy stage
+        for m in mset or ():
             for side, selector in (("pre", m.pre), ("post", m.post)):
                 try:
                     select(model, selector)

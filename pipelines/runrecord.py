@@ -82,6 +82,8 @@ class RunRecord:
     def start(self, stage: str) -> float:
         """Mark ``stage`` running; returns the start time for :meth:`finish`."""
         entry = self.data["stages"].setdefault(stage, {})
+        for stale in ("error", "ended"):
+            entry.pop(stale, None)
         entry["status"] = "running"
         entry["attempts"] = int(entry.get("attempts", 0)) + 1
         self.save()
@@ -95,6 +97,36 @@ class RunRecord:
         entry["seconds"] = round(time.perf_counter() - t0, 3)
         entry["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.save()
+
+    def fail_running(self, error: BaseException) -> list[str]:
+        """Mark every stage still "running" as "failed" (or "interrupted" for Ctrl-C) with the
+        error's one-line message; returns those stages."""
+        interrupted = isinstance(error, KeyboardInterrupt)
+        message = " ".join(str(error).split()) or type(error).__name__
+        stages = [name for name, entry in self.data["stages"].items()
+                  if entry.get("status") == "running"]
+        for name in stages:
+            entry = self.data["stages"][name]
+            entry["status"] = "interrupted" if interrupted else "failed"
+            entry["error"] = f"{type(error).__name__}: {message}"[:1000]
+            entry["ended"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if stages:
+            self.save()
+        return stages
+
+    def mark_abandoned(self) -> list[str]:
+        """Mark stages still "running" from an earlier process as "interrupted". Call only
+        while holding the run directory's lock: then no live process is running them (one
+        killed with ``kill -9`` could not record its end)."""
+        stages = [name for name, entry in self.data["stages"].items()
+                  if entry.get("status") == "running"]
+        for name in stages:
+            entry = self.data["stages"][name]
+            entry["status"] = "interrupted"
+            entry["error"] = "the process running this stage ended without recording why"
+        if stages:
+            self.save()
+        return stages
 
     def set_hash(self, name: str, value: str) -> None:
         """Record a content hash (anatomy, measurement set, store, posterior)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anatomy.storeguard import store_lock
 from pipelines.cluster import ClusterSession
 from pipelines.config import RunConfig
 from pipelines.preflight import preflight
@@ -93,37 +94,75 @@ def run_pipeline(
 
         raise ConfigError(f"unknown stage {stop_after!r}; stages are {', '.join(STAGES)}")
     run_dir = resolve_run_dir(config, out)
+    _check_run_dir(run_dir)
     # runs share reusable anatomy stores and feature tables in a cache beside them
     cache_dir = Path(config.run.cache) if config.run.cache else run_dir.parent / "cache"
     # the whole configuration is checked before anything is written or computed
     preflight(config, run_dir, cache_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(run_dir, config)
-    record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
-    for stage in ("simulate", "train", "analyze", "compare"):
-        record.set_seed(stage, derive_seed(config.run.seed, stage))
-    with ClusterSession(config.cluster) as cluster:
-        ctx = _Context(
-            config=config,
-            run_dir=run_dir,
-            cache_dir=cache_dir,
-            record=record,
-            cluster=cluster,
-            progress=progress,
-        )
-        for stage in STAGES:
-            if stage not in DISTRIBUTED_STAGES and not _comparison_on_cluster(ctx, stage):
-                cluster.release()  # no batch job stays allocated through local stages
-            _STAGE_FUNCS[stage](ctx)
-            if stage == stop_after:
-                break
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    # one process per run directory: a second `wiring run` of it is refused, naming the first
+    with store_lock(run_dir, what="run directory"):
+        run_dir.mkdir(exist_ok=True)
+        record = _run_stages(config, run_dir, cache_dir, progress=progress,
+                             stop_after=stop_after)
     summary_path = run_dir / "report" / "summary.json"
     summary: dict[str, Any] = {}
     if summary_path.exists():
         import json
 
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    return RunResult(run_dir=run_dir, record=record.data, summary=summary)
+    return RunResult(run_dir=run_dir, record=record, summary=summary)
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Refuse an existing folder that is neither empty nor a run directory of this package."""
+    if not (run_dir.exists() or run_dir.is_symlink()):
+        return
+    if run_dir.is_dir() and not run_dir.is_symlink():
+        if (run_dir / "config.toml").is_file() or not any(run_dir.iterdir()):
+            return
+    from pipelines.config import ConfigError
+
+    raise ConfigError(
+        f"{run_dir} exists and is not a run directory of this package (no config.toml); "
+        f"refusing to write into it: choose another --out"
+    )
+
+
+def _run_stages(config: RunConfig, run_dir: Path, cache_dir: Path, *, progress: bool,
+                stop_after: str | None) -> dict[str, Any]:
+    """Run the stages in order; returns the final contents of ``run.json``."""
+    _write_config(run_dir, config)
+    record = RunRecord.open(run_dir, config_hash=config.science_hash(), seed=config.run.seed)
+    abandoned = record.mark_abandoned()  # we hold the lock: their process is gone
+    if abandoned:
+        log.info("%s: resuming after stage(s) %s were interrupted", run_dir, ", ".join(abandoned))
+    for stage in ("simulate", "train", "analyze", "compare"):
+        record.set_seed(stage, derive_seed(config.run.seed, stage))
+    try:
+        with ClusterSession(config.cluster) as cluster:
+            ctx = _Context(
+                config=config,
+                run_dir=run_dir,
+                cache_dir=cache_dir,
+                record=record,
+                cluster=cluster,
+                progress=progress,
+            )
+            for stage in STAGES:
+                if stage not in DISTRIBUTED_STAGES and not _comparison_on_cluster(ctx, stage):
+                    cluster.release()  # no batch job stays allocated through local stages
+                _STAGE_FUNCS[stage](ctx)
+                if stage == stop_after:
+                    break
+    except BaseException as err:
+        # run.json tells what happened: the stage that was running failed (a kill -9 cannot
+        # be recorded; the next run marks its stage interrupted, see mark_abandoned)
+        failed = record.fail_running(err)
+        if failed:
+            log.debug("stage(s) %s of %s failed: %s", failed, run_dir, err)
+        raise
+    return record.data
 
 
 def _write_config(run_dir: Path, config: RunConfig) -> None:
@@ -152,6 +191,7 @@ def _write_config(run_dir: Path, config: RunConfig) -> None:
 
 # -- stages ----------------------------------------------------------------------------------
 def _stage_anatomy(ctx: _Context) -> None:
+    from anatomy.errors import StoreValidationError
     from anatomy.generate import build_model
     from anatomy.store import open_model, write_model
 
@@ -168,10 +208,19 @@ def _stage_anatomy(ctx: _Context) -> None:
         path = (ctx.cache_dir / "anatomy"
                 / f"{cfg.preset}-seed{cfg.seed}-v{GENERATOR_VERSION}.zarr")
         built = not path.exists()
+        if not built:
+            try:
+                open_model(path, validate=False)
+            except StoreValidationError as err:
+                # a cached store changed or damaged since it was written is never reused under
+                # its recorded content hash; the cache is ours, so it is rebuilt from its recipe
+                log.warning("the cached anatomy cannot be used (%s); rebuilding it", err)
+                built = True
         if built:
             log.info("building the %r anatomy (seed %d) into %s", cfg.preset, cfg.seed, path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_model(build_model(cfg.preset, seed=cfg.seed, progress=ctx.progress), path)
+            write_model(build_model(cfg.preset, seed=cfg.seed, progress=ctx.progress), path,
+                        overwrite=path.exists())
     ctx.model = open_model(path)
     ctx.model.pre.load()
     ctx.model.post.load()
@@ -188,17 +237,19 @@ def _stage_anatomy(ctx: _Context) -> None:
 
 
 def _stage_features(ctx: _Context) -> None:
-    from wiring.measurements import SliceConfig, load_measurement_set, measurement_set_from_model
+    from wiring.measurements import SliceConfig, resolve_measurement_set
     from wiring.rules.registry import get_rule
     from wiring.simulation.simulator import Simulator
 
     cfg = ctx.config
     t0 = _start(ctx, "features")
     ctx.rule = get_rule(cfg.rule.name)
-    if cfg.measurements.set == "model":
-        ctx.measurements = measurement_set_from_model(ctx.model)
-    else:
-        ctx.measurements = load_measurement_set(cfg.measurements.set)
+    ctx.measurements = resolve_measurement_set(
+        cfg.measurements.set,
+        model=ctx.model,
+        select=cfg.measurements.select or None,
+        default_n_pairs=cfg.measurements.n_pairs or None,
+    )
     ctx.simulator = Simulator(
         ctx.model,
         ctx.rule,
@@ -243,7 +294,8 @@ def _stage_simulate(ctx: _Context) -> None:
         seed=derive_seed(cfg.run.seed, "simulate"),
         protocol=ctx.simulator.protocol(),
     )
-    if t0 is None and store.is_complete:
+    # finished chunks are verified first: a missing or damaged one is redone, never trained on
+    if t0 is None and store.is_complete and not store.verify(repair=True):
         ctx.store = store
         return
     t0 = t0 if t0 is not None else ctx.record.start("simulate")

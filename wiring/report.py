@@ -28,14 +28,25 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from anatomy.atomic import move_into_place
+from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
 from wiring.analysis._common import jsonable
 from wiring.errors import InvalidParameterError, OutputExistsError
 
-__all__ = ["ReportSection", "as_section", "write_report"]
+__all__ = [
+    "REPORT_FORMAT",
+    "ReportSection",
+    "as_section",
+    "check_report_target",
+    "is_report_dir",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+#: The ``format`` entry of ``summary.json``: marks a directory this package may replace.
+REPORT_FORMAT = "wiring-sbi report"
 _VERSIONED = ("wiring-sbi", "numpy", "scipy", "torch", "sbi", "matplotlib", "zarr")
 
 _CSS = """
@@ -247,16 +258,15 @@ def write_report(
     Raises
     ------
     OutputExistsError
-        ``out_dir`` exists, is not empty, and ``overwrite`` is False.
+        ``out_dir`` exists, is not empty, and ``overwrite`` is False; or it is not a report
+        directory written by this package (never replaced).
+    StoreLockedError
+        Another process is writing ``out_dir``.
     InvalidParameterError
         Duplicate section keys, or a section that is not a report section.
     """
     out = Path(out_dir)
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise OutputExistsError(
-            f"report directory {str(out)!r} already exists; choose another --out or pass "
-            f"--overwrite to replace it"
-        )
+    check_report_target(out, overwrite=overwrite)
     secs = [as_section(s) for s in sections]
     keys = [s.key for s in secs]
     dup = sorted({k for k in keys if keys.count(k) > 1})
@@ -269,6 +279,7 @@ def write_report(
     images = {s.key: {stem: _png_bytes(fig, dpi) for stem, fig in s.figures.items()}
               for s in secs}
     summary = {
+        "format": REPORT_FORMAT,
         "title": title,
         "created": created,
         "versions": versions,
@@ -280,29 +291,67 @@ def write_report(
     page = _render_html(title, config, secs, images, created, versions)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        for s in secs:
-            for stem, png in images[s.key].items():
-                (tmp / f"{s.key}_{stem}.png").write_bytes(png)
-            if s.table:
-                _write_csv(tmp / f"{s.key}.csv", s.table)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n",
-                                          encoding="utf-8")
-        (tmp / "index.html").write_text(page, encoding="utf-8")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with store_lock(out, what="report directory"):
+        remove_leftovers(out)
+        check_report_target(out, overwrite=overwrite)
+        tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            for s in secs:
+                for stem, png in images[s.key].items():
+                    (tmp / f"{s.key}_{stem}.png").write_bytes(png)
+                if s.table:
+                    _write_csv(tmp / f"{s.key}.csv", s.table)
+            (tmp / "summary.json").write_text(
+                json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            (tmp / "index.html").write_text(page, encoding="utf-8")
+            move_into_place(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     logger.info("report written to %s", out / "index.html")
     return out / "index.html"
+
+
+def is_report_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a report directory written by :func:`write_report` (its
+    ``summary.json`` carries :data:`REPORT_FORMAT`; reports written before the marker existed
+    are recognised by their ``summary.json`` sections and ``index.html``)."""
+    p = Path(path)
+    if p.is_symlink() or not p.is_dir():
+        return False
+    try:
+        summary = json.loads((p / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(summary, dict):
+        return False
+    if summary.get("format") == REPORT_FORMAT:
+        return True
+    legacy = {"title", "created", "sections", "figures", "tables"}
+    return "format" not in summary and legacy <= set(summary) and (p / "index.html").is_file()
+
+
+def check_report_target(out: Path, *, overwrite: bool) -> None:
+    """Refuse an existing, non-empty ``out`` unless ``overwrite`` and it is a report directory.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and is not empty without ``overwrite``, or it is not a report directory
+        written by this package (never replaced, whatever ``overwrite`` says).
+    """
+    if not (out.exists() or out.is_symlink()):
+        return
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise OutputExistsError(
+            f"report directory {str(out)!r} already exists; choose another --out or pass "
+            f"--overwrite to replace it"
+        )
+    if not is_report_dir(out):
+        raise refuse_foreign(out, "a report directory", OutputExistsError)
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

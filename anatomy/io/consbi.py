@@ -35,8 +35,11 @@ from anatomy.model import NeuronPopulation, Neurons, StructuralModel, VoxelMajor
 
 __all__ = [
     "CONSBI_CELL_TYPES",
+    "DEFAULT_EXPERIMENT",
     "ImportedTables",
+    "first_author_surname",
     "import_feature_tables",
+    "measurement_labels",
     "read_feature_tables",
     "write_feature_tables",
 ]
@@ -55,6 +58,8 @@ _CODE_OF_TYPE["L6CC"] = 7
 _LAYER_OF_TYPE: dict[str, str] = {
     "L2PY": "L2", "L3PY": "L3", "L4PY": "L4", "L4sp": "L4", "L4ss": "L4",
 }
+#: The experiment spec whose ``constraints`` list the paper's seven in vivo measurements.
+DEFAULT_EXPERIMENT = "default_rule_invivo"
 _N_INT, _N_FLOAT = 7, 4
 _CHUNK_ROWS = 2_000_000
 
@@ -68,6 +73,7 @@ class ImportedTables:
     masks: dict[str, npt.NDArray[np.int64]]
     empirical: dict[str, dict[str, Any]]
     feature_set: str
+    experiments: dict[str, list[str]]
     int_path: Path
     float_path: Path
 
@@ -109,6 +115,31 @@ def _loadtxt_message(msg: str, first_line: int) -> str:
         msg = msg[: m.start()] + f"at line {line}" + msg[m.end() :]
         return f"line {line}: {msg}"
     return msg
+
+
+def _read_experiments(folder: Path) -> dict[str, list[str]]:
+    """Measurement IDs (``constraints``) of every experiment spec, by ``identifier``."""
+    spec = folder / "inference_experiments_local.json"
+    if not spec.is_file():
+        return {}
+    try:
+        entries = json.loads(spec.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise FormatError(f"{spec}, line {err.lineno}: invalid JSON: {err.msg}") from err
+    out: dict[str, list[str]] = {}
+    if not isinstance(entries, list):
+        raise FormatError(f"{spec}: expected a list of experiment specs")
+    for k, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "identifier" not in entry:
+            raise FormatError(f"{spec}: experiment spec {k} has no 'identifier'")
+        constraints = entry.get("constraints", [])
+        if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints):
+            raise FormatError(
+                f"{spec}: experiment {entry['identifier']!r}: 'constraints' must be a list of "
+                f"measurement IDs"
+            )
+        out[str(entry["identifier"])] = list(constraints)
+    return out
 
 
 def _find_feature_set(folder: Path, feature_set: str | None) -> str:
@@ -188,6 +219,7 @@ def read_feature_tables(folder: str | Path, *, feature_set: str | None = None) -
         masks=masks,
         empirical=_read_empirical(folder),
         feature_set=fset,
+        experiments=_read_experiments(folder),
         int_path=int_path,
         float_path=float_path,
     )
@@ -335,13 +367,25 @@ def import_feature_tables(
     voxel_depth = np.zeros(v, dtype=np.float64)
     voxel_depth[: len(depth)] = depth
 
+    order = _population_order(t)
+    labels = measurement_labels(
+        [(mid, t.empirical.get(mid, {})) for mid in order],
+        preferred=t.experiments.get(DEFAULT_EXPERIMENT, ()),
+    )
     populations = {
-        mid: _population(mid, rows, ids, pre_id, post_id, ints, t.empirical.get(mid, {}))
-        for mid, rows in t.masks.items()
+        mid: _population(
+            mid, t.masks[mid], ids, pre_id, post_id, ints, t.empirical.get(mid, {}),
+            label=labels[mid],
+        )
+        for mid in order
     }
     attrs: dict[str, Any] = {
         "source": "consbi-feature-tables",
         "feature_set": t.feature_set,
+        "experiments": t.experiments,
+        "default_measurements": [
+            mid for mid in t.experiments.get(DEFAULT_EXPERIMENT, []) if mid in t.masks
+        ],
         "rows": len(ints),
         "untyped_neurons_as_vpm": int(untyped.sum()),
         "original_voxel_ids_min": int(vox_ids.min()) if len(vox_ids) else 0,
@@ -365,6 +409,96 @@ def import_feature_tables(
     return model
 
 
+def _population_order(t: ImportedTables) -> list[str]:
+    """Mask IDs in reading order: the default experiment's constraints (the paper's order of
+    x), then the measurement records in the order of the metadata file, then masks without a
+    record (by ID)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for mid in (*t.experiments.get(DEFAULT_EXPERIMENT, ()), *t.empirical, *sorted(t.masks)):
+        if mid in t.masks and mid not in seen:
+            order.append(mid)
+            seen.add(mid)
+    return order
+
+
+def first_author_surname(authors: str) -> str:
+    """Surname of the first author of a list written given names first, as the format's
+    metadata does (``"Randy M Bruno, Bert Sakmann"`` -> ``"Bruno"``): its last word."""
+    first = authors.split(",")[0].split(";")[0].strip()
+    return first.split()[-1] if first.split() else ""
+
+
+_GENERIC_TYPES = ("", "EXC", "ALL")
+
+
+def _side(layer: Any, ctype: Any) -> str:
+    """Readable name of one side of a measurement: the cell type when the record names one,
+    else the layer (``EXC`` is implied; inhibitory populations get ``INH``)."""
+    layer_s, type_s = str(layer or "").strip(), str(ctype or "").strip()
+    if type_s.upper() in _GENERIC_TYPES:
+        return layer_s or "?"
+    if type_s.upper() == "INH":
+        return f"{layer_s}INH"
+    return type_s
+
+
+def _base_label(mid: str, record: Mapping[str, Any]) -> str:
+    if not record or not (record.get("post_type") or record.get("post_layer")):
+        return mid
+    pre = _side(record.get("pre_layer"), record.get("pre_type"))
+    post = _side(record.get("post_layer"), record.get("post_type"))
+    label = post if pre == "VPM" else f"{pre}-{post}"
+    if str(record.get("only_septum", "")).strip().lower() == "yes":
+        label += "SEP"
+    return re.sub(r"\s+", "_", label)
+
+
+def measurement_labels(
+    entries: Sequence[tuple[str, Mapping[str, Any]]], *, preferred: Sequence[str] = ()
+) -> dict[str, str]:
+    """Readable, unique labels for measurement IDs from their metadata records.
+
+    The label names the postsynaptic population for thalamocortical (VPM) measurements and
+    ``PRE-POST`` otherwise, by cell type where the record gives one and by layer for
+    excitatory populations (``L4``, ``L4sp``, ``L5IT``, ``L23-L23``), with ``SEP`` appended
+    for septum-only measurements (``L4SEP``), as the research code labels its seven in vivo
+    measurements. When several records share a label, the one listed in ``preferred`` (the
+    default experiment) keeps it and the others get ``_<first author><year>`` (and a counter
+    if that is still ambiguous). IDs without a record keep their ID.
+
+    Examples
+    --------
+    >>> rec = {"pre_layer": "VPM", "pre_type": "VPM", "post_layer": "L4", "post_type": "EXC",
+    ...        "only_septum": "yes", "authors": "Randy M Bruno, Bert Sakmann", "year": "2006"}
+    >>> measurement_labels([("a", rec)])
+    {'a': 'L4SEP'}
+    """
+    base = {mid: _base_label(mid, rec) for mid, rec in entries}
+    records = dict(entries)
+    pref = set(preferred)
+    groups: dict[str, list[str]] = {}
+    for mid, _ in entries:
+        groups.setdefault(base[mid], []).append(mid)
+    labels: dict[str, str] = {}
+    for label, mids in groups.items():
+        keep = [m for m in mids if m in pref][:1] if len(mids) > 1 else mids
+        for mid in mids:
+            if mid in keep:
+                labels[mid] = label
+                continue
+            rec = records[mid]
+            who = re.sub(r"\W+", "", first_author_surname(str(rec.get("authors") or "")))
+            labels[mid] = f"{label}_{who}{rec.get('year') or ''}" if who else f"{label}_{mid}"
+    taken: dict[str, int] = {}
+    for mid, _ in entries:  # still ambiguous (same study, same populations): number them
+        lab = labels[mid]
+        taken[lab] = taken.get(lab, 0) + 1
+        if taken[lab] > 1:
+            labels[mid] = f"{lab}_{taken[lab]}"
+    return labels
+
+
 def _counts(
     neuron: npt.NDArray[np.int64], voxel: npt.NDArray[np.int64], value: npt.NDArray[np.float64],
     n: int, v: int, *, what: str, path: Path, rows: npt.NDArray[np.int64],
@@ -384,12 +518,17 @@ def _population(
     post_id: npt.NDArray[np.int64],
     ints: npt.NDArray[np.int64],
     record: Mapping[str, Any],
+    *,
+    label: str,
 ) -> NeuronPopulation:
     pre = np.searchsorted(ids, np.unique(pre_id[rows])).astype(np.int64)
     post = np.searchsorted(ids, np.unique(post_id[rows])).astype(np.int64)
     flags = np.unique(ints[rows, 0])
     invivo = bool(len(flags) and np.all(flags == 0))
-    attrs: dict[str, Any] = {"protocol": "invivo" if invivo else "slice", "mask_rows": len(rows)}
+    attrs: dict[str, Any] = {
+        "protocol": "invivo" if invivo else "slice", "mask_rows": len(rows), "label": label,
+        "source_id": mid,
+    }
     if record:
         cp = record.get("cp_empirical")
         if cp is not None:
@@ -429,12 +568,15 @@ def write_feature_tables(
     populations: Mapping[str, NeuronPopulation] | None = None,
     feature_set: str = "set-3",
     records: Sequence[Mapping[str, Any]] = (),
+    experiments: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Export ``model`` and populations to the feature-table format (e.g. for the research code).
 
     Each population's rows are every (pre, post, shared voxel) of its pre × post product, plus
     one ``-1`` row for each pair that shares no voxel. ``records`` are written as
-    ``empirical_data_export.json``. The folder must not exist.
+    ``empirical_data_export.json``; ``experiments`` (identifier -> measurement IDs, e.g.
+    ``{"default_rule_invivo": [...]}``) as ``inference_experiments_local.json`` naming
+    ``feature_set``. The folder must not exist.
     """
     folder = Path(folder)
     if folder.exists():
@@ -496,4 +638,12 @@ def write_feature_tables(
     (folder / "empirical_data_export.json").write_text(
         json.dumps(list(records), indent=1), encoding="utf-8"
     )
+    if experiments is not None:
+        specs = [
+            {"identifier": ident, "feature-set": feature_set, "constraints": list(ids)}
+            for ident, ids in experiments.items()
+        ]
+        (folder / "inference_experiments_local.json").write_text(
+            json.dumps(specs, indent=1), encoding="utf-8"
+        )
     return folder

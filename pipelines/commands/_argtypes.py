@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 __all__ = [
+    "add_measurement_choice",
     "anatomy_parent",
     "finite_float",
     "non_negative_int",
     "positive_float",
     "positive_int",
     "rule_parent",
+    "selection",
 ]
 
 
@@ -47,6 +50,29 @@ def positive_int(text: str) -> int:
     if value == 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
+
+
+def selection(text: str) -> list[str]:
+    """Comma-separated measurement ids or labels (``L4,L4SEP,L5PT``), in order."""
+    names = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not n for n in names):
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated measurement ids or labels (e.g. L4,L5PT), got {text!r}"
+        )
+    return names
+
+
+def add_measurement_choice(parser: Any, *, n_pairs_help: str | None = None) -> None:
+    """Add ``--select`` (and, unless ``n_pairs_help`` is None, ``--n-pairs``) to ``parser``."""
+    parser.add_argument(
+        "--select", type=selection, default=None, metavar="ID,...",
+        help="measurements to use, by id or label, in this order (the order of x); 'all' "
+        "for every one (default: the whole set; for 'model' the source's default experiment "
+        "if it defines one)",
+    )
+    if n_pairs_help is not None:
+        parser.add_argument("--n-pairs", type=positive_int, default=None, metavar="N",
+                            help=n_pairs_help)
 
 
 def finite_float(text: str) -> float:

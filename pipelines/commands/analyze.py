@@ -1,7 +1,7 @@
 """``wiring analyze``: the posterior report of a trained posterior.
 
-``wiring analyze --posterior DIR --anatomy PATH_OR_PRESET --measurements NAME_OR_PATH
---out REPORT_DIR [--x-o 0.43,...] [--n-samples N] [--n-sbc N] [--seed S] [--skip ...]
+``wiring analyze --posterior DIR --anatomy PATH_OR_PRESET --measurements NAME_OR_PATH|model
+--out REPORT_DIR [--select ID,...] [--x-o 0.43,...] [--n-samples N] [--n-sbc N] [--seed S] [--skip ...]
 [--overwrite]``
 
 Runs the posterior summary (pairplot), the posterior predictive check, simulation-based
@@ -19,7 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int
+from pipelines.commands._argtypes import (
+    add_measurement_choice,
+    anatomy_parent,
+    non_negative_int,
+    positive_int,
+)
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register"]
 
@@ -40,7 +46,9 @@ def register(sub: Any) -> None:
     p.add_argument("--posterior", type=Path, required=True, metavar="DIR",
                    help="posterior directory written by `wiring train`")
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
-                   help="the measurement set the posterior was trained on")
+                   help="the measurement set the posterior was trained on ('model': the "
+                   "measurement populations of the --anatomy store)")
+    add_measurement_choice(p)
     p.add_argument("--x-o", default=None, metavar="V1,V2,...",
                    help="observed connection probabilities, one per measurement in set order "
                    "(default: the set's measured values)")
@@ -52,6 +60,9 @@ def register(sub: Any) -> None:
                    help="posterior predictive simulations (default 1000)")
     p.add_argument("--n-calibration", type=non_negative_int, default=100,
                    help="replicates calibrating the predictive p-values (default 100; 0: off)")
+    p.add_argument("--n-conditions", type=non_negative_int, default=10,
+                   help="posterior samples the conditional correlations (sbi "
+                   "conditional_corrcoeff) are averaged over (default 10; 0: off)")
     p.add_argument("--n-sbc", type=positive_int, default=200,
                    help="simulation-based calibration runs (default 200)")
     p.add_argument("--n-sbc-samples", type=positive_int, default=1000,
@@ -62,14 +73,15 @@ def register(sub: Any) -> None:
                    help="largest number of pairs evaluated per type pair (default 2000)")
     p.add_argument("--n-pairs", default="experiment", metavar="experiment|N",
                    help="pairs per simulated experiment: as tested ('experiment', default) or "
-                   "a fixed number; use what the training simulations used")
+                   "a fixed number (also used for records that do not say how many); use what "
+                   "the training simulations used")
     p.add_argument("--skip", default="", metavar="NAME,...",
                    help=f"analyses to leave out ({', '.join(ANALYSES)})")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
     p.add_argument("--allow-anatomy-mismatch", action="store_true",
                    help="analyze even if the posterior was trained on another anatomy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.set_defaults(handler=_run)
+    p.set_defaults(handler=holding_output_lock(_run, what="report directory"))
 
 
 def _parse_x_o(text: str, names: tuple[str, ...]) -> Any:
@@ -114,20 +126,17 @@ def _n_pairs(text: str) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from anatomy.hashing import anatomy_hash
-    from pipelines.commands.simulate import open_anatomy
+    from pipelines.commands.simulate import open_anatomy, open_measurements
     from wiring.analysis.standard import ANALYSES, run_standard_analysis
-    from wiring.errors import InvalidParameterError, OutputExistsError, PosteriorMismatchError
+    from wiring.errors import InvalidParameterError, PosteriorMismatchError
     from wiring.inference import load_posterior
-    from wiring.measurements import load_measurement_set
-    from wiring.report import write_report
+    from wiring.report import check_report_target, write_report
     from wiring.rules.registry import get_rule
     from wiring.simulation.simulator import Simulator
 
     out: Path = args.out
-    if out.exists() and not args.overwrite:
-        raise OutputExistsError(
-            f"{out} already exists; choose another --out or pass --overwrite to replace it"
-        )
+    # before any work: an existing --out must be a report of this package to be replaced
+    check_report_target(out, overwrite=args.overwrite)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
     skip = tuple(s.strip() for s in args.skip.split(",") if s.strip())
@@ -137,13 +146,19 @@ def _run(args: argparse.Namespace) -> int:
             f"--skip {args.skip!r}: unknown analysis {unknown}; known: {', '.join(ANALYSES)}"
         )
     n_pairs = _n_pairs(args.n_pairs)
-    mset = load_measurement_set(args.measurements)
+    args.n_pairs = n_pairs
+    mset = open_measurements(args, None)  # a bad set fails before a model is built
+    model = None
+    if mset is None:  # 'model': the measurements live in the anatomy store
+        model = open_anatomy(args.anatomy, args.anatomy_seed)
+        mset = open_measurements(args, model)
     names = tuple(str(n) for n in mset.names)
     posterior = load_posterior(args.posterior, measurement_names=names)
     manifest = posterior.manifest
     rule = get_rule(str(manifest["rule"]["name"]))
     x_o = _parse_x_o(args.x_o, names) if args.x_o is not None else mset.x_o
-    model = open_anatomy(args.anatomy, args.anatomy_seed)
+    if model is None:
+        model = open_anatomy(args.anatomy, args.anatomy_seed)
     trained_on = manifest.get("anatomy_hash")
     here = anatomy_hash(model)
     if trained_on and trained_on != here and not args.allow_anatomy_mismatch:
@@ -167,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         n_samples=args.n_samples, n_predictive=args.n_predictive,
         n_calibration=args.n_calibration, n_sbc=args.n_sbc, n_sbc_samples=args.n_sbc_samples,
         n_prediction_samples=args.n_prediction_samples, max_pairs=args.max_pairs,
-        seed=args.seed, skip=skip,
+        seed=args.seed, skip=skip, n_conditions=args.n_conditions,
     )
     config = {
         "command": "wiring analyze",
@@ -176,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         "anatomy_seed": args.anatomy_seed,
         "anatomy_hash": here,
         "measurements": str(args.measurements),
+        "select": args.select,
         "measurement_names": list(names),
         "x_o": [float(v) for v in x_o],
         "seed": args.seed,
@@ -183,6 +199,7 @@ def _run(args: argparse.Namespace) -> int:
         "n_samples": args.n_samples,
         "n_predictive": args.n_predictive,
         "n_calibration": args.n_calibration,
+        "n_conditions": args.n_conditions,
         "n_sbc": args.n_sbc,
         "n_sbc_samples": args.n_sbc_samples,
         "n_prediction_samples": args.n_prediction_samples,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register", "summarize_model"]
 
@@ -46,7 +47,8 @@ def register(sub: Any) -> None:
     b.add_argument("--chunk-voxels", type=positive_int, default=None,
                    help="voxels per stored block (default: about 4 Mi entries per block)")
     b.add_argument("--progress", action="store_true", help="show a progress bar")
-    b.set_defaults(handler=_build)
+    b.set_defaults(handler=holding_output_lock(_build, what="structural-model store",
+                                                make_parent=True))
 
     i = asub.add_parser(
         "info",
@@ -58,6 +60,9 @@ def register(sub: Any) -> None:
     i.add_argument("--plot", type=Path, default=None, metavar="FILE",
                    help="also draw depth profiles into this image file (png, pdf, svg)")
     i.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    i.add_argument("--verify", action="store_true",
+                   help="also recompute the content hash from the arrays and compare it with "
+                   "the recorded one (reads everything once)")
     i.set_defaults(handler=_info)
 
     c = asub.add_parser(
@@ -91,7 +96,8 @@ def register(sub: Any) -> None:
     c.add_argument("--feature-set", default=None, help="feature set name (default: the only one)")
     c.add_argument("--out", type=Path, required=True, help="output store")
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    c.set_defaults(handler=_import_consbi)
+    c.set_defaults(handler=holding_output_lock(_import_consbi, what="structural-model store",
+                                                make_parent=True))
     s = isub.add_parser(
         "swc",
         help="SWC morphologies placed at soma positions",
@@ -110,7 +116,8 @@ def register(sub: Any) -> None:
                    "far-away sample would otherwise build an enormous grid")
     s.add_argument("--out", type=Path, required=True, help="output store")
     s.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    s.set_defaults(handler=_import_swc)
+    s.set_defaults(handler=holding_output_lock(_import_swc, what="structural-model store",
+                                                make_parent=True))
 
     # a bare `wiring anatomy` or `wiring anatomy import` prints its own help (usage error)
     p.set_defaults(handler=_usage(p))
@@ -143,14 +150,23 @@ def _usage(parser: argparse.ArgumentParser) -> Any:
     return handler
 
 
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    """Fail before any expensive work when the output exists (write_model checks again)."""
+def _refuse_existing(path: Path, overwrite: bool, *, store: bool = True) -> None:
+    """Fail before any expensive work when the output exists, or when ``--overwrite`` would
+    replace a directory that is not a structural-model store (write_model checks again)."""
     from anatomy.errors import StoreExistsError
 
-    if (path.exists() or path.is_symlink()) and not overwrite:
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not overwrite:
         raise StoreExistsError(
             f"{path} already exists; choose another --out or pass --overwrite to replace it"
         )
+    if store:
+        from anatomy.store import is_anatomy_store
+        from anatomy.storeguard import refuse_foreign
+
+        if not is_anatomy_store(path):
+            raise refuse_foreign(path, "a structural-model store")
 
 
 def _write(model: Any, args: argparse.Namespace, what: str) -> int:
@@ -278,7 +294,7 @@ def _check_plot_target(path: Path, overwrite: bool) -> None:
 
     from anatomy.errors import AnatomyError
 
-    _refuse_existing(path, overwrite)
+    _refuse_existing(path, overwrite, store=False)
     formats = Figure().canvas.get_supported_filetypes()
     suffix = path.suffix.lstrip(".").lower()
     if suffix not in formats:
@@ -290,14 +306,32 @@ def _check_plot_target(path: Path, overwrite: bool) -> None:
         raise FileNotFoundError(f"the folder of --plot {path} does not exist; create it first")
 
 
+def _verify(model: Any, path: Path) -> None:
+    """Recompute the content hash and refuse a store whose arrays no longer match it."""
+    from anatomy.errors import StoreValidationError
+    from anatomy.store import content_hash
+
+    recorded = model.attrs.get("content_hash")
+    actual = content_hash(model)
+    if recorded != actual:
+        raise StoreValidationError(
+            f"{path}: the arrays hash to {actual[:12]}, but the store records content hash "
+            f"{str(recorded)[:12]}: its content was changed after it was written; rebuild it"
+        )
+
+
 def _info(args: argparse.Namespace) -> int:
     from anatomy.store import open_model
 
     if args.plot is not None:
         _check_plot_target(args.plot, args.overwrite)
     model = open_model(args.path, validate=True)
+    if args.verify:
+        _verify(model, args.path)
     summary = summarize_model(model)
     summary = {"path": str(args.path), "content_hash": model.attrs.get("content_hash"), **summary}
+    if args.verify:
+        summary["content_hash_verified"] = True
     if args.json:
         json.dump(summary, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -25,6 +25,8 @@ looks complete.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import shutil
 import sys
 import uuid
@@ -35,6 +37,8 @@ from pipelines.commands._argtypes import anatomy_parent, non_negative_int, posit
 from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["register", "summary_dir"]
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -118,6 +122,7 @@ def _open_anatomy(text: str, seed: int) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from anatomy.storeguard import remove_leftovers, store_lock
     from wiring.measurements.selectors import parse_selector
     from wiring.rules.base import check_theta_in_domain
     from wiring.rules.registry import get_rule
@@ -145,7 +150,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.sonata is not None:
             check_sonata(args.sonata, overwrite=True)
     model = _open_anatomy(args.anatomy, args.anatomy_seed)
+    with contextlib.ExitStack() as locks:  # one writer per output for the whole command
+        for path in outputs:
+            locks.enter_context(store_lock(path, what="output"))
+            remove_leftovers(path)
+        return _write_outputs(args, model, rule, theta, pre, post, out, summary)
 
+
+def _write_outputs(args: argparse.Namespace, model: Any, rule: Any, theta: Any, pre: Any,
+                   post: Any, out: Path, summary: Path) -> int:
     from anatomy.atomic import move_into_place
     from wiring.connectome import open_connectome
 
@@ -165,9 +178,8 @@ def _run(args: argparse.Namespace) -> int:
             export_sonata(conn, model, args.sonata, overwrite=args.overwrite)
         counts = (conn.n_pre, conn.n_post, conn.n_connections, conn.n_synapses)
         move_into_place(tmp_store, out)
-        if summary.exists():
-            shutil.rmtree(summary)
-        tmp.rename(summary)
+        log.info("wrote connectome to %s", out)
+        move_into_place(tmp, summary)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(tmp_store, ignore_errors=True)
@@ -194,6 +206,7 @@ def _compute(model: Any, rule: Any, theta: Any, store: Path, pre: Any, post: Any
         compute_connectome_to_store(
             model, rule, theta, store, seed=args.seed, pre=pre, post=post,
             block_size=args.block_size, workers=args.workers, progress=args.progress,
+            announce=False,
         )
         return
     from pipelines.cluster import connect
@@ -206,6 +219,7 @@ def _compute(model: Any, rule: Any, theta: Any, store: Path, pre: Any, post: Any
         compute_connectome_to_store(
             model, rule, theta, store, seed=args.seed, pre=pre, post=post,
             block_size=args.block_size, workers=threads, client=client, progress=args.progress,
+            announce=False,
         )
 
 

@@ -1,11 +1,15 @@
 """``wiring measurements list|show|export``: the measurement sets and what they contain.
 
-- ``wiring measurements list [--json]``: the built-in sets with their sizes.
-- ``wiring measurements show NAME|PATH [--json] [--model STORE]``: one row per measurement (id,
-  pre, post, p, pairs, protocol, citation); with ``--model``, also the population sizes and
-  eligible pairs in that structural model (slice emulation settable by flags).
-- ``wiring measurements export NAME|PATH --out FILE [--overwrite]``: write a set as TOML or CSV
-  (by the suffix), e.g. to start a custom set from a built-in one.
+- ``wiring measurements list [--json] [--model STORE]``: the built-in sets with their sizes (and
+  the ``model`` set of an imported store).
+- ``wiring measurements show NAME|PATH|model [--json] [--model STORE] [--select ID,...]
+  [--n-pairs N]``: one row per measurement (id, pre, post, p, pairs, protocol, citation); with
+  ``--model``, also the population sizes and eligible pairs in that structural model (slice
+  emulation settable by flags). ``model`` is the measurement populations of the ``--model``
+  store (an imported feature-table folder).
+- ``wiring measurements export NAME|PATH|model --out FILE [--model STORE] [--select ID,...]
+  [--overwrite]``: write a set as TOML or CSV (by the suffix), e.g. to start a custom set from
+  a built-in one.
 
 No science happens here: every command calls :mod:`wiring.measurements`.
 """
@@ -18,6 +22,8 @@ import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from pipelines.commands._argtypes import add_measurement_choice
 
 __all__ = ["register"]
 
@@ -39,16 +45,22 @@ def register(sub: Any) -> None:
         description="List the measurement sets shipped with the package.",
     )
     ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.add_argument("--model", type=Path, default=None, metavar="STORE",
+                    help="also list the 'model' set: the measurement populations of this store")
     ls.set_defaults(handler=_list)
 
     sh = msub.add_parser(
         "show", help="show the measurements of a set",
         description="Show the measurements of a built-in set or of a .toml/.csv file.",
     )
-    sh.add_argument("set", metavar="NAME|PATH", help="built-in set name or .toml/.csv file")
+    sh.add_argument("set", metavar="NAME|PATH|model",
+                    help="built-in set name, .toml/.csv file, or 'model' (the measurement "
+                    "populations of the --model store)")
     sh.add_argument("--json", action="store_true", help="print JSON")
     sh.add_argument("--model", type=Path, default=None, metavar="STORE",
                     help="also give population sizes and eligible pairs in this model store")
+    add_measurement_choice(sh, n_pairs_help="pairs tested for records that do not say how many "
+                           "(the research code sampled 50)")
     sh.add_argument("--slice-thickness-um", type=float, default=300.0,
                     help="slab thickness for slice measurements (default 300)")
     sh.add_argument("--slice-max-distance-um", type=float, default=100.0,
@@ -60,8 +72,14 @@ def register(sub: Any) -> None:
         "export", help="write a set as TOML or CSV",
         description="Write a measurement set to a .toml or .csv file (format by suffix).",
     )
-    ex.add_argument("set", metavar="NAME|PATH", help="built-in set name or .toml/.csv file")
+    ex.add_argument("set", metavar="NAME|PATH|model",
+                    help="built-in set name, .toml/.csv file, or 'model' (the measurement "
+                    "populations of the --model store)")
     ex.add_argument("--out", type=Path, required=True, help="output file (.toml or .csv)")
+    ex.add_argument("--model", type=Path, default=None, metavar="STORE",
+                    help="the imported model store of the 'model' set")
+    add_measurement_choice(ex, n_pairs_help="pairs tested for records that do not say how many "
+                           "(the research code sampled 50)")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing file")
     ex.set_defaults(handler=_export)
 
@@ -91,8 +109,11 @@ def _list(args: argparse.Namespace) -> int:
     from wiring.measurements import list_measurement_sets, load_measurement_set
 
     info: list[dict[str, Any]] = []
-    for name in list_measurement_sets():
-        mset = load_measurement_set(name)
+    sets = [(name, load_measurement_set(name)) for name in list_measurement_sets()]
+    if args.model is not None:
+        sets.append(("model", _resolve(argparse.Namespace(
+            set="model", model=args.model, select=None, n_pairs=None))))
+    for name, mset in sets:
         info.append({
             "name": name,
             "n_measurements": len(mset),
@@ -111,20 +132,44 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace) -> int:
-    from wiring.measurements import SliceConfig, load_measurement_set, populations
-
-    mset = load_measurement_set(args.set)
-    pops = None
-    if args.model is not None:
+def _open_model(args: argparse.Namespace) -> Any:
+    if getattr(args, "_opened", None) is None:
         from anatomy.store import open_model
 
+        args._opened = open_model(args.model)
+    return args._opened
+
+
+def _resolve(args: argparse.Namespace) -> Any:
+    """The set named on the command line, restricted by ``--select``."""
+    from wiring.measurements import MODEL_SET, resolve_measurement_set
+
+    model = None
+    if args.set == MODEL_SET:
+        if args.model is None:
+            from wiring.errors import MeasurementError
+
+            raise MeasurementError(
+                "measurement set 'model' means the measurement populations of an imported "
+                "structural model; name its store with --model STORE"
+            )
+        model = _open_model(args)
+    return resolve_measurement_set(args.set, model=model, select=args.select,
+                                   default_n_pairs=args.n_pairs)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from wiring.measurements import SliceConfig, populations
+
+    mset = _resolve(args)
+    pops = None
+    if args.model is not None:
         cfg = SliceConfig(
             thickness_um=args.slice_thickness_um,
             max_distance_um=(math.inf if math.isinf(args.slice_max_distance_um)
                              else args.slice_max_distance_um),
         )
-        pops = populations(open_model(args.model), mset, slice_config=cfg)
+        pops = populations(_open_model(args), mset, slice_config=cfg)
     if args.json:
         out = mset.to_dict()
         out["content_hash"] = mset.content_hash()
@@ -150,13 +195,18 @@ def _show(args: argparse.Namespace) -> int:
     title = f"{mset.name}: {len(mset)} measurements"
     if mset.description:
         title += f" - {mset.description}"
-    sys.stdout.write(f"{title}\n{_table(header, rows)}")
+    note = ""
+    if args.set == "model" and args.select is None:
+        total = sum("probability" in p.attrs for p in _open_model(args).populations.values())
+        if total > len(mset):
+            note = (f"(the source's default experiment; the model has {total} measurement "
+                    f"populations: --select all shows them)\n")
+    sys.stdout.write(f"{title}\n{_table(header, rows)}{note}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from wiring.errors import MeasurementError
-    from wiring.measurements import load_measurement_set
 
     out: Path = args.out
     suffix = out.suffix.lower()
@@ -164,7 +214,7 @@ def _export(args: argparse.Namespace) -> int:
         raise MeasurementError(
             f"--out {str(out)!r}: unsupported suffix {out.suffix!r}; use .toml or .csv"
         )
-    mset = load_measurement_set(args.set)
+    mset = _resolve(args)
     if suffix == ".toml":
         mset.to_toml(out, overwrite=args.overwrite)
     else:

@@ -57,9 +57,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
-    """The short human summary printed at the end of ``wiring run`` (from ``summary.json``)."""
+    """The short human summary printed at the end of ``wiring run`` (from ``summary.json``).
+
+    Only what exists is named: a run stopped early (``--stop-after``) lists the outputs it
+    wrote and the stages still to do, never a report that was not written.
+    """
     sections = summary.get("sections", {})
+    root = Path(run_dir)
     lines = [f"run directory: {run_dir}"]
+    report = root / "report" / "index.html"
+    if not report.exists():
+        outputs = [("simulations", root / "simulations.zarr"), ("posterior", root / "posterior")]
+        for what, path in outputs:
+            if path.exists():
+                lines.append(f"{what}: {path}")
+        lines.append("no report yet (the analyze stage has not run); run the same command "
+                     "without --stop-after to finish")
+        return "\n".join(lines) + "\n"
     post = sections.get("posterior", {})
     params = post.get("parameters", [])
     if params:
@@ -79,9 +93,18 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
             f"a-priori rule ({ref}): {verdict} (the smallest highest-density region that "
             f"contains it holds {hpd:.0f} % of the posterior; plausible means <= 95 %)"
         )
-    ppc = sections.get("posterior_predictive_check", {}).get("measurements", [])
+    pairs = post.get("correlations_given_the_others") or []
+    if pairs:
+        lines.append("correlations given the other parameters (conditional: sbi "
+                     "conditional_corrcoeff; partial: sample precision matrix):")
+        lines += [f"  {line}" for line in pairs]
+    ppc_section = sections.get("posterior_predictive_check", {})
+    ppc = ppc_section.get("measurements", [])
     if ppc:
-        lines.append("predictive fit (measured | predictive mean [95 %] | calibrated p):")
+        calibrated = bool(ppc_section.get("p_value_calibrated_method"))
+        lines.append("predictive fit (measured | predictive mean [95 %] | "
+                     + ("p calibrated after Hjort et al. 2006):" if calibrated
+                        else "posterior predictive p):"))
         width = max(len(m["measurement"]) for m in ppc)
         for m in ppc:
             p_cal = m.get("p_value_calibrated", m.get("p_value", float("nan")))
@@ -97,5 +120,5 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
     if cmp_:
         out = [r["rule"] for r in cmp_ if r.get("ruled_out")]
         lines.append(f"rules ruled out by the data: {', '.join(out) if out else 'none'}")
-    lines.append(f"report: {Path(run_dir) / 'report' / 'index.html'}")
+    lines.append(f"report: {report}")
     return "\n".join(lines) + "\n"

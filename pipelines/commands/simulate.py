@@ -1,12 +1,18 @@
 """``wiring simulate``: fill (or resume) a simulation store of training data for NPE.
 
-``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH --n N
---seed S --out STORE [--prior gaussian|uniform|PRIOR.toml] [--chunk-size K] [--workers W]
-[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
+``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH|model --n N
+--seed S --out STORE [--select ID,...] [--n-pairs N] [--prior gaussian|uniform|PRIOR.toml]
+[--chunk-size K] [--workers W] [--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
+
+``--measurements model`` uses the measurement populations of an imported anatomy store
+(``wiring anatomy import consbi``); ``--select`` picks measurements by id or label, in order.
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
-finished chunks are kept and only the unfinished ones are simulated. Other arguments for an
-existing store are refused (naming the field that differs) unless ``--overwrite`` is given.
+finished chunks are kept (after their checksums are verified: damaged or missing ones are
+redone) and only the unfinished ones are simulated. Other arguments for an existing store are
+refused (naming the field that differs) unless ``--overwrite`` is given. The store's lock is held
+for the whole command, so a second writer is refused; with ``--overwrite`` every input is checked
+first and the old store is replaced only once the new one holds a finished chunk.
 """
 
 from __future__ import annotations
@@ -17,7 +23,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
+from pipelines.commands._argtypes import (
+    add_measurement_choice,
+    anatomy_parent,
+    non_negative_int,
+    positive_int,
+    rule_parent,
+)
 from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["register"]
@@ -35,7 +47,11 @@ def register(sub: Any) -> None:
         "chunks that dask workers fill in parallel. Rerun on the same --out to resume.",
     )
     p.add_argument("--measurements", required=True, metavar="NAME_OR_PATH",
-                   help="measurement set: built-in name (vpm-invivo, rat-invitro) or a file")
+                   help="measurement set: built-in name (vpm-invivo, rat-invitro), a file, or "
+                   "'model' (the measurement populations of the --anatomy store)")
+    add_measurement_choice(
+        p, n_pairs_help="pairs sampled per measurement and simulation (default: as many as "
+        "the experiment tested; also used for records that do not say how many)")
     p.add_argument("--n", type=positive_int, required=True, help="number of simulations")
     p.add_argument("--seed", type=non_negative_int, required=True, help="run seed")
     p.add_argument("--out", type=Path, required=True, help="simulation store (e.g. sims.zarr)")
@@ -77,6 +93,20 @@ def open_anatomy(text: str, seed: int) -> Any:
     return build_model(text, seed=seed)
 
 
+def open_measurements(args: argparse.Namespace, model: Any) -> Any:
+    """The set of ``--measurements`` (restricted by ``--select``); for ``model`` it needs the
+    opened model and returns None without one."""
+    from wiring.measurements import MODEL_SET, resolve_measurement_set
+
+    if args.measurements == MODEL_SET and model is None:
+        return None
+    n_pairs = getattr(args, "n_pairs", None)
+    return resolve_measurement_set(
+        args.measurements, model=model, select=args.select,
+        default_n_pairs=n_pairs if isinstance(n_pairs, int) else None,
+    )
+
+
 def resolve_prior(text: str, rule: Any) -> Any:
     """A checked :class:`wiring.inference.priors.PriorSpec` from a kind name or a TOML/JSON file."""
     from wiring.inference.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
@@ -97,40 +127,52 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from anatomy.hashing import anatomy_hash
-    from wiring.measurements import load_measurement_set
+    from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
+    from wiring.errors import OutputExistsError
     from wiring.rules.registry import get_rule, rule_provenance
-    from wiring.simulation.resources import check_simulation_size
-    from wiring.simulation.store import SimulationStore, simulate_to_store
+    from wiring.simulation.store import SimulationStore, is_simulation_store, simulate_to_store
 
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
-    mset = load_measurement_set(args.measurements)
-    # refuse at once what cannot fit, before the anatomy is opened or anything is written
-    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names),
-                          chunk_size=args.chunk_size,
-                          pairs_per_row=sum(int(m.n_pairs) for m in mset))
+    mset = open_measurements(args, None)  # a bad set fails before a model is built
+    if mset is not None:
+        # refuse at once what cannot fit, before the anatomy is opened or anything is written
+        _check_size(args, prior, mset)
     model = open_anatomy(args.anatomy, args.anatomy_seed)
+    if mset is None:  # 'model': the measurements live in the anatomy store
+        mset = open_measurements(args, model)
+        _check_size(args, prior, mset)
     from wiring.simulation.simulator import Simulator
 
-    simulator = Simulator(model, rule, mset, replace=args.replace, pooling=not args.no_pooling)
+    simulator = Simulator(model, rule, mset, n_pairs=args.n_pairs or "experiment",
+                          replace=args.replace, pooling=not args.no_pooling)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
         measurement_names=list(mset.names), measurement_hash=mset.content_hash(),
         anatomy_hash=anatomy_hash(model), seed=args.seed, protocol=simulator.protocol(),
     )
     out: Path = args.out
-    if out.exists() and not args.overwrite:
-        store = SimulationStore.open(out)
-        store.check_config(**config)
-        log.info("resuming %s: %d of %d simulations done", out, store.n_done, store.n)
-    else:
-        if not out.parent.is_dir():
-            raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
-        store = SimulationStore.create(out, overwrite=args.overwrite, **config)
-    if store.todo_chunks():
-        store = _simulate(store, simulator, args, simulate_to_store)
-    else:
-        log.info("%s is complete; nothing to do", out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
+    # every input was checked above (populations selected, features built) before anything is
+    # written; an old store is replaced only once the new one holds a finished chunk
+    with store_lock(out, what="simulation store"):
+        remove_leftovers(out)
+        store = None
+        if out.exists() and not args.overwrite:
+            store = SimulationStore.open(out)
+            store.check_config(**config)
+            store.verify(repair=True)
+            log.info("resuming %s: %d of %d simulations done", out, store.n_done, store.n)
+        elif out.exists() and not is_simulation_store(out):
+            raise refuse_foreign(out, "a simulation store", OutputExistsError)
+        if store is None:
+            store = SimulationStore.create(out, overwrite=args.overwrite, prefill=simulator,
+                                           **config)
+        if store.todo_chunks():
+            store = _simulate(store, simulator, args, simulate_to_store)
+        else:
+            log.info("%s is complete; nothing to do", out)
     _, x = store.load()
     invalid = int((~np.isfinite(x).all(axis=1)).sum())
     sys.stdout.write(
@@ -138,6 +180,15 @@ def _run(args: argparse.Namespace) -> int:
         f"measurements ({invalid} with NaN x, e.g. theta outside the rule's domain)\n"
     )
     return 0
+
+
+def _check_size(args: argparse.Namespace, prior: Any, mset: Any) -> None:
+    from wiring.simulation.resources import check_simulation_size
+
+    per = args.n_pairs or None
+    check_simulation_size(args.out, n=args.n, d=prior.d, m=len(mset.names),
+                          chunk_size=args.chunk_size,
+                          pairs_per_row=sum(per or int(m.n_pairs) for m in mset))
 
 
 def _simulate(store: Any, simulator: Any, args: argparse.Namespace, run: Any) -> Any:

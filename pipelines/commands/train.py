@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.commands._argtypes import non_negative_int, positive_float, positive_int
+from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register"]
 
@@ -79,7 +80,7 @@ def register(sub: Any) -> None:
                    help="train on the finished part of an interrupted store")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(handler=_run)
+    p.set_defaults(handler=holding_output_lock(_run, what="posterior directory"))
 
 
 def _rule_metadata(rule_info: dict[str, Any]) -> dict[str, Any]:
@@ -97,12 +98,16 @@ def _rule_metadata(rule_info: dict[str, Any]) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from wiring.errors import OutputExistsError
-    from wiring.inference import save_posterior, train_from_store
+    from wiring.inference import is_posterior_dir, save_posterior, train_from_store
     from wiring.simulation.store import SimulationStore
 
     out: Path = args.out
     if out.exists() and not args.overwrite:
         raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    if (out.exists() or out.is_symlink()) and not is_posterior_dir(out):
+        from anatomy.storeguard import refuse_foreign
+
+        raise refuse_foreign(out, "a posterior directory", OutputExistsError)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"output folder {out.parent} does not exist; create it first")
     store = SimulationStore.open(args.store)

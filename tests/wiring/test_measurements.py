@@ -779,7 +779,9 @@ def test_set_from_imported_feature_tables(
                                          records=records)
     imported = consbi.import_feature_tables(folder)
     mset = measurement_set_from_model(imported, name="imported")
-    assert mset.names == tuple(pops)
+    # named by readable labels from the metadata (here the post types), source IDs kept
+    assert mset.names == vpm.names
+    assert all(f"source ID {mid}" in m.description for mid, m in zip(pops, mset, strict=True))
     np.testing.assert_allclose(mset.x_o, vpm.x_o, rtol=0, atol=1e-8)  # percent, 6 decimals
     np.testing.assert_array_equal(mset.n_pairs, vpm.n_pairs)
     for m, ref, src in zip(mset, vpm, populations(tiny, vpm), strict=True):
@@ -791,6 +793,57 @@ def test_set_from_imported_feature_tables(
         want = set(zip(tiny.neurons.ids[src.pair_pre].tolist(),
                        tiny.neurons.ids[src.pair_post].tolist(), strict=True))
         assert got == want
+
+
+@pytest.mark.parametrize(
+    ("authors", "short"),
+    [
+        ("Randy M Bruno, Bert Sakmann", "Bruno & Sakmann 2006"),
+        ("Bruno RM, Sakmann B", "Bruno & Sakmann 2006"),
+        ("Christine M Constantinople, Randy M Bruno", "Constantinople & Bruno 2006"),
+        ("Carl C H Petersen", "Petersen 2006"),
+        ("Petersen CCH", "Petersen 2006"),
+        ("D Feldmeyer, V Egger, J Lubke, B Sakmann", "Feldmeyer et al. 2006"),
+        ("Bruno", "Bruno 2006"),
+    ],
+)
+def test_citation_surnames_in_either_order(authors: str, short: str) -> None:
+    assert Citation(authors=authors, year=2006, doi="").short == short
+
+
+def test_select_model_measurements_by_label_or_name() -> None:
+    model = imported_model({"n_pairs": 500, "label": "L5-L5"})
+    assert measurement_set_from_model(model).names == ("first", "L5-L5")
+    got = measurement_set_from_model(model, select=["L5-L5", "first"])
+    assert got.names == ("L5-L5", "first")
+    # the population name (the source ID) selects too, and is kept in the description
+    by_id = measurement_set_from_model(model, select=["second"])
+    assert by_id.names == ("L5-L5",) and "source ID second" in by_id["L5-L5"].description
+    with pytest.raises(MeasurementError, match="select names unknown measurement 'L6'"):
+        measurement_set_from_model(model, select=["first", "L6"])
+    with pytest.raises(MeasurementError, match="twice"):
+        measurement_set_from_model(model, select=["first", "first"])
+    # only selected populations need complete attributes
+    partial = imported_model({"label": "L5-L5"})
+    assert measurement_set_from_model(partial, select=["first"]).names == ("first",)
+    with pytest.raises(MeasurementError, match=r"'second' \(L5-L5\): pairs tested unknown"):
+        measurement_set_from_model(partial, select=["all"])
+    assumed = measurement_set_from_model(partial, select=["all"], default_n_pairs=50)
+    assert assumed["L5-L5"].n_pairs == 50
+    assert "pairs tested unknown in the source; 50 assumed" in assumed["L5-L5"].description
+
+
+def test_resolve_measurement_set() -> None:
+    from wiring.measurements import resolve_measurement_set
+
+    assert resolve_measurement_set("vpm-invivo", select=["L6", "L4"]).names == ("L6", "L4")
+    assert len(resolve_measurement_set("vpm-invivo", select=["all"])) == 7
+    with pytest.raises(MeasurementError, match="select names unknown measurement 'L9'"):
+        resolve_measurement_set("vpm-invivo", select=["L9"])
+    with pytest.raises(MeasurementError, match="name its store"):
+        resolve_measurement_set("model")
+    model = imported_model({"n_pairs": 5})
+    assert resolve_measurement_set("model", model=model).names == ("first", "second")
 
 
 def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
@@ -830,7 +883,7 @@ def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
     np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_pre, src.pair_pre)
     np.testing.assert_array_equal(reopened.populations["slice-mask"].pair_post, src.pair_post)
     mset = measurement_set_from_model(reopened, name="imported")
-    m = mset["slice-mask"]
+    m = mset["L4ss-L23exc"]  # labelled from the record; the source population keeps its ID
     assert (m.eligibility, m.statistic, m.source_population) == ("listed", "per_pre",
                                                                  "slice-mask")
     pop = population(reopened, m)

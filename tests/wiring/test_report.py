@@ -131,8 +131,16 @@ def test_refuses_existing_output(tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary left over
-    _write(tmp_path, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "index.html").exists()
+    # a folder this package did not write is never replaced, not even with overwrite
+    with pytest.raises(OutputExistsError, match="not a report directory written by this package"):
+        _write(tmp_path, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    _write(tmp_path)
+    first = (out / "summary.json").read_text()
+    assert json.loads(first)["format"] == "wiring-sbi report"
+    _write(tmp_path, overwrite=True)  # its own report is replaced
+    assert (out / "index.html").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 

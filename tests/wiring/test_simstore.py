@@ -244,7 +244,7 @@ def test_create_refuses_existing_path(tmp_path: Path) -> None:
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("x")
-    with pytest.raises(OutputExistsError, match="not a zarr store"):
+    with pytest.raises(OutputExistsError, match="not a simulation store"):
         make(other, overwrite=True)
     assert (other / "keep.txt").exists()
     fresh = make(path, n=200, overwrite=True)
@@ -326,6 +326,8 @@ def test_store_without_streams_attribute_is_chunk_keyed(tmp_path: Path, referenc
     group = zarr.open_group(str(path), mode="r+")
     attrs = dict(group.attrs)
     attrs.pop("streams")
+    attrs["schema_version"] = 1  # stores without the attribute are of schema version 1,
+    group["chunk_seed"].attrs.clear()  # which had no sealed configuration either
     group.attrs.clear()
     group.attrs.update(attrs)
     store = SimulationStore.open_or_create(path, **config())
@@ -397,6 +399,8 @@ def test_store_records_the_protocol_and_refuses_another(tmp_path: Path, tiny_mod
     group = zarr.open_group(str(store.path), mode="r+")
     attrs = dict(group.attrs)
     attrs.pop("protocol")
+    attrs["schema_version"] = 1  # older stores had neither a protocol nor a sealed configuration
+    group["chunk_seed"].attrs.clear()
     group.attrs.clear()
     group.attrs.update(attrs)
     with pytest.raises(StoreMismatchError, match="without a recorded sampling protocol"):

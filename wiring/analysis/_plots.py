@@ -47,6 +47,7 @@ def plot_pairplot(
     intervals: FloatArray | None = None,
     labels: Sequence[str] | None = None,
     partial: FloatArray | None = None,
+    conditional: FloatArray | None = None,
     bins: int = 40,
 ) -> Figure:
     """Corner plot: marginal histograms on the diagonal, pairwise 2-D densities below it.
@@ -55,7 +56,8 @@ def plot_pairplot(
     whole box of a uniform prior, dashed below the diagonal), the reference (the rule's a-priori
     parameters) in red (vertical lines and stars), and the posterior's 95 % intervals shaded on
     the diagonal. Panels above the diagonal show the pairwise correlation coefficient and, when
-    ``partial`` (d, d) is given, the partial correlation given the other parameters.
+    given (d, d), sbi's conditional correlation (``conditional``) and the partial correlation
+    from the sample precision matrix (``partial``), both given the other parameters.
     """
     n, d = samples.shape
     names = list(labels) if labels is not None else list(param_names)
@@ -76,6 +78,8 @@ def plot_pairplot(
                 ax.set_axis_off()
                 if d > 1:
                     text = f"r = {corr[i, j]:+.2f}"
+                    if conditional is not None:
+                        text += f"\nconditional r = {conditional[i, j]:+.2f}"
                     if partial is not None and d > 2:
                         text += f"\npartial r = {partial[i, j]:+.2f}"
                     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes,
@@ -277,10 +281,13 @@ def plot_rule_comparison(
     ruled_out: Mapping[str, bool],
     alpha: float,
     reliable: BoolArray | None = None,
+    a_priori_p: FloatArray | None = None,
+    voxel_um: float | None = None,
 ) -> Figure:
-    """Per rule and measurement: posterior predictive and held-out p-values (log scale) and the
-    standardized held-out error; rules the data rule out are marked in the legend, held-out
-    values flagged unreliable (too few effective samples) are drawn faint."""
+    """Per rule and measurement: posterior predictive and held-out p-values (log scale), the
+    p-values at the rule's a-priori parameters (triangles, when given) and the standardized
+    held-out error; rules the data rule out are marked in the legend, held-out values flagged
+    unreliable (too few effective samples) are drawn faint. The title names the voxel size."""
     n_r, m = in_sample_p.shape
     fig = _new_figure(max(9.0, 1.1 * m + 5.0), 6.0)
     ax_p, ax_z = fig.subplots(2, 1, sharex=True)
@@ -297,13 +304,17 @@ def plot_rule_comparison(
         if not ok.all():
             ax_p.scatter((pos + off)[~ok], np.clip(held_out_p[r][~ok], 1e-6, 1), marker="x",
                          color=f"C{r}", alpha=0.25, label=f"{label}: held out (unreliable)")
+        if a_priori_p is not None and np.isfinite(a_priori_p[r]).any():
+            ax_p.scatter(pos + off, np.clip(a_priori_p[r], 1e-6, 1), marker="^",
+                         facecolors="none", edgecolors=f"C{r}",
+                         label=f"{rule}: at its a-priori parameters")
         ax_z.bar(pos + off, np.nan_to_num(held_out_z[r]), width=width, color=f"C{r}", alpha=0.8,
                  label=label)
     ax_p.axhline(alpha, color=_REF, ls="--", lw=1, label=f"rule-out level p = {alpha:.2g}")
     ax_p.set_yscale("log")
     ax_p.set_ylabel("predictive p-value")
     ax_p.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax_p.set_title("Rule comparison")
+    ax_p.set_title("Rule comparison" + (f" ({voxel_um:g} µm voxels)" if voxel_um else ""))
     ax_z.axhline(0, color="k", lw=0.8)
     for z in (-2, 2):
         ax_z.axhline(z, color=_PRIOR, ls=":", lw=1)

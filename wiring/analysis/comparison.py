@@ -32,6 +32,13 @@ For each rule (a :class:`RuleFit`: posterior, simulator and prior; :func:`fit_ru
   leave-one-out posterior) is summed into ``elpd_loo``; differences to the best rule are
   reported (more than ~4 units is a clear preference).
 
+Each rule is also evaluated at its **a-priori parameters** (``a_priori``; e.g. Peters' rules at
+θ = 1, the DSO rule at (1, 1, 1)): the experiments are simulated at that one θ and each
+measurement gets the predictive mean and the two-sided mid-p p-value, so a rule can be judged
+as its authors proposed it, not only after fitting. The report states the voxel size the rules
+were evaluated at (``voxel_um``): overlap-based rules such as Peters' depend on it (Boelts et
+al. 2023 tested Peters' rules at 1 µm; this package's models have 50 µm voxels).
+
 A rule is **ruled out** iff, for some measurement, the posterior predictive or the held-out
 p-value is below ``alpha / m`` (Bonferroni over the m measurements; default alpha = 0.01).
 Held-out p-values resting on fewer than ``min_ess`` effective samples (default 50) are reported
@@ -169,6 +176,10 @@ class RuleComparison:
     ruled_out: Mapping[str, bool]
     reasons: Mapping[str, tuple[str, ...]]
     elpd_loo: FloatArray
+    a_priori_theta: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    a_priori_mean: FloatArray | None = None
+    a_priori_p: FloatArray | None = None
+    voxel_um: float | None = None
     figure: Figure | None = field(default=None, repr=False, compare=False)
 
     def table(self) -> list[dict[str, Any]]:
@@ -190,8 +201,22 @@ class RuleComparison:
                     "held_out_p_value": self.held_out_p[r, k],
                     "held_out_log_density": self.held_out_lpd[r, k],
                     "held_out_ess": self.held_out_ess[r, k],
+                    **self._a_priori_cells(r, k),
                 }))
         return rows
+
+    def _a_priori_cells(self, r: int, k: int) -> dict[str, Any]:
+        if self.a_priori_mean is None or self.a_priori_p is None:
+            return {}
+        return {"a_priori_predicted": self.a_priori_mean[r, k],
+                "a_priori_p_value": self.a_priori_p[r, k]}
+
+    def a_priori_ruled_out(self, r: int) -> bool | None:
+        """Whether rule ``r`` at its a-priori parameters fails a measurement (p < alpha / m);
+        None when it was not evaluated there."""
+        if self.a_priori_p is None or not np.isfinite(self.a_priori_p[r]).any():
+            return None
+        return bool(np.nanmin(self.a_priori_p[r]) < self.alpha / len(self.names))
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per rule: errors, elpd and the verdict."""
@@ -211,6 +236,16 @@ class RuleComparison:
                 "elpd_loo_difference": self.elpd_loo[r] - best,
                 "ruled_out": self.ruled_out[rule],
                 "reasons": list(self.reasons[rule]),
+                "a_priori_theta": list(self.a_priori_theta[rule])
+                if rule in self.a_priori_theta else None,
+                "a_priori_rms_error": float(np.sqrt(np.nanmean(
+                    (self.a_priori_mean[r] - self.x_o) ** 2)))
+                if self.a_priori_mean is not None and np.isfinite(self.a_priori_mean[r]).any()
+                else None,
+                "a_priori_min_p_value": float(np.nanmin(self.a_priori_p[r]))
+                if self.a_priori_p is not None and np.isfinite(self.a_priori_p[r]).any()
+                else None,
+                "a_priori_ruled_out": self.a_priori_ruled_out(r),
             }))
         return out
 
@@ -223,6 +258,10 @@ class RuleComparison:
                          f"{self.alpha:g}/{m} (Bonferroni over {m} measurements); held-out "
                          f"p-values with fewer than {self.min_ess:g} effective samples do not "
                          f"count",
+            "a_priori": "each rule simulated at its a-priori parameters (a_priori_theta); "
+                        "ruled out there iff a p-value < alpha/m",
+            "voxel_um": self.voxel_um,
+            "resolution_note": _resolution_note(self.voxel_um),
             "rules": self.summary(),
             "per_measurement": self.table(),
         }))
@@ -230,6 +269,27 @@ class RuleComparison:
     def figures(self) -> dict[str, Figure]:
         """Figures by file stem."""
         return {"rule_comparison": self.figure} if self.figure is not None else {}
+
+
+def _resolution_note(voxel_um: float | None) -> str:
+    if voxel_um is None:
+        return "voxel size not given"
+    return (f"rules evaluated on the structural model's {voxel_um:g} µm voxels (overlap = a "
+            f"shared voxel); Boelts et al. 2023 tested Peters' rules at 1 µm resolution, where "
+            f"overlap is much rarer, so Peters' rules here are the {voxel_um:g} µm variants")
+
+
+def _at_a_priori(fit: RuleFit, theta0: Sequence[float], xo: FloatArray, n: int,
+                 seed: int) -> tuple[FloatArray, FloatArray]:
+    """Predictive mean and mid-p p-value per measurement of ``n`` simulations at ``theta0``."""
+    th = np.repeat(np.asarray(theta0, dtype=np.float64).reshape(1, -1), n, axis=0)
+    x = np.asarray(fit.simulator(th, rng=np.random.default_rng(seed)), dtype=np.float64)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    if len(x) == 0:
+        logger.warning("rule %s: its a-priori parameters %s lie outside its domain", fit.rule,
+                       list(theta0))
+        return np.full(len(xo), np.nan), np.full(len(xo), np.nan)
+    return x.mean(axis=0), predictive_p_value(x, xo)
 
 
 def _n_pairs(simulator: Any, m: int, n_pairs: Any) -> FloatArray | None:
@@ -371,6 +431,8 @@ def compare_rules(
     n_pairs: npt.ArrayLike | None = None,
     trainer: Trainer | None = None,
     min_ess: float = 50.0,
+    a_priori: Mapping[str, Sequence[float]] | None = None,
+    voxel_um: float | None = None,
     plot: bool = True,
 ) -> RuleComparison:
     """Compare fitted rules on the measurements ``x_o`` (see the module docstring).
@@ -396,6 +458,12 @@ def compare_rules(
         Trainer for ``"retrain"`` (default :func:`wiring.inference.train_posterior`).
     min_ess
         Held-out p-values with a smaller effective sample size do not count for the verdict.
+    a_priori
+        A-priori parameters by rule name (e.g. ``{"peters_neuron": [1.0]}``); each such rule
+        is also simulated ``n_samples`` times at them (not part of the verdict, reported
+        beside it).
+    voxel_um
+        Voxel size of the structural model the rules were evaluated on (reported).
     plot
         Whether to draw the figure.
 
@@ -446,6 +514,15 @@ def compare_rules(
             logger.warning("rule %s: held-out estimates rest on fewer than %g effective samples "
                            "for %s (not used for the verdict); consider held_out='retrain'",
                            fit.rule, min_ess, ", ".join(low_ess))
+    a_priori_theta = {rule: tuple(float(v) for v in theta0)
+                      for rule, theta0 in (a_priori or {}).items() if rule in rules}
+    ap_mean = ap_p = None
+    if a_priori_theta:
+        ap_mean, ap_p = np.full((nr, m), np.nan), np.full((nr, m), np.nan)
+        for r, (fit, s) in enumerate(zip(fits, child_seeds(seed + 1, nr), strict=True)):
+            if fit.rule in a_priori_theta:
+                ap_mean[r], ap_p[r] = _at_a_priori(fit, a_priori_theta[fit.rule], xo,
+                                                   n_samples, s)
     thr = alpha / m
     ruled, reasons = {}, {}
     for r, rule in enumerate(rules):
@@ -463,11 +540,14 @@ def compare_rules(
 
         fig = plot_rule_comparison(rules, names, arrs["in_p"], arrs["ho_p"], arrs["ho_z"],
                                    ruled_out=ruled, alpha=thr,
-                                   reliable=arrs["ho_ess"] >= min_ess)
+                                   reliable=arrs["ho_ess"] >= min_ess, a_priori_p=ap_p,
+                                   voxel_um=voxel_um)
     return RuleComparison(
         rules=rules, names=names, x_o=xo,
         in_sample_mean=arrs["in_mean"], in_sample_z=arrs["in_z"], in_sample_p=arrs["in_p"],
         held_out_mean=arrs["ho_mean"], held_out_z=arrs["ho_z"], held_out_p=arrs["ho_p"],
         held_out_lpd=arrs["ho_lpd"], held_out_ess=arrs["ho_ess"], held_out_method=held_out,
-        alpha=alpha, min_ess=min_ess, ruled_out=ruled, reasons=reasons, elpd_loo=elpd, figure=fig,
+        alpha=alpha, min_ess=min_ess, ruled_out=ruled, reasons=reasons, elpd_loo=elpd,
+        a_priori_theta=a_priori_theta, a_priori_mean=ap_mean, a_priori_p=ap_p,
+        voxel_um=voxel_um, figure=fig,
     )

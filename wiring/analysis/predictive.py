@@ -7,13 +7,16 @@ p-values
 discrete (binomial) x: with ``F_<`` and ``F_=`` the predictive probabilities of a value below
 and equal to the measurement, ``p = min(1, 2 min(F_< + F_=/2, 1 - F_< - F_=/2))``.
 Posterior predictive p-values are conservative (they pile up near 0.5 for a correct model
-because the posterior already saw the measurement), so with ``n_calibration > 0`` they are
-also *calibrated* (Hjort, Dahl & Steinbakk 2006, JASA 101:211): replicate data sets are
-simulated from the posterior predictive at ``x_o``, the amortized posterior is conditioned on
-each replicate and its p-value recomputed, and ``p_value_calibrated`` is the (mid-rank)
-fraction of replicate p-values at or below the observed one. For a correct model it is close
-to uniform; it costs ``n_calibration`` posterior samplings and
-``n_calibration * n_calibration_samples`` extra simulations.
+because the posterior already saw the measurement). With ``n_calibration > 0`` they are also
+*calibrated* as Hjort, Dahl & Steinbakk 2006 (JASA 101:211) define it: replicate data sets are
+drawn from the **prior** predictive (θ_r from the prior, x_r from the simulator), the amortized
+posterior is conditioned on each replicate and the replicate's posterior predictive p-value
+computed the same way; ``p_value_calibrated`` is the Monte Carlo estimate of the fraction of
+these reference p-values at or below the observed one (see :func:`calibrate_p_values`; its
+resolution is 1 / (n_calibration + 1)). If the model (prior and simulator) is right, the
+observed data are a draw from the prior predictive too, so the calibrated p-value is uniform.
+The reference distribution does not depend on the observation; it costs ``n_calibration``
+posterior samplings and ``n_calibration * (n_calibration_samples + 1)`` extra simulations.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from wiring.analysis._common import (
     child_seeds,
     drop_nan_rows,
     jsonable,
+    prior_sample,
     sample_many,
 )
 from wiring.errors import InvalidParameterError, WiringError
@@ -45,6 +49,7 @@ __all__ = [
     "calibrate_p_values",
     "posterior_predictive_check",
     "predictive_p_value",
+    "prior_predictive_p_values",
     "simulate_predictive",
 ]
 
@@ -100,8 +105,14 @@ class PredictiveCheck:
             "n_samples": self.n_samples,
             "n_dropped": self.n_dropped,
             "n_calibration": self.n_calibration,
-            "p_value_method": "two-sided posterior predictive mid-p"
-            + ("; calibrated after Hjort et al. 2006" if self.n_calibration else ""),
+            "p_value_method": "two-sided posterior predictive mid-p",
+            "p_value_calibrated_method": (
+                f"Hjort et al. 2006: rank of the p-value among those of {self.n_calibration} "
+                f"replicate data sets drawn from the prior predictive, each conditioned on by "
+                f"the amortized posterior (uniform if the model is right); Monte Carlo "
+                f"estimate (1 + rank) / ({self.n_calibration} + 1), so at least "
+                f"{1 / (self.n_calibration + 1):.3g}"
+            ) if self.n_calibration else None,
             "measurements": self.table(),
         }))
 
@@ -134,8 +145,11 @@ def predictive_p_value(x_pred: npt.ArrayLike, x_o: npt.ArrayLike) -> FloatArray:
 
 
 def calibrate_p_values(p_obs: npt.ArrayLike, p_reference: npt.ArrayLike) -> FloatArray:
-    """Calibrated p-values: mid-rank fraction of reference p-values (r, m) at or below
-    ``p_obs`` (m,), i.e. the reference distribution function of the p-value at ``p_obs``."""
+    """Calibrated p-values: the reference distribution function of the p-value at ``p_obs``
+    (m,), estimated from the r reference p-values (r, m) as the Monte Carlo p-value
+    ``(1 + below + equal / 2) / (r + 1)`` (ties count half). Counting the observation as one
+    of the draws keeps the estimate valid for finite r and never 0: with r = 100 replicates the
+    smallest value is 1/101, which reads "below about 0.01"."""
     po = np.asarray(p_obs, dtype=np.float64).reshape(1, -1)
     pr = np.atleast_2d(np.asarray(p_reference, dtype=np.float64))
     finite = np.isfinite(pr)
@@ -143,7 +157,7 @@ def calibrate_p_values(p_obs: npt.ArrayLike, p_reference: npt.ArrayLike) -> Floa
     below = ((pr < po - _TIE_TOL) & finite).sum(axis=0)
     equal = ((np.abs(pr - po) <= _TIE_TOL) & finite).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray((below + 0.5 * equal) / n, dtype=np.float64)
+        return np.asarray((1.0 + below + 0.5 * equal) / (n + 1.0), dtype=np.float64)
 
 
 def simulate_predictive(
@@ -172,6 +186,7 @@ def posterior_predictive_check(
     seed: int = 0,
     n_calibration: int = 100,
     n_calibration_samples: int = 200,
+    prior_spec: Any = None,
     plot: bool = True,
 ) -> PredictiveCheck:
     """Re-simulate the measurements from posterior samples and compare with ``x_o``.
@@ -193,6 +208,9 @@ def posterior_predictive_check(
         docstring.
     n_calibration_samples
         Posterior predictive draws per replicate.
+    prior_spec
+        The prior the replicates of the calibration are drawn from (default: the posterior's
+        ``prior_spec``); needed when ``n_calibration > 0``.
     plot
         Whether to draw the violin figure.
 
@@ -216,8 +234,8 @@ def posterior_predictive_check(
             f"n_calibration >= 0 and n_calibration_samples >= 2"
         )
     s_main, s_cal = child_seeds(seed, 2)
-    theta, x_pred, n_dropped = simulate_predictive(posterior, simulator, xo,
-                                                   n_samples=n_samples, seed=s_main)
+    _, x_pred, n_dropped = simulate_predictive(posterior, simulator, xo,
+                                               n_samples=n_samples, seed=s_main)
     if len(x_pred) < 2:
         raise WiringError(
             f"only {len(x_pred)} of {n_samples} posterior samples lie inside the rule's domain; "
@@ -226,9 +244,15 @@ def posterior_predictive_check(
     p = predictive_p_value(x_pred, xo)
     p_cal = None
     if n_calibration:
+        spec = prior_spec if prior_spec is not None else getattr(posterior, "prior_spec", None)
+        if spec is None:
+            raise InvalidParameterError(
+                "the calibrated p-values need the prior (prior_spec=...) to draw replicate "
+                "data sets from the prior predictive; pass it or set n_calibration=0"
+            )
         p_cal = calibrate_p_values(
-            p, _replicate_p_values(posterior, simulator, theta, n_calibration,
-                                   n_calibration_samples, s_cal))
+            p, prior_predictive_p_values(posterior, simulator, spec, n_calibration,
+                                         n_calibration_samples, s_cal))
     mean = x_pred.mean(axis=0)
     std = x_pred.std(axis=0, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -255,25 +279,40 @@ def posterior_predictive_check(
     )
 
 
-def _replicate_p_values(
+def prior_predictive_p_values(
     posterior: PosteriorLike,
     simulator: SimulatorLike,
-    theta: FloatArray,
+    prior_spec: Any,
     n_rep: int,
     n_per_rep: int,
     seed: int,
 ) -> FloatArray:
-    """Predictive p-values (n_rep, m) of replicate data sets drawn from the posterior
-    predictive (θ_r from ``theta``, x_r ~ simulator(θ_r)), each re-analysed with the posterior."""
+    """Reference p-values (n_rep', m) of Hjort et al. 2006: replicate data sets from the prior
+    predictive (θ_r from the prior, x_r ~ simulator(θ_r)), each conditioned on by the posterior
+    and given its posterior predictive p-value. Replicates the simulator cannot produce (NaN,
+    θ outside the rule's domain) are dropped."""
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(theta), size=n_rep, replace=len(theta) < n_rep)
-    x_rep = np.asarray(simulator(theta[pick], rng=rng), dtype=np.float64)
+    names = tuple(simulator.names)
+    theta = prior_sample(prior_spec, n_rep, _prior_dim(prior_spec), rng)
+    x_rep = np.asarray(simulator(theta, rng=rng), dtype=np.float64)
     x_rep = x_rep[np.all(np.isfinite(x_rep), axis=1)]
+    if len(x_rep) == 0:
+        raise WiringError("no prior predictive replicate could be simulated (all NaN); the prior "
+                          "lies outside the rule's domain")
     th = sample_many(posterior, x_rep, n_per_rep, int(rng.integers(2**62)))  # (S, R, d)
     th_all = th.transpose(1, 0, 2).reshape(-1, th.shape[2])
     own = np.repeat(np.arange(len(x_rep)), n_per_rep)
     x_all = np.asarray(simulator(th_all, rng=rng), dtype=np.float64)
-    out = np.full((len(x_rep), x_rep.shape[1]), np.nan)
+    out = np.full((len(x_rep), len(names)), np.nan)
     for r in range(len(x_rep)):
         out[r] = predictive_p_value(x_all[own == r], x_rep[r])
     return out
+
+
+def _prior_dim(spec: Any) -> int:
+    """Number of parameters of a prior spec (object or mapping)."""
+    for key in ("names", "loc", "low"):
+        val = spec.get(key) if isinstance(spec, dict) else getattr(spec, key, None)
+        if val is not None and np.size(val) > 0:
+            return int(np.size(val))
+    raise InvalidParameterError("cannot tell the number of parameters of the prior spec")

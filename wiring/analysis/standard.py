@@ -60,6 +60,7 @@ def run_standard_analysis(
     max_pairs: int = 2000,
     seed: int = 0,
     skip: Iterable[str] = (),
+    n_conditions: int = 10,
 ) -> StandardAnalysis:
     """Run the standard analyses (each seeded from ``seed``) and return them.
 
@@ -86,6 +87,9 @@ def run_standard_analysis(
         Seed of everything random.
     skip
         Names from :data:`ANALYSES` not to run.
+    n_conditions
+        Posterior samples the conditional correlations are conditioned at (0: not computed;
+        see :func:`~wiring.analysis.summary.summarize_posterior`).
     """
     from wiring.analysis.calibration import calibration
     from wiring.analysis.predictions import predict_connectivity
@@ -106,13 +110,14 @@ def run_standard_analysis(
         samples = np.asarray(posterior.sample(n_samples, xo, seed=seeds["summary"]))
         out.results["summary"] = summarize_posterior(
             samples, param_names, prior_spec=prior_spec, reference=reference,
-            log_prob=lambda t: posterior.log_prob(t, xo), labels=labels)
+            log_prob=lambda t: posterior.log_prob(t, xo), labels=labels,
+            n_conditions=n_conditions)
         out.timings_s["summary"] = time.perf_counter() - t0
     if "predictive" not in skipped:
         t0 = time.perf_counter()
         out.results["predictive"] = posterior_predictive_check(
             posterior, simulator, xo, n_samples=n_predictive, seed=seeds["predictive"],
-            n_calibration=n_calibration)
+            n_calibration=n_calibration, prior_spec=prior_spec)
         out.timings_s["predictive"] = time.perf_counter() - t0
     if "calibration" not in skipped:
         t0 = time.perf_counter()

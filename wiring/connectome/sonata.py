@@ -43,6 +43,7 @@ import numpy.typing as npt
 from anatomy.atomic import move_into_place
 from anatomy.catalogue import CELL_TYPES, LAYERS, REGIONS
 from anatomy.model import StructuralModel
+from anatomy.storeguard import remove_leftovers, store_lock
 from wiring.connectome.compute import Connectome
 from wiring.connectome.store import ConnectomeStore
 from wiring.connectome.summaries import check_same_anatomy
@@ -114,6 +115,17 @@ def export_sonata(
             )
     check_same_anatomy(conn, model, use="export it with the model it was computed from")
     _check_target(out, overwrite=overwrite)
+    with store_lock(out, what="SONATA folder"):
+        remove_leftovers(out)
+        _check_target(out, overwrite=overwrite)
+        _export(h5py, conn, model, out, node_population, edge_pop)
+    logger.info("wrote SONATA circuit (%d nodes, %d edges) to %s", model.n_neurons,
+                conn.n_connections, out)
+    return out
+
+
+def _export(h5py: Any, conn: Any, model: Any, out: Path, node_population: str,
+            edge_pop: str) -> None:
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:
@@ -147,9 +159,6 @@ def export_sonata(
         move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("wrote SONATA circuit (%d nodes, %d edges) to %s", model.n_neurons,
-                conn.n_connections, out)
-    return out
 
 
 def _check_target(out: Path, *, overwrite: bool) -> None:

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from anatomy.atomic import move_into_place
 from anatomy.errors import SchemaVersionError
 from anatomy.model import StructuralModel
+from anatomy.storeguard import remove_leftovers, store_lock
 from wiring._typing import FloatArray, IntArray
 from wiring.connectome.compute import (
     BLOCK_ENTRIES,
@@ -264,10 +265,19 @@ def write_connectome(
         ``path`` exists and ``overwrite`` is False, or it exists and is not a connectome store
         (never replaced).
     """
-    import zarr
-
     path = Path(path)
     _check_target(path, overwrite=overwrite)
+    with store_lock(path, what="connectome store"):
+        remove_leftovers(path)
+        _check_target(path, overwrite=overwrite)
+        _write_connectome(conn, path)
+    logger.info("wrote connectome to %s", path)
+    return path
+
+
+def _write_connectome(conn: Connectome, path: Path) -> None:
+    import zarr
+
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
     try:
         root = zarr.open_group(tmp, mode="w-", zarr_format=3)
@@ -286,8 +296,6 @@ def write_connectome(
         move_into_place(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("wrote connectome to %s", path)
-    return path
 
 
 def compute_connectome_to_store(
@@ -306,18 +314,34 @@ def compute_connectome_to_store(
     in_memory: bool | None = None,
     progress: bool = False,
     overwrite: bool = False,
+    announce: bool = True,
 ) -> Path:
     """Like :func:`compute_connectome`, but write each block to a store as soon as it is done.
 
     The matrices never exist in memory as a whole: memory is bounded by the (loaded) model plus
     one wave of blocks (4 per worker), whatever the size of the connectome. The store is the
     same as ``write_connectome(compute_connectome(...), path)`` writes, and appears atomically
-    (temporary sibling, then rename) once complete. Parameters as for
-    :func:`compute_connectome` and :func:`write_connectome`.
+    (temporary sibling, then rename) once complete; the store's lock is held throughout.
+    Parameters as for :func:`compute_connectome` and :func:`write_connectome`; ``announce=False``
+    logs the finished store at debug level only (for a caller that moves it elsewhere).
     """
+    out = Path(path)
+    with store_lock(out, what="connectome store"):
+        remove_leftovers(out)
+        _compute_to_store(model, rule, theta, out, seed=seed, pre=pre, post=post,
+                          block_size=block_size, client=client, workers=workers,
+                          autapses=autapses, in_memory=in_memory, progress=progress,
+                          overwrite=overwrite)
+    logger.log(logging.INFO if announce else logging.DEBUG, "wrote connectome to %s", out)
+    return out
+
+
+def _compute_to_store(model: Any, rule: Any, theta: Any, out: Path, *, seed: int, pre: Any,
+                      post: Any, block_size: int | None, client: Any, workers: int,
+                      autapses: bool, in_memory: bool | None, progress: bool,
+                      overwrite: bool) -> None:
     import zarr
 
-    out = Path(path)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     state: dict[str, Any] = {}
 
@@ -355,5 +379,3 @@ def compute_connectome_to_store(
         move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("wrote connectome to %s", out)
-    return out

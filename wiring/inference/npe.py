@@ -45,6 +45,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -53,7 +54,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from anatomy.atomic import move_into_place
+from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
 from wiring._json import json_native
+from wiring._seal import changed_fields, decode_seal, encode_seal, field_digests
 from wiring._typing import FloatArray
 from wiring.errors import (
     InvalidParameterError,
@@ -62,6 +66,7 @@ from wiring.errors import (
     PosteriorMismatchError,
     ShapeMismatchError,
     TrainingDataError,
+    WiringWarning,
 )
 from wiring.inference._training import Schedule, fit_estimator
 from wiring.inference.priors import PriorSpec
@@ -69,10 +74,13 @@ from wiring.inference.priors import PriorSpec
 __all__ = [
     "ESTIMATORS",
     "MANIFEST_VERSION",
+    "SEAL_KEY",
+    "SUPPORTED_MANIFEST_VERSIONS",
     "Posterior",
     "PosteriorFileError",
     "TrainingDataError",
     "build_prior",
+    "is_posterior_dir",
     "load_posterior",
     "posterior_from_state",
     "resolve_device",
@@ -91,8 +99,12 @@ DEFAULT_STOP_AFTER_EPOCHS = 10
 DEFAULT_LR_DECAY = 0.5
 DEFAULT_LR_PATIENCE = 3
 DEFAULT_MIN_LEARNING_RATE = 5e-5
-#: Version of the posterior directory format.
-MANIFEST_VERSION = 1
+#: Version of the posterior directory format (2: ``weights.pt`` seals the manifest).
+MANIFEST_VERSION = 2
+#: Versions this package loads (1: unsealed manifest, loaded with a warning).
+SUPPORTED_MANIFEST_VERSIONS: frozenset[int] = frozenset({1, 2})
+#: Key of the manifest seal inside ``weights.pt`` (a uint8 tensor, see :mod:`wiring._seal`).
+SEAL_KEY = "_wiring_manifest_seal"
 _FORMAT = "wiring-posterior"
 _WEIGHTS = "weights.pt"
 _MANIFEST = "manifest.json"
@@ -575,36 +587,61 @@ def save_posterior(posterior: Posterior, path: str | os.PathLike[str], *,
     ------
     OutputExistsError
         ``path`` exists and ``overwrite`` is false, or it is not a posterior directory.
+    StoreLockedError
+        Another process is writing ``path``.
     """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with store_lock(path, what="posterior directory"):
+        remove_leftovers(path)
+        _save(posterior, path, overwrite=overwrite)
+    logger.info("saved posterior to %s", path)
+    return path
+
+
+def is_posterior_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an empty folder or a posterior directory of this package (the only
+    folders :func:`save_posterior` may replace)."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        manifest = json.loads((path / _MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == _FORMAT
+
+
+def _save(posterior: Posterior, path: Path, *, overwrite: bool) -> None:
     import torch
 
-    path = Path(path)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         if not overwrite:
             raise OutputExistsError(
                 f"{str(path)!r} already exists; pass overwrite=True (--overwrite) to replace it"
             )
-        if not (path.is_dir() and ((path / _MANIFEST).is_file() or not any(path.iterdir()))):
-            raise OutputExistsError(
-                f"{str(path)!r} exists and is not a posterior directory; refusing to replace it"
-            )
+        if not is_posterior_dir(path):
+            raise refuse_foreign(path, "a posterior directory", OutputExistsError)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in posterior.net.state_dict().items()}
-        torch.save(state, tmp / _WEIGHTS)
         manifest = dict(posterior.manifest)
+        manifest.pop("weights_sha256", None)
+        manifest["schema_version"] = MANIFEST_VERSION
+        # the weights vouch for every manifest field, the manifest for the weights' bytes
+        state[SEAL_KEY] = torch.from_numpy(encode_seal(field_digests(_sealed_view(manifest))))
+        torch.save(state, tmp / _WEIGHTS)
         manifest["weights_sha256"] = _sha256(tmp / _WEIGHTS)
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=True) + "\n")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     posterior.manifest["weights_sha256"] = manifest["weights_sha256"]
-    logger.info("saved posterior to %s", path)
-    return path
+    posterior.manifest["schema_version"] = MANIFEST_VERSION
 
 
 def _sha256(path: Path) -> str:
@@ -651,12 +688,12 @@ def load_posterior(path: str | os.PathLike[str], *, rule: Any = None,
         ) from err
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise PosteriorFileError(f"{str(path)!r} is not a posterior directory (bad manifest)")
-    if manifest.get("schema_version") != MANIFEST_VERSION:
+    version = manifest.get("schema_version")
+    if isinstance(version, bool) or version not in SUPPORTED_MANIFEST_VERSIONS:
         raise PosteriorFileError(
-            f"posterior {str(path)!r} has format version {manifest.get('schema_version')!r}; "
-            f"this version reads {MANIFEST_VERSION}; retrain it with `wiring train`"
+            f"posterior {str(path)!r} has format version {version!r}; this version reads "
+            f"{sorted(SUPPORTED_MANIFEST_VERSIONS)}; retrain it with `wiring train`"
         )
-    _check_match(manifest, path, rule, measurement_names)
     weights = path / _WEIGHTS
     if not weights.is_file():
         raise PosteriorFileError(f"posterior {str(path)!r}: {_WEIGHTS} is missing")
@@ -674,6 +711,8 @@ def load_posterior(path: str | os.PathLike[str], *, rule: Any = None,
         ) from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PosteriorFileError(f"posterior {str(path)!r}: {_WEIGHTS} is not a state dict")
+    _check_seal(manifest, state.pop(SEAL_KEY, None), path)
+    _check_match(manifest, path, rule, measurement_names)
     try:
         return posterior_from_state(manifest, state)
     except RuntimeError as err:
@@ -699,6 +738,49 @@ def posterior_from_state(manifest: Mapping[str, Any], state: Mapping[str, Any]) 
         net = _build_net(settings, dummy_t, dummy_x)
     net.load_state_dict(dict(state))
     return Posterior(net, manifest)
+
+
+#: Training entries that differ between identical runs (timings): not sealed, so that the same
+#: training gives a bit-identical ``weights.pt``.
+_UNSEALED_TRAINING = ("wall_s", "epoch_s")
+
+
+def _sealed_view(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest fields the weights seal: all but ``weights_sha256`` and the timings."""
+    view = {k: v for k, v in manifest.items() if k != "weights_sha256"}
+    if isinstance(view.get("training"), dict):
+        view["training"] = {k: v for k, v in view["training"].items()
+                            if k not in _UNSEALED_TRAINING}
+    return view
+
+
+def _check_seal(manifest: Mapping[str, Any], seal: Any, path: Path) -> None:
+    """Refuse a manifest that differs from the digest sealed into the weights (naming the
+    field); warn for a posterior written before manifests were sealed."""
+    if manifest.get("schema_version") == 1 and seal is None:
+        warnings.warn(
+            f"posterior {str(path)!r} was written by an older version whose manifest is not "
+            f"sealed by its weights, so edits of manifest.json cannot be detected; retrain it "
+            f"with `wiring train` to get a sealed one",
+            WiringWarning, stacklevel=3,
+        )
+        logger.warning("posterior %s: manifest not sealed (format version 1); retrain to seal",
+                       path)
+        return
+    digests = decode_seal(seal.numpy()) if seal is not None else None
+    if digests is None:
+        raise PosteriorFileError(
+            f"posterior {str(path)!r}: {_WEIGHTS} carries no readable seal of {_MANIFEST}; the "
+            f"files do not belong together. Retrain it or restore the original"
+        )
+    changed = changed_fields(digests, _sealed_view(manifest))
+    if changed:
+        raise PosteriorFileError(
+            f"posterior {str(path)!r}: {_MANIFEST} field {changed[0]!r} was changed after "
+            f"training (it no longer matches the seal in {_WEIGHTS}"
+            f"{'; also ' + ', '.join(map(repr, changed[1:])) if changed[1:] else ''}); the "
+            f"posterior was not trained with these values. Restore the original or retrain"
+        )
 
 
 def _check_match(manifest: Mapping[str, Any], path: Path, rule: Any,

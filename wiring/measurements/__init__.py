@@ -5,7 +5,10 @@ the populations a measurement tests in a model (in vivo or in a slice).
 from __future__ import annotations
 
 from wiring.measurements.from_model import (
+    MODEL_SET,
     measurement_set_from_model,
+    resolve_measurement_set,
+    select_measurements,
 )
 from wiring.measurements.populations import (
     Population,
@@ -35,6 +38,7 @@ from wiring.measurements.sets import (
 __all__ = [
     "CELL_TYPE_GROUPS",
     "LAYER_GROUPS",
+    "MODEL_SET",
     "PROTOCOLS",
     "SELECTOR_KEYS",
     "Citation",
@@ -50,6 +54,8 @@ __all__ = [
     "pooling_order",
     "population",
     "populations",
+    "resolve_measurement_set",
     "select",
+    "select_measurements",
     "selection_mask",
 ]

@@ -64,6 +64,7 @@ __all__ = [
     "read_csv",
     "read_toml",
     "selector_of",
+    "surname",
     "write_csv",
     "write_text_atomic",
     "write_toml",
@@ -344,6 +345,18 @@ def _csv_cell(value: Any) -> str:
 
 #: A DOI without prefix: ``10.<registrant>/<suffix>``.
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
+
+
+_INITIALS = re.compile(r"^[A-Z\u00c0-\u00de]{1,3}\.?$")
+
+
+def surname(author: str) -> str:
+    """Surname of one author written either way: ``"Bruno RM"`` (surname, then initials) or
+    ``"Randy M Bruno"`` (given names first: the last word)."""
+    words = author.split()
+    if len(words) > 1 and _INITIALS.match(words[-1]):
+        return " ".join(words[:-1])
+    return words[-1]
 
 
 def is_real(value: Any) -> bool:

@@ -150,9 +150,13 @@ class Citation:
 
     @property
     def short(self) -> str:
-        """Short form, e.g. ``"Bruno & Sakmann 2006"`` or ``"Feldmeyer et al. 1999"``."""
+        """Short form, e.g. ``"Bruno & Sakmann 2006"`` or ``"Feldmeyer et al. 1999"``.
+
+        Authors may be written surname first with initials (``"Bruno RM, Sakmann B"``) or given
+        names first (``"Randy M Bruno, Bert Sakmann"``, as imported metadata does).
+        """
         parts = [p.strip() for p in re.split(r",|;| & | and ", self.authors) if p.strip()]
-        surnames = [p.split()[0] for p in parts]
+        surnames = [mio.surname(p) for p in parts]
         if len(surnames) == 1:
             who = surnames[0]
         elif len(surnames) == 2:

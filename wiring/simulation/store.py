@@ -5,10 +5,24 @@ Layout (one zarr group)::
     theta         (n, d) float64, chunks (chunk_size, d), NaN until simulated
     x             (n, m) float64, chunks (chunk_size, m), NaN until simulated (or invalid θ)
     chunk_status  (n_chunks,) uint8, one zarr chunk per element: 0 to do, 1 done
-    chunk_seed    (n_chunks,) uint64: a fingerprint of each chunk's random stream
+    chunk_seed    (n_chunks,) uint64: a fingerprint of each chunk's random stream; its own
+                  attribute ``config_digest`` seals the group's configuration attributes
     attrs         schema_version, param_names, measurement_names, measurement_hash,
                   anatomy_hash, rule (provenance), prior (PriorSpec dict), seed, chunk_size, n,
                   streams ("row" or "chunk"; absent means "chunk")
+
+**Integrity (schema version 2).** Every chunk of ``theta``, ``x`` and ``chunk_status`` ends with
+a crc32c checksum, and every chunk file is written even when it holds only NaN, so a chunk
+marked done whose file is missing or damaged is detected: :meth:`SimulationStore.load` raises a
+one-line :class:`StoreFormatError` naming the chunk, and :func:`simulate_to_store` marks such
+chunks to do again and redoes them. ``config_digest`` holds a sha256 per configuration
+attribute, written beside the group attributes in another file: an edit of the attributes alone
+is refused on open, naming the field. Stores of schema version 1 (no checksums, no digest) still
+open and load.
+
+**One writer.** :meth:`SimulationStore.create` and :func:`simulate_to_store` hold the store's
+lock (:func:`anatomy.storeguard.store_lock`, a ``.<name>.lock`` file beside it) while they
+write; a second writer is refused naming the holder.
 
 **Determinism.** With ``streams = "row"`` (the default) row ``j`` draws its θ from counter-based
 uniforms keyed by (θ key, j, parameter) and its x from the simulator's stream of index ``j``
@@ -43,6 +57,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from anatomy.atomic import move_into_place
+from anatomy.storeguard import refuse_foreign, remove_leftovers, store_lock
 from wiring._typing import FloatArray
 from wiring.errors import (
     OutputExistsError,
@@ -51,6 +67,17 @@ from wiring.errors import (
     StoreMismatchError,
 )
 from wiring.inference.priors import PriorSpec
+from wiring.simulation._store_layout import (
+    CONFIG_FIELDS,
+    FORMAT,
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
+    check_sealed,
+    config_digest,
+    create_group,
+    has_seal,
+    is_simulation_store,
+)
 from wiring.simulation.resources import check_simulation_size
 
 __all__ = [
@@ -61,6 +88,7 @@ __all__ = [
     "StoreFormatError",
     "SupportsIndexedSimulation",
     "chunk_rngs",
+    "is_simulation_store",
     "row_keys",
     "simulate_chunk_rows",
     "simulate_to_store",
@@ -68,27 +96,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Version of the store layout; bumped on incompatible changes.
-SCHEMA_VERSION = 1
-_FORMAT = "wiring-simulations"
-
 #: A picklable simulator: ``simulate_chunk(theta (k, d), rng) -> x (k, m)`` (NaN rows allowed).
 SimulateChunk = Callable[[FloatArray, np.random.Generator], Any]
 
-#: Configuration attributes that must agree when an existing store is reused.
-CONFIG_FIELDS: tuple[str, ...] = (
-    "rule",
-    "param_names",
-    "measurement_names",
-    "measurement_hash",
-    "anatomy_hash",
-    "prior",
-    "n",
-    "chunk_size",
-    "seed",
-    "streams",
-    "protocol",
-)
 #: Ways rows get their random numbers (see the module docstring).
 STREAMS: tuple[str, ...] = ("row", "chunk")
 #: The value of a store written before the ``streams`` attribute existed.
@@ -123,11 +133,6 @@ def chunk_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.random.Ge
     ss = np.random.SeedSequence(seed, spawn_key=(index,))
     a, b = ss.spawn(2)
     return np.random.default_rng(a), np.random.default_rng(b)
-
-
-def _chunk_fingerprint(seed: int, index: int) -> int:
-    ss = np.random.SeedSequence(seed, spawn_key=(index,))
-    return int(ss.generate_state(1, np.uint64)[0])
 
 
 def simulate_chunk_rows(
@@ -208,8 +213,9 @@ def _write_chunk(
         n_measurements=n_measurements, start=start, streams=streams,
     )
     group = _open_group(Path(path), "r+")
-    group["theta"][start:stop] = theta
-    group["x"][start:stop] = x
+    # every chunk file is written, even one holding only NaN: a missing file means damage
+    group["theta"].with_config({"write_empty_chunks": True})[start:stop] = theta
+    group["x"].with_config({"write_empty_chunks": True})[start:stop] = x
     group["chunk_status"][index] = 1
     return stop - start
 
@@ -243,6 +249,7 @@ class SimulationStore:
         streams: str = "row",
         protocol: Mapping[str, Any] | None = None,
         overwrite: bool = False,
+        prefill: SimulateChunk | SupportsIndexedSimulation | None = None,
     ) -> SimulationStore:
         """Create an empty store (all chunks to do), atomically.
 
@@ -273,12 +280,18 @@ class SimulationStore:
             (:meth:`wiring.simulation.simulator.Simulator.protocol`); ``None``: recorded by
             :func:`simulate_to_store` from the simulator that fills the first chunk.
         overwrite : bool
-            Replace an existing simulation store at ``path``.
+            Replace an existing simulation store at ``path`` (never another kind of directory).
+        prefill : simulator, optional
+            When replacing a store: simulate the first chunk into the new store before it
+            replaces the old one, so that the old results survive any failure of the simulator
+            or its inputs. Ignored when nothing is replaced.
 
         Raises
         ------
         OutputExistsError
-            ``path`` exists and ``overwrite`` is false, or it is not a store we may replace.
+            ``path`` exists and ``overwrite`` is false, or it is not a simulation store.
+        StoreLockedError
+            Another process is writing the store.
         """
         config = _config(
             n=n, chunk_size=chunk_size, prior_spec=prior_spec, rule_info=rule_info,
@@ -288,46 +301,32 @@ class SimulationStore:
         path = Path(path)
         check_simulation_size(path, n=n, d=len(prior_spec.names),
                               m=len(config["measurement_names"]), chunk_size=chunk_size)
-        if path.exists():
-            if not overwrite:
-                raise OutputExistsError(
-                    f"{str(path)!r} already exists; pass overwrite=True (--overwrite) to replace "
-                    f"it, or choose another path"
-                )
-            if not (path / "zarr.json").is_file():
-                raise OutputExistsError(
-                    f"{str(path)!r} exists and is not a zarr store; refusing to delete it even "
-                    f"with overwrite"
-                )
-        import zarr
-
-        n_chunks = -(-n // chunk_size)
-        d, m = len(prior_spec.names), len(config["measurement_names"])
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            group = zarr.open_group(str(tmp), mode="w")  # type: ignore[arg-type]
-            comp = zarr.codecs.ZstdCodec(level=3)
-            # a chunk_size beyond n is one chunk of n rows (zarr would otherwise allocate and
-            # encode the whole oversized chunk on every write)
-            rows = min(chunk_size, n)
-            group.create_array("theta", shape=(n, d), chunks=(rows, d), dtype="float64",
-                               fill_value=np.nan, compressors=[comp])
-            group.create_array("x", shape=(n, m), chunks=(rows, max(m, 1)),
-                               dtype="float64", fill_value=np.nan, compressors=[comp])
-            group.create_array("chunk_status", shape=(n_chunks,), chunks=(1,), dtype="uint8",
-                               fill_value=0, compressors=None)
-            seeds = group.create_array("chunk_seed", shape=(n_chunks,), chunks=(n_chunks,),
-                                       dtype="uint64", fill_value=0, compressors=[comp])
-            seeds[:] = np.array([_chunk_fingerprint(seed, i) for i in range(n_chunks)],
-                                dtype=np.uint64)
-            group.attrs.update({"format": _FORMAT, "schema_version": SCHEMA_VERSION, **config})
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"output folder {path.parent} does not exist; create it first")
+        with store_lock(path, what="simulation store"):
+            remove_leftovers(path)
+            if path.exists() or path.is_symlink():
+                if not overwrite:
+                    raise OutputExistsError(
+                        f"{str(path)!r} already exists; pass overwrite=True (--overwrite) to "
+                        f"replace it, or choose another path"
+                    )
+                if not is_simulation_store(path):
+                    raise refuse_foreign(path, "a simulation store", OutputExistsError)
+            n_chunks = -(-n // chunk_size)
+            tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+            try:
+                create_group(tmp, config, n_chunks=n_chunks)
+                if prefill is not None and path.exists():
+                    # results first: the old store is replaced only once the new one holds a
+                    # finished chunk, so any failure before that leaves the old one untouched
+                    start, stop = 0, min(chunk_size, n)
+                    _write_chunk(str(tmp), 0, start, stop, config["prior"], int(seed),
+                                 len(config["measurement_names"]), prefill, config["streams"])
+                move_into_place(tmp, path)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
         logger.info("created simulation store %s: %d simulations in %d chunks", path, n, n_chunks)
         return cls.open(path)
 
@@ -352,22 +351,36 @@ class SimulationStore:
                 f"{str(path)!r} is not a zarr store ({err}); create it with `wiring simulate`"
             ) from err
         attrs = dict(group.attrs)
-        if attrs.get("format") != _FORMAT:
+        if attrs.get("format") != FORMAT:
             raise StoreFormatError(
                 f"{str(path)!r} is not a simulation store (format {attrs.get('format')!r}, "
-                f"expected {_FORMAT!r})"
+                f"expected {FORMAT!r})"
             )
-        if attrs.get("schema_version") != SCHEMA_VERSION:
+        version = attrs.get("schema_version")
+        if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
             raise StoreFormatError(
-                f"simulation store {str(path)!r} has schema version "
-                f"{attrs.get('schema_version')!r}; this version reads {SCHEMA_VERSION}. "
-                f"Re-simulate it with this version"
+                f"simulation store {str(path)!r} has schema version {version!r}; this version "
+                f"reads {sorted(SUPPORTED_SCHEMA_VERSIONS)}. Re-simulate it with this version"
+            )
+        if version >= 2 or has_seal(group):  # a sealed store relabelled as version 1 too
+            check_sealed(path, group, attrs)
+        missing = [k for k in CONFIG_FIELDS if k not in ("streams", "protocol") and k not in attrs]
+        if missing:
+            raise StoreFormatError(
+                f"simulation store {str(path)!r} lacks the attribute(s) {missing}; it is damaged: "
+                f"re-simulate it"
             )
         store = cls(path, group)
         n, d, m = store.n, len(store.param_names), len(store.measurement_names)
         for name, shape in (("theta", (n, d)), ("x", (n, m)), ("chunk_status", (store.n_chunks,))):
-            if name not in group or tuple(group[name].shape) != shape:
-                got = tuple(group[name].shape) if name in group else "missing"
+            try:
+                got: Any = tuple(group[name].shape) if name in group else "missing"
+            except Exception as err:  # damaged zarr.json of the array
+                raise StoreFormatError(
+                    f"simulation store {str(path)!r}: the metadata of array {name!r} cannot be "
+                    f"read ({type(err).__name__}); the store is damaged: re-simulate it"
+                ) from err
+            if got != shape:
                 raise StoreFormatError(
                     f"simulation store {str(path)!r}: array {name!r} has shape {got}, "
                     f"expected {shape}"
@@ -528,13 +541,69 @@ class SimulationStore:
 
         With ``only_done`` (default) only rows of finished chunks are returned, in row order.
         Loading everything is intended: 10^6 simulations × 10 columns are 80 MB.
+
+        Raises
+        ------
+        StoreFormatError
+            A finished chunk is missing or fails its checksum (named in the message); run
+            ``wiring simulate`` with the same arguments to redo it.
         """
-        theta = np.asarray(self._group["theta"][:], dtype=np.float64)
-        x = np.asarray(self._group["x"][:], dtype=np.float64).reshape(self.n, -1)
+        status = self.chunk_status()
+        d, m = len(self.param_names), len(self.measurement_names)
+        theta = np.full((self.n, d), np.nan)
+        x = np.full((self.n, m), np.nan)
+        for i in range(self.n_chunks):
+            if only_done and status[i] != 1:
+                continue
+            start, stop = self.chunk_bounds(i)
+            problem = self._chunk_problem(i) if status[i] == 1 else None
+            if problem is not None:
+                raise StoreFormatError(
+                    f"simulation store {str(self.path)!r}: chunk {i} (rows {start}-{stop - 1}) "
+                    f"is marked done but {problem}; run `wiring simulate` with the same "
+                    f"arguments to redo it"
+                )
+            theta[start:stop] = self._group["theta"][start:stop]
+            x[start:stop] = np.asarray(self._group["x"][start:stop]).reshape(stop - start, -1)
         if only_done:
             mask = self.done_mask()
             theta, x = theta[mask], x[mask]
         return theta, x
+
+    def _chunk_problem(self, index: int) -> str | None:
+        """Why finished chunk ``index`` cannot be trusted, or None when it reads back intact."""
+        start, stop = self.chunk_bounds(index)
+        # schema 1 skipped chunk files that held only NaN; θ is never NaN in a finished chunk
+        names = ("theta", "x") if self.schema_version >= 2 else ("theta",)
+        for name in names:
+            arr = self._group[name]
+            key = arr.metadata.encode_chunk_key((index, 0))
+            if not (self.path / name / key).is_file():
+                return f"its {name!r} chunk file {name}/{key} is missing"
+        for name in ("theta", "x"):
+            try:
+                np.asarray(self._group[name][start:stop])
+            except Exception as err:
+                why = " ".join(str(err).split())[:200]
+                return f"its {name!r} chunk cannot be read ({type(err).__name__}: {why})"
+        return None
+
+    def verify(self, *, repair: bool = False) -> list[int]:
+        """Finished chunks whose data is missing or damaged; with ``repair`` they are marked
+        to do again (so :func:`simulate_to_store` redoes them)."""
+        bad = [i for i in np.flatnonzero(self.chunk_status() == 1)
+               if self._chunk_problem(int(i)) is not None]
+        for i in bad:
+            logger.warning("simulation store %s: chunk %d is marked done but %s; it will be "
+                           "redone", self.path, i, self._chunk_problem(int(i)))
+            if repair:
+                self._group["chunk_status"][int(i)] = 0
+        return [int(i) for i in bad]
+
+    @property
+    def schema_version(self) -> int:
+        """Layout version the store was written with."""
+        return int(self._attrs.get("schema_version", 1))
 
     def content_hash(self) -> str:
         """sha256 over the finished θ and x rows and the configuration (hex)."""
@@ -615,8 +684,11 @@ def _adopt_protocol(store: SimulationStore, simulator: Any) -> None:
             raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(store.path)))
         import zarr
 
-        zarr.open_group(str(store.path), mode="r+").attrs.update({"protocol": want})
+        group = zarr.open_group(str(store.path), mode="r+")
+        group.attrs.update({"protocol": want})
         store._attrs["protocol"] = want
+        if store.schema_version >= 2:  # the writer that adds an attribute reseals them
+            group["chunk_seed"].attrs["config_digest"] = config_digest(store._attrs)
     elif have != want:
         diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
         raise StoreMismatchError(
@@ -651,15 +723,29 @@ def simulate_to_store(
     progress : bool
         Show a progress bar of completed simulations and their rate.
 
+    Finished chunks whose data is missing or damaged are marked to do and redone first. The
+    store's lock is held throughout.
+
     Raises
     ------
+    StoreLockedError
+        Another process is writing the store.
     Exception
         Whatever a chunk raised; chunks finished before it stay done and a rerun resumes.
     """
+    path_ = store.path if isinstance(store, SimulationStore) else Path(store)
+    with store_lock(path_, what="simulation store"):
+        remove_leftovers(path_)
+        if not isinstance(store, SimulationStore):
+            store = SimulationStore.open(store)
+        store.verify(repair=True)
+        return _fill(store, simulate_chunk, client=client, progress=progress)
+
+
+def _fill(store: SimulationStore, simulate_chunk: SimulateChunk, *, client: Any,
+          progress: bool) -> SimulationStore:
     from tqdm.auto import tqdm
 
-    if not isinstance(store, SimulationStore):
-        store = SimulationStore.open(store)
     _adopt_protocol(store, simulate_chunk)
     todo = store.todo_chunks()
     m = len(store.measurement_names)

@@ -171,3 +171,49 @@ def test_missing_folder_and_tables(tmp_path: Path) -> None:
 def test_populations_survive_model_validation(tmp_path: Path) -> None:
     model = import_feature_tables(make_folder(tmp_path))
     assert isinstance(model.populations["L4"], NeuronPopulation)
+
+
+def test_labels_follow_the_metadata() -> None:
+    from anatomy.io.consbi import first_author_surname, measurement_labels
+
+    def rec(pre: tuple[str, str], post: tuple[str, str], septum: str = "no",
+            authors: str = "Randy M Bruno, Bert Sakmann", year: str = "2006") -> dict:
+        return {"pre_layer": pre[0], "pre_type": pre[1], "post_layer": post[0],
+                "post_type": post[1], "only_septum": septum, "authors": authors, "year": year}
+
+    vpm = ("VPM", "VPM")
+    entries = [
+        ("a", rec(vpm, ("L4", "EXC"))),
+        ("b", rec(vpm, ("L4", "EXC"), "yes")),
+        ("c", rec(vpm, ("L5", "L5PT"), authors="Christine M Constantinople, Randy M Bruno")),
+        ("d", rec(vpm, ("L4", "EXC"), authors="Randy M Bruno, Daniel J Simons", year="2002")),
+        ("e", rec(("L23", "EXC"), ("L23", "INH"), authors="Carl C H Petersen")),
+        ("f", rec(("L5", "L5IT"), ("L5", "L5PT"), authors="Solange P Brown, Shaul Hestrin")),
+        ("g", rec(("L5", "L5IT"), ("L5", "L5PT"), authors="Solange P Brown, Shaul Hestrin")),
+        ("h", {}),
+    ]
+    labels = measurement_labels(entries, preferred=["a", "b", "c"])
+    assert labels == {
+        "a": "L4", "b": "L4SEP", "c": "L5PT", "d": "L4_Bruno2002", "e": "L23-L23INH",
+        "f": "L5IT-L5PT_Brown2006", "g": "L5IT-L5PT_Brown2006_2", "h": "h",
+    }
+    # without a preference every member of an ambiguous group is qualified
+    assert measurement_labels(entries[:1] + entries[3:4]) == {
+        "a": "L4_Bruno2006", "d": "L4_Bruno2002"}
+    assert first_author_surname("Randy M Bruno, Bert Sakmann") == "Bruno"
+    assert first_author_surname("D Feldmeyer, V Egger") == "Feldmeyer"
+
+
+def test_import_orders_and_labels_like_the_paper(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """The research-code-shaped folder: the default experiment's measurements first, in the
+    paper's order, with the paper's labels; the experiment spec is kept."""
+    from research_folder import PAPER, PAPER_LABELS, make_research_folder
+
+    model = import_feature_tables(make_research_folder(tiny_model, tmp_path / "f"))
+    names = list(model.populations)
+    assert names[:7] == [p[0] for p in PAPER]
+    assert [model.populations[n].attrs["label"] for n in names[:7]] == PAPER_LABELS
+    assert model.attrs["default_measurements"] == [p[0] for p in PAPER]
+    assert model.attrs["experiments"]["default_rule_invivo"] == [p[0] for p in PAPER]
+    assert all(model.populations[n].attrs["source_id"] == n for n in names)
+    assert len({p.attrs["label"] for p in model.populations.values()}) == len(names) == 89

@@ -70,6 +70,18 @@ class ExactPosterior:
 
 
 @dataclass
+class BetaPrior:
+    """A Beta(a, b) prior with the ``sample(n, rng)`` of a prior spec (one parameter ``p``)."""
+
+    a: float
+    b: float
+    names: tuple[str, ...] = ("p",)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.beta(self.a, self.b, size=(n, 1))
+
+
+@dataclass
 class BinomialToy:
     """m measurements of one connection probability θ ~ Beta(a, b): x_j = k_j / n_j,
     k_j ~ Binomial(n_j, θ); the posterior is Beta(a + Σk, b + Σ(n − k))."""
@@ -83,6 +95,10 @@ class BinomialToy:
         return tuple(f"m{k}" for k in range(len(self.n_pairs)))
 
     param_names: tuple[str, ...] = ("p",)
+
+    @property
+    def prior_spec(self) -> BetaPrior:
+        return BetaPrior(self.a, self.b)
 
     def __call__(self, theta: Any, *, rng: np.random.Generator) -> np.ndarray:
         th = np.asarray(theta, dtype=np.float64).reshape(-1, 1)

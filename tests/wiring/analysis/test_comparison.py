@@ -187,3 +187,36 @@ def test_abc_held_out_matches_exact_leave_one_out() -> None:
 def test_abc_held_out_needs_training_data() -> None:
     with pytest.raises(WiringError, match="held_out='abc' needs the training simulations"):
         compare_rules(_fits(), X_O, n_samples=200, held_out="abc")
+
+
+def test_rules_at_their_a_priori_parameters() -> None:
+    """Each rule is also simulated at its a-priori θ: the mean and p-value match the binomial
+    at that θ (golden values from scipy), a θ far from the data is ruled out there, and the
+    report names the voxel size."""
+    from scipy.stats import binom
+
+    fits = _fits()
+    res = compare_rules(fits, X_O, n_samples=20000, seed=2, held_out="none",
+                        a_priori={"good": [0.27], "bad": [1.0]}, voxel_um=50.0)
+    assert res.a_priori_theta == {"good": (0.27,), "bad": (1.0,)}
+    assert res.a_priori_mean is not None and res.a_priori_p is not None
+    # 'good' at 0.27: mean 0.27 (standard error sqrt(.27 .73 / n / 20000) < 0.0003)
+    np.testing.assert_allclose(res.a_priori_mean[0], 0.27, atol=0.002)
+    n = np.array(N_PAIRS)
+    k = np.round(X_O * n)
+    lo = binom.cdf(k - 1, n, 0.27) + 0.5 * binom.pmf(k, n, 0.27)
+    exact_p = np.minimum(1, 2 * np.minimum(lo, 1 - lo))
+    np.testing.assert_allclose(res.a_priori_p[0], exact_p, atol=0.02)
+    # 'bad' at 1.0 predicts 0.1 everywhere: ruled out at its a-priori value
+    np.testing.assert_allclose(res.a_priori_mean[1], 0.1, atol=0.003)
+    assert res.a_priori_ruled_out(0) is False and res.a_priori_ruled_out(1) is True
+    d = res.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["voxel_um"] == 50.0 and "1 µm" in d["resolution_note"]
+    assert d["rules"][0]["a_priori_theta"] == [0.27]
+    assert d["rules"][1]["a_priori_ruled_out"] is True
+    assert {"a_priori_predicted", "a_priori_p_value"} <= set(d["per_measurement"][0])
+    assert "50 µm" in res.figure.axes[0].get_title()
+    # without a-priori values nothing is reported for them
+    plain = compare_rules(fits, X_O, n_samples=500, seed=2, held_out="none", plot=False)
+    assert plain.a_priori_p is None and plain.to_dict()["rules"][0]["a_priori_theta"] is None

@@ -1,4 +1,5 @@
-"""Posterior summaries: statistics against numpy, partial correlations, HPD rank, pairplot."""
+"""Posterior summaries: statistics against numpy, conditional (sbi) and partial correlations,
+HPD rank, pairplot."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from analysis_toys import ExactPosterior, LinearGaussian
 from scipy.stats import chi2
 
 from wiring.analysis import partial_correlation, summarize_posterior
-from wiring.analysis.summary import hpd_level
+from wiring.analysis.summary import conditional_correlation, hpd_level
 from wiring.errors import InvalidParameterError, ShapeMismatchError
 from wiring.inference.priors import PriorSpec
 
@@ -45,6 +46,52 @@ def test_partial_correlation_matches_precision_matrix() -> None:
     np.fill_diagonal(expected, 1.0)
     # Monte-Carlo sd of a sample (partial) correlation ~ (1 - rho^2) / sqrt(n) < 0.0023
     np.testing.assert_allclose(partial_correlation(s), expected, atol=0.01)
+
+
+def _gaussian_with_partial(rho: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and covariance of a Gaussian whose correlations given the other parameters
+    are ``rho`` (precision P_ij = -rho_ij sqrt(P_ii P_jj))."""
+    prec = -rho.copy()
+    np.fill_diagonal(prec, 1.0)
+    prec = prec / np.outer(sd, sd)
+    return prec, np.linalg.inv(prec)
+
+
+def test_conditional_correlation_of_a_gaussian() -> None:
+    """sbi's conditional_corrcoeff on a Gaussian equals its known conditional correlations
+    (the paper's -0.9 / +0.9 / +0.96 pattern), at any condition; the partial correlation of
+    samples agrees (exact for a Gaussian)."""
+    rho = np.array([[1.0, -0.9, 0.9], [-0.9, 1.0, 0.96], [0.9, 0.96, 1.0]])
+    prec, cov = _gaussian_with_partial(rho, np.array([0.05, 0.1, 0.2]))
+    mu = np.ones(3)
+
+    def log_prob(t: np.ndarray) -> np.ndarray:
+        return -0.5 * np.einsum("ni,ij,nj->n", t - mu, prec, t - mu)
+
+    samples = np.random.default_rng(0).multivariate_normal(mu, cov, size=4000)
+    res = summarize_posterior(samples, NAMES, prior_spec=PRIOR, log_prob=log_prob, plot=False,
+                              n_conditions=20)
+    # the grid (50 points over the samples' range) resolves the conditionals to ~1e-3
+    np.testing.assert_allclose(res.conditional_correlation, rho, atol=0.005)
+    # partial correlations from 4000 samples: standard error ~(1 - rho^2)/sqrt(n) <= 0.003
+    np.testing.assert_allclose(res.partial_correlation, rho, atol=0.02)
+    d = res.to_dict()
+    assert "conditional_corrcoeff" in d["conditional_correlation_method"]
+    assert "precision matrix" in d["partial_correlation_method"]
+    json.dumps(d, allow_nan=False)
+    # the marginal correlations are very different: conditioning matters
+    assert abs(res.correlation[0, 1] - rho[0, 1]) > 0.3
+    # one condition far from the mean gives the same value for a Gaussian
+    far = conditional_correlation(log_prob, [[1.1, 1.3, 0.5]],
+                                  limits=[[0.5, 1.5], [-0.5, 2.5], [-2.0, 4.0]], resolution=80)
+    np.testing.assert_allclose(far, rho, atol=0.01)
+
+
+def test_conditional_correlation_needs_the_density() -> None:
+    res = summarize_posterior(_samples(), NAMES, prior_spec=PRIOR, plot=False)
+    assert res.conditional_correlation is None
+    assert res.to_dict()["conditional_correlation"] is None
+    assert "not computed" in res.to_dict()["conditional_correlation_method"]
 
 
 @pytest.mark.parametrize("use_log_prob", [True, False])
