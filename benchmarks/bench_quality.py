@@ -59,7 +59,7 @@ def held_out_log_prob(posterior: Any, theta: np.ndarray, x: np.ndarray) -> np.nd
     with torch.no_grad():
         lp = posterior.net.log_prob(torch.as_tensor(theta, dtype=torch.float32),
                                     condition=torch.as_tensor(x, dtype=torch.float32))
-    return np.asarray(lp.numpy(), dtype=np.float64)
+    return np.asarray(lp.numpy(), dtype=np.float64).reshape(-1)  # sbi returns (1, n)
 
 
 def _coverage95(posterior: Any, theta: np.ndarray, x: np.ndarray, n_rows: int) -> float:
