@@ -27,7 +27,7 @@ from typing import Any
 
 from wiring.errors import InvalidParameterError
 
-__all__ = ["STOP_REASONS", "Schedule", "TrainingOutcome", "fit_estimator"]
+__all__ = ["STOP_REASONS", "Schedule", "TrainingOutcome", "fit_estimator", "resolve_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -198,3 +198,35 @@ def _validation_loss(net: Any, t_va: Any, x_va: Any, n_val: int) -> float:
         for b in range(0, n_val, 10_000):
             val += float(net.loss(t_va[b:b + 10_000], x_va[b:b + 10_000]).sum())
     return val / n_val
+
+
+def resolve_device(device: str) -> Any:
+    """The ``torch.device`` for ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``).
+
+    Raises
+    ------
+    InvalidParameterError
+        An unknown name, or CUDA asked for where torch sees no usable GPU (a CPU-only torch
+        build, no driver, or an index beyond the devices present).
+    """
+    import torch
+
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+        logger.info("training device 'auto': using %s", name)
+    head, _, index = name.partition(":")
+    if name != "cpu" and not (head == "cuda" and (index == "" or index.isdigit())):
+        raise InvalidParameterError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    if head == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else (
+                f"built for CUDA {torch.version.cuda}, but no GPU or driver is usable")
+            raise InvalidParameterError(
+                f"device {device!r}: torch {torch.__version__} is {build}; set device = 'cpu' "
+                f"(or 'auto' to use a GPU only where there is one)")
+        if index and int(index) >= torch.cuda.device_count():
+            raise InvalidParameterError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return torch.device(name)

@@ -68,7 +68,7 @@ from wiring.errors import (
     TrainingDataError,
     WiringWarning,
 )
-from wiring.inference._training import Schedule, fit_estimator
+from wiring.inference._training import Schedule, fit_estimator, resolve_device
 from wiring.inference.priors import PriorSpec
 
 __all__ = [
@@ -168,38 +168,6 @@ def build_prior(prior_spec: PriorSpec) -> Any:
         loc=torch.tensor(prior_spec.loc, dtype=torch.float32),
         covariance_matrix=torch.diag(scale**2),
     )
-
-
-def resolve_device(device: str) -> Any:
-    """The ``torch.device`` for ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``).
-
-    Raises
-    ------
-    InvalidParameterError
-        An unknown name, or CUDA asked for where torch sees no usable GPU (a CPU-only torch
-        build, no driver, or an index beyond the devices present).
-    """
-    import torch
-
-    name = str(device)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-        logger.info("training device 'auto': using %s", name)
-    head, _, index = name.partition(":")
-    if name != "cpu" and not (head == "cuda" and (index == "" or index.isdigit())):
-        raise InvalidParameterError(
-            f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
-    if head == "cuda":
-        if not torch.cuda.is_available():
-            build = "a CPU-only build" if torch.version.cuda is None else (
-                f"built for CUDA {torch.version.cuda}, but no GPU or driver is usable")
-            raise InvalidParameterError(
-                f"device {device!r}: torch {torch.__version__} is {build}; set device = 'cpu' "
-                f"(or 'auto' to use a GPU only where there is one)")
-        if index and int(index) >= torch.cuda.device_count():
-            raise InvalidParameterError(
-                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
-    return torch.device(name)
 
 
 def _auto_batch_size(n_train: int) -> int:
