@@ -103,7 +103,9 @@ def test_run_rebuilds_a_changed_cached_anatomy(tmp_path: Path) -> None:
     cfg_path.write_text(CONFIG)
     config = load_config(cfg_path)
     first = run_pipeline(config, out=tmp_path / "run", progress=False, stop_after="anatomy")
-    cached = tmp_path / "cache" / "anatomy" / "tiny-seed0.zarr"
+    from anatomy.generate import GENERATOR_VERSION
+
+    cached = tmp_path / "cache" / "anatomy" / f"tiny-seed0-v{GENERATOR_VERSION}.zarr"
     original = np.asarray(open_model(cached).post_all)
     scale_post_all(cached)
     again = run_pipeline(config, out=tmp_path / "run", progress=False, stop_after="anatomy")

@@ -136,6 +136,64 @@ def test_counts_do_not_depend_on_partition_workers_or_path(tiny_model) -> None: 
     np.testing.assert_array_equal(part.synapses.toarray(), full)
 
 
+@pytest.mark.parametrize("path", ["factorized", "generic"])
+def test_depth_profile_is_bit_identical_for_any_block_plan(tiny_model, tmp_path: Path, path) -> None:  # type: ignore[no-untyped-def]
+    """The depth profile is summed per neuron in neuron order: the same bits for every block
+    size and number of workers (in memory, streamed to a store, on a distributed client)."""
+    from distributed import Client, LocalCluster
+
+    from wiring.connectome import compute_connectome_to_store
+
+    rule, theta = RULES[path], (0.9, 1.2, 1.1)
+    post = None if path == "factorized" else _every(tiny_model, 2)
+    base = compute_connectome(tiny_model, rule, theta, seed=5, post=post, block_size=1)
+    assert base.depth_profile.sum() > 0
+    plans: list[dict[str, Any]] = [
+        {}, {"block_size": 7}, {"block_size": 13, "workers": 2}, {"workers": 2},
+        {"block_size": 10_000}, {"block_size": 3, "workers": 2},
+    ]
+    for kwargs in plans:
+        other = compute_connectome(tiny_model, rule, theta, seed=5, post=post, **kwargs)
+        np.testing.assert_array_equal(other.depth_profile, base.depth_profile, err_msg=str(kwargs))
+    out = compute_connectome_to_store(tiny_model, rule, theta, tmp_path / "c.zarr", seed=5,
+                                      post=post, block_size=11, workers=2)
+    np.testing.assert_array_equal(open_connectome(out).depth_profile, base.depth_profile)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        dist = compute_connectome(tiny_model, rule, theta, seed=5, post=post, client=client,
+                                  block_size=17)
+    np.testing.assert_array_equal(dist.depth_profile, base.depth_profile)
+
+
+def test_per_neuron_profile_sums_each_neuron_then_neurons_in_order() -> None:
+    """Golden values: per-neuron sums in entry order, then added neuron by neuron."""
+    from wiring.connectome import _engine
+
+    rows = np.array([0, 0, 0, 2, 2, 3])
+    bins = np.array([1, 0, 1, 1, 1, 0])
+    w = np.array([1e16, 3.0, 1.0, 1.0, -1e16, 2.0])
+    post_type = np.array([0, 1, 0, 1])
+    codes, values = _engine._per_neuron_profile(rows, bins, w, post_type, 2)
+    # neuron 0: bin 0 -> 3, bin 1 -> 1e16 + 1 (= 1e16); neuron 2 (type 0): bin 1 -> 1 - 1e16;
+    # neuron 3 (type 1): bin 0 -> 2
+    np.testing.assert_array_equal(codes, [0, 1, 1, 2])
+    np.testing.assert_array_equal(values, [3.0, 1e16 + 1.0, 1.0 - 1e16, 2.0])
+    # unsorted rows (each row's entries in the same order) give the same, and a tiny buffer
+    # (one row a slice) too
+    order = np.array([3, 0, 5, 1, 4, 2])
+    c2, v2 = _engine._per_neuron_profile(rows[order], bins[order], w[order], post_type, 2)
+    np.testing.assert_array_equal(c2, codes)
+    np.testing.assert_array_equal(v2, values)
+    old = _engine.PROFILE_BUFFER
+    try:
+        _engine.PROFILE_BUFFER = 1
+        c3, v3 = _engine._per_neuron_profile(rows, bins, w, post_type, 2)
+    finally:
+        _engine.PROFILE_BUFFER = old
+    np.testing.assert_array_equal(c3, codes)
+    np.testing.assert_array_equal(v3, values)
+
+
 def test_distributed_client_gives_the_same_result(tiny_model) -> None:  # type: ignore[no-untyped-def]
     from distributed import Client, LocalCluster
 
@@ -418,8 +476,9 @@ def test_lazy_store_blocks_and_summaries_equal_the_loaded_connectome(tiny_model,
         ref = type_probability_matrix(conn, tiny_model, by=by)
         lazy = type_probability_matrix(store, tiny_model, by=by)
         np.testing.assert_array_equal(lazy.n_connected, ref.n_connected)
-        np.testing.assert_allclose(lazy.expected, ref.expected, rtol=1e-12)
-        np.testing.assert_allclose(lazy.mean_synapses, ref.mean_synapses, rtol=1e-12)
+        # one accumulator filled in column order: the same bits whatever the block size
+        np.testing.assert_array_equal(lazy.expected, ref.expected)
+        np.testing.assert_array_equal(lazy.mean_synapses, ref.mean_synapses)
     np.testing.assert_array_equal(synapse_density_by_depth(store).density_per_mm3,
                                   synapse_density_by_depth(conn).density_per_mm3)
 

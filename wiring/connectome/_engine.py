@@ -88,7 +88,10 @@ class EngineResult:
 class _BlockResult:
     expected: sp.csr_array  # (m, n_pre) float32, post-major
     synapses: sp.csr_array  # (m, n_pre) int32
-    profile: FloatArray  # (n_cell_types * n_bins,)
+    # depth profile per postsynaptic neuron, neuron-major: flat (cell type, depth bin) codes
+    # and the neuron's expected synapses there (see :func:`_per_neuron_profile`)
+    profile_codes: IntArray
+    profile_values: FloatArray
 
 
 @dataclass(slots=True)
@@ -184,7 +187,6 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
     b = inputs.post_rows(start, stop)
     m, n_pre = b.shape[0], len(inputs.pre_ids)
     post_model = inputs.post_ids[start:stop]
-    n_types = len(CELL_TYPES)
     if inputs.factors is not None:
         a_arrays = inputs.a_arrays
         if a_arrays is None:  # streamed: this block's voxels of Aᵀ
@@ -203,11 +205,11 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
             * inputs.factors.voxel(inputs.post_all[k])
             * inputs.pre_sum[k]
         )
-        code = inputs.post_type[start:stop][b_r] * inputs.n_bins + inputs.depth_bin[k]
-        profile = np.asarray(
-            np.bincount(code, weights=w, minlength=n_types * inputs.n_bins), dtype=np.float64
+        codes, values = _per_neuron_profile(
+            b_r, inputs.depth_bin[k], w, inputs.post_type[start:stop], inputs.n_bins
         )
-        return _BlockResult(expected=block.expected, synapses=block.synapses, profile=profile)
+        return _BlockResult(expected=block.expected, synapses=block.synapses,
+                            profile_codes=codes, profile_values=values)
     else:
         table = pair_table_block(
             inputs.pre_voxels(b),
@@ -230,9 +232,10 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
         c = pos_pre
         n_rows = np.diff(table.indptr)
         row_r = np.repeat(r, n_rows)
-        w = row_syn
-        code = inputs.post_type[start:stop][row_r] * inputs.n_bins + inputs.depth_bin[table.voxel]
-    profile = np.bincount(code, weights=w, minlength=n_types * inputs.n_bins).astype(np.float64)
+        codes, values = _per_neuron_profile(
+            row_r, inputs.depth_bin[table.voxel], row_syn, inputs.post_type[start:stop],
+            inputs.n_bins,
+        )
     nz = val > 0
     expected = sp.csr_array(
         (val[nz].astype(np.float32), (r[nz], c[nz])), shape=(m, n_pre), dtype=np.float32
@@ -243,7 +246,48 @@ def _run_block(inputs: _Inputs, start: int, stop: int) -> _BlockResult:
         (counts[hit].astype(np.int32), (r[hit], c[hit])), shape=(m, n_pre), dtype=np.int32
     )
     synapses.sort_indices()
-    return _BlockResult(expected=expected, synapses=synapses, profile=profile)
+    return _BlockResult(expected=expected, synapses=synapses,
+                        profile_codes=codes, profile_values=values)
+
+
+#: Largest (neurons x depth bins) buffer of :func:`_per_neuron_profile` (8 MiB of float64).
+PROFILE_BUFFER = 1 << 20
+
+
+def _per_neuron_profile(
+    rows: IntArray, bins: IntArray, weights: FloatArray, post_type: IntArray, n_bins: int
+) -> tuple[IntArray, FloatArray]:
+    """Sum ``weights`` per (block row, depth bin): the depth profile of each post neuron.
+
+    ``rows`` are the block rows (post neurons) of the entries, ``bins`` their depth bins. A
+    neuron's sums depend only on its own entries, in their order, so they are the same whatever
+    block the neuron falls in; :func:`run_engine` adds them to the profile in neuron order,
+    which makes the profile independent of the block plan (and so of the number of workers)
+    bit for bit. Returns the non-zero sums, neuron-major, with their flat (cell type, bin)
+    codes. The buffer is bounded by :data:`PROFILE_BUFFER` (rows are taken a slice at a time).
+    """
+    if rows.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    rows = np.asarray(rows, dtype=np.int64)
+    bins = np.asarray(bins, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if np.any(rows[1:] < rows[:-1]):  # entries come row-sorted; stay exact if they do not
+        order = np.argsort(rows, kind="stable")
+        rows, bins, weights = rows[order], bins[order], weights[order]
+    step = max(1, PROFILE_BUFFER // n_bins)
+    n_rows = int(rows[-1]) + 1
+    out_c: list[IntArray] = []
+    out_v: list[FloatArray] = []
+    for r0 in range(0, n_rows, step):
+        a, z = np.searchsorted(rows, [r0, r0 + step])
+        if a == z:
+            continue
+        key = (rows[a:z] - r0) * n_bins + bins[a:z]
+        sums = np.bincount(key, weights=weights[a:z], minlength=min(step, n_rows - r0) * n_bins)
+        nz = np.flatnonzero(sums)
+        out_c.append(post_type[r0 + nz // n_bins] * n_bins + nz % n_bins)
+        out_v.append(np.asarray(sums[nz], dtype=np.float64))
+    return np.concatenate(out_c).astype(np.int64), np.concatenate(out_v)
 
 
 def plan_blocks(
@@ -374,8 +418,8 @@ def run_engine(
     kept: list[_BlockResult] = []
 
     def consume(res: _BlockResult) -> None:
-        nonlocal profile
-        profile += res.profile
+        # unbuffered and in order: the profile is summed neuron by neuron, in neuron order
+        np.add.at(profile, res.profile_codes, res.profile_values)
         if sink is None:
             kept.append(res)
         else:

@@ -1,15 +1,25 @@
 """Cached feature extraction: the zarr cache entry of a feature bundle, written atomically and
 memory-mapped when read back (see :mod:`wiring.simulation.features` for the layout).
+
+Concurrent writers of one entry are allowed ("first one wins"): each writes a temporary
+sibling ``.tmp-features-<key>.zarr-<random>`` and renames it into place. While it writes, it
+holds an OS lock (``fcntl.flock``) on ``<temporary>.lock``; the kernel releases the lock when
+the writer exits however it exits, so a temporary whose lock can be taken belongs to a writer
+that is gone (killed, out of memory) and is removed by the next extraction into the cache.
+Temporaries of live writers are never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import shutil
+import threading
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +44,7 @@ __all__ = [
     "extract_feature_bundle",
     "extract_features",
     "open_feature_bundle",
+    "remove_stale_temporaries",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,6 +102,7 @@ def extract_feature_bundle(
     key, desc = feature_cache_key(model, mset, slice_config=slice_config)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache)
     path = cache / f"features-{key[:32]}.zarr"
     if path.exists():
         try:
@@ -174,12 +186,133 @@ def _arrays_of(bundle: FeatureBundle) -> dict[str, npt.NDArray[Any]]:
     }
 
 
+#: Prefixes of the temporaries of the feature cache (written entries, entries being removed).
+_TMP_PREFIX = ".tmp-features-"
+_TRASH_PREFIX = ".trash-features-"
+_LOCK_SUFFIX = ".lock"
+#: Names of the temporaries this process is writing. flock conflicts between open files of one
+#: process too, but on NFS it is emulated with POSIX locks, which do not: these are skipped.
+_OWN: set[str] = set()
+_OWN_GUARD = threading.Lock()
+
+
+def _try_lock(lock: Path, *, create: bool) -> int | None:
+    """Open ``lock`` and take its exclusive flock without waiting.
+
+    Returns the descriptor, or None when another open file holds the lock (of this process
+    or another) or, without ``create``, when the file does not exist. The lock is taken on the
+    file that is at ``lock`` after locking (a holder that removed it meanwhile makes us retry).
+    """
+    import fcntl
+
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
+    while True:
+        try:
+            fd = os.open(lock, flags, 0o644)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+        if not create:
+            return None
+
+
+def _release(lock: Path, fd: int) -> None:
+    """Remove ``lock`` while still holding it, then release it (see :func:`_try_lock`)."""
+    with contextlib.suppress(OSError):
+        os.unlink(lock)
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def _writing(tmp: Path) -> Iterator[None]:
+    """Hold the lock of the temporary ``tmp`` while it is written, and remove it afterwards."""
+    lock = tmp.with_name(tmp.name + _LOCK_SUFFIX)
+    fd = _try_lock(lock, create=True)
+    if fd is None:  # pragma: no cover - the name is random and new
+        raise WiringError(f"pair features: temporary {tmp} is locked by another writer")
+    with _OWN_GUARD:
+        _OWN.add(tmp.name)
+    try:
+        yield
+    finally:
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            _release(lock, fd)
+            with _OWN_GUARD:
+                _OWN.discard(tmp.name)
+
+
+def remove_stale_temporaries(cache_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries in ``cache_dir`` left by writers that are gone; returns them.
+
+    A temporary ``.tmp-features-*`` is removed only when its lock file can be locked (or is
+    missing: its writer released it), so temporaries of live writers, in this process or
+    another, are left alone. Lock files left without a temporary and ``.trash-features-*``
+    folders (entries whose removal was interrupted) are removed as well.
+    """
+    cache = Path(cache_dir)
+    removed: list[Path] = []
+    if not cache.is_dir():
+        return removed
+    for entry in sorted(cache.glob(_TMP_PREFIX + "*")):
+        if entry.name.endswith(_LOCK_SUFFIX):
+            tmp, lock = entry.with_name(entry.name[: -len(_LOCK_SUFFIX)]), entry
+            if os.path.lexists(tmp):
+                continue  # handled with its temporary
+        else:
+            tmp, lock = entry, entry.with_name(entry.name + _LOCK_SUFFIX)
+        with _OWN_GUARD:
+            if tmp.name in _OWN:
+                continue
+        # a writer creates and locks the lock file before its temporary and removes it last,
+        # so a temporary without a locked lock file has no live writer
+        fd = _try_lock(lock, create=False)
+        if fd is None and os.path.lexists(lock):
+            continue  # a live writer holds it: leave it alone
+        try:
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+            elif os.path.lexists(tmp):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        finally:
+            if fd is not None:
+                _release(lock, fd)
+                removed.append(lock)
+    for trash in cache.glob(_TRASH_PREFIX + "*"):  # only ever renamed here to be deleted
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(trash)
+    if removed:
+        logger.info("pair features: removed %d leftover(s) of interrupted writes in %s: %s",
+                    len(removed), cache, ", ".join(p.name for p in removed))
+    return removed
+
+
 def _write_atomic(bundle: FeatureBundle, path: Path, *, key: str, desc: Mapping[str, Any]) -> None:
-    """Write the bundle to a temporary group next to ``path`` and rename it into place."""
+    """Write the bundle to a temporary group next to ``path`` and rename it into place.
+
+    The temporary's lock is held throughout (see :func:`remove_stale_temporaries`).
+    """
     import zarr
 
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
+    with _writing(tmp):
         group = zarr.open_group(str(tmp), mode="w-")
         checksums = {}
         for name, arr in _arrays_of(bundle).items():
@@ -217,9 +350,6 @@ def _write_atomic(bundle: FeatureBundle, path: Path, *, key: str, desc: Mapping[
                 logger.info("pair features: %s was written concurrently; keeping it", path)
             else:
                 raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _read_array(group: Any, root: Path, name: str) -> npt.NDArray[Any]:
