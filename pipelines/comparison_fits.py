@@ -49,16 +49,16 @@ class ComparisonFits:
     """The fits of the compared rules of a run: started early, collected by the analysis."""
 
     def __init__(self, ctx: Any) -> None:
-        from pipelines.stage_support import _prior_spec, derive_seed, train_kwargs
+        from pipelines.stages.train import train_kwargs
         from wiring.rules.registry import get_rule
 
         cfg = ctx.config
         self._ctx = ctx
         self.rules = [r for r in cfg.analysis.compare_rules if r != cfg.rule.name]
-        base_seed = derive_seed(cfg.run.seed, "compare")
+        base_seed = ctx.seed("compare")
         self._jobs = []
         for k, name in enumerate(self.rules):
-            prior = _prior_spec(ctx, get_rule(name)).to_dict()
+            prior = ctx.prior_spec(get_rule(name)).to_dict()
             seed = int((base_seed + 7919 * (k + 1)) % 2**62)
             self._jobs.append((name, prior, seed))
         self._kwargs = train_kwargs(cfg.inference)

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+import ipykernel  # noqa: F401  (a test dependency: the notebooks run in its kernel)
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"

@@ -57,7 +57,7 @@ _ID1 = np.uint64(id_multiplier(1))
 _ID2 = np.uint64(id_multiplier(2))
 
 
-@numba.njit(nogil=True, cache=False, inline="always")  # type: ignore[misc]
+@numba.njit(nogil=True, cache=False, inline="always")
 def _mix(z: Any) -> Any:  # pragma: no cover - compiled
     z ^= z >> _S30
     z *= _M1
@@ -67,7 +67,7 @@ def _mix(z: Any) -> Any:  # pragma: no cover - compiled
     return z
 
 
-@numba.njit(nogil=True, cache=False, inline="always")  # type: ignore[misc]
+@numba.njit(nogil=True, cache=False, inline="always")
 def keyed_uniform2(h0: Any, a: Any, b: Any) -> float:  # pragma: no cover - compiled
     """Uniform in (0, 1) hashed from the key state ``h0`` (uint64) and two non-negative ids."""
     h = h0 ^ (np.uint64(a) * _ID1)
@@ -77,7 +77,7 @@ def keyed_uniform2(h0: Any, a: Any, b: Any) -> float:  # pragma: no cover - comp
     return (float(h >> _S11) + 0.5) * 1.1102230246251565e-16  # 2**-53
 
 
-@numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+@numba.njit(nogil=True, cache=False)
 def poisson_search(u: float, lam: float) -> int:  # pragma: no cover - compiled
     """Smallest k with ``P(Poisson(lam) <= k) >= u``, or -1 when it must be left to scipy."""
     if not lam <= SEARCH_MAX_MEAN:
@@ -98,7 +98,7 @@ def poisson_search(u: float, lam: float) -> int:  # pragma: no cover - compiled
     return -1
 
 
-@numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+@numba.njit(nogil=True, cache=False)
 def poisson_quantiles(u: Any, lam: Any) -> Any:  # pragma: no cover - compiled
     """:func:`poisson_search` over two flat float64 arrays; int64 result, -1 where deferred."""
     out = np.empty(u.shape[0], dtype=np.int64)

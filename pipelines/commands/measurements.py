@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     """Add ``wiring measurements`` and its sub-commands to the top-level sub-parsers."""
     p = sub.add_parser(
         "measurements",
-        help="list and show measurement sets",
+        help="list, show and export measurement sets",
         description="List, show and export the paired-recording measurement sets.",
     )
     msub = p.add_subparsers(dest="measurements_command", metavar="SUBCOMMAND")

@@ -1,7 +1,9 @@
 """``wiring rules list|check``: the installed wiring rules and their contract checks.
 
 ``wiring rules list [--json]`` shows every rule with its distribution, version, level, synapse
-model and parameters; a plugin that fails to load is listed as ``broken`` with the reason.
+model and parameters; a plugin that fails to load is listed as ``broken`` with the reason. The
+text listing shows each rule's docstring summary as plain text (no reST markup); ``--json``
+keeps it as written.
 ``wiring rules check NAME`` loads the rule, checks the contract and runs the numeric
 self-check on toy tables (shapes, non-negative rates, no synapses without overlap, purity,
 deterministic draws, JSON identity). Exit status 0 when everything passes, 1 when the rule is
@@ -54,6 +56,7 @@ def _fmt_bound(v: float) -> str:
 
 
 def _run_list(args: argparse.Namespace) -> int:
+    from pipelines.commands._plaintext import plain_text
     from wiring.rules.registry import list_rules
 
     infos = list_rules(include_broken=True)
@@ -68,7 +71,7 @@ def _run_list(args: argparse.Namespace) -> int:
             continue
         sys.stdout.write(f"{head}  level={info.level} synapses={info.synapses}\n")
         if info.summary:
-            sys.stdout.write(f"    {info.summary}\n")
+            sys.stdout.write(f"    {plain_text(info.summary)}\n")
         for p in info.params:
             unit = f" {p.unit}" if p.unit else ""
             sys.stdout.write(

@@ -105,6 +105,7 @@ def test_run_rebuilds_a_changed_cached_anatomy(tmp_path: Path) -> None:
     first = run_pipeline(config, out=tmp_path / "run", progress=False, stop_after="anatomy")
     from anatomy.generate import GENERATOR_VERSION
 
+    # the cache name carries the generator version (a store of an older calibration is not reused)
     cached = tmp_path / "cache" / "anatomy" / f"tiny-seed0-v{GENERATOR_VERSION}.zarr"
     original = np.asarray(open_model(cached).post_all)
     scale_post_all(cached)
@@ -117,6 +118,7 @@ def test_failed_stage_is_recorded_as_failed(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from pipelines import stages
     from pipelines.config import load_config
+    from pipelines.stages import runner
 
     cfg_path = tmp_path / "trust.toml"
     cfg_path.write_text(CONFIG)
@@ -126,7 +128,7 @@ def test_failed_stage_is_recorded_as_failed(tmp_path: Path,
         ctx.record.start("features")  # type: ignore[attr-defined]
         raise RuntimeError("the feature\nextraction broke")
 
-    monkeypatch.setitem(stages._STAGE_FUNCS, "features", broken)
+    monkeypatch.setitem(runner._STAGE_FUNCS, "features", broken)
     with pytest.raises(RuntimeError):
         stages.run_pipeline(config, out=tmp_path / "run", progress=False, stop_after="features")
     record = json.loads((tmp_path / "run" / "run.json").read_text())

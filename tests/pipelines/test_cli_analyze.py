@@ -11,8 +11,6 @@ import pytest
 
 from pipelines.cli import main
 
-pytest.importorskip("torch")
-
 FAST = ["--n-samples", "300", "--n-predictive", "100", "--n-calibration", "5", "--n-sbc",
         "30", "--n-sbc-samples", "60", "--n-prediction-samples", "8", "--max-pairs", "40"]
 

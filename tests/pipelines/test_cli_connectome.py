@@ -19,7 +19,7 @@ def _argv(store: Path, out: Path, *extra: str) -> list[str]:
             "--seed", "4", "--out", str(out), *extra]
 
 
-def test_writes_store_summary_and_sonata(tiny_store: Path, tiny_model, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_writes_store_summary_and_sonata(tiny_store: Path, tiny_model, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "conn.zarr"
     code = main(_argv(tiny_store, out, "--pre", "VPM;region=barreloid", "--post", "L4exc",
@@ -67,7 +67,7 @@ def test_preset_anatomy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         ({"--anatomy": "colum"}, "column"),
     ],
 )
-def test_bad_input_exits_1_and_writes_nothing(tiny_store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_bad_input_exits_1_and_writes_nothing(tiny_store: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str], change,
                                               message) -> None:
     argv = _argv(tiny_store, tmp_path / "c.zarr", "--sonata", str(tmp_path / "s"))
@@ -93,7 +93,7 @@ def test_corrupt_anatomy_store(tiny_store: Path, tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.zarr"]
 
 
-def test_failure_during_the_work_keeps_the_existing_outputs(tiny_store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_failure_during_the_work_keeps_the_existing_outputs(tiny_store: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str],
                                                             monkeypatch) -> None:
     """--overwrite replaces the old store only once the new one and its summary are complete."""
@@ -104,7 +104,7 @@ def test_failure_during_the_work_keeps_the_existing_outputs(tiny_store: Path, tm
     before = open_connectome(out)
     summary = sorted(p.name for p in summary_dir(out).iterdir())
 
-    def unwritable(self, block):  # type: ignore[no-untyped-def]
+    def unwritable(self, block):
         raise PermissionError("Permission denied: the output folder became read-only")
 
     monkeypatch.setattr(connectome_module._BlockAppender, "append", unwritable)
@@ -141,7 +141,7 @@ def test_overwrite_never_replaces_foreign_folders(tiny_store: Path, tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr"]
 
 
-def test_progress_shows_the_blocks_computed_and_read(tiny_store: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_progress_shows_the_blocks_computed_and_read(tiny_store: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "conn.zarr"
     assert main(_argv(tiny_store, out, "--progress")) == 0

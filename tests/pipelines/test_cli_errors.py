@@ -24,8 +24,6 @@ from pipelines.cli import EXIT_INTERNAL, EXIT_USER, main
 from wiring.rules import registry
 from wiring.rules.registry import refresh_rules
 
-pytest.importorskip("torch")
-
 PLUGINS = '''
 import numpy as np
 from wiring.rules.base import ParamSpec
@@ -95,7 +93,7 @@ def disk_full(monkeypatch: pytest.MonkeyPatch, code: int = errno.ENOSPC) -> None
     def put(path: Path, value: Any, exclusive: bool = False) -> int:
         if Path(path).name != "zarr.json":
             raise OSError(code, os.strerror(code))
-        return real(path, value, exclusive=exclusive)
+        return int(real(path, value, exclusive=exclusive))
 
     monkeypatch.setattr(local, "_put", put)
 
@@ -404,7 +402,7 @@ def test_disk_full_mid_simulation_keeps_finished_chunks(
             written.append(str(p))
             if len(written) > 3:  # θ, x and status of the first chunk fit; then the disk is full
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(path, value, exclusive=exclusive)
+        return int(real(path, value, exclusive=exclusive))
 
     with monkeypatch.context() as m:
         m.setattr(local, "_put", put)

@@ -53,7 +53,6 @@ def test_show_json_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_show_with_model(
     request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("anatomy.generate")
     store = request.getfixturevalue("tiny_store")
     assert main(["measurements", "show", "vpm-invivo", "--model", str(store), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -62,6 +62,64 @@ def test_list_shows_builtins(capsys: pytest.CaptureFixture[str]) -> None:
     assert "theta_postall" in out and "domain [-inf, inf]" in out
 
 
+MARKED_UP_RULE = '''
+import numpy as np
+from wiring.rules.base import ParamSpec
+
+class MarkedUpRule:
+    r"""Rate :math:`\\theta \\cdot e^{x}` of :class:`~wiring.rules.dso.DSO` (``marked_up``), *see* `docs <https://example.org>`_."""
+    name = "marked_up"
+    params = (ParamSpec(name="theta", default=1.0, low=0.0, high=2.0, doc="scale"),)
+    level = "voxel"
+    features = ("log_pre",)
+    synapses = "poisson"
+    def rate(self, features, theta):
+        return theta[0] * np.exp(features["log_pre"])
+'''
+
+
+def test_list_prints_plain_text_not_rest_markup(
+    rule_plugins: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rule_plugins({"marked_up": "cli_marked_up:MarkedUpRule"}, {"cli_marked_up": MARKED_UP_RULE})
+    assert main(["rules", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "    Rate θ · e^x of DSO (marked_up), see docs.\n" in out
+    # the built-in summaries carry ``literals``: none of the markup reaches the terminal
+    assert "Dense structural overlap with exponents on pre, post and postAll (dso)." in out
+    assert "``" not in out and ":math:" not in out and ":class:" not in out
+    # --json keeps the docstring as written
+    assert main(["rules", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["marked_up"]["summary"].startswith("Rate :math:`\\theta")
+
+
+@pytest.mark.parametrize(
+    ("rest", "plain"),
+    [
+        (":func:`wiring.rules.get_rule`", "wiring.rules.get_rule"),
+        (":py:meth:`!Simulator.simulate`", "Simulator.simulate"),
+        (":ref:`the rule contract <rule-contract>`", "the rule contract"),
+        (":math:`P = 1 - \\exp(-\\lambda)`", "P = 1 - exp(-λ)"),
+        ("`interpreted` and ``x*y*z``", "interpreted and x*y*z"),
+        ("**strong** and *emphasis* but 2 * 3 * 4", "strong and emphasis but 2 * 3 * 4"),
+        ("plain text: unchanged", "plain text: unchanged"),
+    ],
+)
+def test_plain_text_strips_inline_markup(rest: str, plain: str) -> None:
+    from pipelines.commands._plaintext import plain_text
+
+    assert plain_text(rest) == plain
+
+
+def test_top_level_help_names_every_measurements_subcommand(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "measurements list, show and export measurement sets" in help_text
+
+
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -10,8 +10,6 @@ import pytest
 
 from pipelines.cli import main
 
-pytest.importorskip("torch")
-
 
 def simulate_args(anatomy: str | Path, out: Path, *extra: str) -> list[str]:
     return ["simulate", "--anatomy", str(anatomy), "--rule", "dso", "--measurements",

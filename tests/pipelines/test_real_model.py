@@ -11,7 +11,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from research_folder import EXTRA_INVIVO, N_SLICE, PAPER, PAPER_LABELS, make_research_folder
+
+# tests/ is on sys.path under pytest; mypy names the module tests.research_folder
+from research_folder import (  # type: ignore[import-not-found]
+    EXTRA_INVIVO,
+    N_SLICE,
+    PAPER,
+    PAPER_LABELS,
+    make_research_folder,
+)
 
 from pipelines.cli import main
 from pipelines.config import ConfigError, RunConfig

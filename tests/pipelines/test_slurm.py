@@ -223,6 +223,7 @@ def _run_and_kill(tmp_path: Path, kill: Any) -> tuple[SimulationStore, list[str]
         # a lost job is submitted again once the cluster gives up on it (default 15 s)
         with dask.config.set({"distributed.deploy.lost-worker-timeout": "2s"}), \
                 connect(cfg) as client:
+            assert client is not None  # a SLURM cluster always has a client
             def work() -> None:
                 try:
                     result["store"] = simulate_to_store(store, sim, client=client, progress=False)

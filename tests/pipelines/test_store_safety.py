@@ -20,8 +20,6 @@ import pytest
 
 from pipelines.cli import main
 
-pytest.importorskip("torch")
-
 
 def simulate_args(anatomy: str | Path, out: Path, *extra: str, seed: int = 7,
                   measurements: str | Path = "vpm-invivo") -> list[str]:

@@ -43,7 +43,7 @@ class _WrongForm(DSO):
 
 
 class _WrongFactors(DSO):
-    def factors(self, theta: FloatArray):  # type: ignore[no-untyped-def]
+    def factors(self, theta: FloatArray):
         f = super().factors(theta)
         return type(f)(f.pre, f.pre, f.voxel)
 

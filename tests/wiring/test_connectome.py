@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -29,30 +29,31 @@ from wiring.errors import (
     StoreMismatchError,
 )
 from wiring.measurements.selectors import Selector
+from wiring.rules.base import Level, ParamSpec, SynapseModel, WiringRule
 from wiring.rules.dso import DSO
 
 
 class FactorDSO(DSO):
     """``dso`` opting in to the factorized path."""
 
-    def factors(self, theta):  # type: ignore[no-untyped-def]
+    def factors(self, theta):
         return dso_factors(theta)
 
 
 class GenericDSO:
     """``dso`` without the factorized capability: exercises the generic pair-table path."""
 
-    name = DSO.name
-    params = DSO.params
-    level = DSO.level
-    features = DSO.features
-    synapses = DSO.synapses
+    name: ClassVar[str] = DSO.name
+    params: ClassVar[tuple[ParamSpec, ...]] = DSO.params
+    level: ClassVar[Level] = DSO.level
+    features: ClassVar[tuple[str, ...]] = DSO.features
+    synapses: ClassVar[SynapseModel] = DSO.synapses
 
-    def rate(self, features, theta):  # type: ignore[no-untyped-def]
+    def rate(self, features, theta):
         return DSO().rate(features, theta)
 
 
-RULES = {"factorized": FactorDSO(), "generic": GenericDSO()}
+RULES: dict[str, WiringRule] = {"factorized": FactorDSO(), "generic": GenericDSO()}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def _every(model: Any, step: int) -> Selector:
 
 @pytest.mark.parametrize("theta", THETAS)
 @pytest.mark.parametrize("path", ["factorized", "generic"])
-def test_lambda_equals_dense_reference(tiny_model, dense, theta, path) -> None:  # type: ignore[no-untyped-def]
+def test_lambda_equals_dense_reference(tiny_model, dense, theta, path) -> None:
     ref = _reference(dense, theta)
     overlap = (dense["pre"] > 0).astype(np.float32) @ (dense["post"] > 0).T.astype(np.float32)
     post = None if path == "factorized" else _every(tiny_model, 5)
@@ -104,13 +105,14 @@ def test_lambda_equals_dense_reference(tiny_model, dense, theta, path) -> None: 
         assert np.all(conn.synapses.toarray()[conn.pre[:, None] == conn.post[None, :]] == 0)
 
 
-def test_counts_do_not_depend_on_partition_workers_or_path(tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_counts_do_not_depend_on_partition_workers_or_path(tiny_model) -> None:
     base = compute_connectome(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), seed=7)
-    for kwargs in (
+    variants: tuple[dict[str, Any], ...] = (
         {"block_size": 1000},
         {"block_size": 13, "workers": 2},
         {"workers": 2},
-    ):
+    )
+    for kwargs in variants:
         other = compute_connectome(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), seed=7,
                                    **kwargs)
         assert (other.synapses != base.synapses).nnz == 0
@@ -137,7 +139,7 @@ def test_counts_do_not_depend_on_partition_workers_or_path(tiny_model) -> None: 
 
 
 @pytest.mark.parametrize("path", ["factorized", "generic"])
-def test_depth_profile_is_bit_identical_for_any_block_plan(tiny_model, tmp_path: Path, path) -> None:  # type: ignore[no-untyped-def]
+def test_depth_profile_is_bit_identical_for_any_block_plan(tiny_model, tmp_path: Path, path) -> None:
     """The depth profile is summed per neuron in neuron order: the same bits for every block
     size and number of workers (in memory, streamed to a store, on a distributed client)."""
     from distributed import Client, LocalCluster
@@ -194,7 +196,7 @@ def test_per_neuron_profile_sums_each_neuron_then_neurons_in_order() -> None:
     np.testing.assert_array_equal(v3, values)
 
 
-def test_distributed_client_gives_the_same_result(tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_distributed_client_gives_the_same_result(tiny_model) -> None:
     from distributed import Client, LocalCluster
 
     base = compute_connectome(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), seed=3)
@@ -205,7 +207,7 @@ def test_distributed_client_gives_the_same_result(tiny_model) -> None:  # type: 
     assert (other.synapses != base.synapses).nnz == 0
 
 
-def test_streamed_from_store_equals_in_memory(tiny_store: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_streamed_from_store_equals_in_memory(tiny_store: Path, tiny_model) -> None:
     from anatomy.store import open_model
 
     lazy = open_model(tiny_store)
@@ -219,7 +221,7 @@ def test_streamed_from_store_equals_in_memory(tiny_store: Path, tiny_model) -> N
         np.testing.assert_allclose(streamed.depth_profile, base.depth_profile, rtol=1e-6)
 
 
-def test_poisson_counts_have_the_right_mean_and_variance(tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_poisson_counts_have_the_right_mean_and_variance(tiny_model) -> None:
     """Many seeds on a few pairs of known lambda: mean and variance within 4 MC errors."""
     theta = (1.0, 1.0, 1.0)
     full = compute_connectome(tiny_model, RULES["factorized"], theta, seed=0)
@@ -252,7 +254,7 @@ def test_poisson_counts_have_the_right_mean_and_variance(tiny_model) -> None:  #
     assert abs(full.n_connections - p.sum()) < 4 * np.sqrt(np.sum(p * (1 - p)))
 
 
-def test_pair_level_and_binomial_rules(tiny_model, dense) -> None:  # type: ignore[no-untyped-def]
+def test_pair_level_and_binomial_rules(tiny_model, dense) -> None:
     shared = (dense["pre"] > 0).astype(np.float32) @ (dense["post"] > 0).T.astype(np.float32)
     np.fill_diagonal(shared, 0)
     post = _every(tiny_model, 3)
@@ -283,7 +285,7 @@ def test_pair_level_and_binomial_rules(tiny_model, dense) -> None:  # type: igno
         ({"rule": "dsoo"}, Exception, "dso"),
     ],
 )
-def test_bad_input_fails_before_any_work(tiny_model, monkeypatch, kwargs, error, match) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_fails_before_any_work(tiny_model, monkeypatch, kwargs, error, match) -> None:
     import wiring.connectome._engine as engine
 
     def no_work(*_: Any, **__: Any) -> None:
@@ -295,7 +297,7 @@ def test_bad_input_fails_before_any_work(tiny_model, monkeypatch, kwargs, error,
         compute_connectome(tiny_model, args.pop("rule"), args.pop("theta"), **args)
 
 
-def test_store_round_trip_and_refusals(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_store_round_trip_and_refusals(tiny_model, tmp_path: Path) -> None:
     conn = compute_connectome(tiny_model, RULES["factorized"], (0.9, 1.1, 1.0), seed=5,
                               pre="VPM", post="L4exc")
     out = write_connectome(conn, tmp_path / "c.zarr")
@@ -325,7 +327,7 @@ def test_store_round_trip_and_refusals(tiny_model, tmp_path: Path) -> None:  # t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.zarr", "not-a-store"]
 
 
-def test_open_rejects_incomplete_or_foreign_stores(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_open_rejects_incomplete_or_foreign_stores(tiny_model, tmp_path: Path) -> None:
     conn = compute_connectome(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), seed=5,
                               pre="VPM", post="L4ss")
     good = write_connectome(conn, tmp_path / "good.zarr")
@@ -353,7 +355,7 @@ def test_open_rejects_incomplete_or_foreign_stores(tiny_model, tmp_path: Path) -
         open_connectome(tmp_path / "missing.zarr")
 
 
-def test_type_probability_matrix_matches_brute_force(tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_type_probability_matrix_matches_brute_force(tiny_model) -> None:
     conn = compute_connectome(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), seed=4,
                               post="exc")
     tp = type_probability_matrix(conn, tiny_model, by="cell_type")
@@ -385,14 +387,14 @@ def test_type_probability_matrix_matches_brute_force(tiny_model) -> None:  # typ
         type_probability_matrix(conn, tiny_model, by="region")  # type: ignore[arg-type]
 
 
-def test_type_probability_refuses_another_anatomy(tiny_model, small_model) -> None:  # type: ignore[no-untyped-def]
+def test_type_probability_refuses_another_anatomy(tiny_model, small_model) -> None:
     conn = compute_connectome(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), seed=4,
                               pre="VPM", post="L4ss")
     with pytest.raises(StoreMismatchError, match="anatomy"):
         type_probability_matrix(conn, small_model)
 
 
-def test_synapse_density_by_depth(tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_synapse_density_by_depth(tiny_model) -> None:
     conn = compute_connectome(tiny_model, RULES["factorized"], (1.0, 1.0, 1.0), seed=4)
     dens = synapse_density_by_depth(conn)
     # for a Poisson rule the expected synapses over all depths sum to sum(lambda)
@@ -413,7 +415,7 @@ def test_synapse_density_by_depth(tiny_model) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.parametrize("chunk", [1 << 22, 4099])
-def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, monkeypatch, chunk) -> None:  # type: ignore[no-untyped-def]
+def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, monkeypatch, chunk) -> None:
     from wiring.connectome import compute as connectome_module
     from wiring.connectome import compute_connectome_to_store
 
@@ -441,12 +443,12 @@ def test_streaming_to_store_equals_in_memory_write(tiny_model, tmp_path: Path, m
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or p.name == "x.zarr"]
 
 
-def test_streaming_writer_failure_leaves_nothing(tiny_model, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_streaming_writer_failure_leaves_nothing(tiny_model, tmp_path: Path, monkeypatch) -> None:
     """A failing write (e.g. a full disk) surfaces as the error and leaves no store behind."""
     from wiring.connectome import compute as connectome_module
     from wiring.connectome import compute_connectome_to_store
 
-    def broken(self, block):  # type: ignore[no-untyped-def]
+    def broken(self, block):
         raise OSError("No space left on device")
 
     monkeypatch.setattr(connectome_module._BlockAppender, "append", broken)
@@ -456,7 +458,7 @@ def test_streaming_writer_failure_leaves_nothing(tiny_model, tmp_path: Path, mon
     assert list(tmp_path.iterdir()) == []
 
 
-def test_lazy_store_blocks_and_summaries_equal_the_loaded_connectome(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_lazy_store_blocks_and_summaries_equal_the_loaded_connectome(tiny_model, tmp_path: Path) -> None:
     from wiring.connectome import ConnectomeStore
 
     conn = compute_connectome(tiny_model, "dso", (1.0, 1.1, 0.9), seed=3)
@@ -483,7 +485,7 @@ def test_lazy_store_blocks_and_summaries_equal_the_loaded_connectome(tiny_model,
                                   synapse_density_by_depth(conn).density_per_mm3)
 
 
-def test_lazy_store_reports_a_damaged_chunk_when_read(tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_lazy_store_reports_a_damaged_chunk_when_read(tiny_model, tmp_path: Path) -> None:
     conn = compute_connectome(tiny_model, "dso", (1.0, 1.0, 1.0), seed=3)
     path = write_connectome(conn, tmp_path / "c.zarr")
     chunk = next((path / "expected" / "data" / "c").iterdir())

@@ -13,15 +13,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from wiring.errors import InvalidParameterError
+from wiring.inference import build_prior
 from wiring.inference.priors import PriorSpec, build_prior_spec, check_prior_spec
 from wiring.rules.registry import BUILTIN_RULES, get_rule
-
-torch = pytest.importorskip("torch")
-
-from wiring.inference import build_prior  # noqa: E402
 
 N = 200_000
 

@@ -34,7 +34,7 @@ from wiring.rules.peters_synapse import PetersSynapse
 class FactorDSO(DSO):
     """``dso`` with the factorized capability (the way a rule opts in)."""
 
-    def factors(self, theta):  # type: ignore[no-untyped-def]
+    def factors(self, theta):
         return dso_factors(theta)
 
 
@@ -63,7 +63,7 @@ def toy() -> dict[str, object]:
     }
 
 
-def _dense_lambda(pre, post, post_all, theta):  # type: ignore[no-untyped-def]
+def _dense_lambda(pre, post, post_all, theta):
     """Triple loop over pre, post and voxel (independent reference)."""
     a, b, c = theta
     pre, post = pre.toarray(), post.toarray()
@@ -100,7 +100,7 @@ def test_rule_factors_needs_the_capability() -> None:
 
 
 @pytest.mark.parametrize("theta", [(1.0, 1.0, 1.0), (0.2, 0.3, 1.8), (1.5, 0.5, 0.0)])
-def test_factorized_block_equals_triple_loop(toy, theta) -> None:  # type: ignore[no-untyped-def]
+def test_factorized_block_equals_triple_loop(toy, theta) -> None:
     f = dso_factors(theta)
     a = sp.csc_array(toy["pre"])
     a_t = sp.csr_array((f.pre(a.data), a.indices, a.indptr), shape=(30, 6))
@@ -112,7 +112,7 @@ def test_factorized_block_equals_triple_loop(toy, theta) -> None:  # type: ignor
     assert np.all(lam.toarray()[overlap == 0] == 0)
 
 
-def _draw_block(toy, theta, *, seed=5, autapses=False):  # type: ignore[no-untyped-def]
+def _draw_block(toy, theta, *, seed=5, autapses=False):
     f = dso_factors(theta)
     a = sp.csc_array(toy["pre"])
     a_t = sp.csr_array((f.pre(a.data), a.indices, a.indptr), shape=(30, 6))
@@ -125,7 +125,7 @@ def _draw_block(toy, theta, *, seed=5, autapses=False):  # type: ignore[no-untyp
 @pytest.mark.parametrize("theta", [(1.0, 1.0, 1.0), (3.0, 3.0, 1.0), (0.2, 0.3, 1.8)])
 @pytest.mark.parametrize("autapses", [False, True])
 @pytest.mark.parametrize("capacity", [1 << 20, 1])
-def test_fused_draw_equals_the_keyed_numpy_draw(toy, theta, autapses, capacity, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_fused_draw_equals_the_keyed_numpy_draw(toy, theta, autapses, capacity, monkeypatch) -> None:
     """The compiled block draws exactly what keyed_uniforms + poisson_quantile draw."""
     monkeypatch.setattr(dso_module, "_INITIAL_CAPACITY", capacity)  # buffers must grow
     out = _draw_block(toy, theta, autapses=autapses)
@@ -153,12 +153,12 @@ def test_fused_draw_equals_the_keyed_numpy_draw(toy, theta, autapses, capacity, 
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")
-def test_fused_draw_refuses_overflowing_means(toy) -> None:  # type: ignore[no-untyped-def]
+def test_fused_draw_refuses_overflowing_means(toy) -> None:
     with pytest.raises(InvalidParameterError, match=r"expected synapse count of inf for pair"):
         _draw_block(toy, (400.0, 400.0, 0.0))
 
 
-def test_pair_table_block_rows_and_rates(toy) -> None:  # type: ignore[no-untyped-def]
+def test_pair_table_block_rows_and_rates(toy) -> None:
     a = sp.csc_array(toy["pre"])
     a_t = sp.csr_array((a.data, a.indices, a.indptr), shape=(30, 6))
     table = pair_table_block(
@@ -196,7 +196,7 @@ def test_pair_table_block_rows_and_rates(toy) -> None:  # type: ignore[no-untype
         assert lam_pairs[p] == pytest.approx(ref[j, i], rel=1e-5)
 
 
-def test_pair_table_block_keeps_autapses_on_request(toy) -> None:  # type: ignore[no-untyped-def]
+def test_pair_table_block_keeps_autapses_on_request(toy) -> None:
     a = sp.csc_array(toy["pre"])
     a_t = sp.csr_array((a.data, a.indices, a.indptr), shape=(30, 6))
     kw = dict(pre_ids=toy["pre_ids"], post_ids=toy["post_ids"], post_all=toy["post_all"],
@@ -207,7 +207,7 @@ def test_pair_table_block_keeps_autapses_on_request(toy) -> None:  # type: ignor
     assert np.any(with_self.pre == with_self.post)
 
 
-def test_products_per_row_counts_pair_voxel_products(toy) -> None:  # type: ignore[no-untyped-def]
+def test_products_per_row_counts_pair_voxel_products(toy) -> None:
     n_pre = np.asarray((toy["pre"] > 0).sum(axis=0)).ravel()
     got = products_per_row(toy["post"], n_pre)
     dense = (toy["post"].toarray() > 0).astype(int) @ n_pre

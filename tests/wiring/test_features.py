@@ -180,6 +180,7 @@ def test_cache_reuse_corruption_and_key(tmp_path: Path, tiny_model: Any) -> None
         open_feature_bundle(first.path)
     rebuilt = extract_feature_bundle(tiny_model, mset, cache_dir=cache)
     np.testing.assert_array_equal(rebuilt.rows["log_pre"], _extract_ref(tiny_model, mset))
+    assert rebuilt.path is not None
     assert (rebuilt.path / "zarr.json").stat().st_mtime_ns >= mtime
     # a truncated chunk and a missing array are detected too
     (rebuilt.path / "voxel" / "c" / "0").write_bytes(b"\0" * 8)

@@ -9,20 +9,19 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from wiring.errors import (  # noqa: E402
+from wiring.errors import (
     InvalidParameterError,
     OutputExistsError,
     PosteriorMismatchError,
     ShapeMismatchError,
 )
-from wiring.inference import (  # noqa: E402
+from wiring.inference import (
     Posterior,
     PosteriorFileError,
     TrainingDataError,
@@ -32,9 +31,9 @@ from wiring.inference import (  # noqa: E402
     train_from_store,
     train_posterior,
 )
-from wiring.inference.priors import PriorSpec, build_prior_spec, check_prior_spec  # noqa: E402
-from wiring.rules.base import ParamSpec  # noqa: E402
-from wiring.simulation.store import SimulationStore, simulate_to_store  # noqa: E402
+from wiring.inference.priors import PriorSpec, build_prior_spec, check_prior_spec
+from wiring.rules.base import ParamSpec, WiringRule
+from wiring.simulation.store import SimulationStore, simulate_to_store
 
 NAMES = ("theta_pre", "theta_post", "theta_postall")
 PARAMS = [ParamSpec(name=n, default=1.0, low=0.0, high=2.0) for n in NAMES]
@@ -43,23 +42,24 @@ MEASUREMENTS = ["p0", "p1", "p2", "p3", "p4"]
 A = np.array([[1.0, 0.3, -0.2], [0.2, 1.0, 0.4], [-0.3, 0.2, 1.0], [0.5, 0.5, 0.5],
               [1.0, -1.0, 0.0]])
 NOISE = 0.05
-FAST = dict(hidden_features=24, num_transforms=2, num_bins=6, progress=False, num_threads=1)
+FAST: dict[str, Any] = dict(hidden_features=24, num_transforms=2, num_bins=6, progress=False, num_threads=1)
 
 
 class DSOToy:
     """Stand-in for the DSO rule: three parameters named like the paper's."""
 
-    name = "dso"
-    params = tuple(PARAMS)
+    name: ClassVar[str] = "dso"
+    params: ClassVar[tuple[ParamSpec, ...]] = tuple(PARAMS)
 
 
 def linear_simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return theta @ A.T + NOISE * rng.standard_normal((len(theta), len(A)))
+    return np.asarray(theta @ A.T + NOISE * rng.standard_normal((len(theta), len(A))))
 
 
 @pytest.fixture(scope="module")
 def paper_prior() -> PriorSpec:
-    return build_prior_spec(DSOToy(), "gaussian")
+    # the prior needs only the rule's name and parameters: a partial stand-in will do
+    return build_prior_spec(cast(WiringRule, DSOToy()), "gaussian")
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_manifest_and_seeded_sampling(posterior: Posterior, store: SimulationSto
 
 def test_training_is_seeded(store: SimulationStore) -> None:
     theta, x = store.load()
-    kw = dict(FAST, max_epochs=2, metadata={"measurement_names": MEASUREMENTS})
+    kw: dict[str, Any] = dict(FAST, max_epochs=2, metadata={"measurement_names": MEASUREMENTS})
     a = train_posterior(theta[:500], x[:500], store.prior_spec, seed=1, **kw)
     b = train_posterior(theta[:500], x[:500], store.prior_spec, seed=1, **kw)
     x_o = A @ np.ones(3)

@@ -572,7 +572,7 @@ def brute_slice(
 
     def patched(k: int) -> bool:  # in the slab, at a patchable depth from the nearer surface
         from_surface = cfg.thickness_um / 2 - abs(pos[k, a] - center)
-        return from_surface >= 0 and lo <= from_surface <= hi
+        return bool(from_surface >= 0 and lo <= from_surface <= hi)
 
     out = []
     for i in pre:
@@ -685,7 +685,6 @@ def test_slice_config_to_dict() -> None:
 
 
 def test_builtin_sets_on_tiny(request: pytest.FixtureRequest) -> None:
-    pytest.importorskip("anatomy.generate")
     tiny = request.getfixturevalue("tiny_model")
     vpm = populations(tiny, load_measurement_set("vpm-invivo"))
     n_vpm_c2 = select(tiny, "VPM;column=C2;region=barreloid").size
@@ -760,8 +759,7 @@ def test_set_from_imported_feature_tables(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """tiny -> feature-table folder (some vpm-invivo populations) -> import -> same measurements."""
-    pytest.importorskip("anatomy.generate")
-    consbi = pytest.importorskip("anatomy.io.consbi")
+    from anatomy.io import consbi
     tiny = request.getfixturevalue("tiny_model")
     vpm = load_measurement_set("vpm-invivo").subset(["L4-septum", "L4ss", "L5PT"])
     pops = {}
@@ -852,8 +850,7 @@ def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
     """A slice mask listing each presynaptic neuron's candidates (not pre x post) survives the
     feature-table round trip and the anatomy store, and becomes a 'listed', 'per_pre'
     measurement whose eligible pairs are exactly the listed ones."""
-    pytest.importorskip("anatomy.generate")
-    consbi = pytest.importorskip("anatomy.io.consbi")
+    from anatomy.io import consbi
     from anatomy.store import open_model, write_model
     from wiring.simulation.simulator import Simulator
 
@@ -900,6 +897,7 @@ def test_imported_slice_mask_lists_candidates_and_averages_per_pre(
     # the feature cache key follows the listed pairs (not part of the anatomy hash)
     from wiring.simulation.features import feature_cache_key
 
+    assert src.pair_pre is not None and src.pair_post is not None
     fewer = dataclasses.replace(src, pair_pre=src.pair_pre[1:], pair_post=src.pair_post[1:])
     other = dataclasses.replace(reopened, populations={"slice-mask": fewer})
     assert feature_cache_key(other, mset)[0] != feature_cache_key(reopened, mset)[0]

@@ -13,21 +13,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
 from wiring.errors import WiringWarning
-from wiring.inference.priors import PriorSpec
-from wiring.simulation.store import SimulationStore, StoreFormatError, simulate_to_store
-
-torch = pytest.importorskip("torch")
-
-from wiring.inference import (  # noqa: E402
+from wiring.inference import (
     SEAL_KEY,
     PosteriorFileError,
     load_posterior,
     save_posterior,
     train_from_store,
 )
+from wiring.inference.priors import PriorSpec
+from wiring.simulation.store import SimulationStore, StoreFormatError, simulate_to_store
 
 NAMES = ["p0", "p1", "p2"]
 FAST = dict(hidden_features=8, num_transforms=1, num_bins=4, progress=False, num_threads=1,

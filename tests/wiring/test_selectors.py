@@ -301,7 +301,6 @@ def test_select_empty_names_counts(model: StructuralModel) -> None:
 
 def test_tiny_model_measurement_populations(request: pytest.FixtureRequest) -> None:
     """Every population the shipped measurement sets use is non-empty on ``tiny``."""
-    pytest.importorskip("anatomy.generate")
     tiny_model = request.getfixturevalue("tiny_model")
     for text in [
         "VPM;column=C2;region=barreloid",

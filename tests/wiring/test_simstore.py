@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import distributed
 import numpy as np
 import pytest
 
@@ -35,13 +35,23 @@ def fake_simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A cheap stand-in for the wiring simulator: sigmoid of a linear map plus noise."""
     x = 1.0 / (1.0 + np.exp(-(theta @ W.T - 1.5))) + 0.02 * rng.standard_normal((len(theta), 4))
     x[theta[:, 0] < 0.3] = np.nan  # "out of domain" rows, as the real simulator returns
-    return x
+    return np.asarray(x, dtype=np.float64)
 
 
-def slow_simulator(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The fake simulator, 0.15 s per chunk, so a run can be killed half-way."""
-    time.sleep(0.15)
-    return fake_simulator(theta, rng)
+class StallOnCall:
+    """The fake simulator that, on its ``k``-th call, writes ``sentinel`` and then waits to be
+    killed: the parent kills on the sentinel, so the kill lands after exactly ``k - 1`` finished
+    chunks however slow either process runs."""
+
+    def __init__(self, k: int, sentinel: str) -> None:
+        self.k, self.sentinel, self.calls = k, sentinel, 0
+
+    def __call__(self, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        self.calls += 1
+        if self.calls == self.k:
+            Path(self.sentinel).write_text("stalled", encoding="utf-8")
+            time.sleep(600)  # killed long before; only a parent that never kills waits this out
+        return fake_simulator(theta, rng)
 
 
 class FailOnChunk:
@@ -128,7 +138,6 @@ def test_prior_draws_match_the_prior(reference: SimulationStore) -> None:
 def test_dask_workers_give_identical_content(
     tmp_path: Path, reference: SimulationStore, workers: int
 ) -> None:
-    distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
@@ -154,30 +163,30 @@ def test_resume_after_failure(tmp_path: Path, reference: SimulationStore) -> Non
 
 def test_resume_after_sigkill(tmp_path: Path, reference: SimulationStore) -> None:
     path = tmp_path / "s.zarr"
+    sentinel = tmp_path / "stalled"
     make(path)
     script = textwrap.dedent(f"""
         import importlib.util, sys
         spec = importlib.util.spec_from_file_location("t", {str(HERE)!r})
         t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t)
         from wiring.simulation.store import simulate_to_store
-        simulate_to_store({str(path)!r}, t.slow_simulator, progress=False)
+        simulate_to_store({str(path)!r}, t.StallOnCall(4, {str(sentinel)!r}), progress=False)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            done = int(SimulationStore.open(path).chunk_status().sum()) if path.exists() else 0
-            if done >= 3 or proc.poll() is not None:
-                break
+        deadline = time.monotonic() + 120
+        while not sentinel.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "child exited"
+            assert time.monotonic() < deadline, "the child never reached its fourth chunk"
             time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
     finally:
+        proc.kill()  # SIGKILL: no cleanup runs in the child
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
     store = SimulationStore.open(path)
     n_before = int(store.chunk_status().sum())
-    assert 3 <= n_before < 11
+    assert n_before == 3  # chunks 0-2 finished, the fourth was running
     # Finished chunks hold exactly the reference rows.
     ref_t, ref_x = arrays(reference)
     mask = store.done_mask()
@@ -282,7 +291,7 @@ def test_bad_configuration(tmp_path: Path, over: dict[str, Any], match: str) -> 
 class IndexedFake:
     """The fake simulator with per-row streams keyed by (seed, row index)."""
 
-    def simulate(self, theta: np.ndarray, *, seed: int, start_index: int = 0) -> np.ndarray:
+    def simulate(self, theta: Any, *, seed: int, start_index: int = 0) -> np.ndarray:
         rows = []
         for k, th in enumerate(np.atleast_2d(theta)):
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(start_index + k,)))
@@ -342,14 +351,14 @@ def test_prior_rows_are_keyed_and_follow_the_prior() -> None:
     # mean 1, sd 0.2236: standard error 0.2236 / sqrt(20000) = 0.0016
     assert np.all(np.abs(rows.mean(0) - 1.0) < 5 * 0.0016)
     assert np.all(np.abs(rows.std(0) - 0.05**0.5) < 5 * 0.05**0.5 / np.sqrt(2 * 20_000))
-    assert abs(np.corrcoef(rows.T)[0, 1]) < 5 / np.sqrt(20_000)  # parameters independent
+    assert abs(np.atleast_2d(np.corrcoef(rows.T))[0, 1]) < 5 / np.sqrt(20_000)  # parameters independent
     box = PriorSpec(kind="uniform", names=("a", "b"), low=(0.0, 1.0), high=(2.0, 1.5))
     u = box.sample_rows(3, 0, 20_000)
     assert u.min(0).tolist() >= [0.0, 1.0] and u.max(0).tolist() <= [2.0, 1.5]
     assert np.all(np.abs(u.mean(0) - [1.0, 1.25]) < 5 * np.array([2.0, 0.5]) / np.sqrt(12 * 20_000))
 
 
-def test_real_simulator_store_does_not_depend_on_chunk_size(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_real_simulator_store_does_not_depend_on_chunk_size(tmp_path: Path, tiny_model) -> None:
     from wiring.inference.priors import build_prior_spec
     from wiring.measurements import load_measurement_set
     from wiring.rules.registry import get_rule
@@ -368,7 +377,7 @@ def test_real_simulator_store_does_not_depend_on_chunk_size(tmp_path: Path, tiny
     assert np.array_equal(xa, xb, equal_nan=True)
 
 
-def test_store_records_the_protocol_and_refuses_another(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_store_records_the_protocol_and_refuses_another(tmp_path: Path, tiny_model) -> None:
     import zarr
 
     from wiring.inference.priors import build_prior_spec

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import libsonata
 import numpy as np
 import pytest
 
@@ -14,11 +15,9 @@ from wiring.connectome.sonata import SONATA_FILES, export_sonata
 from wiring.errors import OutputExistsError, StoreMismatchError
 from wiring.rules.dso import DSO
 
-libsonata = pytest.importorskip("libsonata")
-
 
 class FactorDSO(DSO):
-    def factors(self, theta):  # type: ignore[no-untyped-def]
+    def factors(self, theta):
         return dso_factors(theta)
 
 
@@ -27,7 +26,7 @@ def conn(tiny_model: Any) -> Any:
     return compute_connectome(tiny_model, FactorDSO(), (1.0, 1.0, 1.0), seed=11, post="exc")
 
 
-def test_export_reads_back_with_libsonata(conn, tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_export_reads_back_with_libsonata(conn, tiny_model, tmp_path: Path) -> None:
     out = export_sonata(conn, tiny_model, tmp_path / "circuit")
     assert sorted(p.name for p in out.iterdir()) == sorted(SONATA_FILES)
     assert [p.name for p in tmp_path.iterdir()] == ["circuit"]
@@ -72,7 +71,7 @@ def test_export_reads_back_with_libsonata(conn, tiny_model, tmp_path: Path) -> N
     assert "cortex__cortex__chemical" in cfg.edge_populations
 
 
-def test_export_refuses_existing_and_foreign(conn, tiny_model, small_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_export_refuses_existing_and_foreign(conn, tiny_model, small_model, tmp_path: Path) -> None:
     out = export_sonata(conn, tiny_model, tmp_path / "c", node_population="barrel")
     stamp = (out / "edges.h5").stat().st_mtime_ns
     with pytest.raises(OutputExistsError, match="overwrite"):
@@ -88,7 +87,7 @@ def test_export_refuses_existing_and_foreign(conn, tiny_model, small_model, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "mine"]
 
 
-def test_export_from_a_lazy_store_equals_the_in_memory_export(conn, tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_export_from_a_lazy_store_equals_the_in_memory_export(conn, tiny_model, tmp_path: Path) -> None:
     """Exported a block at a time from the store: the same edges, counts and lambdas."""
     import h5py
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,8 +15,8 @@ from wiring.inference._training import STOP_REASONS, Schedule  # noqa: E402
 from wiring.inference.priors import PriorSpec  # noqa: E402
 
 SPEC = PriorSpec(kind="gaussian", names=("a", "b"), loc=(1.0, 1.0), scale=(0.3, 0.3))
-FAST = dict(hidden_features=16, num_transforms=1, num_bins=4, progress=False, num_threads=1,
-            batch_size=200)
+FAST: dict[str, Any] = dict(hidden_features=16, num_transforms=1, num_bins=4, progress=False,
+                            num_threads=1, batch_size=200)
 
 
 @pytest.fixture(scope="module")

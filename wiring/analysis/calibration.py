@@ -251,7 +251,7 @@ def calibration(
         warnings.filterwarnings("ignore", message=".*(SBC|TARP|C2ST|less than 100).*")
         torch.manual_seed(s_torch)
         ranks_t, dap = run_sbc(t_theta, t_x, source, num_posterior_samples=n_posterior_samples,
-                               show_progress_bar=False)  # type: ignore[arg-type]
+                               show_progress_bar=False)
         ranks = ranks_t.numpy().astype(np.float64)
         c2st_r = c2st_d = None
         if c2st:
@@ -264,7 +264,7 @@ def calibration(
 
             ks = check_uniformity_frequentist(ranks_t, n_posterior_samples).numpy().astype(
                 np.float64)
-        ecp_t, alpha_t = run_tarp(t_theta, t_x, source,  # type: ignore[arg-type]
+        ecp_t, alpha_t = run_tarp(t_theta, t_x, source,
                                   references=torch.as_tensor(refs, dtype=torch.float32),
                                   num_posterior_samples=n_posterior_samples,
                                   show_progress_bar=False, num_bins=max(n // 10, 2))

@@ -98,7 +98,7 @@ Trainer = Callable[..., Any]
 def _default_trainer() -> Trainer:
     from wiring.inference.npe import train_posterior
 
-    return train_posterior  # type: ignore[no-any-return]
+    return train_posterior
 
 
 def fit_rule(

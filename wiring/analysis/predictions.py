@@ -226,7 +226,7 @@ def _merge_kernel() -> Any:
         return _MERGE[0]
     import numba
 
-    @numba.njit(cache=False, nogil=True)  # type: ignore[misc,untyped-decorator]
+    @numba.njit(cache=False, nogil=True)
     def merge(pre_ptr: Any, pre_idx: Any, pre_val: Any, post_ptr: Any, post_idx: Any,
               post_val: Any, i: Any, j: Any, indptr: Any, voxel: Any, pre_c: Any, post_c: Any,
               count: bool) -> None:  # pragma: no cover - compiled

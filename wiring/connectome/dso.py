@@ -316,13 +316,13 @@ def _block_kernel() -> Any:
 
     from wiring._drawkernels import keyed_uniform2, poisson_search
 
-    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    @numba.njit(nogil=True, cache=False)
     def grow(arr: Any, size: int) -> Any:  # pragma: no cover - compiled
         out = np.empty(max(size, 2 * arr.shape[0]), dtype=arr.dtype)
         out[: arr.shape[0]] = arr
         return out
 
-    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    @numba.njit(nogil=True, cache=False)
     def accumulate(
         b_ptr: Any, b_idx: Any, b_val: Any, a_ptr: Any, a_idx: Any, a_val: Any, acc: Any, r: int,
     ) -> Any:  # pragma: no cover - compiled
@@ -341,7 +341,7 @@ def _block_kernel() -> Any:
                 acc[a_idx[q]] += w * a_val[q]
         return lo, hi
 
-    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    @numba.njit(nogil=True, cache=False)
     def extract(
         acc: Any, lo: int, hi: int, out_idx: Any, out_val: Any, pos: int,
     ) -> int:  # pragma: no cover - compiled
@@ -355,7 +355,7 @@ def _block_kernel() -> Any:
                 pos += 1
         return pos
 
-    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    @numba.njit(nogil=True, cache=False)
     def extract_draw(
         acc: Any, lo: int, hi: int, out_idx: Any, out_val: Any, pos: int, s_idx: Any,
         s_cnt: Any, s_pos: int, pre_ids: Any, post: int, h0: Any, autapses: bool,
@@ -383,7 +383,7 @@ def _block_kernel() -> Any:
                 s_pos += 1
         return pos, s_pos, -1, 0.0
 
-    @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+    @numba.njit(nogil=True, cache=False)
     def block(
         b_ptr: Any, b_idx: Any, b_val: Any, a_ptr: Any, a_idx: Any, a_val: Any, n_pre: int,
         pre_ids: Any, post_ids: Any, h0: Any, autapses: bool, draw: bool, max_mean: float,

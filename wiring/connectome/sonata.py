@@ -228,7 +228,7 @@ def _index(
     if "index" not in _KERNELS:
         import numba
 
-        @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+        @numba.njit(nogil=True, cache=False)
         def index_kernel(nodes: Any, n: int) -> Any:  # pragma: no cover - compiled
             e = nodes.shape[0]
             per_node = np.zeros(n + 1, dtype=np.int64)

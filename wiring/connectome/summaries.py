@@ -217,7 +217,7 @@ def _group_sums_kernel() -> Any:
     if "sums" not in _KERNEL:
         import numba
 
-        @numba.njit(nogil=True, cache=False)  # type: ignore[misc]
+        @numba.njit(nogil=True, cache=False)
         def sums_kernel(
             indptr: Any, indices: Any, data: Any, start: int, gp: Any, gq: Any, sums: Any,
             synapses: bool,

@@ -106,7 +106,7 @@ def _compile_base() -> dict[str, Any]:
     from numba.core import types
     from numba.extending import intrinsic
 
-    @intrinsic  # type: ignore[misc,untyped-decorator]
+    @intrinsic
     def _i64_as_f64(typingctx: Any, x: Any) -> Any:
         sig = types.float64(types.int64)
 
@@ -117,7 +117,7 @@ def _compile_base() -> dict[str, Any]:
 
     inline = nb.njit(cache=False, nogil=True, fastmath=_FASTMATH, inline="always")
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def fexp(x: float) -> float:
         xc = min(max(x, -708.0), 709.0)
         kf = np.floor(xc * _LOG2E + 0.5)
@@ -130,22 +130,22 @@ def _compile_base() -> dict[str, Any]:
             v = 0.0
         if x > 709.0:
             v = np.inf
-        return v  # type: ignore[no-any-return]
+        return v
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def mix(z: Any) -> Any:
         z = (z ^ (z >> _S30)) * _M1
         z = (z ^ (z >> _S27)) * _M2
         return z ^ (z >> _S31)
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def uniform(key: Any, j: int) -> float:
         z = mix(key + np.uint64(j + 1) * _G)
         return (float(z >> _S11) + 1.0) * _INV53
 
     njit = nb.njit(cache=False, nogil=True, fastmath=_FASTMATH)
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def set_add(table: Any, stamp: Any, gen: int, shift: Any, v: int) -> bool:
         """Insert ``v`` into the open-addressing set of generation ``gen``; False if present."""
         mask = np.int64(table.shape[0] - 1)
@@ -158,7 +158,7 @@ def _compile_base() -> dict[str, Any]:
         table[h] = v
         return True
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit
     def sample_pairs(keys: Any, pair_lo: Any, pair_n: Any, n_sample: Any,
                      col_lo: Any, order: Any, edge_ptr: Any, edge_part: Any, edge_map_lo: Any,
                      pool_map: Any, replace: bool, pairs: Any) -> None:
@@ -233,16 +233,16 @@ def _compile_base() -> dict[str, Any]:
                     pairs[b, c] = lo + picks[s]
                     c += 1
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def threshold(h0: Any, a: Any, b: Any) -> float:
         """``E = -log(u)`` of pair (a, b) in the connectome of key ``h0``."""
         return -np.log(keyed_uniform2(h0, a, b))  # type: ignore[no-any-return]
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline
     def connectome_key(key: Any) -> Any:
         return mix(key ^ CONNECTOME_SALT)
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit
     def thresholds(keys: Any, pre: Any, post: Any, pairs: Any, thr: Any) -> None:
         """Connection thresholds of the sampled pairs (the numpy path's reference)."""
         for b in range(pairs.shape[0]):
@@ -251,7 +251,7 @@ def _compile_base() -> dict[str, Any]:
                 p = pairs[b, c]
                 thr[b, c] = threshold(h0, pre[p], post[p])
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit
     def tally(valid: Any, hit: Any, nan: Any, root: Any, col_lo: Any, n_sample: Any,
               per_pre: Any, pairs: Any, pre: Any, out: Any) -> int:
         """Statistic per measurement from per-column hits (copies read from ``root``): the
@@ -301,7 +301,7 @@ def _compile_base() -> dict[str, Any]:
                 out[b, m] = acc / groups
         return n_bad
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit
     def fexp_array(x: Any, out: Any) -> None:
         for i in range(x.shape[0]):
             out[i] = fexp(x[i])
@@ -345,7 +345,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
     fexp, njit, inline = base["fexp"], base["njit"], base["inline"]
     threshold, connectome_key = base["threshold"], base["connectome_key"]
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline  # type: ignore[untyped-decorator]
     def lin(c: Any, f0: Any, f1: Any, f2: Any, f3: Any, r: int) -> float:
         t = 0.0
         if nk > 0:
@@ -358,7 +358,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
             t += c[3] * f3[r]
         return t
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline  # type: ignore[untyped-decorator]
     def pair_lambda(c: Any, off: float, f0: Any, f1: Any, f2: Any, f3: Any, lo: int, hi: int,
                     thr: float) -> float:
         lam = 0.0
@@ -374,7 +374,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
             r = e
         return lam
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def evaluate(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any, f0: Any,
                  f1: Any, f2: Any, f3: Any, indptr: Any, pairs: Any, root: Any, hit: Any,
                  nan: Any) -> None:
@@ -405,7 +405,7 @@ def _table_kernels(base: dict[str, Any], nk: int) -> dict[str, Any]:
                     nan[b] = True
                 hit[b, col] = lam > t
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def expected(coef: Any, offset: Any, f0: Any, f1: Any, f2: Any, f3: Any, indptr: Any,
                  pair_lo: Any, pair_n: Any, out: Any) -> None:
         n_b = coef.shape[0]
@@ -429,7 +429,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
     fexp, njit, inline = base["fexp"], base["njit"], base["inline"]
     threshold, connectome_key = base["threshold"], base["connectome_key"]
 
-    @inline  # type: ignore[misc,untyped-decorator]
+    @inline  # type: ignore[untyped-decorator]
     def pair_lambda(c: Any, off: float, dense: Any, ri: int, vox: Any, lq: Any, lpa: Any,
                     depth: Any, lo: int, hi: int, thr: float, buf: Any, ibuf: Any) -> float:
         # per chunk: compact the entries where the pre neuron is present (branch-free), then
@@ -459,7 +459,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
             r = e
         return lam
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def expected(coef: Any, offset: Any, dense: Any, pre_row: Any, post_row: Any,
                  post_ptr: Any, vox: Any, lq: Any, lpa: Any, depth: Any, pair_lo: Any,
                  pair_n: Any, out: Any) -> None:
@@ -479,7 +479,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     acc += -np.expm1(-lam)
                 out[b, m] = acc / pair_n[m]
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def evaluate_sorted(keys: Any, pre: Any, post: Any, valid: Any, coef: Any, offset: Any,
                         dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
                         lq: Any, lpa: Any, depth: Any, pairs: Any, root: Any, n_pre: int,
@@ -538,7 +538,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                 nan[b] = True
             hit[b, col] = lam > thr
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def count_rows(dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
                    pairs: Any, counts: Any) -> None:
         for t in range(pairs.shape[0]):
@@ -552,7 +552,7 @@ def _factored_kernels(base: dict[str, Any], use_depth: bool) -> dict[str, Any]:
                     n += 1
             counts[t] = n
 
-    @njit  # type: ignore[misc,untyped-decorator]
+    @njit  # type: ignore[untyped-decorator]
     def gather_rows(dense: Any, pre_row: Any, post_row: Any, post_ptr: Any, vox: Any,
                     lq: Any, pairs: Any, ptr: Any, out_vox: Any, out_lp: Any,
                     out_lq: Any) -> None:

@@ -75,7 +75,7 @@ def create_group(path: Path, config: Mapping[str, Any], *, n_chunks: int) -> Non
 
     n, chunk_size = int(config["n"]), int(config["chunk_size"])
     d, m = len(config["param_names"]), len(config["measurement_names"])
-    group = zarr.open_group(str(path), mode="w-")  # type: ignore[arg-type]
+    group = zarr.open_group(str(path), mode="w-")
     full = {"write_empty_chunks": True}  # a missing chunk file is damage, never "all NaN"
     # a chunk_size beyond n is one chunk of n rows (zarr would otherwise allocate and encode
     # the whole oversized chunk on every write)

@@ -167,8 +167,13 @@ class Simulator:
 
     Examples
     --------
-    >>> sim = Simulator(model, "dso", load_measurement_set("vpm-invivo"))  # doctest: +SKIP
-    >>> x = sim.simulate(np.ones((1000, 3)), seed=0)  # doctest: +SKIP
+    >>> from anatomy.generate import build_model
+    >>> from wiring.measurements import load_measurement_set
+    >>> vpm = load_measurement_set("vpm-invivo")
+    >>> sim = Simulator(build_model("tiny"), "dso", vpm, progress=False)
+    >>> x = sim.simulate(np.ones((100, 3)), seed=0)  # one row per theta, one column per measurement
+    >>> x.shape == (100, len(vpm))
+    True
     """
 
     def __init__(

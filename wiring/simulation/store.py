@@ -189,7 +189,7 @@ def simulate_chunk_rows(
 def _open_group(path: Path, mode: str) -> Any:
     import zarr
 
-    return zarr.open_group(str(path), mode=mode)  # type: ignore[arg-type]
+    return zarr.open_group(str(path), mode=mode)
 
 
 def _write_chunk(
@@ -701,7 +701,7 @@ def _adopt_protocol(store: SimulationStore, simulator: Any) -> None:
 
 def simulate_to_store(
     store: SimulationStore | str | os.PathLike[str],
-    simulate_chunk: SimulateChunk,
+    simulate_chunk: SimulateChunk | SupportsIndexedSimulation,
     *,
     client: Any = None,
     progress: bool = True,
@@ -742,7 +742,8 @@ def simulate_to_store(
         return _fill(store, simulate_chunk, client=client, progress=progress)
 
 
-def _fill(store: SimulationStore, simulate_chunk: SimulateChunk, *, client: Any,
+def _fill(store: SimulationStore, simulate_chunk: SimulateChunk | SupportsIndexedSimulation, *,
+          client: Any,
           progress: bool) -> SimulationStore:
     from tqdm.auto import tqdm
 

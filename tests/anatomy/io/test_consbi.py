@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ ROWS = [
 ]
 
 
-def make_folder(tmp_path: Path, rows: list[tuple] = ROWS, *, masks: dict | None = None) -> Path:
+def make_folder(tmp_path: Path, rows: list[tuple[Any, ...]] = ROWS, *, masks: dict[str, Any] | None = None) -> Path:
     folder = tmp_path / "model"
     (folder / "features").mkdir(parents=True)
     (folder / "masks").mkdir()
@@ -177,7 +178,7 @@ def test_labels_follow_the_metadata() -> None:
     from anatomy.io.consbi import first_author_surname, measurement_labels
 
     def rec(pre: tuple[str, str], post: tuple[str, str], septum: str = "no",
-            authors: str = "Randy M Bruno, Bert Sakmann", year: str = "2006") -> dict:
+            authors: str = "Randy M Bruno, Bert Sakmann", year: str = "2006") -> dict[str, Any]:
         return {"pre_layer": pre[0], "pre_type": pre[1], "post_layer": post[0],
                 "post_type": post[1], "only_septum": septum, "authors": authors, "year": year}
 
@@ -204,10 +205,15 @@ def test_labels_follow_the_metadata() -> None:
     assert first_author_surname("D Feldmeyer, V Egger") == "Feldmeyer"
 
 
-def test_import_orders_and_labels_like_the_paper(tmp_path: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_import_orders_and_labels_like_the_paper(tmp_path: Path, tiny_model) -> None:
     """The research-code-shaped folder: the default experiment's measurements first, in the
     paper's order, with the paper's labels; the experiment spec is kept."""
-    from research_folder import PAPER, PAPER_LABELS, make_research_folder
+    # tests/ is on sys.path under pytest; mypy names the module tests.research_folder
+    from research_folder import (  # type: ignore[import-not-found]
+        PAPER,
+        PAPER_LABELS,
+        make_research_folder,
+    )
 
     model = import_feature_tables(make_research_folder(tiny_model, tmp_path / "f"))
     names = list(model.populations)

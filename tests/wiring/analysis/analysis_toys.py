@@ -34,7 +34,8 @@ class LinearGaussian:
 
     def __call__(self, theta: Any, *, rng: np.random.Generator) -> np.ndarray:
         th = np.atleast_2d(np.asarray(theta, dtype=np.float64))
-        return th @ self.A.T + self.sigma * rng.standard_normal((len(th), self.A.shape[0]))
+        noise = self.sigma * rng.standard_normal((len(th), self.A.shape[0]))
+        return np.asarray(th @ self.A.T + noise, dtype=np.float64)
 
     def posterior_moments(self, x_o: Any) -> tuple[np.ndarray, np.ndarray]:
         p0 = np.diag(1.0 / self.scale**2)
@@ -106,7 +107,7 @@ class BinomialToy:
         x = rng.binomial(n[None, :], np.clip(th, 0, 1)) / n[None, :]
         bad = (th[:, 0] < 0) | (th[:, 0] > 1)
         x[bad] = np.nan
-        return x
+        return np.asarray(x, dtype=np.float64)
 
     def sample(self, n: int, x_o: Any, *, seed: int) -> np.ndarray:
         k = np.round(np.asarray(x_o) * np.asarray(self.n_pairs))
@@ -155,7 +156,7 @@ class BinomialRule:
         bad = ~np.isfinite(p)
         x = rng.binomial(n, np.where(bad, 0.0, p)) / n
         x[bad] = np.nan
-        return x
+        return np.asarray(x, dtype=np.float64)
 
     def posterior(self) -> BinomialToy:
         return BinomialToy(n_pairs=self.n_pairs, a=self.a, b=self.b)

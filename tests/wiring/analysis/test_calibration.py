@@ -39,6 +39,7 @@ def test_exact_posterior_passes() -> None:
     assert "Bonferroni" in d["criteria"] and d["passed"] is True
     assert [r["parameter"] for r in d["parameters"]] == ["t0", "t1"]
     assert set(res.figures()) == {"sbc_ranks", "coverage"}
+    assert res.figure is not None and res.coverage_figure is not None
     assert [ax.get_xlabel() for ax in res.figure.axes] == ["rank of t0", "rank of t1"]
     cov_ax = res.coverage_figure.axes[0]
     assert cov_ax.get_xlabel() == "credibility level"
@@ -79,7 +80,7 @@ def test_bad_input() -> None:
     toy = _toy()
 
     class Anonymous:
-        def sample(self, n, x_o, *, seed):  # type: ignore[no-untyped-def]
+        def sample(self, n, x_o, *, seed):
             return np.zeros((n, 2))
 
     with pytest.raises(InvalidParameterError, match="parameter names"):

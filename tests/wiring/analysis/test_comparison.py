@@ -54,10 +54,13 @@ def test_wrong_rule_is_ruled_out() -> None:
     assert [r["rule"] for r in d["rules"]] == ["good", "bad"]
     assert d["rules"][0]["elpd_loo_difference"] == 0.0
     assert len(d["per_measurement"]) == 8
+    assert res.figure is not None
     axes = res.figure.axes
     assert axes[0].get_ylabel() == "predictive p-value" and axes[0].get_yscale() == "log"
     assert [t.get_text() for t in axes[1].get_xticklabels()] == ["m0", "m1", "m2", "m3"]
-    assert any("(ruled out)" in t.get_text() for t in axes[0].get_legend().get_texts())
+    legend = axes[0].get_legend()
+    assert legend is not None
+    assert any("(ruled out)" in t.get_text() for t in legend.get_texts())
 
 
 def test_importance_held_out_matches_exact_leave_one_out() -> None:
@@ -87,12 +90,14 @@ def test_retrain_held_out_uses_the_remaining_columns() -> None:
             return rule.posterior()
         # which column is missing: compare with the full training data
         full = fit_x
+        assert full is not None
         gone = next(c for c in range(full.shape[1])
                     if not any(np.array_equal(full[:, c], x[:, k]) for k in range(x.shape[1])))
         return BinomialToy(n_pairs=tuple(v for c, v in enumerate(N_PAIRS) if c != gone))
 
     fit = fit_rule("good", rule, PRIOR, 200, seed=0, trainer=trainer)
     fit_x = fit.x
+    assert fit.theta is not None and fit.x is not None
     assert fit.theta.shape == (200, 1) and fit.x.shape == (200, 4) and calls == [4]
     res = compare_rules([fit], X_O, n_samples=3000, seed=0, held_out="retrain",
                         trainer=trainer)
@@ -146,7 +151,10 @@ def test_with_real_simulators(tiny_model: Any) -> None:
             self.spec = spec
 
         def sample(self, n: int, x_o: Any, *, seed: int) -> np.ndarray:
-            return self.spec.sample(n, np.random.default_rng(seed))
+            return np.asarray(self.spec.sample(n, np.random.default_rng(seed)))
+
+        def log_prob(self, theta: Any, x_o: Any) -> Any:
+            raise AssertionError("the comparison only samples the posteriors")
 
     mset = load_measurement_set("vpm-invivo")
     fits = []
@@ -216,6 +224,7 @@ def test_rules_at_their_a_priori_parameters() -> None:
     assert d["rules"][0]["a_priori_theta"] == [0.27]
     assert d["rules"][1]["a_priori_ruled_out"] is True
     assert {"a_priori_predicted", "a_priori_p_value"} <= set(d["per_measurement"][0])
+    assert res.figure is not None
     assert "50 µm" in res.figure.axes[0].get_title()
     # without a-priori values nothing is reported for them
     plain = compare_rules(fits, X_O, n_samples=500, seed=2, held_out="none", plot=False)

@@ -79,6 +79,9 @@ def test_posterior_samples_measured_flags_and_outputs(tiny_model: Any, tmp_path:
         def sample(self, n: int, x_o: Any, *, seed: int) -> np.ndarray:
             return 1.0 + 0.05 * np.random.default_rng(seed).standard_normal((n, 3))
 
+        def log_prob(self, theta: Any, x_o: Any) -> Any:
+            raise AssertionError("predictions only sample the posterior")
+
     mset = load_measurement_set("vpm-invivo")
     res = predict_connectivity(Post(), tiny_model, "dso", mset.x_o, n_samples=30,
                                pre_types=["VPM", "L4ss", "INH"],
@@ -93,6 +96,7 @@ def test_posterior_samples_measured_flags_and_outputs(tiny_model: Any, tmp_path:
     text = res.to_csv(tmp_path / "pred.csv")
     assert text.splitlines()[0].startswith("pre_type,post_type,mean,median,ci_low,ci_high")
     assert (tmp_path / "pred.csv").read_text() == text
+    assert res.figure is not None
     ax = res.figure.axes[0]
     assert ax.get_xlabel() == "postsynaptic cell type"
     assert [t.get_text() for t in ax.get_yticklabels()] == ["VPM", "L4ss", "INH"]

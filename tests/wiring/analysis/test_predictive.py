@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from analysis_toys import BinomialToy
+from matplotlib.collections import LineCollection
 from scipy.stats import kstest
 
 from wiring.analysis import posterior_predictive_check, predictive_p_value
@@ -41,7 +42,8 @@ def test_hjort_p_values_uniform_under_the_prior_predictive() -> None:
     p-values are conservative (too few small values)."""
     toy = BinomialToy(n_pairs=(40, 60, 120), a=2.0, b=5.0)
     rng = np.random.default_rng(7)
-    raw, cal = [], []
+    raw: list[np.ndarray] = []
+    cal: list[np.ndarray] = []
     for rep in range(100):
         theta = toy.prior_spec.sample(1, rng)
         x_o = toy(theta, rng=rng)[0]
@@ -49,6 +51,7 @@ def test_hjort_p_values_uniform_under_the_prior_predictive() -> None:
                                          n_calibration=100, n_calibration_samples=200,
                                          plot=False)
         raw.append(res.p_value)
+        assert res.p_value_calibrated is not None
         cal.append(res.p_value_calibrated)
     raw_a, cal_a = np.concatenate(raw), np.concatenate(cal)
     # 300 p-values (3 per data set, dependent within one); a uniform sample of this size has
@@ -70,7 +73,7 @@ def test_calibration_draws_replicates_from_the_prior() -> None:
     seen: list[np.ndarray] = []
 
     class Recording(BinomialToy):
-        def sample(self, n, x_o, *, seed):  # type: ignore[no-untyped-def]
+        def sample(self, n, x_o, *, seed):
             seen.append(np.asarray(x_o, dtype=float))
             return super().sample(n, x_o, seed=seed)
 
@@ -98,6 +101,7 @@ def test_misfit_gives_small_p() -> None:
                                      n_calibration=50, plot=False)
     assert res.p_value.max() < 0.01
     assert np.all(np.abs(res.z) > 3)
+    assert res.p_value_calibrated is not None
     assert res.p_value_calibrated.max() < 0.05
 
 
@@ -111,17 +115,20 @@ def test_result_table_and_figure() -> None:
     assert {"p_value", "p_value_calibrated", "ci_low", "ci_high", "z"} <= set(d["measurements"][0])
     assert res.x_pred.shape == (500, 3) and res.n_dropped == 0
     np.testing.assert_allclose(res.mean, res.x_pred.mean(axis=0))
+    assert res.figure is not None
     ax = res.figure.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["m0", "m1", "m2"]
     assert ax.get_ylabel() == "connection probability"
     # the measured values are drawn as red bars at x_o
-    segs = ax.collections[-1].get_segments()
+    bars = ax.collections[-1]
+    assert isinstance(bars, LineCollection)
+    segs = bars.get_segments()
     np.testing.assert_allclose([s[0][1] for s in segs], x_o)
 
 
 def test_off_domain_samples_are_dropped() -> None:
     class Wide(BinomialToy):
-        def sample(self, n, x_o, *, seed):  # type: ignore[no-untyped-def]
+        def sample(self, n, x_o, *, seed):
             return np.random.default_rng(seed).uniform(-0.5, 1.0, size=(n, 1))
 
     toy = Wide(n_pairs=(30,))
@@ -141,7 +148,7 @@ def test_bad_input() -> None:
         posterior_predictive_check(toy, toy, [0.1, 0.2], n_samples=1)
 
     class Outside(BinomialToy):
-        def sample(self, n, x_o, *, seed):  # type: ignore[no-untyped-def]
+        def sample(self, n, x_o, *, seed):
             return np.full((n, 1), 2.0)
 
     bad = Outside(n_pairs=(30, 40))

@@ -66,12 +66,13 @@ def test_conditional_correlation_of_a_gaussian() -> None:
     mu = np.ones(3)
 
     def log_prob(t: np.ndarray) -> np.ndarray:
-        return -0.5 * np.einsum("ni,ij,nj->n", t - mu, prec, t - mu)
+        return np.asarray(-0.5 * np.einsum("ni,ij,nj->n", t - mu, prec, t - mu))
 
     samples = np.random.default_rng(0).multivariate_normal(mu, cov, size=4000)
     res = summarize_posterior(samples, NAMES, prior_spec=PRIOR, log_prob=log_prob, plot=False,
                               n_conditions=20)
     # the grid (50 points over the samples' range) resolves the conditionals to ~1e-3
+    assert res.conditional_correlation is not None
     np.testing.assert_allclose(res.conditional_correlation, rho, atol=0.005)
     # partial correlations from 4000 samples: standard error ~(1 - rho^2)/sqrt(n) <= 0.003
     np.testing.assert_allclose(res.partial_correlation, rho, atol=0.02)
@@ -109,11 +110,13 @@ def test_reference_hpd_level(use_log_prob: bool) -> None:
     res = summarize_posterior(s, ("a", "b"), prior_spec=toy.prior_spec, reference=ref,
                               log_prob=lp, plot=False)
     tol = 3 * np.sqrt(0.9 * 0.1 / n) + (0.0 if use_log_prob else 0.03)  # KDE smooths
+    assert res.reference_hpd_level is not None
     assert abs(res.reference_hpd_level - 0.9) < tol
     assert res.reference_in_hpd is True
     assert res.density_method == ("log_prob" if use_log_prob else "kde")
     far = summarize_posterior(s, ("a", "b"), prior_spec=toy.prior_spec, reference=mean + 5 * (
         direction), log_prob=lp, plot=False)
+    assert far.reference_hpd_level is not None and far.reference_in_interval is not None
     assert far.reference_hpd_level > 0.99 and far.reference_in_hpd is False
     assert not far.reference_in_interval.all()
 
@@ -132,6 +135,7 @@ def test_pairplot_axes_and_labels() -> None:
     assert bottom == ["pre", "post", "postAll"]
     assert fig.axes[3].get_ylabel() == "post"
     legend = fig.axes[0].get_legend()
+    assert legend is not None
     assert {t.get_text() for t in legend.get_texts()} >= {"posterior", "prior", "a-priori rule"}
     assert "pairplot" in res.figures()
     upper = fig.axes[1].texts[0].get_text()  # row 0, column 1
@@ -146,6 +150,7 @@ def test_uniform_prior_box_is_drawn() -> None:
     prior = PriorSpec(kind="uniform", names=("a", "b"), low=(0.0, 0.0), high=(2.0, 2.0))
     res = summarize_posterior(_samples(500)[:, :2], ("a", "b"), prior_spec=prior)
     assert res.prior_std == pytest.approx(np.full(2, 2 / np.sqrt(12)))
+    assert res.figure is not None
     assert len(res.figure.axes[2].patches) == 1  # the prior box in the 2-D panel
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from wiring._typing import FloatArray
 from wiring.errors import (
     RuleContractError,
     RuleLoadError,
@@ -20,7 +21,7 @@ from wiring.errors import (
     WiringWarning,
 )
 from wiring.rules import registry
-from wiring.rules.base import ParamSpec
+from wiring.rules.base import Level, ParamSpec, SynapseModel
 from wiring.rules.dso import DSO
 from wiring.rules.registry import (
     BUILTIN_RULES,
@@ -297,12 +298,12 @@ class _Good:
     params: ClassVar[tuple[ParamSpec, ...]] = (
         ParamSpec(name="theta", default=1.0, low=0.0, high=2.0, doc="scale"),
     )
-    level: ClassVar[str] = "voxel"
+    level: ClassVar[Level] = "voxel"
     features: ClassVar[tuple[str, ...]] = ("log_pre",)
-    synapses: ClassVar[str] = "poisson"
+    synapses: ClassVar[SynapseModel] = "poisson"
 
-    def rate(self, features: Any, theta: Any) -> Any:
-        return theta[0] * np.exp(features["log_pre"])
+    def rate(self, features: Mapping[str, FloatArray], theta: Sequence[FloatArray]) -> FloatArray:
+        return np.asarray(theta[0] * np.exp(features["log_pre"]), dtype=np.float64)
 
 
 def _variant(**attrs: Any) -> type:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
+from wiring._typing import FloatArray
 from wiring.errors import RuleContractError
-from wiring.rules.base import ParamSpec
+from wiring.rules.base import Level, ParamSpec, SynapseModel
 from wiring.testing import make_pair_table, self_check, take_pairs
 from wiring.testing.selfcheck import SELF_CHECKS
 
@@ -45,15 +48,19 @@ def test_self_check_runs_every_check() -> None:
 
 def test_self_check_catches_table_wide_normalization() -> None:
     class Normalized:
-        name = "normalized_rule"
-        params = (ParamSpec(name="theta", default=1.0, low=0.5, high=2.0, doc="scale"),)
-        level = "voxel"
-        features = ("log_pre",)
-        synapses = "poisson"
+        name: ClassVar[str] = "normalized_rule"
+        params: ClassVar[tuple[ParamSpec, ...]] = (
+            ParamSpec(name="theta", default=1.0, low=0.5, high=2.0, doc="scale"),
+        )
+        level: ClassVar[Level] = "voxel"
+        features: ClassVar[tuple[str, ...]] = ("log_pre",)
+        synapses: ClassVar[SynapseModel] = "poisson"
 
-        def rate(self, features: dict[str, np.ndarray], theta: list[np.ndarray]) -> np.ndarray:
+        def rate(
+            self, features: Mapping[str, FloatArray], theta: Sequence[FloatArray]
+        ) -> FloatArray:
             x = np.exp(features["log_pre"])
-            return theta[0] * x / max(x.sum(), 1.0)
+            return np.asarray(theta[0] * x / max(x.sum(), 1.0), dtype=np.float64)
 
     with pytest.raises(RuleContractError, match="no normalization over the table"):
         self_check(Normalized, registered=False)

@@ -1,21 +1,36 @@
-"""The pipeline's analyze stage: the standard analysis of the trained posterior, the comparison
-with other rules, and the report directory."""
+"""The ``analyze`` stage: the standard analysis of the trained posterior, the comparison with
+other rules, and the report directory (``<run>/report``)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["run_analysis"]
+from pipelines.context import PipelineContext
+
+if TYPE_CHECKING:
+    from wiring.analysis import RuleComparison
+
+__all__ = ["run_analysis", "run_analyze"]
 
 log = logging.getLogger(__name__)
 
 
-def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
+def run_analyze(ctx: PipelineContext) -> None:
+    """Write ``<run>/report`` unless an earlier invocation finished it."""
+    report = ctx.run_dir / "report"
+    if ctx.record.is_done("analyze") and (report / "index.html").exists():
+        return
+    t0 = ctx.record.start("analyze")
+    timings = run_analysis(ctx, report, seed=ctx.seed("analyze"))
+    ctx.record.finish("analyze", t0, parts=timings)
+
+
+def run_analysis(ctx: PipelineContext, report_dir: Path, *, seed: int) -> dict[str, float]:
     """Analyze ``ctx.posterior`` at the measured values and write ``report_dir``.
 
     Returns the wall time (s) of each part.
@@ -63,11 +78,10 @@ def run_analysis(ctx: Any, report_dir: Path, *, seed: int) -> dict[str, float]:
     return {k: round(v, 3) for k, v in timings.items()}
 
 
-def _compare(ctx: Any, x_o: Any, *, seed: int) -> Any:
+def _compare(ctx: PipelineContext, x_o: np.ndarray, *, seed: int) -> RuleComparison:
     """Compare the run's rule with the fits of the compared rules (see
-    :mod:`pipelines.comparison_fits`; started before training where a dask cluster runs)."""
+    :mod:`pipelines.comparison_fits`; started before training on a local dask cluster)."""
     from pipelines.comparison_fits import ComparisonFits
-    from pipelines.stage_support import derive_seed
     from wiring.analysis import RuleFit, compare_rules
     from wiring.rules.registry import get_rule
 
@@ -81,10 +95,10 @@ def _compare(ctx: Any, x_o: Any, *, seed: int) -> Any:
             prior_spec=ctx.store.prior_spec,
             theta=theta,
             x=x,
-            seed=derive_seed(cfg.run.seed, "train"),
+            seed=ctx.seed("train"),
         )
     ]
-    comparison = getattr(ctx, "comparison", None) or ComparisonFits(ctx)
+    comparison = ctx.comparison or ComparisonFits(ctx)
     fits += comparison.results()
     # held-out predictions from the training simulations (no per-θ exact means, which are
     # expensive on large models, and no retraining per left-out measurement)
