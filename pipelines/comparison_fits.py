@@ -49,7 +49,7 @@ class ComparisonFits:
     """The fits of the compared rules of a run: started early, collected by the analysis."""
 
     def __init__(self, ctx: Any) -> None:
-        from pipelines.stages.train import train_kwargs
+        from pipelines.context import train_kwargs
         from wiring.rules.registry import get_rule
 
         cfg = ctx.config

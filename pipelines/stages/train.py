@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.context import PipelineContext
+from pipelines.context import PipelineContext, train_kwargs
 
-__all__ = ["run_train", "train_kwargs"]
+__all__ = ["run_train"]
 
 
 def run_train(ctx: PipelineContext) -> None:
@@ -44,18 +44,3 @@ def run_train(ctx: PipelineContext) -> None:
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
 
-
-def train_kwargs(inference: Any) -> dict[str, Any]:
-    """Keyword arguments of :func:`wiring.inference.train_posterior` from ``[inference]``
-    (everything but the seed and the progress bar): the run's posterior and the rule
-    comparison's fits train the same way."""
-    inf = inference
-    return {
-        "estimator": inf.estimator, "hidden_features": inf.hidden_features,
-        "num_transforms": inf.num_transforms, "batch_size": inf.batch_size,
-        "learning_rate": inf.learning_rate, "validation_fraction": inf.validation_fraction,
-        "stop_after_epochs": inf.stop_after_epochs, "max_epochs": inf.max_epochs,
-        "lr_schedule": inf.lr_schedule, "lr_decay": inf.lr_decay,
-        "lr_patience": inf.lr_patience, "min_learning_rate": inf.min_learning_rate,
-        "num_threads": inf.threads, "device": inf.device,
-    }

@@ -26,9 +26,15 @@ def _ctx(tiny_model: Any, client: Any) -> Any:
         "analysis": {"compare_rules": ["peters_synapse", "dso"],
                      "comparison_simulations": 200},
     })
+    from pipelines.context import derive_seed
+    from wiring.inference.priors import build_prior_spec
+
     mset = load_measurement_set("vpm-invivo")
-    return SimpleNamespace(config=config, client=client, progress=False, measurements=mset,
-                           rule=get_rule("dso"), simulator=Simulator(tiny_model, "dso", mset))
+    return SimpleNamespace(
+        config=config, client=client, progress=False, measurements=mset, rule=get_rule("dso"),
+        simulator=Simulator(tiny_model, "dso", mset),
+        seed=lambda stage: derive_seed(config.run.seed, stage),
+        prior_spec=lambda rule: build_prior_spec(rule, kind="uniform"))
 
 
 def test_fits_are_the_same_in_process_and_on_workers(tiny_model: Any) -> None:
