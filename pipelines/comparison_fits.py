@@ -101,7 +101,10 @@ class ComparisonFits:
             return
         log.info("fitting %s for the rule comparison on the dask workers",
                  ", ".join(self.rules))
-        source = client.scatter(self._ctx.simulator.source, broadcast=True)
+        from wiring._dask import share
+
+        # a recomputable task result, not scattered data: losing a worker cannot lose it
+        source = share(client, self._ctx.simulator.source, "comparison-features")
         self._futures = [
             client.submit(fit_compared_rule, *self._args(source, name, prior, seed, False),
                           key=f"compare-fit-{name}-{seed}", pure=False)
