@@ -123,13 +123,25 @@ class InferenceConfig:
     hidden_features: int = 50
     num_transforms: int = 5
     batch_size: int = 1_000
-    learning_rate: float = 5e-4
+    learning_rate: float = 2e-3
+    """Initial Adam step size (before 0.1.0: 5e-4, constant)."""
     validation_fraction: float = 0.1
-    stop_after_epochs: int = 20
+    stop_after_epochs: int = 10
+    """Stop after this many epochs without a better validation loss (before 0.1.0: 20)."""
     max_epochs: int = 2_000
+    lr_schedule: Literal["plateau", "constant"] = "plateau"
+    """``plateau``: multiply the step size by ``lr_decay`` after ``lr_patience`` epochs without
+    a better validation loss, stop below ``min_learning_rate``; ``constant``: sbi's fixed step
+    (the behaviour before 0.1.0, with ``learning_rate = 5e-4`` and ``stop_after_epochs = 20``)."""
+    lr_decay: float = 0.5
+    lr_patience: int = 3
+    min_learning_rate: float = 5e-5
     threads: int = 1
     """Torch threads for training. The networks are small: one thread is about as fast as two
     on an idle machine and many times faster when other processes share the cores."""
+    device: str = "cpu"
+    """Where the network trains: ``cpu``, ``cuda`` (``cuda:N``) or ``auto`` (CUDA when torch
+    sees a GPU, else the CPU). The saved posterior always lives on the CPU."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -410,6 +422,7 @@ def _check_values(cfg: RunConfig) -> None:
         "inference.stop_after_epochs": cfg.inference.stop_after_epochs,
         "inference.max_epochs": cfg.inference.max_epochs,
         "inference.threads": cfg.inference.threads,
+        "inference.lr_patience": cfg.inference.lr_patience,
         "analysis.posterior_samples": cfg.analysis.posterior_samples,
         "analysis.predictive_samples": cfg.analysis.predictive_samples,
     }
@@ -440,6 +453,14 @@ def _check_values(cfg: RunConfig) -> None:
             f"inference.validation_fraction must lie in (0, 1), got "
             f"{cfg.inference.validation_fraction!r}"
         )
+    inf = cfg.inference
+    if not inf.learning_rate > 0 or inf.min_learning_rate < 0:
+        raise ConfigError("inference.learning_rate must be > 0 and min_learning_rate >= 0")
+    if not 0.0 < inf.lr_decay < 1.0:
+        raise ConfigError(f"inference.lr_decay must lie in (0, 1), got {inf.lr_decay!r}")
+    if not _valid_device(inf.device):
+        raise ConfigError(
+            f"inference.device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {inf.device!r}")
     if cfg.measurements.slice_thickness_um <= 0 or cfg.measurements.slice_max_distance_um <= 0:
         raise ConfigError("measurements.slice_thickness_um and slice_max_distance_um must be > 0")
     select = cfg.measurements.select
@@ -464,3 +485,10 @@ def _check_values(cfg: RunConfig) -> None:
         check_nuisance_names(cfg.anatomy.nuisance)
     except InvalidParameterError as err:
         raise ConfigError(f"anatomy.nuisance: {err}") from None
+
+
+def _valid_device(device: str) -> bool:
+    if device in ("cpu", "cuda", "auto"):
+        return True
+    head, _, index = device.partition(":")
+    return head == "cuda" and index.isdigit()

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from wiring.simulation.simulator import Simulator
     from wiring.simulation.store import SimulationStore
 
-__all__ = ["PipelineContext", "derive_seed"]
+__all__ = ["PipelineContext", "derive_seed", "train_kwargs"]
 
 _T = TypeVar("_T")
 
@@ -79,6 +79,9 @@ class PipelineContext:
     #: releases it before the stages that do not distribute work.
     cluster: ClusterSession
     progress: bool = True
+    #: The rule comparison's fits (:class:`pipelines.comparison_fits.ComparisonFits`), started
+    #: by the train stage on a local cluster and collected by the analysis.
+    comparison: Any = None
     _model: StructuralModel | None = field(default=None, init=False, repr=False)
     _rule: WiringRule | None = field(default=None, init=False, repr=False)
     _measurements: MeasurementSet | None = field(default=None, init=False, repr=False)
@@ -170,3 +173,19 @@ class PipelineContext:
             return build_prior_spec(rule, kind="uniform")
         spec: PriorSpec = configured_prior(self.config, rule)
         return spec
+
+
+def train_kwargs(inference: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`wiring.inference.train_posterior` from ``[inference]``
+    (everything but the seed and the progress bar): the run's posterior and the rule
+    comparison's fits train the same way."""
+    inf = inference
+    return {
+        "estimator": inf.estimator, "hidden_features": inf.hidden_features,
+        "num_transforms": inf.num_transforms, "batch_size": inf.batch_size,
+        "learning_rate": inf.learning_rate, "validation_fraction": inf.validation_fraction,
+        "stop_after_epochs": inf.stop_after_epochs, "max_epochs": inf.max_epochs,
+        "lr_schedule": inf.lr_schedule, "lr_decay": inf.lr_decay,
+        "lr_patience": inf.lr_patience, "min_learning_rate": inf.min_learning_rate,
+        "num_threads": inf.threads, "device": inf.device,
+    }

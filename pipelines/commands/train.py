@@ -2,7 +2,8 @@
 
 ``wiring train --store STORE --out POSTERIOR_DIR [--estimator nsf] [--seed S] [--overwrite]
 [--max-epochs N] [--batch-size auto|N] [--hidden-features N] [--num-transforms N]
-[--threads N] [--allow-incomplete]``
+[--learning-rate LR] [--lr-schedule plateau|constant] [--lr-patience N] [--min-learning-rate LR]
+[--threads N] [--device cpu|cuda|auto] [--allow-incomplete]``
 
 Writes the posterior directory (``weights.pt`` + ``manifest.json``, see
 :mod:`wiring.inference`). The output is checked before training starts.
@@ -31,6 +32,13 @@ def _batch_size(text: str) -> int | str:
 def register(sub: Any) -> None:
     """Add ``wiring train`` to the top-level sub-parsers."""
     from wiring.inference import ESTIMATORS
+    from wiring.inference._training import LR_SCHEDULES
+    from wiring.inference.npe import (
+        DEFAULT_LEARNING_RATE,
+        DEFAULT_LR_PATIENCE,
+        DEFAULT_MIN_LEARNING_RATE,
+        DEFAULT_STOP_AFTER_EPOCHS,
+    )
 
     p = sub.add_parser(
         "train",
@@ -44,11 +52,25 @@ def register(sub: Any) -> None:
                    help="density estimator (default nsf, a neural spline flow)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default 0)")
     p.add_argument("--max-epochs", type=positive_int, default=1000)
-    p.add_argument("--stop-after-epochs", type=positive_int, default=20,
-                   help="early-stopping patience in epochs (default 20)")
+    p.add_argument("--stop-after-epochs", type=positive_int, default=DEFAULT_STOP_AFTER_EPOCHS,
+                   help="early-stopping patience in epochs (default "
+                   f"{DEFAULT_STOP_AFTER_EPOCHS})")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="training batch size (default auto: 1000 from 9000 training rows, else 200-900)")
-    p.add_argument("--learning-rate", type=positive_float, default=5e-4)
+    p.add_argument("--learning-rate", type=positive_float, default=DEFAULT_LEARNING_RATE,
+                   help=f"initial Adam step size (default {DEFAULT_LEARNING_RATE:g})")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="plateau",
+                   help="plateau (default): halve the step size after --lr-patience epochs "
+                   "without improvement and stop below --min-learning-rate; constant: sbi's "
+                   "fixed step size")
+    p.add_argument("--lr-patience", type=positive_int, default=DEFAULT_LR_PATIENCE,
+                   help=f"epochs without improvement before a decay (default "
+                   f"{DEFAULT_LR_PATIENCE})")
+    p.add_argument("--min-learning-rate", type=float, default=DEFAULT_MIN_LEARNING_RATE,
+                   help=f"stop once the step size decays below this (default "
+                   f"{DEFAULT_MIN_LEARNING_RATE:g})")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default), cuda, cuda:N, or auto (a GPU where torch sees one)")
     p.add_argument("--hidden-features", type=positive_int, default=50)
     p.add_argument("--num-transforms", type=positive_int, default=5)
     p.add_argument("--threads", type=positive_int, default=1,
@@ -103,6 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         stop_after_epochs=args.stop_after_epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, hidden_features=args.hidden_features,
         num_transforms=args.num_transforms, num_threads=args.threads,
+        lr_schedule=args.lr_schedule, lr_patience=args.lr_patience,
+        min_learning_rate=args.min_learning_rate, device=args.device,
         progress=not args.no_progress,
     )
     save_posterior(posterior, out, overwrite=args.overwrite)
@@ -110,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"{out}: {args.estimator} posterior of rule {posterior.manifest['rule'].get('name')!r} "
         f"trained on {tr['n_train']} simulations ({tr['n_dropped_invalid']} invalid dropped), "
-        f"{tr['epochs']} epochs, best validation loss {tr['best_validation_loss']:.4f}"
-        f"{'' if tr['converged'] else ' (epoch cap reached before convergence)'}\n"
+        f"{tr['epochs']} epochs, best validation loss {tr['best_validation_loss']:.4f} at "
+        f"epoch {tr['best_epoch']}; stopped: {tr['stop_message']}\n"
     )
     return 0

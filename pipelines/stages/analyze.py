@@ -76,7 +76,7 @@ def run_analysis(ctx: PipelineContext, report_dir: Path, *, seed: int) -> dict[s
     compared = [r for r in a.compare_rules if r != cfg.rule.name]
     if compared and a.comparison_simulations > 0:
         t0 = time.perf_counter()
-        sections.append(_compare(ctx, compared, x_o, seed=seed))
+        sections.append(_compare(ctx, x_o, seed=seed))
         timings["comparison"] = time.perf_counter() - t0
     write_report(
         report_dir,
@@ -88,16 +88,14 @@ def run_analysis(ctx: PipelineContext, report_dir: Path, *, seed: int) -> dict[s
     return {k: round(v, 3) for k, v in timings.items()}
 
 
-def _compare(
-    ctx: PipelineContext, rules: list[str], x_o: np.ndarray, *, seed: int
-) -> RuleComparison:
-    """Fit every rule of ``rules`` with the same budget and compare it with the main rule."""
-    from wiring.analysis import RuleFit, compare_rules, fit_rule
+def _compare(ctx: PipelineContext, x_o: np.ndarray, *, seed: int) -> RuleComparison:
+    """Compare the run's rule with the fits of the compared rules (see
+    :mod:`pipelines.comparison_fits`; started before training on a local dask cluster)."""
+    from pipelines.comparison_fits import ComparisonFits
+    from wiring.analysis import RuleFit, compare_rules
     from wiring.rules.registry import get_rule
-    from wiring.simulation.simulator import Simulator
 
     cfg = ctx.config
-    inf = cfg.inference
     theta, x = ctx.store.load()
     fits = [
         RuleFit(
@@ -110,39 +108,8 @@ def _compare(
             seed=ctx.seed("train"),
         )
     ]
-    base_seed = ctx.seed("compare")
-    for k, name in enumerate(rules):
-        rule = get_rule(name)
-        simulator = Simulator(
-            ctx.model,
-            rule,
-            ctx.measurements,
-            n_pairs=ctx.simulator.n_pairs_spec,
-            replace=ctx.simulator.replace,
-            pooling=ctx.simulator.pooling,
-            nuisance=ctx.simulator.nuisance,
-            slice_config=ctx.simulator.slice_config,
-            cache_dir=ctx.cache_dir / "features",
-        )
-        log.info("fitting %s for the rule comparison", name)
-        fits.append(
-            fit_rule(
-                rule,
-                simulator,
-                ctx.prior_spec(rule),
-                cfg.analysis.comparison_simulations,
-                int((base_seed + 7919 * (k + 1)) % 2**62),
-                estimator=inf.estimator,
-                hidden_features=inf.hidden_features,
-                num_transforms=inf.num_transforms,
-                batch_size=inf.batch_size,
-                learning_rate=inf.learning_rate,
-                stop_after_epochs=inf.stop_after_epochs,
-                max_epochs=inf.max_epochs,
-                num_threads=inf.threads,
-                progress=ctx.progress,
-            )
-        )
+    comparison = ctx.comparison or ComparisonFits(ctx)
+    fits += comparison.results()
     # held-out predictions from the training simulations (no per-θ exact means, which are
     # expensive on large models, and no retraining per left-out measurement)
     a_priori = {fit.rule: [p.default for p in get_rule(fit.rule).params] for fit in fits}

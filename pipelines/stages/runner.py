@@ -142,7 +142,7 @@ def _run_stages(config: RunConfig, run_dir: Path, cache_dir: Path, *, progress: 
                 progress=progress,
             )
             for stage in STAGES:
-                if stage not in DISTRIBUTED_STAGES:
+                if stage not in DISTRIBUTED_STAGES and not _comparison_on_cluster(ctx, stage):
                     cluster.release()  # no batch job stays allocated through local stages
                 _STAGE_FUNCS[stage](ctx)
                 if stage == stop_after:
@@ -179,3 +179,17 @@ def _write_config(run_dir: Path, config: RunConfig) -> None:
     tmp = path.with_name(".config.toml.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _comparison_on_cluster(ctx: PipelineContext, stage: str) -> bool:
+    """Whether a ``local`` cluster stays up for ``stage``: through training, where the rule
+    comparison's fits are about to run on its workers, and through the analysis until they
+    are collected. Batch-system jobs are always released (no idle allocation)."""
+    if ctx.config.cluster.kind.strip() != "local" or stage not in ("train", "analyze"):
+        return False
+    if stage == "analyze":
+        return ctx.comparison is not None and bool(ctx.comparison.submitted)
+    cfg = ctx.config
+    compared = [r for r in cfg.analysis.compare_rules if r != cfg.rule.name]
+    return bool(compared) and cfg.analysis.comparison_simulations > 0 and not (
+        ctx.record.is_done("analyze"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.context import PipelineContext
+from pipelines.context import PipelineContext, train_kwargs
 
 __all__ = ["run_train"]
 
@@ -21,26 +21,20 @@ def run_train(ctx: PipelineContext) -> None:
     cfg = ctx.config
     path = ctx.run_dir / "posterior"
     store_hash = ctx.store.content_hash()
+    if not ctx.record.is_done("analyze"):
+        # the compared rules' fits need no posterior of this run: start them on the idle
+        # workers of a local cluster now, so that they train while this process trains
+        from pipelines.comparison_fits import ComparisonFits
+
+        ctx.comparison = ComparisonFits(ctx)
+        ctx.comparison.start()
     if ctx.record.is_done("train") and path.exists():
         ctx.posterior = load_posterior(path)
         if ctx.posterior.manifest.get("store_hash") == store_hash:
             return
     t0 = ctx.record.start("train")
-    inf = cfg.inference
     ctx.posterior = train_from_store(
-        ctx.store,
-        estimator=inf.estimator,
-        hidden_features=inf.hidden_features,
-        num_transforms=inf.num_transforms,
-        batch_size=inf.batch_size,
-        learning_rate=inf.learning_rate,
-        validation_fraction=inf.validation_fraction,
-        stop_after_epochs=inf.stop_after_epochs,
-        max_epochs=inf.max_epochs,
-        num_threads=inf.threads,
-        seed=ctx.seed("train"),
-        progress=ctx.progress,
-    )
+        ctx.store, seed=ctx.seed("train"), progress=ctx.progress, **train_kwargs(cfg.inference))
     save_posterior(ctx.posterior, path, overwrite=True)
     ctx.record.set_hash("posterior", str(ctx.posterior.manifest.get("weights_sha256", "")))
     training = ctx.posterior.manifest.get("training", {})
@@ -49,3 +43,4 @@ def run_train(ctx: PipelineContext) -> None:
 
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
+

@@ -55,6 +55,12 @@ def test_unknown_section(tmp_path: Path) -> None:
         ("[analysis]\npredictions = 1\n", "analysis.predictions must be true or false"),
         ("[simulation]\nn = -5\n", "simulation.n must be positive"),
         ("simulation = 3\n", "simulation must be a table"),
+        ('[inference]\nlr_schedule = "cosine"\n',
+         "inference.lr_schedule must be one of 'plateau', 'constant'"),
+        ("[inference]\nlr_decay = 1.0\n", r"inference.lr_decay must lie in \(0, 1\)"),
+        ("[inference]\nlr_patience = 0\n", "inference.lr_patience must be positive"),
+        ("[inference]\nlearning_rate = 0\n", "inference.learning_rate must be > 0"),
+        ('[inference]\ndevice = "gpu"\n', "inference.device must be 'cpu', 'cuda'"),
     ],
 )
 def test_wrong_types_name_key(tmp_path: Path, text: str, message: str) -> None:
@@ -122,3 +128,19 @@ def test_science_hash_covers_the_generator_version(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(anatomy.generate, "GENERATOR_VERSION", "999")
     assert generated.science_hash() != before[0]
     assert imported.science_hash() == before[1]  # an imported store has its own content hash
+
+
+def test_training_schedule_settings_are_part_of_the_science_hash() -> None:
+    base = RunConfig()
+    for section in ({"lr_schedule": "constant"}, {"lr_patience": 5}, {"lr_decay": 0.3},
+                    {"min_learning_rate": 1e-6}, {"device": "cuda"}, {"learning_rate": 5e-4}):
+        assert base.replace(inference=section).science_hash() != base.science_hash()
+
+
+def test_previous_training_defaults_are_one_setting_away() -> None:
+    """The loop before 0.1.0: constant step size 5e-4, patience 20 (see the CHANGELOG)."""
+    inf = RunConfig().inference
+    assert (inf.learning_rate, inf.stop_after_epochs, inf.lr_schedule) == (2e-3, 10, "plateau")
+    old = RunConfig().replace(inference={"learning_rate": 5e-4, "stop_after_epochs": 20,
+                                         "lr_schedule": "constant"}).inference
+    assert (old.learning_rate, old.stop_after_epochs, old.lr_schedule) == (5e-4, 20, "constant")

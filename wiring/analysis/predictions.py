@@ -124,8 +124,9 @@ class ConnectivityPrediction:
 
 
 def _types_present(model: StructuralModel, counts: Any) -> tuple[str, ...]:
-    """Cell types with at least one neuron that has a nonzero count in ``counts`` (N × V)."""
-    indptr = np.asarray(counts.load().tocsr().indptr)
+    """Cell types with at least one neuron that has a nonzero count in ``counts`` (N × V CSR,
+    zeros eliminated)."""
+    indptr = np.asarray(counts.indptr)
     has = np.diff(indptr) > 0
     codes = np.unique(np.asarray(model.neurons.cell_type)[has])
     return tuple(CELL_TYPES[int(c)] for c in sorted(codes))
@@ -178,25 +179,80 @@ class _PairTableBuilder:
         self.soma = np.asarray(model.neurons.soma_um, dtype=np.float64)
 
     def table(self, i: IntArray, j: IntArray) -> PairTable:
-        """Pairs (i[p], j[p]) with one row per voxel where i has boutons and j target sites."""
-        a = self.pre[i]
-        b = self.post[j]
-        pre_v = a.multiply(b.sign()).tocsr()  # pre counts on the shared voxels
-        post_v = b.multiply(a.sign()).tocsr()  # post counts on the same voxels
-        for mat in (pre_v, post_v):
-            mat.eliminate_zeros()
-            mat.sort_indices()
-        voxel = np.asarray(pre_v.indices, dtype=np.int32)
+        """Pairs (i[p], j[p]) with one row per voxel where i has boutons and j target sites
+        (voxels in increasing order), found by merging the two neurons' sorted voxel lists."""
+        i = np.ascontiguousarray(i, dtype=np.int64)
+        j = np.ascontiguousarray(j, dtype=np.int64)
+        indptr, voxel, pre_c, post_c = _shared_voxel_rows(
+            self.pre.indptr, self.pre.indices, self.pre.data,
+            self.post.indptr, self.post.indices, self.post.data, i, j)
         rows = {
-            "log_pre": np.log(np.asarray(pre_v.data, np.float64)).astype(np.float32),
-            "log_post": np.log(np.asarray(post_v.data, np.float64)).astype(np.float32),
+            "log_pre": np.log(pre_c).astype(np.float32),
+            "log_post": np.log(post_c).astype(np.float32),
             "log_post_all": self.log_post_all[voxel],
             "depth_um": self.depth[voxel],
         }
         dist = np.linalg.norm(self.soma[i] - self.soma[j], axis=1) if len(i) else np.zeros(0)
-        return PairTable(pre=np.asarray(i, np.int64), post=np.asarray(j, np.int64),
-                         indptr=np.asarray(pre_v.indptr, np.int64), voxel=voxel, rows=rows,
+        return PairTable(pre=i, post=j, indptr=indptr, voxel=voxel, rows=rows,
                          pair_features={"soma_distance_um": np.asarray(dist, np.float64)})
+
+
+def _shared_voxel_rows(pre_ptr: Any, pre_idx: Any, pre_val: Any, post_ptr: Any, post_idx: Any,
+                       post_val: Any, i: IntArray, j: IntArray
+                       ) -> tuple[IntArray, Any, FloatArray, FloatArray]:
+    """CSR rows of the voxels shared by pre neuron i[p] and post neuron j[p], every p: indptr
+    (P+1,), voxel (R,) int32, pre and post counts (R,) float64 (compiled merge of sorted rows;
+    the scipy equivalent, an element-wise product of the row selections, costs 3-4x more)."""
+    kernel = _merge_kernel()
+    n = len(i)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    kernel(pre_ptr, pre_idx, pre_val, post_ptr, post_idx, post_val, i, j, indptr,
+           np.empty(0, np.int32), np.empty(0), np.empty(0), True)
+    np.cumsum(indptr, out=indptr)
+    total = int(indptr[-1])
+    voxel = np.empty(total, dtype=np.int32)
+    pre_c, post_c = np.empty(total), np.empty(total)
+    kernel(pre_ptr, pre_idx, pre_val, post_ptr, post_idx, post_val, i, j, indptr, voxel,
+           pre_c, post_c, False)
+    return indptr, voxel, pre_c, post_c
+
+
+_MERGE: list[Any] = []
+
+
+def _merge_kernel() -> Any:
+    """The compiled merge (count pass: row counts into ``indptr[1:]``; fill pass: the rows)."""
+    if _MERGE:
+        return _MERGE[0]
+    import numba
+
+    @numba.njit(cache=False, nogil=True)
+    def merge(pre_ptr: Any, pre_idx: Any, pre_val: Any, post_ptr: Any, post_idx: Any,
+              post_val: Any, i: Any, j: Any, indptr: Any, voxel: Any, pre_c: Any, post_c: Any,
+              count: bool) -> None:  # pragma: no cover - compiled
+        for p in range(len(i)):
+            a, a_end = pre_ptr[i[p]], pre_ptr[i[p] + 1]
+            b, b_end = post_ptr[j[p]], post_ptr[j[p] + 1]
+            k = 0 if count else indptr[p]
+            while a < a_end and b < b_end:
+                va, vb = pre_idx[a], post_idx[b]
+                if va < vb:
+                    a += 1
+                elif vb < va:
+                    b += 1
+                else:
+                    if not count:
+                        voxel[k] = va
+                        pre_c[k] = pre_val[a]
+                        post_c[k] = post_val[b]
+                    k += 1
+                    a += 1
+                    b += 1
+            if count:
+                indptr[p + 1] = k
+
+    _MERGE.append(merge)
+    return merge
 
 
 @dataclass(frozen=True)
@@ -207,14 +263,36 @@ class _TypePairs:
     measurements: tuple[Any, ...] = ()
 
 
-def _expected(rule: WiringRule, tables: Sequence[PairTable], theta: FloatArray) -> FloatArray:
+def _expected(rule: WiringRule, tables: Sequence[PairTable], theta: FloatArray,
+              workers: int = 1) -> FloatArray:
     """Mean of ``1 - exp(-lambda)`` over each table's pairs, (B, len(tables)), through the
-    simulator's exact-mean path (its compiled kernel for log-linear rules)."""
+    simulator's exact-mean path (its compiled kernel for log-linear rules).
+
+    With ``workers > 1`` the θ rows are split into that many slices evaluated in threads (the
+    compiled kernel releases the GIL); the numbers are the same for any ``workers``, since
+    every θ row is computed on its own.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from wiring.simulation.simulator import Simulator
 
     sim = Simulator(list(tables), rule, _TypePairs(tuple(f"t{k}" for k in range(len(tables)))),
                     n_pairs=1)
-    return np.asarray(sim.expected(theta), dtype=np.float64)
+    if workers <= 1 or len(theta) < 2 * workers:
+        return np.asarray(sim.expected(theta), dtype=np.float64)
+    sim.expected(theta[:1])  # compile once, before the threads start
+    parts = np.array_split(theta, workers)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        done = list(pool.map(sim.expected, parts))
+    return np.asarray(np.concatenate(done), dtype=np.float64)
+
+
+def default_workers() -> int:
+    """Threads for the predictions: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on every platform
+        return max(1, os.cpu_count() or 1)
 
 
 def connection_probability(rule: WiringRule, table: Any, theta: npt.ArrayLike) -> FloatArray:
@@ -253,6 +331,7 @@ def predict_connectivity(
     theta: npt.ArrayLike | None = None,
     level: float = 0.95,
     plot: bool = True,
+    workers: int | None = None,
 ) -> ConnectivityPrediction:
     """Connection probability with credible intervals for every pre type × post type.
 
@@ -283,6 +362,9 @@ def predict_connectivity(
         Credibility level of the intervals.
     plot
         Whether to draw the heatmap.
+    workers
+        Threads evaluating the θ samples (default: the CPUs available, see
+        :func:`default_workers`); the result does not depend on it.
 
     Returns
     -------
@@ -320,10 +402,12 @@ def predict_connectivity(
         raise InvalidParameterError(
             f"no posterior sample lies inside the domain of rule {rule_obj.name!r}"
         )
+    builder = _PairTableBuilder(model)  # neuron-major copies, made once for everything below
     pre_t = _check_types(pre_types, "presynaptic") if pre_types is not None else (
-        _types_present(model, model.pre))
+        _types_present(model, builder.pre))
     post_t = _check_types(post_types, "postsynaptic") if post_types is not None else (
-        _types_present(model, model.post))
+        _types_present(model, builder.post))
+    n_workers = default_workers() if workers is None else max(1, int(workers))
     codes = np.asarray(model.neurons.cell_type, dtype=np.int64)
     rng = np.random.default_rng(s_pairs)
     pops: list[tuple[IntArray, IntArray]] = []
@@ -344,12 +428,11 @@ def predict_connectivity(
             used[a, b] = len(i)
             pops.append((i, j))
     samples = np.full((len(th), len(pre_t), len(post_t)), np.nan)
-    builder = _PairTableBuilder(model)
     for a in range(len(pre_t)):  # one presynaptic type at a time bounds the memory
         cols = [b for b in range(len(post_t)) if len(pops[a * len(post_t) + b][0])]
         if cols:
             tables = [builder.table(*pops[a * len(post_t) + b]) for b in cols]
-            samples[:, a, cols] = _expected(rule_obj, tables, th)
+            samples[:, a, cols] = _expected(rule_obj, tables, th, n_workers)
     tail = (1.0 - level) / 2
     if not np.isfinite(samples).any():
         raise WiringError("no type pair has eligible pairs; check pre_types/post_types")

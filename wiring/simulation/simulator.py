@@ -250,8 +250,8 @@ class Simulator:
         #: The anatomy nuisance parameters every simulation draws (None: the nominal anatomy).
         self.nuisance: NuisanceSpec | None = NuisanceSpec.of(nuisance)
         model = model_or_tables if isinstance(model_or_tables, StructuralModel) else None
-        self._vpm = vpm_pair_flags(model, self._pre, pre_is_vpm, self.nuisance)
-        self._vflag = np.zeros(len(self._pre)) if self._vpm is None else self._vpm
+        self.pre_is_vpm = vpm_pair_flags(model, self._pre, pre_is_vpm, self.nuisance)
+        self._vflag = np.zeros(len(self._pre)) if self.pre_is_vpm is None else self.pre_is_vpm
         self._plan = SamplingPlan.build(self)
         stats = [getattr(m, "statistic", "pairs") for m in getattr(mset, "measurements", ())]
         self._per_pre = np.array(
@@ -473,7 +473,7 @@ class Simulator:
         valid = in_domain(self.rule, th)
         keys = kern.stream_keys(int(seed), int(start_index), b)
         nu = resolve_nuisance(self.nuisance, nuisance, int(seed), int(start_index), b,
-                              self._vpm)
+                              self.pre_is_vpm)
         out = np.empty((b, self.n_measurements), dtype=np.float64)
         n_nan = 0
         fast = self._use_fast()
@@ -735,7 +735,7 @@ class Simulator:
     def _fixed_nuisance(self, nuisance: Any, b: int) -> NuisanceColumns | None:
         """Explicit nuisance values as columns; None for the nominal anatomy (never drawn)."""
         return None if nuisance is None else resolve_nuisance(self.nuisance, nuisance, 0, 0, b,
-                                                               self._vpm)
+                                                               self.pre_is_vpm)
 
     def population_mean(self, theta: npt.ArrayLike, nuisance: Any = None) -> FloatArray:
         """The mean of ``1 − exp(−λ)`` over every eligible pair of each measurement (B, m),

@@ -154,3 +154,37 @@ def test_matches_numpy_reference(tiny_model: Any, rule_name: str) -> None:
             assert iso.n_rows == 0
             assert np.all(connection_probability(rule, iso, theta) == 0)
     assert n_isolated > 0  # the check above ran
+
+
+def test_shared_voxel_rows_match_the_sparse_product(tiny_model: Any) -> None:
+    """The compiled merge gives exactly the rows of the element-wise product of the selected
+    pre and post rows (the previous implementation)."""
+    from wiring.analysis.predictions import _PairTableBuilder
+
+    builder = _PairTableBuilder(tiny_model)
+    rng = np.random.default_rng(0)
+    n = tiny_model.n_neurons
+    i, j = rng.integers(0, n, 500), rng.integers(0, n, 500)
+    table = builder.table(i, j)
+    a, b = builder.pre[i], builder.post[j]
+    pre_v = a.multiply(b.sign()).tocsr()
+    post_v = b.multiply(a.sign()).tocsr()
+    for mat in (pre_v, post_v):
+        mat.eliminate_zeros()
+        mat.sort_indices()
+    assert table.n_rows == pre_v.nnz > 0
+    np.testing.assert_array_equal(table.indptr, pre_v.indptr)
+    np.testing.assert_array_equal(table.voxel, pre_v.indices)
+    np.testing.assert_array_equal(table.rows["log_pre"],
+                                  np.log(pre_v.data.astype(np.float64)).astype(np.float32))
+    np.testing.assert_array_equal(table.rows["log_post"],
+                                  np.log(post_v.data.astype(np.float64)).astype(np.float32))
+
+
+def test_same_numbers_for_any_number_of_threads(tiny_model: Any) -> None:
+    theta = np.random.default_rng(1).normal(1.0, 0.1, (9, 3))
+    one = predict_connectivity(None, tiny_model, "dso", None, theta=theta, plot=False,
+                               workers=1, max_pairs=300)
+    two = predict_connectivity(None, tiny_model, "dso", None, theta=theta, plot=False,
+                               workers=2, max_pairs=300)
+    np.testing.assert_array_equal(one.samples, two.samples)
