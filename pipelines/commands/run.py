@@ -113,6 +113,16 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
                 f"{m['predictive_mean']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}] | "
                 f"p = {p_cal:.2f}"
             )
+    sens = sections.get("anatomy_sensitivity", {}).get("conditions", {})
+    if sens:
+        lines.append("how the verdict on the a-priori rule depends on the anatomy "
+                     "(HPD level containing it):")
+        for cond in sens.values():
+            plausible = cond.get("a_priori_rule_plausible")
+            verdict = {True: "plausible", False: "NOT plausible"}.get(plausible, "n/a")
+            level = cond.get("reference_hpd_level")
+            shown = f" ({100 * float(level):.0f} %)" if level is not None else ""
+            lines.append(f"  {cond.get('label', '?'):<30}  {verdict}{shown}")
     cal = sections.get("calibration")
     if cal:
         lines.append(f"calibration (SBC, coverage): {'passed' if cal.get('passed') else 'FAILED'}")
