@@ -9,8 +9,14 @@ For each rule (a :class:`RuleFit`: posterior, simulator and prior; :func:`fit_ru
 * **held out** (leave one measurement out): the posterior given every measurement *but* j
   predicts measurement j. Two methods:
 
-  - ``"importance"`` (default, cheap): measurements are conditionally independent given θ and
-    each is binomial, ``k_j ~ Binomial(n_j, P_j(θ))`` with ``P_j = simulator.expected(θ)``.
+  - ``"importance"`` (default of this function, cheap; an approximation): it treats the
+    measurements as conditionally independent given θ and each as binomial,
+    ``k_j ~ Binomial(n_j, P_j(θ))`` with ``P_j = simulator.expected(θ)``. The simulator is
+    not exactly that: it draws one connectome per simulation, samples pairs without
+    replacement and pools measurements that share pairs (L4 with L4sp and L4ss in
+    vpm-invivo), so measurements sharing neurons are correlated and the spread of x differs
+    from the binomial on small populations. ``"abc"`` (what ``wiring run`` uses) needs neither
+    assumption.
     Hence ``p(θ | x_-j) ∝ p(θ | x) / p(x_j | θ)``: samples of the full posterior reweighted by
     ``1 / p(x_j | θ)`` (truncated at ``mean(w) sqrt(S)``, Ionides 2008) are samples of the
     leave-one-out posterior (Gelfand 1992; Vehtari et al. 2017). Costs one posterior sampling

@@ -4,7 +4,7 @@ measurement, how surprising the measured value is.
 p-values
 --------
 ``p_value`` is the two-sided posterior predictive p-value with a mid-p correction for the
-discrete (binomial) x: with ``F_<`` and ``F_=`` the predictive probabilities of a value below
+discrete x (connected fractions k/n): with ``F_<`` and ``F_=`` the predictive probabilities of a value below
 and equal to the measurement, ``p = min(1, 2 min(F_< + F_=/2, 1 - F_< - F_=/2))``.
 Posterior predictive p-values are conservative (they pile up near 0.5 for a correct model
 because the posterior already saw the measurement). With ``n_calibration > 0`` they are also
