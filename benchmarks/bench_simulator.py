@@ -88,16 +88,16 @@ def synthetic_tables(n_rows: int, *, seed: int = 0) -> Any:
 class _GenericDSO:
     """DSO through ``rate`` only, to time the generic (numpy) simulator path."""
 
+    from wiring.rules.dso import DSO as _DSO
+
     name: ClassVar[str] = "dso_generic"
     level: ClassVar[str] = "voxel"
     synapses: ClassVar[str] = "poisson"
+    params = _DSO.params
+    features = _DSO.features
 
     def __init__(self) -> None:
-        from wiring.rules.dso import DSO
-
-        self._dso = DSO()
-        self.params = DSO.params
-        self.features = DSO.features
+        self._dso = self._DSO()
 
     def rate(self, features: Mapping[str, Any], theta: Sequence[Any]) -> Any:
         return self._dso.rate(features, theta)
@@ -174,7 +174,10 @@ def _protocols(source: Any, mset: Any) -> dict[str, Any]:
     from wiring.simulation.simulator import Simulator
 
     return {"per-study": Simulator(source, "dso", mset),
-            "research (50 pairs)": Simulator(source, "dso", mset, n_pairs=50)}
+            # the research code's protocol, as `--config paper` runs it: 50 pairs per
+            # measurement drawn with replacement, pooled measurements simulated independently
+            "research (50 pairs)": Simulator(source, "dso", mset, n_pairs=50, replace=True,
+                                             pooling=False)}
 
 
 def _kernel_figures(label: str, sims: Mapping[str, Any]) -> list[Figure]:
