@@ -38,7 +38,7 @@ from pathlib import Path
 
 from anatomy.errors import StoreExistsError, StoreLockedError
 
-__all__ = ["lock_file", "refuse_foreign", "remove_leftovers", "store_lock"]
+__all__ = ["lock_file", "refuse_foreign", "remove_leftovers", "store_lock", "try_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,30 +118,56 @@ def store_lock(path: str | os.PathLike[str], *, what: str = "store") -> Iterator
                 os.close(entry[0])  # closing the last descriptor releases the flock
 
 
-def _acquire(lock: Path, path: str | os.PathLike[str], what: str) -> int:
-    """Open and lock ``lock`` without waiting; returns the descriptor."""
+def try_lock(lock: Path, *, create: bool) -> int | None:
+    """Open ``lock`` and take its exclusive flock without waiting.
+
+    Returns the descriptor, or None when another open file holds the lock (of this process
+    or another) or, without ``create``, when the file does not exist. The lock is taken on the
+    file that is at ``lock`` after locking: a holder that removed it meanwhile (holders unlink
+    the file while still holding it, then close) makes us retry on the new file.
+    """
     import fcntl
 
+    flags = os.O_RDWR | (os.O_CREAT if create else 0)
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, flags, 0o644)
+        except FileNotFoundError:
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            holder = _holder(fd)
             os.close(fd)
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            raise StoreLockedError(
-                f"{what} {Path(path)} is being written by {holder}; wait for it to finish or "
-                f"stop it first (--overwrite never takes over a store in use)"
-            ) from None
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
         try:
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             same = False
         if same:
             return fd
-        os.close(fd)  # the holder released and removed this file between our open and lock
+        os.close(fd)
+        if not create:
+            return None
+
+
+def _acquire(lock: Path, path: str | os.PathLike[str], what: str) -> int:
+    """Open and lock ``lock`` without waiting; returns the descriptor."""
+    fd = try_lock(lock, create=True)
+    if fd is not None:
+        return fd
+    try:
+        reader = os.open(lock, os.O_RDONLY)
+    except OSError:
+        holder = "another process"
+    else:
+        holder = _holder(reader)
+        os.close(reader)
+    raise StoreLockedError(
+        f"{what} {Path(path)} is being written by {holder}; wait for it to finish or "
+        f"stop it first (--overwrite never takes over a store in use)"
+    )
 
 
 def remove_leftovers(path: str | os.PathLike[str]) -> list[Path]:

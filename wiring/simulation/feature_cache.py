@@ -12,7 +12,6 @@ Temporaries of live writers are never touched.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anatomy.model import StructuralModel
+from anatomy.storeguard import try_lock
 from wiring.errors import ShapeMismatchError, WiringError
 from wiring.pairs import PairTable
 from wiring.rules.base import VOXEL_FEATURES
@@ -196,41 +196,8 @@ _OWN: set[str] = set()
 _OWN_GUARD = threading.Lock()
 
 
-def _try_lock(lock: Path, *, create: bool) -> int | None:
-    """Open ``lock`` and take its exclusive flock without waiting.
-
-    Returns the descriptor, or None when another open file holds the lock (of this process
-    or another) or, without ``create``, when the file does not exist. The lock is taken on the
-    file that is at ``lock`` after locking (a holder that removed it meanwhile makes us retry).
-    """
-    import fcntl
-
-    flags = os.O_RDWR | (os.O_CREAT if create else 0)
-    while True:
-        try:
-            fd = os.open(lock, flags, 0o644)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return None
-            raise
-        try:
-            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)
-        if not create:
-            return None
-
-
 def _release(lock: Path, fd: int) -> None:
-    """Remove ``lock`` while still holding it, then release it (see :func:`_try_lock`)."""
+    """Remove ``lock`` while still holding it, then release it (see :func:`anatomy.storeguard.try_lock`)."""
     with contextlib.suppress(OSError):
         os.unlink(lock)
     os.close(fd)
@@ -240,7 +207,7 @@ def _release(lock: Path, fd: int) -> None:
 def _writing(tmp: Path) -> Iterator[None]:
     """Hold the lock of the temporary ``tmp`` while it is written, and remove it afterwards."""
     lock = tmp.with_name(tmp.name + _LOCK_SUFFIX)
-    fd = _try_lock(lock, create=True)
+    fd = try_lock(lock, create=True)
     if fd is None:  # pragma: no cover - the name is random and new
         raise WiringError(f"pair features: temporary {tmp} is locked by another writer")
     with _OWN_GUARD:
@@ -281,7 +248,7 @@ def remove_stale_temporaries(cache_dir: str | os.PathLike[str]) -> list[Path]:
                 continue
         # a writer creates and locks the lock file before its temporary and removes it last,
         # so a temporary without a locked lock file has no live writer
-        fd = _try_lock(lock, create=False)
+        fd = try_lock(lock, create=False)
         if fd is None and os.path.lexists(lock):
             continue  # a live writer holds it: leave it alone
         try:
