@@ -272,32 +272,6 @@ def _check_attrs_seal(path: Path, root: Any, attrs: Mapping[str, Any]) -> bool:
 def open_connectome(
     path: str | os.PathLike[str], *, lazy: Literal[False] = ...
 ) -> Connectome: ...
-def _check_attrs_seal(path: Path, root: Any, attrs: Mapping[str, Any]) -> bool:
-    """Refuse a store whose root attributes differ from the seal written with them; return
-    whether there is a seal (stores written before it existed have none)."""
-    try:
-        sealed = dict(root["pre"].attrs).get(ATTRS_SEAL)
-    except KeyError:  # no 'pre' array: reported as a missing array by the caller
-        return False
-    if sealed is None:
-        return False
-    if not isinstance(sealed, dict) or not all(isinstance(v, str) for v in sealed.values()):
-        raise ConnectomeStoreError(
-            f"{path}: the seal of its attributes (attribute {ATTRS_SEAL!r} of array 'pre') is "
-            f"damaged; the store cannot be trusted: recompute it"
-        )
-    changed = changed_fields(sealed, {k: v for k, v in attrs.items() if k != "complete"})
-    if changed:
-        names = ", ".join(repr(k) for k in changed)
-        raise ConnectomeStoreError(
-            f"{path}: attribute{'s' if len(changed) > 1 else ''} {names} changed after the "
-            f"store was written (no longer matching the seal in array 'pre'); the matrices "
-            f"were not computed with the edited values: restore the original attributes or "
-            f"recompute the connectome"
-        )
-    return True
-
-
 @overload
 def open_connectome(path: str | os.PathLike[str], *, lazy: Literal[True]) -> ConnectomeStore: ...
 def open_connectome(
