@@ -87,7 +87,8 @@ def _check_analysis_size(config: RunConfig, d: int, m: int) -> None:
         n_sbc=a.sbc_runs, n_sbc_samples=a.sbc_posterior_samples,
         n_prediction_samples=a.prediction_samples if a.predictions else 0)
     check_analysis_size(counts, ANALYSIS_OPTIONS, d=d, m=m,
-                        hidden_features=config.inference.hidden_features)
+                        hidden_features=config.inference.hidden_features,
+                        num_bins=10 if config.inference.estimator == "nsf" else 0)
 
 
 def _anatomy_store(config: RunConfig, cache_dir: Path) -> Path | None:

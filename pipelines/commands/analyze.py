@@ -150,10 +150,12 @@ def check_sizes(args: argparse.Namespace, skip: tuple[str, ...], posterior: Any)
         n_sbc_samples=args.n_sbc_samples if on["calibration"] else 0,
         n_prediction_samples=args.n_prediction_samples if on["predictions"] else 0,
     )
-    estimator = posterior.manifest.get("estimator") or {}
+    net = posterior.manifest.get("estimator") or {}
+    splines = net.get("estimator") in ("nsf", "maf_rqs")
     check_analysis_size(counts, SIZE_OPTIONS, d=len(posterior.param_names),
                         m=len(posterior.measurement_names),
-                        hidden_features=int(estimator.get("hidden_features") or 50))
+                        hidden_features=int(net.get("hidden_features") or 50),
+                        num_bins=int(net.get("num_bins") or 10) if splines else 0)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ def test_estimates_count_the_arrays_each_analysis_holds() -> None:
     d, m, h = 3, 6, 20
     est = analysis_memory_bytes(counts, d=d, m=m, hidden_features=h)
     # by hand: bytes per value of each array (module docstring), times the values held at once
-    assert est["summary"] == 1000 * (3 * 20 + 8 + 16 * 20)
+    assert est["summary"] == 1000 * (3 * 20 + 8 + 12 * 20 + 32 * 3 * 10)
     assert est["predictive"] == 500 * (3 * 12 + 6 * 16)
     assert est["predictive_calibration"] == 10 * 200 * (3 * 16 + 6 * 8 + 8)
     assert est["calibration"] == 200 * 100 * (3 * 17 + 8)
@@ -28,6 +28,9 @@ def test_estimates_count_the_arrays_each_analysis_holds() -> None:
     # linear in the counts: doubling the SBC runs doubles that estimate only
     twice = analysis_memory_bytes(AnalysisCounts(n_sbc=400, n_sbc_samples=100), d=d, m=m)
     assert twice["calibration"] == 2 * est["calibration"] and twice["summary"] == 0
+    # estimators without splines: no spline term
+    flat = analysis_memory_bytes(counts, d=d, m=m, hidden_features=h, num_bins=0)
+    assert flat["summary"] == 1000 * (3 * 20 + 8 + 12 * 20)
 
 
 def test_a_request_that_fits_passes_and_returns_the_estimates() -> None:
