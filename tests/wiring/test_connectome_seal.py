@@ -57,7 +57,7 @@ def test_written_stores_are_sealed(good: Path, tiny_model: Any, tmp_path: Path) 
     store = open_connectome(good, lazy=True)
     assert store.sealed
     root = json.loads((good / "zarr.json").read_text())["attributes"]
-    # the seal is the shared helper's digest of every root attribute but the completion marker
+    # the seal is the shared sealing function's digest of every root attribute but the completion marker
     assert _pre_attrs(good)[ATTRS_SEAL] == field_digests(
         {k: v for k, v in root.items() if k != "complete"})
     # the block-by-block writer seals the same way

@@ -3,7 +3,7 @@
 The root attributes (rule, θ, seed, anatomy hash, selectors, ...) say what the matrices are;
 they live in the group's ``zarr.json``, which a text editor changes easily. The writer therefore
 seals them: the ``pre`` array's attribute ``attrs_digest`` (another file) holds a sha256 of
-each root attribute (:func:`wiring._seal.field_digests`, the helper that also seals simulation
+each root attribute (:func:`wiring._seal.field_digests`, the function that also seals simulation
 stores and posterior manifests), and opening a store refuses one whose attributes no longer
 match, naming them. Stores written before the seal existed have no ``attrs_digest`` and open
 unchecked (:attr:`ConnectomeStore.sealed` is False; ``wiring connectome info`` says so). Like
