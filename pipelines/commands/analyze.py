@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
                           replace=bool(protocol.get("replace", False)),
                           pooling=bool(protocol.get("pooling", True)),
                           nuisance=(protocol.get("nuisance") or {}).get("names"))
-    store = _training_store(args, manifest, simulator)  # checked before any work
+    store = _training_store(args, manifest, simulator, here)  # checked before any work
     params = list(rule.params)
     analysis = run_standard_analysis(
         posterior, simulator, x_o,
@@ -279,11 +279,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_store(args: argparse.Namespace, manifest: dict[str, Any], simulator: Any) -> Any:
+def _training_store(args: argparse.Namespace, manifest: dict[str, Any], simulator: Any,
+                    anatomy: str) -> Any:
     """The ``--store`` to compute the anatomy sensitivity table on, checked against the
-    posterior; None (with one log line saying why) when the table is not made."""
+    posterior and the ``--anatomy`` (hash ``anatomy``) the wide-ν rows are simulated on; None
+    (with one log line saying why) when the table is not made."""
     from wiring.analysis.sensitivity import check_training_store, sensitivity_unavailable
-    from wiring.errors import InvalidParameterError
+    from wiring.errors import InvalidParameterError, StoreMismatchError
     from wiring.simulation.store import SimulationStore
 
     if args.no_sensitivity:
@@ -304,6 +306,11 @@ def _training_store(args: argparse.Namespace, manifest: dict[str, Any], simulato
     reason = sensitivity_unavailable(simulator, store)
     if reason is not None:
         raise InvalidParameterError(f"--store: no anatomy sensitivity: {reason}")
+    if store.anatomy_hash != anatomy:  # possible with --allow-anatomy-mismatch
+        raise StoreMismatchError(
+            f"the anatomy sensitivity simulates on the training anatomy "
+            f"({store.anatomy_hash[:12]}), but --anatomy {args.anatomy!r} is {anatomy[:12]}; "
+            f"pass the training anatomy, or --no-sensitivity")
     return store
 
 

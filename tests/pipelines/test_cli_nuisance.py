@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -62,7 +63,7 @@ def test_simulate_records_the_nuisance_spec(sims: Path, tiny_store: Path, tmp_pa
     store = SimulationStore.open(sims)
     assert store.is_complete
     # recorded as `wiring run` records it: the simulator's protocol, nuisance spec included
-    assert store.attrs["protocol"]["nuisance"] == NuisanceSpec.of(
+    assert store.attrs["protocol"]["nuisance"] == NuisanceSpec.from_names(
         ["vpm_boutons", "target_sites"]).to_dict()
     # the repeated form is the same spec: the store resumes (nothing to do)
     assert main(simulate_args(tiny_store, sims, "--nuisance", "vpm_boutons",
@@ -158,12 +159,14 @@ def test_analyze_with_store_writes_the_sensitivity_table(
 
 def test_analyze_without_store_says_why_the_table_is_left_out(
         posterior: Path, tiny_store: Path, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "report"
-    assert main(analyze_args(posterior, tiny_store, out)) == 0
-    err = capsys.readouterr().err
-    skipped = [line for line in err.splitlines() if "anatomy sensitivity skipped" in line]
-    assert len(skipped) == 1 and "--store" in skipped[0]
+    with caplog.at_level(logging.INFO):
+        assert main(analyze_args(posterior, tiny_store, out)) == 0
+    skipped = [r.getMessage() for r in caplog.records
+               if "anatomy sensitivity" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].startswith("anatomy sensitivity skipped")
+    assert "--store" in skipped[0] and "\n" not in skipped[0]
     summary = json.loads((out / "summary.json").read_text())
     assert "anatomy_sensitivity" not in summary["sections"]
     assert not (out / "anatomy_sensitivity.csv").exists()
@@ -171,11 +174,12 @@ def test_analyze_without_store_says_why_the_table_is_left_out(
 
 def test_no_sensitivity_leaves_the_table_out(
         posterior: Path, sims: Path, tiny_store: Path, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "report"
-    assert main(analyze_args(posterior, tiny_store, out, "--store", str(sims),
-                             "--no-sensitivity")) == 0
-    assert "anatomy sensitivity" not in capsys.readouterr().err
+    with caplog.at_level(logging.INFO):
+        assert main(analyze_args(posterior, tiny_store, out, "--store", str(sims),
+                                 "--no-sensitivity")) == 0
+    assert "anatomy sensitivity" not in caplog.text
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["sections"]) == {"posterior"}
 
@@ -214,11 +218,13 @@ def test_analyze_refuses_a_store_that_does_not_match(
     group = zarr.open_group(str(changed), mode="r+")
     group["chunk_status"][1] = 0
     refused(changed, "other simulations than the posterior was trained on", "content hash")
-    # the analysis must simulate the wide-ν rows like the store: another --n-pairs is refused
-    assert main(analyze_args(posterior, tiny_store, out, "--store", str(sims),
-                             "--n-pairs", "7")) == 1
-    err = capsys.readouterr().err
-    assert "emulates the experiments differently" in err and "n_pairs" in err
+    # another anatomy is allowed for the standard analyses, but the table needs the training one
+    args = analyze_args(posterior, tiny_store, out, "--store", str(sims),
+                        "--allow-anatomy-mismatch")
+    args[args.index("--anatomy") + 1:args.index("--anatomy") + 2] = ["tiny", "--anatomy-seed",
+                                                                      "5"]
+    assert main(args) == 1
+    assert "simulates on the training anatomy" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -248,9 +254,26 @@ def test_sensitivity_on_an_incomplete_store_keys_nu_by_row(
     monkeypatch.setattr(sensitivity, "anatomy_sensitivity", capture)
     # only the simulator's nuisance spec is read before the capture
     sim = SimpleNamespace(nuisance=NuisanceSpec.of(["vpm_boutons", "target_sites"]))
+    unused: Any = None  # the posterior is only passed on
     assert sensitivity.anatomy_sensitivity_from_store(
-        None, sim, store, np.zeros(len(store.measurement_names)), param_names=["a", "b", "c"],
+        unused, sim, store, np.zeros(len(store.measurement_names)), param_names=["a", "b", "c"],
         reference=None, rows=150) == "table"
     np.testing.assert_array_equal(seen["row_index"], np.arange(200, 350))
     theta_all, _ = SimulationStore.open(sims).load()
     np.testing.assert_array_equal(seen["theta"], theta_all[200:350])
+
+
+def test_the_wide_simulations_must_follow_the_store_protocol(posterior: Path, sims: Path) -> None:
+    """A simulator that emulates the experiments otherwise than the store (e.g. another number
+    of pairs) is refused, naming the protocol field."""
+    from wiring.analysis.sensitivity import check_training_store
+    from wiring.errors import StoreMismatchError
+    from wiring.simulation.store import SimulationStore
+
+    store = SimulationStore.open(sims)
+    manifest = json.loads((posterior / "manifest.json").read_text())
+    same = dict(store.attrs["protocol"])
+    check_training_store(store, manifest, SimpleNamespace(protocol=lambda: same))
+    other = {**same, "n_pairs": [7] * len(same["n_pairs"])}
+    with pytest.raises(StoreMismatchError, match="emulates the experiments differently.*n_pairs"):
+        check_training_store(store, manifest, SimpleNamespace(protocol=lambda: other))
