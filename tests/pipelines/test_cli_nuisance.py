@@ -255,9 +255,10 @@ def test_sensitivity_on_an_incomplete_store_keys_nu_by_row(
     # only the simulator's nuisance spec is read before the capture
     sim = SimpleNamespace(nuisance=NuisanceSpec.of(["vpm_boutons", "target_sites"]))
     unused: Any = None  # the posterior is only passed on
-    assert sensitivity.anatomy_sensitivity_from_store(
+    result: Any = sensitivity.anatomy_sensitivity_from_store(
         unused, sim, store, np.zeros(len(store.measurement_names)), param_names=["a", "b", "c"],
-        reference=None, rows=150) == "table"
+        reference=None, rows=150)
+    assert result == "table"
     np.testing.assert_array_equal(seen["row_index"], np.arange(200, 350))
     theta_all, _ = SimulationStore.open(sims).load()
     np.testing.assert_array_equal(seen["theta"], theta_all[200:350])
@@ -275,5 +276,5 @@ def test_the_wide_simulations_must_follow_the_store_protocol(posterior: Path, si
     same = dict(store.attrs["protocol"])
     check_training_store(store, manifest, SimpleNamespace(protocol=lambda: same))
     other = {**same, "n_pairs": [7] * len(same["n_pairs"])}
-    with pytest.raises(StoreMismatchError, match="emulates the experiments differently.*n_pairs"):
+    with pytest.raises(StoreMismatchError, match=r"emulates the experiments differently.*n_pairs"):
         check_training_store(store, manifest, SimpleNamespace(protocol=lambda: other))

@@ -394,10 +394,11 @@ def check_training_store(store: Any, manifest: Mapping[str, Any], simulator: Any
 
 def _first_difference(a: Any, b: Any) -> str:
     """The first top-level field in which two protocol records differ."""
-    a, b = dict(a or {}), dict(b or {})
-    for key in sorted(set(a) | set(b)):
-        if _canonical(a.get(key)) != _canonical(b.get(key)):
-            return key
+    left: dict[str, Any] = dict(a or {})
+    right: dict[str, Any] = dict(b or {})
+    for key in sorted(set(left) | set(right)):
+        if _canonical(left.get(key)) != _canonical(right.get(key)):
+            return str(key)
     return "nothing"
 
 
