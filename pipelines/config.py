@@ -165,8 +165,8 @@ class AnalysisConfig:
     sensitivity_max_epochs: int = 0
     """Epoch cap of the conditional estimator (0, the default: ``inference.max_epochs``). It
     trains with the ``[inference]`` settings, plateau schedule included, and stops when it
-    converges; its epochs and stop reason are in the report (formerly 60, which it
-    reached before converging)."""
+    converges; its epochs and stop reason are in the report (formerly a fixed 60, converged
+    or not)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
