@@ -169,6 +169,7 @@ def run(quick: bool) -> list[Figure]:
                   f"{walls[-1]:.1f} s wall, {cpus[-1]:.1f} s CPU, held-out mean log q "
                   f"{lp.mean():.4f}", file=sys.stderr, flush=True)
             if save:
+                Path(save).mkdir(parents=True, exist_ok=True)
                 np.save(Path(save) / f"logq-setting{index}-seed{seed}.npy", lp)
             cover.append(_coverage95(post, th_te, x_te, 100 if quick else 300))
             cal = calibration(post, spec, sim, n_sbc=100 if quick else 200,
