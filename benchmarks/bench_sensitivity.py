@@ -5,8 +5,9 @@ estimator q(θ | x, ν) evaluated at fixed ν. This benchmark checks the ×2 row
 direct route: simulations with ν_b = log 2 for every row and NPE trained on them alone. It
 reports, per parameter, the difference of the posterior means in units of the direct
 posterior's standard deviation, the ratio of the 95 % interval widths, and whether the two
-verdicts on the a-priori rule agree; and the wall and CPU seconds of the sensitivity analysis
-itself (the cost it adds to a run).
+verdicts on the a-priori rule agree; the wall and CPU seconds of the sensitivity analysis
+itself (the cost it adds to a run); and the conditional estimator's epochs and why it stopped
+(it must converge, not reach its cap).
 
 Sizes: ``n`` simulations with ν from its prior plus ``n/2`` with VPM boutons ×1/2.5 .. ×2.5
 (the conditional estimator's training set), and ``n`` at ν_b = log 2 (the retrain); full mode
@@ -68,6 +69,10 @@ def run(quick: bool) -> list[Figure]:
     figs = [
         Figure("sensitivity analysis wall time", wall, "s", note=f"{n} + {n // 2} simulations"),
         Figure("sensitivity analysis CPU time", cpu, "s", note=f"{threads} torch thread(s)"),
+        Figure("conditional estimator epochs", float(res.training["epochs"]), "epochs",
+               target=f"< {train['max_epochs']} (converged)",
+               note=f"stopped: {res.training['stop_reason']} (best epoch "
+                    f"{res.training['best_epoch']})"),
     ]
     for k, name in enumerate(names):
         figs.append(Figure(f"x2 row vs retrain: mean difference, {name}",

@@ -162,8 +162,11 @@ class AnalysisConfig:
     """Extra simulations with VPM boutons ×1/2.5 .. ×2.5 for the conditional estimator."""
     sensitivity_rows: int = 7_500
     """Run simulations (the first rows) the conditional estimator also trains on (0: all)."""
-    sensitivity_max_epochs: int = 60
-    """Epoch cap of the conditional estimator (0: ``inference.max_epochs``)."""
+    sensitivity_max_epochs: int = 0
+    """Epoch cap of the conditional estimator (0, the default: ``inference.max_epochs``). It
+    trains with the ``[inference]`` settings, plateau schedule included, and stops when it
+    converges; its epochs and stop reason are in the report (formerly a fixed 60, converged
+    or not)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

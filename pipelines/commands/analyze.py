@@ -1,14 +1,24 @@
 """``wiring analyze``: the posterior report of a trained posterior.
 
 ``wiring analyze --posterior DIR --anatomy PATH_OR_PRESET --measurements NAME_OR_PATH|model
---out REPORT_DIR [--select ID,...] [--x-o 0.43,...] [--n-samples N] [--n-sbc N] [--seed S] [--skip ...]
-[--overwrite]``
+--out REPORT_DIR [--store STORE] [--select ID,...] [--x-o 0.43,...] [--n-samples N] [--n-sbc N]
+[--seed S] [--skip ...] [--no-sensitivity] [--sensitivity-simulations N] [--sensitivity-rows N]
+[--sensitivity-max-epochs N] [--overwrite]``
 
 Runs the posterior summary (pairplot), the posterior predictive check, simulation-based
 calibration and the connectivity predictions for every cell-type pair, and writes
 ``REPORT_DIR`` with the figures (PNG), ``summary.json``, CSV tables and ``index.html``.
 The posterior is conditioned on ``--x-o`` (one value per measurement, in the set's order) or,
 by default, on the measured values of the set.
+
+When the posterior's training simulations drew anatomy nuisance parameters (``wiring simulate
+--nuisance vpm_boutons,...``), the report also has the anatomy sensitivity section of ``wiring
+run`` (nominal, marginalised, VPM boutons ×0.5 and ×2: table, CSV, ``summary.json`` entry and
+forest plot; :func:`wiring.analysis.sensitivity.anatomy_sensitivity_from_store`, the code the
+run's analyze stage calls). Its conditional estimator trains on the posterior's simulations, so
+it needs ``--store``, the store ``wiring train`` read (checked against the posterior's
+manifest: rule, anatomy, measurements, protocol, seed and content hash); without one the
+section is left out with one log line saying why. ``--no-sensitivity`` leaves it out.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +37,7 @@ from pipelines.commands._argtypes import (
     positive_int,
 )
 from pipelines.commands._locking import holding_output_lock
+from pipelines.commands.run import sensitivity_lines
 
 __all__ = ["register"]
 
@@ -34,6 +46,7 @@ log = logging.getLogger(__name__)
 
 def register(sub: Any) -> None:
     """Add ``wiring analyze`` to the top-level sub-parsers."""
+    from wiring.analysis.sensitivity import DEFAULT_TRAINING_ROWS, DEFAULT_WIDE_SIMULATIONS
     from wiring.analysis.standard import ANALYSES
 
     p = sub.add_parser(
@@ -78,6 +91,23 @@ def register(sub: Any) -> None:
     p.add_argument("--skip", default="", metavar="NAME,...",
                    help=f"analyses to leave out ({', '.join(ANALYSES)})")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
+    p.add_argument("--store", type=Path, default=None, metavar="STORE",
+                   help="the simulation store the posterior was trained on (`wiring train "
+                   "--store`): the training data of the anatomy sensitivity table, made when "
+                   "the simulations drew anatomy nuisance parameters (`wiring simulate "
+                   "--nuisance`)")
+    p.add_argument("--no-sensitivity", action="store_true",
+                   help="leave out the anatomy sensitivity table")
+    p.add_argument("--sensitivity-simulations", type=non_negative_int,
+                   default=DEFAULT_WIDE_SIMULATIONS, metavar="N",
+                   help="extra simulations with VPM boutons x1/2.5 .. x2.5 for the "
+                   f"sensitivity's conditional estimator (default {DEFAULT_WIDE_SIMULATIONS})")
+    p.add_argument("--sensitivity-rows", type=non_negative_int, default=DEFAULT_TRAINING_ROWS,
+                   metavar="N", help="the store's first N simulations the conditional "
+                   f"estimator also trains on (default {DEFAULT_TRAINING_ROWS}; 0: all)")
+    p.add_argument("--sensitivity-max-epochs", type=non_negative_int, default=0, metavar="N",
+                   help="epoch cap of the conditional estimator (default 0: the posterior's "
+                   "own cap; it trains with the posterior's schedule until it converges)")
     p.add_argument("--allow-anatomy-mismatch", action="store_true",
                    help="analyze even if the posterior was trained on another anatomy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -211,6 +241,7 @@ def _run(args: argparse.Namespace) -> int:
                           replace=bool(protocol.get("replace", False)),
                           pooling=bool(protocol.get("pooling", True)),
                           nuisance=(protocol.get("nuisance") or {}).get("names"))
+    store = _training_store(args, manifest, simulator, here)  # checked before any work
     params = list(rule.params)
     analysis = run_standard_analysis(
         posterior, simulator, x_o,
@@ -224,6 +255,14 @@ def _run(args: argparse.Namespace) -> int:
         n_prediction_samples=args.n_prediction_samples, max_pairs=args.max_pairs,
         seed=args.seed, skip=skip, n_conditions=args.n_conditions,
     )
+    sections = list(analysis.sections)
+    timings = dict(analysis.timings_s)
+    if store is not None:
+        t0 = time.perf_counter()
+        sections.append(_sensitivity(args, posterior, simulator, store, x_o,
+                                     [p.default for p in params],
+                                     analysis.results.get("summary")))
+        timings["sensitivity"] = time.perf_counter() - t0
     config = {
         "command": "wiring analyze",
         "posterior": str(args.posterior),
@@ -245,14 +284,18 @@ def _run(args: argparse.Namespace) -> int:
         "n_prediction_samples": args.n_prediction_samples,
         "max_pairs": args.max_pairs,
         "skip": list(skip),
+        "store": None if args.store is None else str(args.store),
+        "sensitivity": None if store is None else {
+            "simulations": args.sensitivity_simulations, "rows": args.sensitivity_rows,
+            "max_epochs": args.sensitivity_max_epochs},
         "rule": manifest.get("rule"),
         "prior": manifest.get("prior"),
         "estimator": manifest.get("estimator"),
         "training": {k: v for k, v in manifest.get("training", {}).items()
                      if not isinstance(v, (list, dict))},
-        "timings_s": {k: round(v, 3) for k, v in analysis.timings_s.items()},
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    index = write_report(out, config=config, sections=analysis.sections,
+    index = write_report(out, config=config, sections=sections,
                          title=f"Posterior report: rule {rule.name}, {mset.name}",
                          overwrite=args.overwrite)
     lines = [f"{index}"]
@@ -267,7 +310,71 @@ def _run(args: argparse.Namespace) -> int:
         pc = res["predictive"]
         p = pc.p_value_calibrated if pc.p_value_calibrated is not None else pc.p_value
         lines.append(f"smallest predictive p-value: {float(p.min()):.3g}")
+    if store is not None:
+        lines += sensitivity_lines(sections[-1].to_dict())
     if "calibration" in res:
         lines.append(f"calibration: {res['calibration'].verdict}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _training_store(args: argparse.Namespace, manifest: dict[str, Any], simulator: Any,
+                    anatomy: str) -> Any:
+    """The ``--store`` to compute the anatomy sensitivity table on, checked against the
+    posterior and the ``--anatomy`` (hash ``anatomy``) the wide-ν rows are simulated on; None
+    (with one log line saying why) when the table is not made."""
+    from wiring.analysis.sensitivity import check_training_store, sensitivity_unavailable
+    from wiring.errors import InvalidParameterError, StoreMismatchError
+    from wiring.simulation.store import SimulationStore
+
+    if args.no_sensitivity:
+        return None
+    reason = sensitivity_unavailable(simulator)
+    if args.store is None:
+        if reason is None:
+            log.info("anatomy sensitivity skipped: its conditional estimator trains on the "
+                     "posterior's simulations; pass --store STORE (the store `wiring train` "
+                     "read) to add it, or --no-sensitivity")
+        return None
+    store = SimulationStore.open(args.store)
+    check_training_store(store, manifest, simulator)
+    if reason is not None:
+        log.info("anatomy sensitivity skipped: %s (simulate with --nuisance vpm_boutons,... "
+                 "to add it)", reason)
+        return None
+    reason = sensitivity_unavailable(simulator, store)
+    if reason is not None:
+        raise InvalidParameterError(f"--store: no anatomy sensitivity: {reason}")
+    if store.anatomy_hash != anatomy:  # possible with --allow-anatomy-mismatch
+        raise StoreMismatchError(
+            f"the anatomy sensitivity simulates on the training anatomy "
+            f"({store.anatomy_hash[:12]}), but --anatomy {args.anatomy!r} is {anatomy[:12]}; "
+            f"pass the training anatomy, or --no-sensitivity")
+    return store
+
+
+def _sensitivity(args: argparse.Namespace, posterior: Any, simulator: Any, store: Any,
+                 x_o: Any, reference: Any, summary: Any) -> Any:
+    """The anatomy sensitivity table, as the analyze stage of ``wiring run`` makes it:
+    q(θ | x, ν) trains like the posterior (its manifest's network and schedule), with the
+    seed ``wiring run`` derives from its run seed for it."""
+    from pipelines.context import derive_seed
+    from wiring.analysis.sensitivity import (
+        anatomy_sensitivity_from_store,
+        conditional_train_kwargs,
+    )
+
+    kwargs = conditional_train_kwargs(posterior.manifest,
+                                      max_epochs=args.sensitivity_max_epochs or None)
+    kwargs["num_threads"] = 1  # small networks: one thread (see `wiring train --threads`)
+    return anatomy_sensitivity_from_store(
+        posterior, simulator, store, x_o,
+        param_names=posterior.param_names,
+        reference=reference,
+        rows=args.sensitivity_rows,
+        n_wide=args.sensitivity_simulations,
+        n_samples=min(args.n_samples, 5000),
+        seed=derive_seed(args.seed, "sensitivity"),
+        train_kwargs=kwargs,
+        marginal_summary=summary,
+    )

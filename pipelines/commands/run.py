@@ -9,7 +9,7 @@ from typing import Any
 
 from pipelines.commands._argtypes import non_negative_int
 
-__all__ = ["format_summary", "register"]
+__all__ = ["format_summary", "register", "sensitivity_lines"]
 
 
 def register(sub: Any) -> None:
@@ -113,16 +113,7 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
                 f"{m['predictive_mean']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}] | "
                 f"p = {p_cal:.2f}"
             )
-    sens = sections.get("anatomy_sensitivity", {}).get("conditions", {})
-    if sens:
-        lines.append("how the verdict on the a-priori rule depends on the anatomy "
-                     "(HPD level containing it):")
-        for cond in sens.values():
-            plausible = cond.get("a_priori_rule_plausible")
-            verdict = {True: "plausible", False: "NOT plausible"}.get(plausible, "n/a")
-            level = cond.get("reference_hpd_level")
-            shown = f" ({100 * float(level):.0f} %)" if level is not None else ""
-            lines.append(f"  {cond.get('label', '?'):<30}  {verdict}{shown}")
+    lines += sensitivity_lines(sections.get("anatomy_sensitivity", {}))
     cal = sections.get("calibration")
     if cal:
         verdict = cal.get("verdict") or ("passed" if cal.get("passed") else "FAILED")
@@ -133,3 +124,25 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
         lines.append(f"rules ruled out by the data: {', '.join(out) if out else 'none'}")
     lines.append(f"report: {report}")
     return "\n".join(lines) + "\n"
+
+
+def sensitivity_lines(section: dict[str, Any]) -> list[str]:
+    """The printed lines of the anatomy sensitivity section of ``summary.json`` (none without
+    one): the verdict per anatomy, and the conditional estimator's epochs and why it stopped
+    (shared by ``wiring run`` and ``wiring analyze``)."""
+    conditions = section.get("conditions", {})
+    if not conditions:
+        return []
+    lines = ["how the verdict on the a-priori rule depends on the anatomy "
+             "(HPD level containing it):"]
+    for cond in conditions.values():
+        plausible = cond.get("a_priori_rule_plausible")
+        verdict = {True: "plausible", False: "NOT plausible"}.get(plausible, "n/a")
+        level = cond.get("reference_hpd_level")
+        shown = f" ({100 * float(level):.0f} %)" if level is not None else ""
+        lines.append(f"  {cond.get('label', '?'):<30}  {verdict}{shown}")
+    training = section.get("training", {})
+    if "epochs" in training:
+        lines.append(f"  (fixed-anatomy rows: q(theta | x, nu) trained {training['epochs']} "
+                     f"epochs; stopped: {training.get('stop_message', '?')})")
+    return lines

@@ -2,10 +2,17 @@
 
 ``wiring simulate --anatomy PATH_OR_PRESET --rule NAME --measurements NAME_OR_PATH|model --n N
 --seed S --out STORE [--select ID,...] [--n-pairs N] [--prior gaussian|uniform|PRIOR.toml]
-[--chunk-size K] [--workers W] [--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
+[--chunk-size K] [--nuisance NAME,...|none] [--workers W] [--cluster KIND_OR_ADDRESS]
+[--cluster-config TOML] [--overwrite]``
 
 ``--measurements model`` uses the measurement populations of an imported anatomy store
 (``wiring anatomy import consbi``); ``--select`` picks measurements by id or label, in order.
+
+``--nuisance vpm_boutons,target_sites`` (or the option repeated) draws the anatomy nuisance
+parameters of :mod:`wiring.simulation.nuisance` for every simulation, as ``[anatomy] nuisance``
+does for ``wiring run``; the spec is part of the store's recorded protocol, so a posterior
+trained on the store marginalises them and ``wiring analyze --store`` reports the anatomy
+sensitivity table. The default, ``none``, simulates the nominal anatomy.
 
 Running it again on the same ``--out`` with the same arguments resumes an interrupted run:
 finished chunks are kept (after their checksums are verified: damaged or missing ones are
@@ -70,6 +77,10 @@ def register(sub: Any) -> None:
     p.add_argument("--no-pooling", action="store_true",
                    help="simulate pooled measurements (includes = [...]) independently of their "
                    "parts, as the research code does")
+    p.add_argument("--nuisance", action="append", default=None, metavar="NAME,...|none",
+                   help="anatomy nuisance parameters every simulation draws from their prior "
+                   "(vpm_boutons, target_sites; comma-separated or the option repeated), as "
+                   "[anatomy] nuisance of `wiring run`; default none: the nominal anatomy")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing store made with other arguments")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -107,6 +118,32 @@ def open_measurements(args: argparse.Namespace, model: Any) -> Any:
     )
 
 
+def parse_nuisance(values: list[str] | None) -> tuple[str, ...]:
+    """The names of ``--nuisance`` (comma-separated, repeatable; ``none``: no parameter),
+    checked like ``[anatomy] nuisance``: an unknown or repeated name is an
+    :class:`~wiring.errors.InvalidParameterError` naming the known ones."""
+    from wiring.errors import InvalidParameterError
+    from wiring.simulation.nuisance import NUISANCE_PARAMETERS, check_nuisance_names
+
+    if values is None:
+        return ()
+    known = f"{', '.join(NUISANCE_PARAMETERS)}, or none for the nominal anatomy"
+    names = [t.strip() for v in values for t in v.split(",")]
+    if any(not n for n in names):
+        raise InvalidParameterError(f"--nuisance {','.join(values)!r} has an empty name; "
+                                    f"use {known}")
+    if "none" in names:
+        if len(names) > 1:
+            raise InvalidParameterError(
+                f"--nuisance none cannot be combined with parameter names (got {names})")
+        return ()
+    try:
+        return check_nuisance_names(names)
+    except InvalidParameterError as err:
+        raise InvalidParameterError(f"--nuisance: {err} (or none for the nominal anatomy)"
+                                    ) from None
+
+
 def resolve_prior(text: str, rule: Any) -> Any:
     """A checked :class:`wiring.inference.priors.PriorSpec` from a kind name or a TOML/JSON file."""
     from wiring.inference.priors import PRIOR_KINDS, PriorSpec, build_prior_spec, check_prior_spec
@@ -132,6 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     from wiring.rules.registry import get_rule, rule_provenance
     from wiring.simulation.store import SimulationStore, is_simulation_store, simulate_to_store
 
+    nuisance = parse_nuisance(args.nuisance)
     rule = get_rule(args.rule)
     prior = resolve_prior(args.prior, rule)
     mset = open_measurements(args, None)  # a bad set fails before a model is built
@@ -145,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     from wiring.simulation.simulator import Simulator
 
     simulator = Simulator(model, rule, mset, n_pairs=args.n_pairs or "experiment",
-                          replace=args.replace, pooling=not args.no_pooling)
+                          replace=args.replace, pooling=not args.no_pooling,
+                          nuisance=nuisance or None)
     config = dict(
         n=args.n, chunk_size=args.chunk_size, prior_spec=prior, rule_info=rule_provenance(rule),
         measurement_names=list(mset.names), measurement_hash=mset.content_hash(),
@@ -175,9 +214,12 @@ def _run(args: argparse.Namespace) -> int:
             log.info("%s is complete; nothing to do", out)
     _, x = store.load()
     invalid = int((~np.isfinite(x).all(axis=1)).sum())
+    anatomy_text = (f"anatomy nuisance {', '.join(nuisance)} drawn per simulation"
+                    if nuisance else "nominal anatomy")
     sys.stdout.write(
         f"{out}: {store.n_done} simulations of rule {rule.name!r} on {len(mset.names)} "
-        f"measurements ({invalid} with NaN x, e.g. theta outside the rule's domain)\n"
+        f"measurements, {anatomy_text} ({invalid} with NaN x, e.g. theta outside the rule's "
+        f"domain)\n"
     )
     return 0
 

@@ -131,6 +131,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     save_posterior(posterior, out, overwrite=args.overwrite)
     tr = posterior.manifest["training"]
+    nuisance = ((posterior.manifest.get("protocol") or {}).get("nuisance") or {}).get("names")
+    if nuisance:
+        log.info("the store's simulations draw the anatomy nuisance parameters %s: the "
+                 "posterior marginalises them (`wiring analyze --store %s` reports how the "
+                 "verdict depends on them)", ", ".join(nuisance), args.store)
     sys.stdout.write(
         f"{out}: {args.estimator} posterior of rule {posterior.manifest['rule'].get('name')!r} "
         f"trained on {tr['n_train']} simulations ({tr['n_dropped_invalid']} invalid dropped), "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.context import PipelineContext
+from pipelines.context import PipelineContext, train_kwargs
 
 if TYPE_CHECKING:
     from wiring.analysis import RuleComparison
@@ -63,16 +63,17 @@ def run_analysis(ctx: PipelineContext, report_dir: Path, *, seed: int) -> dict[s
     )
     sections = list(standard.sections)
     timings = dict(standard.timings_s)
-    nuisance = ctx.simulator.nuisance
-    if (a.sensitivity and nuisance is not None and "vpm_boutons" in nuisance.names
-            and ctx.store.streams == "row"):
-        t0, c0 = time.perf_counter(), time.process_time()
-        sections.append(_sensitivity(ctx, x_o, reference, standard.results.get("summary"),
-                                     seed=seed))
-        timings["sensitivity"] = time.perf_counter() - t0
-        timings["sensitivity_cpu"] = time.process_time() - c0  # the work runs in this process
-    elif a.sensitivity:
-        log.info("anatomy sensitivity skipped: anatomy.nuisance does not include vpm_boutons")
+    if a.sensitivity:
+        from wiring.analysis.sensitivity import sensitivity_unavailable
+
+        reason = sensitivity_unavailable(ctx.simulator, ctx.store)
+        if reason is None:
+            t0, c0 = time.perf_counter(), time.process_time()
+            sections.append(_sensitivity(ctx, x_o, reference, standard.results.get("summary")))
+            timings["sensitivity"] = time.perf_counter() - t0
+            timings["sensitivity_cpu"] = time.process_time() - c0  # the work runs here
+        else:
+            log.info("anatomy sensitivity skipped: %s", reason)
     compared = [r for r in a.compare_rules if r != cfg.rule.name]
     if compared and a.comparison_simulations > 0:
         t0 = time.perf_counter()
@@ -119,33 +120,24 @@ def _compare(ctx: PipelineContext, x_o: np.ndarray, *, seed: int) -> RuleCompari
     )
 
 
-def _sensitivity(ctx: PipelineContext, x_o: Any, reference: Any, summary: Any, *,
-                 seed: int) -> Any:
-    """The anatomy sensitivity table: nominal, marginalised, VPM boutons ×0.5 and ×2."""
-    from wiring.analysis.sensitivity import anatomy_sensitivity
-    from wiring.simulation.store import row_keys
+def _sensitivity(ctx: PipelineContext, x_o: Any, reference: Any, summary: Any) -> Any:
+    """The anatomy sensitivity table (nominal, marginalised, VPM boutons ×0.5 and ×2) on the
+    run's simulation store; q(θ | x, ν) trains like the run's posterior (``[inference]``),
+    with ``analysis.sensitivity_max_epochs`` as its epoch cap when set."""
+    from wiring.analysis.sensitivity import anatomy_sensitivity_from_store
 
-    cfg = ctx.config
-    inf, a = cfg.inference, cfg.analysis
-    theta, x = ctx.store.load()
-    if a.sensitivity_rows:  # the first rows: ν of row j is keyed by j, so any prefix is valid
-        theta, x = theta[: a.sensitivity_rows], x[: a.sensitivity_rows]
-    log.info("anatomy sensitivity: nominal, marginalised, VPM boutons x0.5 and x2")
-    return anatomy_sensitivity(
-        ctx.posterior, ctx.simulator, theta, x, x_o,
-        simulation_seed=row_keys(ctx.store.seed)[1],
-        prior_spec=ctx.store.prior_spec,
+    a = ctx.config.analysis
+    kwargs = train_kwargs(ctx.config.inference)
+    if a.sensitivity_max_epochs:
+        kwargs["max_epochs"] = a.sensitivity_max_epochs
+    return anatomy_sensitivity_from_store(
+        ctx.posterior, ctx.simulator, ctx.store, x_o,
         param_names=[p.name for p in ctx.rule.params],
         reference=reference,
-        n_samples=min(a.posterior_samples, 5000),
+        rows=a.sensitivity_rows,
         n_wide=a.sensitivity_simulations,
+        n_samples=min(a.posterior_samples, 5000),
         seed=ctx.seed("sensitivity"),
+        train_kwargs=kwargs,
         marginal_summary=summary,
-        train_kwargs={
-            "estimator": inf.estimator, "hidden_features": inf.hidden_features,
-            "num_transforms": inf.num_transforms, "batch_size": inf.batch_size,
-            "learning_rate": inf.learning_rate, "stop_after_epochs": inf.stop_after_epochs,
-            "max_epochs": a.sensitivity_max_epochs or inf.max_epochs,
-            "num_threads": inf.threads,
-        },
     )

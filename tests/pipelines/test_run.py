@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.cli import main
@@ -133,6 +134,38 @@ def test_report_has_the_anatomy_sensitivity(finished_run: Path) -> None:
     assert (finished_run / "report" / "anatomy_sensitivity_forest.png").stat().st_size > 0
     rows = (finished_run / "report" / "anatomy_sensitivity.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 * 3
+    # q(theta | x, nu) trains like the posterior, capped by inference.max_epochs (8 here), and
+    # the report says why it stopped
+    tr = sens["training"]
+    assert tr["settings"]["lr_schedule"] == "plateau" and tr["settings"]["max_epochs"] == 8
+    assert tr["stop_reason"] in ("patience", "lr_floor", "max_epochs")
+    assert tr["converged"] == (tr["stop_reason"] != "max_epochs") and 1 <= tr["epochs"] <= 8
+
+
+def test_standalone_analyze_makes_the_runs_sensitivity_table(
+        finished_run: Path, tmp_path: Path) -> None:
+    """``wiring analyze --store`` runs the analyze stage's code: given the run seed, its
+    fixed-anatomy rows are the run report's, number for number (the marginalised row is the
+    main summary, which ``wiring analyze`` samples with its own seed)."""
+    record = json.loads((finished_run / "run.json").read_text())
+    out = tmp_path / "report"
+    assert main(["-q", "analyze", "--posterior", str(finished_run / "posterior"),
+                 "--anatomy", record["stages"]["anatomy"]["path"],
+                 "--measurements", "vpm-invivo", "--out", str(out),
+                 "--store", str(finished_run / "simulations.zarr"), "--seed", "3",
+                 "--n-samples", "300", "--skip", "predictive,calibration,predictions",
+                 "--sensitivity-simulations", "200"]) == 0
+    run = json.loads((finished_run / "report" / "summary.json").read_text())
+    alone = json.loads((out / "summary.json").read_text())
+    a, b = (s["sections"]["anatomy_sensitivity"] for s in (run, alone))
+    for key in ("nominal", "vpm_boutons_x0.5", "vpm_boutons_x2"):
+        for field in ("mean", "interval", "reference_hpd_level", "a_priori_rule_plausible"):
+            np.testing.assert_allclose(np.asarray(a["conditions"][key][field], dtype=float),
+                                       np.asarray(b["conditions"][key][field], dtype=float),
+                                       rtol=1e-9, err_msg=f"{key} {field}")
+    for field in ("epochs", "best_epoch", "stop_reason", "n_run_simulations",
+                  "n_wide_simulations"):
+        assert a["training"][field] == b["training"][field], field
 
 
 def test_unknown_stage_is_an_error(config_file: Path, tmp_path: Path,

@@ -56,3 +56,17 @@ def test_calibration_with_too_few_runs_is_printed_as_not_judged(tmp_path: Path) 
     lines = format_summary(summary, tmp_path).splitlines()
     assert "calibration (SBC, coverage): not judged (20 runs; at least 191 needed)" in lines
     assert not any("FAILED" in line or "passed" in line for line in lines)
+
+
+def test_conditional_estimator_training_is_printed(tmp_path: Path) -> None:
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "index.html").write_text("<html></html>")
+    summary = _summary()
+    summary["sections"]["anatomy_sensitivity"]["training"] = {
+        "epochs": 87, "stop_reason": "lr_floor",
+        "stop_message": "learning rate decayed below 5e-05 (plateau schedule)"}
+    lines = format_summary(summary, tmp_path).splitlines()
+    line = next(x for x in lines if "q(theta | x, nu)" in x)
+    assert "87 epochs" in line and "learning rate decayed below 5e-05" in line
+    assert lines.index(line) == next(i for i, x in enumerate(lines)
+                                     if x.startswith("calibration")) - 1
