@@ -67,6 +67,7 @@ from wiring.errors import (
     StoreMismatchError,
 )
 from wiring.inference.priors import PriorSpec
+from wiring.simulation._protocol_diff import protocol_mismatch_message
 from wiring.simulation._store_layout import (
     CONFIG_FIELDS,
     FORMAT,
@@ -487,6 +488,8 @@ class SimulationStore:
                 raise StoreMismatchError(_OLD_PROTOCOL.format(path=str(self.path)))
             if key == "protocol" and have is None:
                 continue
+            if key == "protocol" and have != want[key]:
+                raise StoreMismatchError(protocol_mismatch_message(str(self.path), have, want[key]))
             if have != want[key]:
                 raise StoreMismatchError(
                     f"simulation store {str(self.path)!r} was made with {key} = {have!r}, but "
@@ -690,13 +693,7 @@ def _adopt_protocol(store: SimulationStore, simulator: Any) -> None:
         if store.schema_version >= 2:  # the writer that adds an attribute reseals them
             group["chunk_seed"].attrs["config_digest"] = config_digest(store._attrs)
     elif have != want:
-        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-        raise StoreMismatchError(
-            f"simulation store {str(store.path)!r} was simulated with another protocol "
-            f"({', '.join(f'{k} = {have.get(k)!r}' for k in diff)}) than this simulator's "
-            f"({', '.join(f'{k} = {want.get(k)!r}' for k in diff)}); use a new output path, or "
-            f"pass --overwrite to start over"
-        )
+        raise StoreMismatchError(protocol_mismatch_message(str(store.path), have, want))
 
 
 def simulate_to_store(
