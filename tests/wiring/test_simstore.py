@@ -399,10 +399,15 @@ def test_store_records_the_protocol_and_refuses_another(tmp_path: Path, tiny_mod
         "L4": ["L4sp", "L4ss"]}
     # a simulator with another protocol is refused, naming what differs
     other = Simulator(tiny_model, rule, mset, replace=True)
-    with pytest.raises(StoreMismatchError, match=r"another protocol \(replace = False\)"):
+    message = (f"simulation store {str(store.path)!r} was simulated with replace false; this "
+               f"run asks for true; simulations of two sampling protocols cannot be mixed: "
+               f"write a new store (another --out), or pass --overwrite to start this one over")
+    with pytest.raises(StoreMismatchError) as err:
         simulate_to_store(store, other, progress=False)
-    with pytest.raises(StoreMismatchError, match="protocol"):
+    assert str(err.value) == message
+    with pytest.raises(StoreMismatchError) as err:
         SimulationStore.open_or_create(store.path, **{**cfg, "protocol": other.protocol()})
+    assert str(err.value) == message
     SimulationStore.open_or_create(store.path, **{**cfg, "protocol": sim.protocol()})
     # a store of the older simulator (no recorded protocol, chunks done) is refused
     group = zarr.open_group(str(store.path), mode="r+")
