@@ -8,6 +8,7 @@ from typing import Any
 
 __all__ = [
     "add_measurement_choice",
+    "add_progress_option",
     "anatomy_parent",
     "finite_float",
     "non_negative_int",
@@ -15,6 +16,7 @@ __all__ = [
     "positive_int",
     "rule_parent",
     "selection",
+    "show_progress",
 ]
 
 
@@ -107,3 +109,15 @@ def rule_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--rule", required=True, help="wiring rule name (see `wiring rules list`)")
     return p
+
+
+def add_progress_option(parser: Any, *, what: str = "progress bars") -> None:
+    """``--no-progress``, the same in every long-running command: its bars (on stderr) are
+    shown unless this option or ``-q`` is given."""
+    parser.add_argument("--no-progress", action="store_true",
+                        help=f"hide {what} (as -q does)")
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether a command shows its progress bars: not with ``--no-progress`` nor ``-q``."""
+    return not getattr(args, "no_progress", False) and int(getattr(args, "quiet", 0) or 0) == 0

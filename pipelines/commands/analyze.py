@@ -3,7 +3,7 @@
 ``wiring analyze --posterior DIR --anatomy PATH_OR_PRESET --measurements NAME_OR_PATH|model
 --out REPORT_DIR [--store STORE] [--select ID,...] [--x-o 0.43,...] [--n-samples N] [--n-sbc N]
 [--seed S] [--skip ...] [--no-sensitivity] [--sensitivity-simulations N] [--sensitivity-rows N]
-[--sensitivity-max-epochs N] [--overwrite]``
+[--sensitivity-max-epochs N] [--no-progress] [--overwrite]``
 
 Runs the posterior summary (pairplot), the posterior predictive check, simulation-based
 calibration and the connectivity predictions for every cell-type pair, and writes
@@ -32,9 +32,11 @@ from typing import Any
 
 from pipelines.commands._argtypes import (
     add_measurement_choice,
+    add_progress_option,
     anatomy_parent,
     non_negative_int,
     positive_int,
+    show_progress,
 )
 from pipelines.commands._locking import holding_output_lock
 from pipelines.commands.run import sensitivity_lines
@@ -111,6 +113,7 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-anatomy-mismatch", action="store_true",
                    help="analyze even if the posterior was trained on another anatomy")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_progress_option(p, what="the anatomy sensitivity's training progress bar")
     p.set_defaults(handler=holding_output_lock(_run, what="report directory"))
 
 
@@ -377,4 +380,5 @@ def _sensitivity(args: argparse.Namespace, posterior: Any, simulator: Any, store
         seed=derive_seed(args.seed, "sensitivity"),
         train_kwargs=kwargs,
         marginal_summary=summary,
+        progress=show_progress(args),
     )

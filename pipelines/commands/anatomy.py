@@ -20,7 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_int
+from pipelines.commands._argtypes import (
+    add_progress_option,
+    non_negative_int,
+    positive_int,
+    show_progress,
+)
 from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register", "summarize_model"]
@@ -46,7 +51,9 @@ def register(sub: Any) -> None:
     b.add_argument("--overwrite", action="store_true", help="replace an existing store")
     b.add_argument("--chunk-voxels", type=positive_int, default=None,
                    help="voxels per stored block (default: about 4 Mi entries per block)")
-    b.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_progress_option(b, what="the progress bar")
+    # bars are on by default, as in every long-running command; the former opt-in is kept
+    b.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     b.set_defaults(handler=holding_output_lock(_build, what="structural-model store",
                                                 make_parent=True))
 
@@ -191,7 +198,7 @@ def _build(args: argparse.Namespace) -> int:
     build_model = _load("anatomy.generate", "build_model")
     code_of(args.preset, tuple(presets), kind="preset")  # unknown name: error with suggestion
     _refuse_existing(args.out, args.overwrite)
-    model = build_model(args.preset, seed=args.seed, progress=args.progress)
+    model = build_model(args.preset, seed=args.seed, progress=show_progress(args))
     return _write(model, args, f"the {args.preset!r} model (seed {args.seed})")
 
 

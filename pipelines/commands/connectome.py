@@ -40,7 +40,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
+from pipelines.commands._argtypes import (
+    add_progress_option,
+    anatomy_parent,
+    non_negative_int,
+    positive_int,
+    rule_parent,
+    show_progress,
+)
 from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
 __all__ = ["describe_store", "register", "summary_dir"]
@@ -108,7 +115,9 @@ def register(sub: Any) -> None:
     p.add_argument("--block-size", type=positive_int, default=None,
                    help="postsynaptic neurons per task (default: balanced by work)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_progress_option(p, what="the progress bars")
+    # bars are on by default, as in every long-running command; the former opt-in is kept
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=_run)
 
 
@@ -209,7 +218,7 @@ def _write_outputs(args: argparse.Namespace, model: Any, rule: Any, theta: Any, 
     try:
         _compute(model, rule, theta, tmp_store, pre, post, args)
         conn = open_connectome(tmp_store, lazy=True)
-        conn.progress = bool(args.progress)  # summaries and export read it block by block
+        conn.progress = show_progress(args)  # summaries and export read it block by block
         tmp.mkdir()
         _write_summary(conn, model, tmp)
         if args.sonata is not None:
@@ -245,7 +254,7 @@ def _compute(model: Any, rule: Any, theta: Any, store: Path, pre: Any, post: Any
     if kind == "threads":
         compute_connectome_to_store(
             model, rule, theta, store, seed=args.seed, pre=pre, post=post,
-            block_size=args.block_size, workers=args.workers, progress=args.progress,
+            block_size=args.block_size, workers=args.workers, progress=show_progress(args),
             announce=False,
         )
         return
@@ -258,7 +267,8 @@ def _compute(model: Any, rule: Any, theta: Any, store: Path, pre: Any, post: Any
         threads = max(1, sum(client.nthreads().values()))
         compute_connectome_to_store(
             model, rule, theta, store, seed=args.seed, pre=pre, post=post,
-            block_size=args.block_size, workers=threads, client=client, progress=args.progress,
+            block_size=args.block_size, workers=threads, client=client,
+            progress=show_progress(args),
             announce=False,
         )
 

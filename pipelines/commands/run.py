@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int
+from pipelines.commands._argtypes import add_progress_option, non_negative_int, show_progress
 
 __all__ = ["format_summary", "register", "sensitivity_lines"]
 
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=non_negative_int, metavar="N", help="local dask workers")
     p.add_argument("--seed", type=non_negative_int, help="run seed (overrides the config)")
     p.add_argument("--stop-after", metavar="STAGE", help="stop after this stage")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_option(p)
     p.set_defaults(handler=_run)
 
 
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
         config = config.replace(cluster=cluster)
     if args.seed is not None:
         config = config.replace(run={"seed": args.seed})
-    progress = not args.no_progress and args.quiet == 0
+    progress = show_progress(args)
     result = run_pipeline(config, out=args.out, progress=progress, stop_after=args.stop_after)
     if args.quiet < 2:
         sys.stdout.write(format_summary(result.summary, result.run_dir))

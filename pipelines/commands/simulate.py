@@ -32,10 +32,12 @@ from typing import Any
 
 from pipelines.commands._argtypes import (
     add_measurement_choice,
+    add_progress_option,
     anatomy_parent,
     non_negative_int,
     positive_int,
     rule_parent,
+    show_progress,
 )
 from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
@@ -83,7 +85,7 @@ def register(sub: Any) -> None:
                    "[anatomy] nuisance of `wiring run`; default none: the nominal anatomy")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing store made with other arguments")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_option(p, what="the progress bar")
     p.set_defaults(handler=_run)
 
 
@@ -236,8 +238,8 @@ def _check_size(args: argparse.Namespace, prior: Any, mset: Any) -> None:
 def _simulate(store: Any, simulator: Any, args: argparse.Namespace, run: Any) -> Any:
     kind = args.cluster or ("local" if args.workers > 0 else "threads")
     if kind == "threads":
-        return run(store, simulator, client=None, progress=not args.no_progress)
+        return run(store, simulator, client=None, progress=show_progress(args))
     from pipelines.cluster import connect
 
     with connect(cluster_config(args, kind=kind, workers=args.workers)) as client:
-        return run(store, simulator, client=client, progress=not args.no_progress)
+        return run(store, simulator, client=client, progress=show_progress(args))

@@ -17,7 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.commands._argtypes import non_negative_int, positive_float, positive_int
+from pipelines.commands._argtypes import (
+    add_progress_option,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    show_progress,
+)
 from pipelines.commands._locking import holding_output_lock
 
 __all__ = ["register"]
@@ -79,7 +85,7 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-incomplete", action="store_true",
                    help="train on the finished part of an interrupted store")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_option(p, what="the training progress bar")
     p.set_defaults(handler=holding_output_lock(_run, what="posterior directory"))
 
 
@@ -127,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         num_transforms=args.num_transforms, num_threads=args.threads,
         lr_schedule=args.lr_schedule, lr_patience=args.lr_patience,
         min_learning_rate=args.min_learning_rate, device=args.device,
-        progress=not args.no_progress,
+        progress=show_progress(args),
     )
     save_posterior(posterior, out, overwrite=args.overwrite)
     tr = posterior.manifest["training"]

@@ -140,4 +140,5 @@ def _sensitivity(ctx: PipelineContext, x_o: Any, reference: Any, summary: Any) -
         seed=ctx.seed("sensitivity"),
         train_kwargs=kwargs,
         marginal_summary=summary,
+        progress=ctx.progress,
     )

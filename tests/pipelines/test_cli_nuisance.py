@@ -131,7 +131,10 @@ def test_analyze_with_store_writes_the_sensitivity_table(
         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
     assert main(analyze_args(posterior, tiny_store, out, "--store", str(sims))) == 0
-    stdout = capsys.readouterr().out
+    stdout, stderr = capsys.readouterr()
+    # the conditional estimator's training shows the bar of the main training
+    assert "training maf" in stderr and "epoch" in stderr
+    assert "val=" in stderr and "best=" in stderr and "lr=" in stderr
     assert "how the verdict on the a-priori rule depends on the anatomy" in stdout
     assert "VPM boutons x2" in stdout and "q(theta | x, nu) trained" in stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -155,6 +158,18 @@ def test_analyze_with_store_writes_the_sensitivity_table(
     rows = (out / "anatomy_sensitivity.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 * 3
     assert "Anatomy sensitivity" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_analyze_no_progress_hides_the_training_bar(
+        posterior: Path, sims: Path, tiny_store: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for name, before, after in (("plain", [], ["--no-progress"]), ("quiet", ["-q"], [])):
+        out = tmp_path / name
+        argv = analyze_args(posterior, tiny_store, out, "--store", str(sims))
+        assert main([*before, *argv, *after]) == 0
+        stderr = capsys.readouterr().err
+        assert "epoch" not in stderr and "val=" not in stderr and "training maf" not in stderr
+        assert (out / "anatomy_sensitivity.csv").is_file()
 
 
 def test_analyze_without_store_says_why_the_table_is_left_out(

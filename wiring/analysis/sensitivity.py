@@ -178,6 +178,7 @@ def anatomy_sensitivity(
     marginal_summary: Any = None,
     plot: bool = True,
     row_index: npt.ArrayLike | None = None,
+    progress: bool = False,
 ) -> AnatomySensitivity:
     """The sensitivity table of the posterior to the anatomy (see the module docstring).
 
@@ -211,6 +212,10 @@ def anatomy_sensitivity(
     row_index
         The simulation index of every row of ``theta`` (n,), when they are not 0 .. n − 1
         (the finished rows of an incomplete store).
+    progress
+        Show the conditional estimator's training bar (epochs, train and validation loss, best
+        loss, learning rate), as :func:`wiring.inference.train_posterior` shows it; a
+        ``progress`` in ``train_kwargs`` takes precedence.
 
     The result's ``training`` records the conditional estimator's training set and settings,
     its epochs, best epoch and validation loss, and why it stopped (``stop_reason``,
@@ -250,7 +255,7 @@ def anatomy_sensitivity(
         nu_w = _wide_nuisance(spec, s_nu, n_wide, wide_factor)
         x_w = simulator.simulate(th_w, seed=s_sim, nuisance=nu_w)
         th, xx, nu = np.vstack([th, th_w]), np.vstack([xx, x_w]), np.vstack([nu, nu_w])
-    kwargs = {"progress": False, **dict(train_kwargs or {})}
+    kwargs = {"progress": bool(progress), **dict(train_kwargs or {})}
     logger.info("anatomy sensitivity: training q(theta | x, nu) on %d simulations", len(th))
     conditional = train_posterior(th, np.hstack([xx, nu]), prior_spec, seed=s_train, **kwargs)
     outcome = _training_outcome(conditional.manifest.get("training", {}))
@@ -431,6 +436,7 @@ def anatomy_sensitivity_from_store(
     train_kwargs: Mapping[str, Any] | None = None,
     marginal_summary: Any = None,
     plot: bool = True,
+    progress: bool = False,
 ) -> AnatomySensitivity:
     """:func:`anatomy_sensitivity` on the simulations of a
     :class:`~wiring.simulation.store.SimulationStore` (the posterior's training set).
@@ -462,7 +468,7 @@ def anatomy_sensitivity_from_store(
         simulation_seed=row_keys(store.seed)[1], prior_spec=store.prior_spec,
         param_names=param_names, reference=reference, n_samples=n_samples, n_wide=n_wide,
         seed=seed, train_kwargs=train_kwargs, marginal_summary=marginal_summary, plot=plot,
-        row_index=index,
+        row_index=index, progress=progress,
     )
 
 

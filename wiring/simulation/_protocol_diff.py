@@ -82,12 +82,13 @@ def _differing(have: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
     return sorted(keys, key=lambda k: (rank.get(k, len(_ORDER)), k))
 
 
-def protocol_mismatch_message(path: str, have: Mapping[str, Any],
-                              want: Mapping[str, Any]) -> str:
+def protocol_mismatch_message(path: str, have: Any, want: Any) -> str:
     """The one-line refusal to resume store ``path`` (protocol ``have``) with a run whose
     simulator has protocol ``want``, naming only the differing fields with both values, e.g.
     ``simulation store 'sims.zarr' was simulated with nuisance none; this run asks for
-    vpm_boutons, target_sites; ...``."""
+    vpm_boutons, target_sites; ...`` (mappings; a missing protocol counts as one without fields)."""
+    have = dict(have) if isinstance(have, Mapping) else {}
+    want = dict(want) if isinstance(want, Mapping) else {}
     keys = _differing(have, want)
     if len(keys) == 1:
         key = keys[0]
