@@ -1,7 +1,7 @@
 """``wiring anatomy build|import|info|calibrate``: build, import and describe structural-model stores.
 
-- ``wiring anatomy build --preset NAME --seed N --out PATH [--overwrite]`` generates a synthetic
-  barrel-cortex model (:func:`anatomy.generate.build_model`) and writes it atomically.
+- ``wiring anatomy build --preset NAME --seed N --out PATH [--no-progress] [--overwrite]`` generates a
+  synthetic barrel-cortex model (:func:`anatomy.generate.build_model`) and writes it atomically.
 - ``wiring anatomy import consbi FOLDER --out PATH`` and ``wiring anatomy import swc ... --out
   PATH`` convert external data (:mod:`anatomy.io`) into a store.
 - ``wiring anatomy info PATH [--json] [--plot FILE]`` validates a store and summarizes it.

@@ -2,7 +2,7 @@
 
 ``wiring connectome --anatomy PATH_OR_PRESET --rule NAME --theta 1,1,1 --seed N --out PATH
 [--pre SELECTOR] [--post SELECTOR] [--sonata DIR] [--workers K] [--block-size N]
-[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--overwrite]``
+[--cluster KIND_OR_ADDRESS] [--cluster-config TOML] [--no-progress] [--overwrite]``
 
 Writes
 
