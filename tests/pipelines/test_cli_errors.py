@@ -128,7 +128,7 @@ def test_disk_full_in_build_keeps_the_old_store(
     capsys.readouterr()
     disk_full(monkeypatch, code)
     argv = ["anatomy", "build", "--preset", "tiny", "--seed", "1", "--out", str(out),
-            "--overwrite"]
+            "--overwrite", "--no-progress"]  # the bar would precede the error line
     assert main(argv) == EXIT_USER
     line = one_line_error(capsys.readouterr().err)
     assert os.strerror(code) in line and errno.errorcode[code] in line and str(out) in line
@@ -194,7 +194,7 @@ def test_disk_full_in_connectome(tiny_store: Path, tmp_path: Path,
     out = tmp_path / "conn.zarr"
     disk_full(monkeypatch)
     argv = ["connectome", "--anatomy", str(tiny_store), "--rule", "dso", "--theta", "1,1,1",
-            "--seed", "1", "--out", str(out)]
+            "--seed", "1", "--out", str(out), "--no-progress"]
     assert main(argv) == 1
     line = one_line_error(capsys.readouterr().err)
     assert "No space left on device" in line
@@ -231,7 +231,7 @@ def test_plugin_rate_failures_in_connectome(rule: str, tiny_store: Path, tmp_pat
                                             capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "conn.zarr"
     argv = ["connectome", "--anatomy", str(tiny_store), "--rule", rule, "--theta", "1",
-            "--seed", "1", "--out", str(out)]
+            "--seed", "1", "--out", str(out), "--no-progress"]
     assert main(argv) == 1
     line = one_line_error(capsys.readouterr().err)
     assert f"rule {rule!r}" in line
