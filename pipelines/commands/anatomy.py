@@ -1,7 +1,8 @@
 """``wiring anatomy build|import|info|calibrate``: build, import and describe structural-model stores.
 
-- ``wiring anatomy build --preset NAME --seed N --out PATH [--no-progress] [--overwrite]`` generates a
-  synthetic barrel-cortex model (:func:`anatomy.generate.build_model`) and writes it atomically.
+- ``wiring anatomy build --preset NAME --seed N --out PATH [--no-progress] [--overwrite]``
+  generates a synthetic barrel-cortex model (:func:`anatomy.generate.build_model`) and writes it
+  atomically.
 - ``wiring anatomy import consbi FOLDER --out PATH`` and ``wiring anatomy import swc ... --out
   PATH`` convert external data (:mod:`anatomy.io`) into a store.
 - ``wiring anatomy info PATH [--json] [--plot FILE]`` validates a store and summarizes it.
@@ -52,7 +53,8 @@ def register(sub: Any) -> None:
     b.add_argument("--chunk-voxels", type=positive_int, default=None,
                    help="voxels per stored block (default: about 4 Mi entries per block)")
     add_progress_option(b, what="the progress bar")
-    # bars are on by default, as in every long-running command; the former opt-in is kept
+    # bars are on by default, as in every long-running command; the former opt-in is
+    # still accepted (and changes nothing)
     b.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     b.set_defaults(handler=holding_output_lock(_build, what="structural-model store",
                                                 make_parent=True))

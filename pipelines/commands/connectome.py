@@ -116,7 +116,8 @@ def register(sub: Any) -> None:
                    help="postsynaptic neurons per task (default: balanced by work)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_progress_option(p, what="the progress bars")
-    # bars are on by default, as in every long-running command; the former opt-in is kept
+    # bars are on by default, as in every long-running command; the former opt-in is
+    # still accepted (and changes nothing)
     p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=_run)
 

@@ -138,7 +138,8 @@ def test_simulate_and_analyze_the_model_set(
     # resuming with another pair count is refused
     err = _error(capsys, ["simulate", *common, "--rule", "dso", "--select", "L4,L5PT,L4sp",
                           "--n-pairs", "40", "--n", "300", "--seed", "1", "--out", str(store)])
-    assert "'n_pairs': [40, 40, 40]" in err and "--overwrite" in err
+    assert "n_pairs 50 per measurement; this run asks for 40 per measurement" in err
+    assert "--overwrite" in err
     post = tmp_path / "posterior"
     assert main(["-q", "train", "--store", str(store), "--out", str(post), "--max-epochs", "3",
                  "--hidden-features", "8", "--num-transforms", "1", "--no-progress"]) == 0
