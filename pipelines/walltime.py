@@ -102,7 +102,7 @@ def walltime_seconds(walltime: str, kind: str) -> float | None:
         if f is not None and days >= 0:
             if "-" in text:  # D-H, D-H:M, D-H:M:S
                 if len(f) <= 3:
-                    h, m, s = (f + [0, 0])[:3]
+                    h, m, s = [*f, 0, 0][:3]
                     seconds = days * 86400 + h * 3600 + m * 60 + s
             elif len(f) == 1:
                 seconds = f[0] * 60
@@ -158,7 +158,7 @@ def parse_duration(text: str) -> float:
 
 def format_seconds(seconds: float) -> str:
     """``1h 49m``, ``13m 15s``, ``45s``: a duration for messages."""
-    total = int(round(seconds))
+    total = round(seconds)
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
     parts = [f"{h}h"] if h else []

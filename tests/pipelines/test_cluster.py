@@ -286,8 +286,6 @@ class _Toy:
 
 
 def test_simulation_stopped_without_workers_resumes_to_the_same_store(tmp_path: Path) -> None:
-    import numpy as np
-
     import pipelines.cluster as cl
     from pipelines.cluster import ClusterLostError
     from wiring.inference.priors import PriorSpec
