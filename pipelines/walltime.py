@@ -38,13 +38,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pipelines.config import ClusterConfig
+from typing import Protocol
 
 __all__ = [
     "BATCH_KINDS",
+    "JobTimes",
     "WorkerLifetime",
     "default_lifetime",
     "format_seconds",
@@ -169,6 +167,20 @@ def format_seconds(seconds: float) -> str:
     return " ".join(parts)
 
 
+class JobTimes(Protocol):
+    """The ``[cluster]`` keys the lifetime depends on (a :class:`~pipelines.config.ClusterConfig`;
+    a protocol, so that this module does not import the config that validates with it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def walltime(self) -> str: ...
+    @property
+    def lifetime(self) -> str: ...
+    @property
+    def lifetime_stagger(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerLifetime:
     """When dask workers retire: at a random time in ``seconds ± stagger``."""
@@ -193,7 +205,7 @@ def default_lifetime(walltime: float) -> WorkerLifetime:
     return WorkerLifetime(float(math.floor(walltime - margin - stagger)), stagger)
 
 
-def worker_lifetime(cfg: ClusterConfig) -> WorkerLifetime | None:
+def worker_lifetime(cfg: JobTimes) -> WorkerLifetime | None:
     """The workers' lifetime for a batch-system ``[cluster]`` section; None when disabled
     (``lifetime = "off"``, or no walltime limit and no explicit lifetime).
 
