@@ -110,7 +110,7 @@ def run(quick: bool) -> list[Figure]:
     cal, wall, cpu = _timed(lambda: calibration(_Exact(), prior, _Toy(), n_sbc=200,
                                                 n_posterior_samples=1000, seed=0, plot=False))
     figures.append(Figure("calibration 200 runs × 1,000 samples (exact posterior)", wall, "s",
-                          note=f"passed={cal.passed}"))
+                          note=f"verdict: {cal.verdict}"))
     summ = summarize_posterior(post.sample(2000, None, seed=0), post.param_names,
                                prior_spec=prior, reference=[1.0, 1.0, 1.0])
     cal_fig = calibration(_Exact(), prior, _Toy(), n_sbc=100, n_posterior_samples=200, seed=1)

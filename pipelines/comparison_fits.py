@@ -4,8 +4,12 @@ The rule comparison needs one posterior per compared rule, each trained on its o
 simulations. None of them depends on the run's posterior, so the runner starts them as soon as
 the features are known (before the train stage) on the dask workers, which sit idle while the
 run's posterior trains in this process: on a 2-core machine they cost almost no extra wall
-time. Every compared simulator reads the run's own pair features (shipped to the workers once),
-so nothing is extracted twice. The fits are seeded exactly as before (one seed per compared
+time. Every compared simulator reads the run's own pair features, so nothing is extracted
+twice. The large inputs every fit shares (the pair features, the measurement set, and the
+protocol with its per-pair VPM flags: 8 bytes per eligible pair, 36 MiB for the paper's
+4.7 million pairs) travel to the workers once, as recomputable shared tasks
+(:func:`wiring._dask.share`), never inside each fit's task: a fit's own task holds only its
+rule name, prior, seed and training settings. The fits are seeded exactly as before (one seed per compared
 rule, derived from the run seed), train on one torch thread each, and come back as plain
 tensors (a state dict, the manifest, θ and x): the numbers do not depend on where they ran.
 Only a ``local`` cluster is used this way (it holds no batch allocation; batch-system jobs are
@@ -63,17 +67,18 @@ class ComparisonFits:
             self._jobs.append((name, prior, seed))
         self._kwargs = train_kwargs(cfg.inference)
         self._futures: list[Any] | None = None
+        self._shared: list[Any] = []
 
     @property
     def wanted(self) -> bool:
         """Whether the configuration asks for a rule comparison."""
         return bool(self.rules) and self._ctx.config.analysis.comparison_simulations > 0
 
-    def _args(self, source: Any, name: str, prior: dict[str, Any], seed: int,
+    def _args(self, inputs: tuple[Any, Any, Any], name: str, prior: dict[str, Any], seed: int,
               progress: bool) -> tuple[Any, ...]:
-        ctx = self._ctx
-        return (source, name, ctx.measurements, self.protocol, prior,
-                ctx.config.analysis.comparison_simulations, seed,
+        source, mset, protocol = inputs
+        return (source, name, mset, protocol, prior,
+                self._ctx.config.analysis.comparison_simulations, seed,
                 {**self._kwargs, "progress": progress})
 
     @property
@@ -104,10 +109,15 @@ class ComparisonFits:
                  ", ".join(self.rules))
         from wiring._dask import share
 
-        # a recomputable task result, not scattered data: losing a worker cannot lose it
-        source = share(client, self._ctx.simulator.source, "comparison-features")
+        # the inputs every fit shares go to the workers once, as recomputable task results
+        # (not scattered data: losing a worker cannot lose them), so each fit's own task is a
+        # few kilobytes; passed by value, they would travel in every fit's graph
+        self._shared = [share(client, ctx.simulator.source, "comparison-features"),
+                        share(client, ctx.measurements, "comparison-measurements"),
+                        share(client, self.protocol, "comparison-protocol")]
+        inputs = (self._shared[0], self._shared[1], self._shared[2])
         self._futures = [
-            client.submit(fit_compared_rule, *self._args(source, name, prior, seed, False),
+            client.submit(fit_compared_rule, *self._args(inputs, name, prior, seed, False),
                           key=f"compare-fit-{name}-{seed}", pure=False)
             for name, prior, seed in self._jobs
         ]
@@ -120,13 +130,17 @@ class ComparisonFits:
 
         ctx = self._ctx
         if self._futures is not None:
-            done = ctx.client.gather(self._futures)
+            try:
+                done = ctx.client.gather(self._futures)
+            finally:
+                ctx.client.cancel(self._shared)  # the workers may drop the shared inputs
         else:
             done = []
+            inputs = (ctx.simulator.source, ctx.measurements, self.protocol)
             for name, prior, seed in self._jobs:
                 log.info("fitting %s for the rule comparison", name)
-                done.append(fit_compared_rule(*self._args(ctx.simulator.source, name, prior,
-                                                          seed, ctx.progress)))
+                done.append(fit_compared_rule(*self._args(inputs, name, prior, seed,
+                                                          ctx.progress)))
         fits = []
         for (name, _prior, seed), res in zip(self._jobs, done, strict=True):
             posterior = posterior_from_state(res["manifest"], res["state"])

@@ -6,7 +6,9 @@ checks, in seconds and before anything is written, everything that can be checke
 doing the work: the rule and every compared rule are installed and pass their prior checks,
 the measurement set loads (and, when the anatomy store already exists, every selector selects
 neurons in it), the anatomy source exists, the cluster kind is known, the run directory and the
-cache can be written, and the simulation store fits the free disk and the memory.
+cache can be written, the simulation store fits the free disk and the memory, and the
+analysis's sample counts fit the memory (:func:`wiring.analysis.resources.check_analysis_size`,
+the check ``wiring analyze`` makes).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pipelines.config import RunConfig
 from pipelines.errors import ConfigError
 from wiring.errors import WiringError
 
-__all__ = ["configured_prior", "preflight"]
+__all__ = ["ANALYSIS_OPTIONS", "configured_prior", "preflight"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,30 @@ def configured_prior(config: RunConfig, rule: Any) -> Any:
     if r.prior_high:
         kwargs["high"] = r.prior_high
     return build_prior_spec(rule, kind=r.prior, **kwargs)
+
+
+#: The ``[analysis]`` setting of each sample count of the standard analysis.
+ANALYSIS_OPTIONS: dict[str, str] = {
+    "n_samples": "analysis.posterior_samples",
+    "n_predictive": "analysis.predictive_samples",
+    "n_sbc": "analysis.sbc_runs",
+    "n_sbc_samples": "analysis.sbc_posterior_samples",
+    "n_prediction_samples": "analysis.prediction_samples",
+}
+
+
+def _check_analysis_size(config: RunConfig, d: int, m: int) -> None:
+    """The analyze stage's sample counts against the memory (one line naming the setting)."""
+    from wiring.analysis.resources import AnalysisCounts, check_analysis_size
+
+    a = config.analysis
+    counts = AnalysisCounts(
+        n_samples=a.posterior_samples, n_predictive=a.predictive_samples, n_calibration=100,
+        n_sbc=a.sbc_runs, n_sbc_samples=a.sbc_posterior_samples,
+        n_prediction_samples=a.prediction_samples if a.predictions else 0)
+    check_analysis_size(counts, ANALYSIS_OPTIONS, d=d, m=m,
+                        hidden_features=config.inference.hidden_features,
+                        num_bins=10 if config.inference.estimator == "nsf" else 0)
 
 
 def _anatomy_store(config: RunConfig, cache_dir: Path) -> Path | None:
@@ -167,4 +193,7 @@ def preflight(config: RunConfig, run_dir: Path, cache_dir: Path) -> None:
             pairs_per_row=config.measurements.n_pairs * len(mset.names)
             or sum(int(m.n_pairs) for m in mset),
         )
+    # the analysis's samples (a 'model' set's size is known only once the anatomy is open:
+    # one measurement stands in, the counts dominate the estimates)
+    _check_analysis_size(config, d=len(rule.params), m=len(mset.names) if mset is not None else 1)
     log.debug("preflight of %s passed", os.fspath(run_dir))

@@ -2,7 +2,8 @@
 
 A writer records ``field_digests(fields)`` (a sha256 of each field's canonical JSON) in a second
 file: the posterior's ``weights.pt`` seals its ``manifest.json``, a simulation store's
-``chunk_seed`` array seals the group's attributes. Because the second file is itself covered by
+``chunk_seed`` array seals the group's attributes, a connectome store's ``pre`` array seals
+the group's attributes. Because the second file is itself covered by
 a checksum the first one records (``weights_sha256``; the crc32c of the store's chunks), editing
 either file alone is detected, and the digest names the field that changed.
 

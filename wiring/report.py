@@ -180,6 +180,8 @@ def _html_facts(summary: Mapping[str, Any]) -> str:
         text = html.escape(_fmt(v))
         if k == "passed" and isinstance(v, bool):
             text = f'<span class="{"pass" if v else "fail"}">{text}</span>'
+        elif k == "verdict" and v in ("passed", "FAILED"):
+            text = f'<span class="{"pass" if v == "passed" else "fail"}">{text}</span>'
         items.append(f"<dt>{html.escape(str(k))}</dt><dd>{text}</dd>")
     return f"<dl>{''.join(items)}</dl>" if items else ""
 

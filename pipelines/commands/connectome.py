@@ -15,6 +15,13 @@ Writes
   synapse density by depth per postsynaptic cell type);
 - with ``--sonata DIR``: a SONATA circuit folder (:func:`wiring.connectome.sonata.export_sonata`).
 
+``wiring connectome info PATH [--verify] [--json]`` describes a written store: what it holds
+(rule, θ, seed, anatomy hash, selectors, counts) and whether its attributes are sealed. Opening
+checks the metadata, ``indptr`` and the seal of the attributes (an edited attribute is refused,
+exit 1, one line naming it); ``--verify`` also reads every block of both matrices (each chunk's
+checksum and every row index), so a damaged chunk is found now rather than halfway through a
+summary or an export.
+
 Every argument is checked (θ, rule, selectors, anatomy, existing outputs) before the computation
 starts. Outputs are written to temporary siblings and renamed into place; the summaries and the
 SONATA export are read from the finished temporary store a block at a time, and the store is
@@ -36,21 +43,54 @@ from typing import Any
 from pipelines.commands._argtypes import anatomy_parent, non_negative_int, positive_int, rule_parent
 from pipelines.commands._cluster import add_cluster_arguments, cluster_config
 
-__all__ = ["register", "summary_dir"]
+__all__ = ["describe_store", "register", "summary_dir"]
 
 log = logging.getLogger(__name__)
 
 
+class _ConnectomeParser(argparse.ArgumentParser):
+    """``wiring connectome``'s parser; ``wiring connectome info ...`` goes to :attr:`info`.
+
+    The compute form's options (``--anatomy``, ``--rule``, ...) are required and shared with
+    other commands through parent parsers, so ``info`` cannot be an argparse sub-command of it
+    (argparse would still demand them); the first word selects the parser instead.
+    """
+
+    info: argparse.ArgumentParser
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        words = list(sys.argv[1:] if args is None else args)
+        if words[:1] == ["info"]:
+            return self.info.parse_known_args(words[1:], namespace)
+        return super().parse_known_args(words, namespace)
+
+
 def register(sub: Any) -> None:
-    """Add ``wiring connectome`` to the top-level sub-parsers."""
+    """Add ``wiring connectome`` (and ``wiring connectome info``) to the top-level sub-parsers."""
     p = sub.add_parser(
         "connectome",
         parents=[anatomy_parent(), rule_parent()],
         help="compute a connectome: synapse counts of every neuron pair for one theta",
         description="Apply a wiring rule with parameters theta to a structural model: expected "
         "and drawn synapse counts of every (pre, post) pair, connection-probability matrices, "
-        "synapse density by depth, and optionally a SONATA export.",
+        "synapse density by depth, and optionally a SONATA export. `wiring connectome info "
+        "PATH [--verify] [--json]` describes a written connectome store.",
+        usage="%(prog)s --anatomy PATH_OR_PRESET --rule RULE --theta THETA --seed SEED --out OUT "
+        "[options]\n       %(prog)s info PATH [--verify] [--json]",
     )
+    p.__class__ = _ConnectomeParser  # 'info' first: see _ConnectomeParser
+    i = argparse.ArgumentParser(
+        prog=f"{p.prog} info",
+        description="Describe a connectome store: rule, theta, seed, anatomy hash, selectors, "
+        "counts, and whether its attributes are sealed. Opening refuses a store whose "
+        "attributes were edited after it was written.",
+    )
+    i.add_argument("path", type=Path, help="connectome store")
+    i.add_argument("--verify", action="store_true",
+                   help="also read every block of both matrices (checksums and row indices)")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(handler=_info)
+    p.info = i
     p.add_argument("--theta", required=True, help="comma-separated parameters, e.g. 1,1,1")
     p.add_argument("--seed", type=non_negative_int, required=True,
                    help="seed of the synapse draws")
@@ -221,6 +261,57 @@ def _compute(model: Any, rule: Any, theta: Any, store: Path, pre: Any, post: Any
             block_size=args.block_size, workers=threads, client=client, progress=args.progress,
             announce=False,
         )
+
+
+def describe_store(store: Any, *, verify: bool = False) -> dict[str, Any]:
+    """What ``wiring connectome info`` prints (JSON-native); ``verify`` reads every block."""
+    from wiring._json import json_native
+
+    known = ("pre_selector", "post_selector", "synapse_model", "autapses")
+    out: dict[str, Any] = {
+        "path": str(store.path),
+        "rule": dict(store.rule),
+        "theta": [float(v) for v in store.theta],
+        "seed": store.seed,
+        "anatomy_hash": store.anatomy_hash,
+        **{k: store.attrs[k] for k in known if k in store.attrs},
+        "n_pre": store.n_pre,
+        "n_post": store.n_post,
+        "n_pairs_sharing_a_voxel": store.n_pairs,
+        "n_connections": store.n_connections,
+        "attributes_sealed": store.sealed,
+    }
+    if verify:
+        n_blocks = n_synapses = 0
+        for block in store.iter_blocks():
+            n_blocks += 1
+            n_synapses += int(block.synapses.data.sum(dtype="int64"))
+        out["n_synapses"] = n_synapses
+        out["verified"] = f"every chunk of both matrices read ({n_blocks} blocks)"
+    return dict(json_native(out))
+
+
+def _info(args: argparse.Namespace) -> int:
+    import json
+
+    from wiring.connectome import open_connectome
+
+    store = open_connectome(args.path, lazy=True)
+    summary = describe_store(store, verify=args.verify)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for key, value in summary.items():
+        if key == "attributes_sealed":
+            value = ("yes (checked on opening)" if value else
+                     "no (written before attributes were sealed; edits cannot be detected)")
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        sys.stdout.write(f"{key}: {value}\n")
+    return 0
 
 
 def _write_summary(conn: Any, model: Any, folder: Path) -> None:

@@ -125,7 +125,8 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
             lines.append(f"  {cond.get('label', '?'):<30}  {verdict}{shown}")
     cal = sections.get("calibration")
     if cal:
-        lines.append(f"calibration (SBC, coverage): {'passed' if cal.get('passed') else 'FAILED'}")
+        verdict = cal.get("verdict") or ("passed" if cal.get("passed") else "FAILED")
+        lines.append(f"calibration (SBC, coverage): {verdict}")
     cmp_ = sections.get("rule_comparison", {}).get("rules")
     if cmp_:
         out = [r["rule"] for r in cmp_ if r.get("ruled_out")]

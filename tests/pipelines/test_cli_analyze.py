@@ -62,7 +62,11 @@ def test_analyze_writes_the_report(posterior_dir: Path, tiny_store: Path, tmp_pa
     post = summary["sections"]["posterior"]
     assert post["param_names"] == ["theta_pre", "theta_post", "theta_postall"]
     assert post["reference"] == [1.0, 1.0, 1.0] and post["density_method"] == "log_prob"
-    assert isinstance(summary["sections"]["calibration"]["passed"], bool)
+    # 30 SBC runs are too few for the KS test to see a miscalibration: no pass/fail verdict
+    cal = summary["sections"]["calibration"]
+    assert cal["passed"] is None and cal["min_runs"] == 191
+    assert cal["verdict"] == f"not judged ({cal['n_sbc']} runs; at least 191 needed)"
+    assert f"calibration: {cal['verdict']}" in stdout.splitlines()
     ppc = summary["sections"]["posterior_predictive_check"]["measurements"]
     from wiring.measurements import load_measurement_set
 
@@ -115,3 +119,30 @@ def test_bad_input(posterior_dir: Path, tiny_store: Path, tmp_path: Path,
     assert main(_analyze(tmp_path / "nope", tiny_store, new)) == 1
     assert "no posterior directory" in capsys.readouterr().err
     assert not new.exists()
+
+
+@pytest.mark.parametrize(("extra", "start"), [
+    (["--n-sbc", "1000000", "--n-sbc-samples", "1000000"],
+     "wiring: error: --n-sbc 1,000,000 × --n-sbc-samples 1,000,000: the calibration's posterior "
+     "samples would need about "),
+    (["--n-samples", "10000000000"],
+     "wiring: error: --n-samples 10,000,000,000: the posterior summary's samples and their "
+     "densities would need about "),
+])
+def test_sample_counts_beyond_the_memory_fail_at_once(
+        posterior_dir: Path, tiny_store: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], extra: list[str], start: str) -> None:
+    import time
+
+    from wiring.simulation.resources import format_bytes, physical_memory_bytes
+
+    out = tmp_path / "report"
+    t0 = time.perf_counter()
+    # the later occurrence of an option wins: FAST's counts are replaced
+    assert main(_analyze(posterior_dir, tiny_store, out, *extra)) == 1
+    assert time.perf_counter() - t0 < 20  # no sample drawn, no model opened
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(start), lines
+    assert "TiB of memory" in lines[0]
+    assert f"this machine has {format_bytes(physical_memory_bytes() or 0)}" in lines[0]
+    assert not out.exists()

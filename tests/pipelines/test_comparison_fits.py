@@ -65,3 +65,57 @@ def test_no_comparison_when_none_is_asked(tiny_model: Any) -> None:
     fits = ComparisonFits(ctx)
     assert not fits.wanted
     assert fits.results() == []
+
+
+def test_large_inputs_travel_once_as_shared_tasks_not_in_the_fits_graph(tiny_model: Any) -> None:
+    """The per-pair VPM flags of the protocol (8 bytes per eligible pair: 36 MiB at paper
+    scale), the measurement set and the features reach the workers as shared task results; the
+    fits' own graphs stay small, so dask's "Sending large graph" warning never fires."""
+    import warnings
+
+    import dask
+    from distributed import Client, Future, LocalCluster
+
+    from pipelines.comparison_fits import fit_compared_rule
+    from wiring._dask import _identity
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        submitted: list[tuple[Any, tuple[Any, ...]]] = []
+
+        class Recording:
+            """The client, recording what is submitted."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client, name)
+
+            def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+                submitted.append((fn, args))
+                return client.submit(fn, *args, **kwargs)
+
+        ctx = _ctx(tiny_model, Recording())
+        fits = ComparisonFits(ctx)
+        flags = fits.protocol["pre_is_vpm"]
+        assert flags is not None and flags.nbytes >= 8 * 1000  # one float per eligible pair
+        # dask warns above this size: the flags alone exceed it, a fit's own task does not
+        limit = flags.nbytes // 2
+        assert limit > 3000
+        with dask.config.set({"distributed.admin.large-graph-warning-threshold": f"{limit}B"}):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fits.start()
+                results = fits.results()
+            # the check is sensitive: the protocol passed by value does warn
+            with pytest.warns(UserWarning, match="Sending large graph"):
+                client.submit(dict, fits.protocol, pure=False).result()
+    assert not [w for w in caught if "large graph" in str(w.message)], [
+        str(w.message) for w in caught]
+    assert [f.rule for f in results] == ["peters_synapse"]
+    (fit_args,) = [args for fn, args in submitted if fn is fit_compared_rule]
+    source, name, mset, protocol = fit_args[:4]
+    assert name == "peters_synapse"
+    assert all(isinstance(a, Future) for a in (source, mset, protocol))
+    shared = [args[0] for fn, args in submitted if fn is _identity]
+    assert shared[0] is ctx.simulator.source and shared[1] is ctx.measurements
+    assert shared[2]["pre_is_vpm"] is not None
+    assert (shared[2]["pre_is_vpm"] == flags).all()

@@ -76,6 +76,11 @@ def run_fails(tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str],
         ({"anatomy": {"preset": "huge"}}, ["anatomy.preset", "huge"]),
         ({"cluster": {"kind": "slurmm"}}, ["cluster.kind", "slurmm"]),
         ({"simulation": {"n": 10**12}}, ["1,000,000,000,000 simulations", "free"]),
+        ({"analysis": {"sbc_runs": 10**6, "sbc_posterior_samples": 10**6}},
+         ["analysis.sbc_runs 1,000,000 × analysis.sbc_posterior_samples 1,000,000: the "
+          "calibration's posterior samples would need about", "TiB of memory"]),
+        ({"analysis": {"posterior_samples": 10**10}},
+         ["analysis.posterior_samples 10,000,000,000: ", "of memory"]),
     ],
 )
 def test_bad_setting_fails_before_any_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str],

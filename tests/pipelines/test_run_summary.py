@@ -45,3 +45,14 @@ def test_no_sensitivity_section_prints_no_sensitivity_lines(tmp_path: Path) -> N
     summary = _summary()
     del summary["sections"]["anatomy_sensitivity"]
     assert "how the verdict" not in format_summary(summary, tmp_path)
+
+
+def test_calibration_with_too_few_runs_is_printed_as_not_judged(tmp_path: Path) -> None:
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "index.html").write_text("<html></html>")
+    summary = _summary()
+    summary["sections"]["calibration"] = {
+        "passed": None, "verdict": "not judged (20 runs; at least 191 needed)"}
+    lines = format_summary(summary, tmp_path).splitlines()
+    assert "calibration (SBC, coverage): not judged (20 runs; at least 191 needed)" in lines
+    assert not any("FAILED" in line or "passed" in line for line in lines)

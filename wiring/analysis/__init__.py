@@ -16,7 +16,12 @@ from wiring.analysis._plots import (
     plot_rule_comparison,
     plot_sbc_ranks,
 )
-from wiring.analysis.calibration import Calibration, calibration, coverage_from_ranks
+from wiring.analysis.calibration import (
+    Calibration,
+    calibration,
+    coverage_from_ranks,
+    min_sbc_runs,
+)
 from wiring.analysis.comparison import RuleComparison, RuleFit, compare_rules, fit_rule
 from wiring.analysis.predictions import (
     ConnectivityPrediction,
@@ -45,6 +50,7 @@ __all__ = [
     "connection_probability",
     "coverage_from_ranks",
     "fit_rule",
+    "min_sbc_runs",
     "partial_correlation",
     "plot_connectivity_heatmap",
     "plot_coverage",

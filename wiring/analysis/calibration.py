@@ -18,6 +18,16 @@ Pass/fail criteria (stated in the result):
 
 The C2ST scores (ranks vs uniform, data-averaged posterior vs prior) and TARP's area to curve
 are reported for information only: with a few hundred runs they are too noisy to gate on.
+
+**Too few runs are not judged.** With a few dozen runs the verdict says little: the KS test
+cannot see even a badly miscalibrated posterior, and the coverage estimates scatter by more
+than the tolerance (at 20 runs the standard error of a 50 % coverage is 0.11), so a perfectly
+calibrated posterior of three parameters fails the criteria 82 % of the time (Monte Carlo of
+uniform ranks; 3 % at 191 runs) and a wrong one fails always. The result is therefore judged only
+with at least :func:`min_sbc_runs` valid runs, the number at which the KS test has 80 % power
+against a miscalibration a user would want to know about (see there; 191 for three
+parameters); below it ``passed`` is None and the verdict reads "not judged (N runs; at least M
+needed)", while the ranks, p-values, coverage and figures are still reported.
 """
 
 from __future__ import annotations
@@ -45,19 +55,61 @@ from wiring.errors import InvalidParameterError, WiringError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["CHECK_LEVELS", "Calibration", "calibration", "coverage_from_ranks"]
+__all__ = ["CHECK_LEVELS", "Calibration", "calibration", "coverage_from_ranks", "min_sbc_runs"]
 
 logger = logging.getLogger(__name__)
 
 #: Credibility levels at which the coverage criterion is checked.
 CHECK_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.95)
+#: Distance of the rank CDF from the uniform CDF the KS test must detect (see min_sbc_runs).
+DETECT_DEVIATION = 0.16
+#: Power the KS test must have against that deviation for the result to be judged.
+DETECT_POWER = 0.8
+
+
+def min_sbc_runs(d: int, *, ks_alpha: float = 0.01, deviation: float = DETECT_DEVIATION,
+                 power: float = DETECT_POWER) -> int:
+    """Fewest SBC runs at which the rank-uniformity test has ``power`` to see a miscalibration.
+
+    The test is a KS test of each parameter's normalized ranks against the uniform at level
+    ``ks_alpha / d`` (Bonferroni). The miscalibration is a rank CDF ``F`` that is ``deviation``
+    away from the uniform somewhere: with Gaussian posteriors, about 0.16 is a posterior twice too
+    wide or twice too narrow (``F(u) = Φ(2 Φ⁻¹(u))`` or ``Φ(Φ⁻¹(u) / 2)``, at most 0.161
+    from ``u``) or one shifted by 0.4 posterior standard deviations (``2 Φ(0.2) − 1 =
+    0.159``): errors that change what the posterior says about the rule.
+
+    The bound: the KS statistic is at least ``|F̂(t) − t|`` at the point ``t`` of the largest
+    deviation, where ``F̂(t)`` is a binomial fraction of ``n`` runs with standard deviation at
+    most ``0.5 / √n``; the test rejects when the statistic exceeds ``K / √n`` (``K`` the
+    Kolmogorov distribution's upper ``ks_alpha / d`` quantile). With the normal approximation
+    of the binomial, the power is at least ``power`` once ``√n · deviation ≥ K + z_power / 2``,
+    i.e. ``n ≥ ((K + z_power / 2) / deviation)²``: 164 runs for one parameter, 191 for three,
+    203 for five (defaults). The bound looks at one point of the CDF only, so the actual power
+    is higher; runs whose θ falls outside the rule's domain do not count.
+
+    Examples
+    --------
+    >>> min_sbc_runs(3)
+    191
+    """
+    from scipy.stats import kstwobign, norm
+
+    if int(d) < 1 or not 0 < ks_alpha < 1 or not 0 < deviation < 1 or not 0 < power < 1:
+        raise InvalidParameterError(
+            f"min_sbc_runs needs d >= 1 and ks_alpha, deviation, power in (0, 1); got d={d!r}, "
+            f"ks_alpha={ks_alpha!r}, deviation={deviation!r}, power={power!r}"
+        )
+    k = float(kstwobign.isf(ks_alpha / int(d)))
+    return int(np.ceil(((k + float(norm.ppf(power)) / 2) / deviation) ** 2))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Calibration:
     """Result of :func:`calibration`. ``ranks`` is (n_sbc, d) in [0, n_posterior_samples];
     ``coverage`` (L, d) is the expected coverage of central intervals at ``levels`` (L,);
-    ``coverage_deviation`` (d,) the largest |coverage - level| over :data:`CHECK_LEVELS`."""
+    ``coverage_deviation`` (d,) the largest |coverage - level| over :data:`CHECK_LEVELS`.
+    ``passed`` is None when the result is not judged: fewer than ``min_runs`` valid runs
+    (:func:`min_sbc_runs`); :attr:`verdict` says it in words."""
 
     title: ClassVar[str] = "Calibration"
 
@@ -78,10 +130,23 @@ class Calibration:
     tarp_ks_pval: float
     ks_alpha: float
     coverage_tolerance: float
-    passed: bool
+    passed: bool | None
+    min_runs: int
     criteria: str
     figure: Figure | None = field(default=None, repr=False, compare=False)
     coverage_figure: Figure | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def judged(self) -> bool:
+        """Whether there were enough runs for a verdict (at least :attr:`min_runs`)."""
+        return self.passed is not None
+
+    @property
+    def verdict(self) -> str:
+        """``"passed"``, ``"FAILED"`` or ``"not judged (N runs; at least M needed)"``."""
+        if self.passed is None:
+            return f"not judged ({self.n_sbc} runs; at least {self.min_runs} needed)"
+        return "passed" if self.passed else "FAILED"
 
     def table(self) -> list[dict[str, Any]]:
         """One row per parameter (JSON-native)."""
@@ -105,9 +170,11 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         """JSON-native summary (no figures, no raw ranks)."""
         return dict(jsonable({
+            "verdict": self.verdict,
             "passed": self.passed,
             "criteria": self.criteria,
             "n_sbc": self.n_sbc,
+            "min_runs": self.min_runs,
             "n_dropped": self.n_dropped,
             "n_posterior_samples": self.n_posterior_samples,
             "parameters": self.table(),
@@ -177,6 +244,7 @@ def calibration(
     coverage_tolerance: float = 0.1,
     c2st: bool = False,
     plot: bool = True,
+    min_runs: int | None = None,
 ) -> Calibration:
     """Simulation-based calibration and expected coverage of ``posterior``.
 
@@ -190,7 +258,8 @@ def calibration(
     simulator
         ``simulator(theta, rng=) -> x``.
     n_sbc
-        Number of (θ, x) pairs; a few hundred give useful checks (sbi warns below 100).
+        Number of (θ, x) pairs; a few hundred give useful checks (sbi warns below 100), and
+        fewer than ``min_runs`` valid ones are not judged.
     n_posterior_samples
         Posterior samples per x used for the ranks.
     seed
@@ -203,6 +272,9 @@ def calibration(
         Also compute sbi's C2ST scores (slower; informational).
     plot
         Whether to draw the rank and coverage figures.
+    min_runs
+        Fewest valid runs for a verdict; default :func:`min_sbc_runs` of the number of
+        parameters at ``ks_alpha`` (0 always judges).
 
     Returns
     -------
@@ -231,6 +303,9 @@ def calibration(
             f"(a few hundred and ~1000 are typical)"
         )
     d = len(names)
+    needed = min_sbc_runs(d, ks_alpha=ks_alpha) if min_runs is None else int(min_runs)
+    if needed < 0:
+        raise InvalidParameterError(f"min_runs={min_runs!r} must be >= 0")
     s_prior, s_sim, s_post, s_ref, s_torch = child_seeds(seed, 5)
     theta = prior_sample(prior_spec, n_sbc, d, np.random.default_rng(s_prior))
     x = np.asarray(simulator(theta, rng=np.random.default_rng(s_sim)), dtype=np.float64)
@@ -273,15 +348,21 @@ def calibration(
     cov = coverage_from_ranks(ranks, n_posterior_samples, levels)
     chk = np.array(CHECK_LEVELS)
     dev = np.abs(coverage_from_ranks(ranks, n_posterior_samples, chk) - chk[:, None]).max(axis=0)
-    passed = bool(np.all(ks > ks_alpha / d) and np.all(dev < coverage_tolerance))
+    passed: bool | None = bool(np.all(ks > ks_alpha / d) and np.all(dev < coverage_tolerance))
+    if n < needed:
+        passed = None
     criteria = (
         f"pass iff every parameter's KS rank-uniformity p-value > {ks_alpha:g}/{d} "
         f"(Bonferroni) and the expected coverage of its central "
         f"{', '.join(f'{round(100 * c)} %' for c in CHECK_LEVELS)} intervals is within "
-        f"{coverage_tolerance:g} of nominal"
+        f"{coverage_tolerance:g} of nominal; judged only with at least {needed} valid runs "
+        f"(fewer give the KS test less than {DETECT_POWER:.0%} power against a rank CDF "
+        f"{DETECT_DEVIATION:g} from uniform, e.g. a posterior twice too wide or narrow)"
     )
+    verdict = ("passed" if passed else "FAILED") if passed is not None else (
+        f"not judged ({n} runs; at least {needed} needed)")
     logger.info("calibration: %s (KS p min %.3g, max coverage deviation %.3f)",
-                "passed" if passed else "FAILED", float(ks.min()), float(dev.max()))
+                verdict, float(ks.min()), float(dev.max()))
     fig = cov_fig = None
     if plot:
         from wiring.analysis._plots import plot_coverage, plot_sbc_ranks
@@ -308,6 +389,7 @@ def calibration(
         ks_alpha=ks_alpha,
         coverage_tolerance=coverage_tolerance,
         passed=passed,
+        min_runs=needed,
         criteria=criteria,
         figure=fig,
         coverage_figure=cov_fig,

@@ -25,7 +25,8 @@ Store layout (zarr v3, schema version 1)::
     /                            attrs: format, schema_version, rule, theta, seed, anatomy_hash,
                                         pre_selector, post_selector, synapse_model, autapses,
                                         cell_types, voxel_volume_um3, engine, complete (last)
-    pre, post          (n,) int64     model neuron indices of the rows / columns
+    pre, post          (n,) int64     model neuron indices of the rows / columns; ``pre``'s
+                                      attribute ``attrs_digest`` seals the root attributes
     synapses/{indptr (n_post+1,) int64, indices int32, data int32}    CSC synapse counts
     expected/{indptr (n_post+1,) int64, indices int32, data float32}  CSC expected counts
 
@@ -53,6 +54,7 @@ import scipy.sparse as sp
 from anatomy.catalogue import CELL_TYPES
 from anatomy.model import StructuralModel
 from wiring._json import json_native
+from wiring._seal import field_digests
 from wiring._typing import FloatArray, IntArray
 from wiring.errors import (
     InvalidParameterError,
@@ -75,6 +77,8 @@ logger = logging.getLogger(__name__)
 
 #: Schema version written by :func:`write_connectome`.
 SCHEMA_VERSION = 1
+#: Attribute of the ``pre`` array holding a sha256 per root attribute (the attributes' seal).
+ATTRS_SEAL = "attrs_digest"
 #: Largest number of expected counts per block when a connectome is read block by block
 #: (about 130 MB of arrays per block).
 BLOCK_ENTRIES = 1 << 24
@@ -564,6 +568,9 @@ def _write_meta(root: Any, conn: Connectome) -> None:
         **{k: json_native(v) for k, v in conn.attrs.items()},
     }
     root.attrs.update(attrs)
+    # the attributes as stored, sealed in another file (see wiring.connectome.store)
+    stored = {k: v for k, v in dict(root.attrs).items() if k != "complete"}
+    root["pre"].attrs[ATTRS_SEAL] = field_digests(stored)
     root.attrs["complete"] = True
 
 

@@ -1,4 +1,14 @@
 """The connectome store: read a written connectome back, whole or block by block.
+
+The root attributes (rule, θ, seed, anatomy hash, selectors, ...) say what the matrices are;
+they live in the group's ``zarr.json``, which a text editor changes easily. The writer therefore
+seals them: the ``pre`` array's attribute ``attrs_digest`` (another file) holds a sha256 of
+each root attribute (:func:`wiring._seal.field_digests`, the function that also seals simulation
+stores and posterior manifests), and opening a store refuses one whose attributes no longer
+match, naming them. Stores written before the seal existed have no ``attrs_digest`` and open
+unchecked (:attr:`ConnectomeStore.sealed` is False; ``wiring connectome info`` says so). Like
+every seal of the package this catches edits and mix-ups, not a deliberate forgery of both
+files.
 """
 
 from __future__ import annotations
@@ -19,8 +29,10 @@ from anatomy.atomic import move_into_place
 from anatomy.errors import SchemaVersionError
 from anatomy.model import StructuralModel
 from anatomy.storeguard import remove_leftovers, store_lock
+from wiring._seal import changed_fields
 from wiring._typing import FloatArray, IntArray
 from wiring.connectome.compute import (
+    ATTRS_SEAL,
     BLOCK_ENTRIES,
     FORMAT_NAME,
     SCHEMA_VERSION,
@@ -65,7 +77,8 @@ class ConnectomeStore(_Shape):
         Nothing at ``path``.
     ConnectomeStoreError
         Not a (complete) connectome store; missing arrays, wrong dtypes or shapes, a broken
-        ``indptr``. Row indices are checked as the blocks are read.
+        ``indptr``; root attributes changed after the store was written (they no longer match
+        its seal). Row indices are checked as the blocks are read.
     SchemaVersionError
         Written by an incompatible version.
     """
@@ -96,6 +109,8 @@ class ConnectomeStore(_Shape):
             raise ConnectomeStoreError(
                 f"{self.path} was not completely written (no completion marker); recompute it"
             )
+        #: Whether the attributes carry a seal (False: written before seals existed).
+        self.sealed: bool = _check_attrs_seal(self.path, self._root, attrs)
         self.pre: IntArray = self._read("pre", np.int64, 1)
         self.post: IntArray = self._read("post", np.int64, 1)
         self._indptr: dict[str, npt.NDArray[np.int64]] = {}
@@ -225,6 +240,32 @@ class ConnectomeStore(_Shape):
         except ShapeMismatchError as err:
             raise ConnectomeStoreError(
                 f"{self.path}: inconsistent connectome store: {err}") from err
+
+
+def _check_attrs_seal(path: Path, root: Any, attrs: Mapping[str, Any]) -> bool:
+    """Refuse a store whose root attributes differ from the seal written with them; return
+    whether there is a seal (stores written before it existed have none)."""
+    try:
+        sealed = dict(root["pre"].attrs).get(ATTRS_SEAL)
+    except KeyError:  # no 'pre' array: reported as a missing array by the caller
+        return False
+    if sealed is None:
+        return False
+    if not isinstance(sealed, dict) or not all(isinstance(v, str) for v in sealed.values()):
+        raise ConnectomeStoreError(
+            f"{path}: the seal of its attributes (attribute {ATTRS_SEAL!r} of array 'pre') is "
+            f"damaged; the store cannot be trusted: recompute it"
+        )
+    changed = changed_fields(sealed, {k: v for k, v in attrs.items() if k != "complete"})
+    if changed:
+        names = ", ".join(repr(k) for k in changed)
+        raise ConnectomeStoreError(
+            f"{path}: attribute{'s' if len(changed) > 1 else ''} {names} changed after the "
+            f"store was written (no longer matching the seal in array 'pre'); the matrices "
+            f"were not computed with the edited values: restore the original attributes or "
+            f"recompute the connectome"
+        )
+    return True
 
 
 @overload
