@@ -32,7 +32,7 @@ from typing import Any
 
 from pipelines.config import ClusterConfig, ConfigError
 from pipelines.errors import ClusterLostError, ClusterStartError
-from pipelines.walltime import format_seconds, worker_lifetime
+from pipelines.walltime import format_seconds, native_walltime, worker_lifetime
 
 __all__ = [
     "BATCH_SYSTEMS",
@@ -83,7 +83,7 @@ def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
         "cores": cfg.cores,
         "processes": cfg.processes,
         "memory": cfg.memory,
-        "walltime": cfg.walltime,
+        "walltime": native_walltime(cfg.walltime, cfg.kind),
         "job_extra_directives": list(cfg.job_extra_directives),
     }
     if cfg.queue:

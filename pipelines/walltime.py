@@ -29,7 +29,9 @@ unchanged:
 ==========  ====================================================================
 slurm       ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``; ``UNLIMITED``
 pbs, sge    ``S``, ``M:S``, ``H:M:S``
-lsf         ``M``, ``H:M`` (``bsub -W [hour:]minute``)
+lsf         ``M``, ``H:M`` (``bsub -W [hour:]minute``); also ``H:M:S``, which
+            :func:`native_walltime` rounds up to whole minutes for ``bsub`` (so the
+            default ``02:00:00`` works on every system)
 ==========  ====================================================================
 """
 
@@ -46,6 +48,7 @@ __all__ = [
     "WorkerLifetime",
     "default_lifetime",
     "format_seconds",
+    "native_walltime",
     "parse_duration",
     "walltime_seconds",
     "worker_lifetime",
@@ -59,7 +62,7 @@ WALLTIME_SYNTAX: dict[str, str] = {
     "slurm": "M, M:S, H:M:S, D-H, D-H:M or D-H:M:S, e.g. 02:00:00",
     "pbs": "S, M:S or H:M:S, e.g. 02:00:00",
     "sge": "S, M:S or H:M:S, e.g. 02:00:00",
-    "lsf": "M or H:M (bsub -W [hour:]minute), e.g. 02:00",
+    "lsf": "M, H:M (bsub -W [hour:]minute) or H:M:S, e.g. 02:00",
 }
 
 _NUMBER = r"\d+(?:\.\d*)?"
@@ -114,8 +117,9 @@ def walltime_seconds(walltime: str, kind: str) -> float | None:
             seconds = sum(v * 60**i for i, v in enumerate(reversed(f)))
     elif kind == "lsf":
         f = _fields(text)
-        if f is not None and 1 <= len(f) <= 2:
-            seconds = f[0] * 60 if len(f) == 1 else f[0] * 3600 + f[1] * 60
+        if f is not None and 1 <= len(f) <= 3:
+            seconds = (f[0] * 60 if len(f) == 1 else f[0] * 3600 + f[1] * 60
+                       + (f[2] if len(f) == 3 else 0))
     else:
         raise ValueError(f"{kind!r} is not a batch system")
     if seconds is None or seconds <= 0:
@@ -123,6 +127,24 @@ def walltime_seconds(walltime: str, kind: str) -> float | None:
             f"{walltime!r} is not a positive {kind} walltime ({WALLTIME_SYNTAX[kind]})"
         )
     return float(seconds)
+
+
+def native_walltime(walltime: str, kind: str) -> str:
+    """``walltime`` as the batch system's job script takes it: for LSF an ``H:M:S`` becomes
+    ``H:MM`` (``bsub -W``), seconds rounded up to a whole minute; anything else is unchanged.
+
+    >>> native_walltime("02:00:00", "lsf"), native_walltime("00:30:20", "lsf")
+    ('2:00', '0:31')
+    >>> native_walltime("02:00:00", "slurm")
+    '02:00:00'
+    """
+    text = walltime.strip()
+    if kind != "lsf" or text.count(":") != 2:
+        return text
+    seconds = walltime_seconds(text, kind)
+    assert seconds is not None  # LSF has no unlimited walltime
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def parse_duration(text: str) -> float:

@@ -25,6 +25,7 @@ from pipelines.walltime import (
     ("slurm", "1-12", 129600), ("slurm", "1-0:30", 88200), ("slurm", "2-00:00:10", 172810),
     ("pbs", "3600", 3600), ("pbs", "10:00", 600), ("pbs", "01:00:00", 3600),
     ("sge", "1:30:00", 5400), ("lsf", "90", 5400), ("lsf", "2:30", 9000),
+    ("lsf", "01:00:00", 3600),
 ])
 def test_walltimes_in_each_batch_systems_syntax(kind: str, text: str, seconds: float) -> None:
     assert walltime_seconds(text, kind) == seconds
@@ -32,7 +33,7 @@ def test_walltimes_in_each_batch_systems_syntax(kind: str, text: str, seconds: f
 
 @pytest.mark.parametrize(("kind", "text"), [
     ("slurm", "2h"), ("slurm", ""), ("slurm", "00:00:00"), ("slurm", "1:2:3:4"),
-    ("lsf", "01:00:00"), ("pbs", "1-00:00:00"), ("sge", "-5"),
+    ("lsf", "1:00:00:00"), ("pbs", "1-00:00:00"), ("sge", "-5"),
 ])
 def test_bad_walltimes_are_refused_with_the_syntax(kind: str, text: str) -> None:
     with pytest.raises(ValueError, match=f"is not a positive {kind} walltime"):
@@ -103,8 +104,8 @@ def test_configured_lifetime_and_stagger() -> None:
      r"cluster\.lifetime_stagger \(10m\) must be shorter than the lifetime \(10m\)"),
     ({"walltime": "2 hours"}, r"cluster\.walltime '2 hours' is not a positive slurm walltime "
      r"\(M, M:S, H:M:S"),
-    ({"kind": "lsf", "walltime": "02:00:00"}, r"cluster\.walltime '02:00:00' is not a positive "
-     r"lsf walltime \(M or H:M"),
+    ({"kind": "lsf", "walltime": "2 hours"}, r"cluster\.walltime '2 hours' is not a positive "
+     r"lsf walltime \(M, H:M"),
 ])
 def test_bad_lifetime_settings_are_one_line_config_errors(
     section: dict[str, str], message: str
@@ -162,6 +163,14 @@ def test_slurm_job_script_retires_workers_before_the_walltime() -> None:
 def test_other_job_scripts_carry_the_lifetime(kind: str, walltime: str, args: str) -> None:
     script = _script(ClusterConfig(kind=kind, queue="q", walltime=walltime))
     assert args in script
+
+
+def test_lsf_job_script_takes_the_default_walltime_in_its_own_syntax() -> None:
+    # bsub -W takes [hour:]minute: the default 02:00:00 (and any H:M:S) is rounded up to minutes
+    script = _script(ClusterConfig(kind="lsf", queue="q"))
+    assert "#BSUB -W 2:00" in script
+    assert "--lifetime 6540s --lifetime-stagger 300s" in script
+    assert "#BSUB -W 0:31" in _script(ClusterConfig(kind="lsf", queue="q", walltime="00:30:20"))
 
 
 def test_job_script_of_a_bad_lifetime_is_a_config_error() -> None:
