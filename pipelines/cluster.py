@@ -6,10 +6,13 @@ random stream from (run seed, chunk index), never from the worker that runs it.
 Batch systems (dask-jobqueue) scale *adaptively* between ``[cluster] minimum_jobs`` and
 ``maximum_jobs``: a job that is cancelled, fails or reaches its walltime is submitted again, and
 the tasks its worker held are recomputed elsewhere (the wiring layer never scatters data, see
-:func:`wiring.distributed.share`). :func:`connect` returns only once the first worker job runs,
-reporting the jobs' queue states while it waits, and stops with :class:`ClusterStartError`
-after ``[cluster] start_timeout`` seconds. :class:`ClusterSession` starts the cluster when a
-stage first needs it and releases the jobs between the distributed stages.
+:func:`wiring._dask.share`). Workers retire gracefully before their job's walltime (``dask
+worker --lifetime``, derived from the walltime by :mod:`pipelines.walltime`) and are replaced
+the same way. :func:`connect` returns only once the first worker job runs, reporting the jobs'
+queue states while it waits, and stops with :class:`ClusterStartError` after ``[cluster]
+start_timeout`` seconds; later, when every worker is gone while tasks wait, the stage stops
+with :class:`ClusterLostError` after the same time. :class:`ClusterSession` starts the cluster
+when a stage first needs it and releases the jobs between the distributed stages.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 import warnings
 from collections import Counter
@@ -27,10 +31,12 @@ from types import TracebackType
 from typing import Any
 
 from pipelines.config import ClusterConfig, ConfigError
-from pipelines.errors import ClusterStartError
+from pipelines.errors import ClusterLostError, ClusterStartError
+from pipelines.walltime import format_seconds, native_walltime, worker_lifetime
 
 __all__ = [
     "BATCH_SYSTEMS",
+    "ClusterLostError",
     "ClusterSession",
     "ClusterStartError",
     "connect",
@@ -77,7 +83,7 @@ def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
         "cores": cfg.cores,
         "processes": cfg.processes,
         "memory": cfg.memory,
-        "walltime": cfg.walltime,
+        "walltime": native_walltime(cfg.walltime, cfg.kind),
         "job_extra_directives": list(cfg.job_extra_directives),
     }
     if cfg.queue:
@@ -88,6 +94,17 @@ def make_jobqueue_cluster(cfg: ClusterConfig) -> Any:
         kwargs["local_directory"] = cfg.local_directory
     if cfg.log_directory:
         kwargs["log_directory"] = cfg.log_directory
+    try:
+        lifetime = worker_lifetime(cfg)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if lifetime is not None:
+        import dask
+
+        # after the site's own worker options (jobqueue.yaml), which dask-jobqueue would
+        # otherwise take only when worker_extra_args is not given
+        site = dask.config.get(f"jobqueue.{cfg.kind}.worker-extra-args", default=None) or []
+        kwargs["worker_extra_args"] = [*site, *lifetime.worker_args()]
     return cls(**kwargs)
 
 
@@ -129,7 +146,7 @@ def connect(cfg: ClusterConfig) -> Iterator[Any | None]:
             with Client(cluster) as client:
                 log.info("dask dashboard of the %s jobs: %s", kind, client.dashboard_link)
                 wait_for_jobs(cluster, client, cfg)
-                with _report_lost_jobs(cluster, scaling=lo < hi):
+                with _watch_jobs(cluster, client, cfg, scaling=lo < hi):
                     yield client
         finally:
             cluster.close()
@@ -245,38 +262,141 @@ def _job_of(cluster: Any, worker_name: str) -> str:
     return "?"
 
 
-@contextlib.contextmanager
-def _report_lost_jobs(cluster: Any, *, scaling: bool, interval: float = 2.0) -> Iterator[None]:
-    """Log workers that leave (their job was cancelled, failed or hit its walltime, or, with
-    ``scaling``, dask scaled down) and those that join, while the body runs; the cluster's own
-    shutdown is not reported."""
-    import threading
+#: Worker statuses that mean a worker is retiring (its lifetime is over, or dask scales down).
+_RETIRING = ("closing_gracefully",)
 
-    def names() -> set[str]:
+#: Client-side future states a stage may be waiting on.
+_WAITING = ("pending", "lost")
+
+
+async def _count_waiting(client: Any) -> int:
+    """Futures of ``client`` not yet finished (runs in the client's event loop)."""
+    return sum(st.status in _WAITING for st in list(client.futures.values()))
+
+
+async def _fail_waiting(client: Any, error: BaseException) -> int:
+    """Make every unfinished future of ``client`` raise ``error`` (runs in the client's event
+    loop): whatever waits on them (``result``, ``gather``, ``as_completed``) raises it."""
+    states = [st for st in list(client.futures.values()) if st.status in _WAITING]
+    for st in states:
+        st.set_error(error, None)
+    return len(states)
+
+
+def _lost_error(cfg: ClusterConfig, cluster: Any, waiting: int) -> ClusterLostError:
+    return ClusterLostError(
+        f"no {cfg.kind} worker for cluster.start_timeout = {cfg.start_timeout:g} s while "
+        f"{waiting} task{'' if waiting == 1 else 's'} waited: every worker job ended "
+        f"(cancelled, failed, retired or out of walltime) and no replacement started "
+        f"({_describe_states(cfg, _job_ids(cluster))}); the work already written is kept: "
+        f"run the same command again to resume, or raise start_timeout"
+    )
+
+
+@contextlib.contextmanager
+def _watch_jobs(
+    cluster: Any,
+    client: Any,
+    cfg: ClusterConfig,
+    *,
+    scaling: bool,
+    interval: float = 2.0,
+) -> Iterator[None]:
+    """While the body runs: log the workers that leave and join, and bound the time without
+    any worker.
+
+    A worker that leaves is reported as retired (its lifetime ended, see
+    :mod:`pipelines.walltime`), scaled down (with ``scaling``, between minimum_jobs and
+    maximum_jobs) or lost (its job was cancelled, failed or hit its walltime: a warning). The
+    cluster's own shutdown is not reported.
+
+    When no worker is left while tasks wait (every job ended and the replacements are pending),
+    the wait is reported every :data:`WAIT_REPORT_INTERVAL` seconds; after ``cfg.start_timeout``
+    seconds every waiting future is made to raise :class:`ClusterLostError`, so the stage stops
+    with one line instead of waiting for the queue forever. Finished work stays where the stage
+    put it (simulation chunks in the store), and the next run resumes from there.
+    """
+    try:
+        lifetime = worker_lifetime(cfg) if cfg.kind in BATCH_SYSTEMS else None
+    except ValueError:
+        lifetime = None
+    # a worker this old when it leaves has reached its lifetime (a poll may miss its status;
+    # joins and departures are seen up to one poll late)
+    retire_age = (None if lifetime is None
+                  else lifetime.seconds - lifetime.stagger - 2 * interval - 1.0)
+
+    def workers() -> dict[str, str]:
         info = getattr(cluster, "scheduler_info", {}) or {}
-        return {str(w.get("name")) for w in dict(info.get("workers", {})).values()}
+        return {str(w.get("name")): str(w.get("status", ""))
+                for w in dict(info.get("workers", {})).values()}
+
+    def waiting() -> int:
+        try:
+            return int(client.sync(_count_waiting, client))
+        except Exception:  # the client is closing
+            return 0
 
     stop = threading.Event()
 
     def watch() -> None:
-        seen = names()
+        seen = workers()
+        joined = dict.fromkeys(seen, time.monotonic())
+        idle_since: float | None = None
+        next_report = 0.0
         while not stop.wait(interval):
-            now = names()
-            for name in sorted(seen - now):
-                if scaling:  # between minimum_jobs and maximum_jobs dask also scales down
+            now = workers()
+            t = time.monotonic()
+            for name in sorted(set(seen) - set(now)):
+                job = _job_of(cluster, name)
+                age = t - joined.pop(name, t)
+                old = retire_age is not None and age >= retire_age
+                # dask's scaling down retires workers gracefully too
+                if old or (seen[name] in _RETIRING and not scaling):
+                    log.info("worker %s (job %s) retired after %s (cluster.lifetime %s ± %s); "
+                             "a replacement job is submitted", name, job, format_seconds(age),
+                             format_seconds(lifetime.seconds) if lifetime else "off",
+                             format_seconds(lifetime.stagger) if lifetime else "0s")
+                elif scaling:  # between minimum_jobs and maximum_jobs dask also scales down
                     log.info("worker %s (job %s) left (scaled down, or its job ended); tasks it "
-                             "held are redone on the other workers", name, _job_of(cluster, name))
-                    continue
-                log.warning(
-                    "worker %s (job %s) left: its job ended (cancelled, failed or out of "
-                    "walltime); its tasks are redone on the other workers and a replacement job "
-                    "is submitted", name, _job_of(cluster, name),
-                )
-            for name in sorted(now - seen):
+                             "held are redone on the other workers", name, job)
+                else:
+                    log.warning(
+                        "worker %s (job %s) left: its job ended (cancelled, failed or out of "
+                        "walltime); its tasks are redone on the other workers and a replacement "
+                        "job is submitted", name, job,
+                    )
+            for name in sorted(set(now) - set(seen)):
+                joined[name] = t
                 log.info("worker %s (job %s) joined", name, _job_of(cluster, name))
             seen = now
+            if now:
+                if idle_since is not None:
+                    log.info("a worker is back after %.0f s without any", t - idle_since)
+                idle_since = None
+                continue
+            n = waiting()
+            if not n:
+                idle_since = None
+                continue
+            if idle_since is None:
+                idle_since, next_report = t, t + min(5.0, WAIT_REPORT_INTERVAL)
+                log.warning("no %s worker is left while %d task%s wait; waiting up to "
+                            "cluster.start_timeout = %g s for a replacement job", cfg.kind, n,
+                            "" if n == 1 else "s", cfg.start_timeout)
+            elif t - idle_since >= cfg.start_timeout:
+                error = _lost_error(cfg, cluster, n)
+                try:
+                    client.sync(_fail_waiting, client, error)
+                except Exception:  # pragma: no cover - the client is closing anyway
+                    pass
+                idle_since = None
+            elif t >= next_report:
+                log.info("waiting for a replacement worker job (%s), %.0f s of %g s",
+                         _describe_states(cfg, _job_ids(cluster)), t - idle_since,
+                         cfg.start_timeout)
+                next_report = t + WAIT_REPORT_INTERVAL
 
-    thread = threading.Thread(target=watch, name="wiring-lost-jobs", daemon=True)
+    thread = threading.Thread(target=watch, name="wiring-job-watch", daemon=True)
     thread.start()
     try:
         yield

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import tomli_w
 
 from pipelines.errors import ConfigError
+from pipelines.walltime import BATCH_KINDS, worker_lifetime
 
 __all__ = [
     "AnalysisConfig",
@@ -185,13 +186,22 @@ class ClusterConfig:
     maximum_jobs: int = 0
     """Adaptive scaling: never more jobs than this (0 = ``jobs``)."""
     start_timeout: float = 600.0
-    """Seconds to wait for the first worker job to start before the run stops with an error."""
+    """Seconds to wait for a worker: for the first job to start, and, whenever every worker job
+    has ended mid-stage (cancelled, failed, retired or out of walltime), for a replacement to
+    start. Then the run stops with an error and can be resumed."""
     queue: str = ""
     account: str = ""
     cores: int = 8
     processes: int = 1
     memory: str = "16GB"
     walltime: str = "02:00:00"
+    """The job's time limit, in the batch system's syntax (see :mod:`pipelines.walltime`)."""
+    lifetime: str = ""
+    """Workers retire gracefully after this long (``110m``, ``1.5h``, ``01:50:00``) and their
+    job is replaced; empty: derived from ``walltime`` (:mod:`pipelines.walltime`); ``off``: no
+    retirement (workers die at the walltime)."""
+    lifetime_stagger: str = ""
+    """Each worker retires at a random time in lifetime ± this (empty: derived)."""
     job_extra_directives: list[str] = field(default_factory=list)
     local_directory: str = ""
     log_directory: str = ""
@@ -395,7 +405,8 @@ def _build(cls: Any, data: Mapping[str, Any], *, prefix: str, source: str) -> An
 
 
 def _check_cluster(c: ClusterConfig) -> None:
-    """Job counts, bounds and the start timeout of the ``[cluster]`` section."""
+    """Job counts, bounds, the start timeout, and for batch systems the walltime and the
+    workers' lifetime of the ``[cluster]`` section."""
     for key, value in (("jobs", c.jobs), ("cores", c.cores), ("processes", c.processes)):
         if value < 1:
             raise ConfigError(f"cluster.{key} must be >= 1, got {value!r}")
@@ -412,6 +423,11 @@ def _check_cluster(c: ClusterConfig) -> None:
         raise ConfigError(
             f"cluster.start_timeout must be a positive number of seconds, got {c.start_timeout!r}"
         )
+    if c.kind.strip() in BATCH_KINDS:
+        try:
+            worker_lifetime(c)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 def _check_values(cfg: RunConfig) -> None:

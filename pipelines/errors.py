@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from wiring.errors import WiringError
 
-__all__ = ["ClusterStartError", "ConfigError"]
+__all__ = ["ClusterLostError", "ClusterStartError", "ConfigError"]
 
 
 class ConfigError(WiringError, ValueError):
@@ -17,3 +17,8 @@ class ConfigError(WiringError, ValueError):
 
 class ClusterStartError(WiringError, TimeoutError):
     """No worker job of a batch-system cluster started within ``[cluster] start_timeout``."""
+
+
+class ClusterLostError(WiringError, TimeoutError):
+    """Every worker job of a batch-system cluster ended while tasks waited, and no replacement
+    started within ``[cluster] start_timeout``; finished work is kept and the run resumes."""

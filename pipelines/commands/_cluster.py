@@ -17,7 +17,7 @@ def add_cluster_arguments(p: argparse.ArgumentParser, *, default: str) -> None:
     p.add_argument("--cluster-config", default=None, metavar="TOML",
                    help="a run configuration (file or built-in name, e.g. slurm) whose "
                    "[cluster] section sets the jobs: queue, account, cores, memory, walltime, "
-                   "jobs, minimum_jobs, maximum_jobs, start_timeout")
+                   "lifetime, jobs, minimum_jobs, maximum_jobs, start_timeout")
 
 
 def cluster_config(args: argparse.Namespace, *, kind: str, workers: int = 0) -> Any:

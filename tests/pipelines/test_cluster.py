@@ -1,6 +1,7 @@
 """Cluster setup without a batch system: job scripts render, bad kinds and [cluster] values are
-errors, the wait for worker jobs reports the queue and times out with one line, the session starts
-and releases the cluster on demand, and a worker that cannot see the store says so."""
+errors, the wait for worker jobs reports the queue and times out with one line, a stage left
+without any worker waits start_timeout and then stops with one line (and resumes), the session
+starts and releases the cluster on demand, and a worker that cannot see the store says so."""
 
 from __future__ import annotations
 
@@ -36,11 +37,12 @@ def test_slurm_job_script_renders_from_config() -> None:
     assert "02:00:00" in script
 
 
-@pytest.mark.parametrize("kind", ["pbs", "sge", "lsf"])
-def test_other_batch_systems_render(kind: str) -> None:
-    cluster = make_jobqueue_cluster(ClusterConfig(kind=kind, queue="q", walltime="01:00:00"))
+@pytest.mark.parametrize(("kind", "walltime"), [("pbs", "01:00:00"), ("sge", "01:00:00"),
+                                              ("lsf", "01:00")])
+def test_other_batch_systems_render(kind: str, walltime: str) -> None:
+    cluster = make_jobqueue_cluster(ClusterConfig(kind=kind, queue="q", walltime=walltime))
     try:
-        assert "01:00" in cluster.job_script()
+        assert walltime in cluster.job_script()
     finally:
         cluster.close()
 
@@ -200,9 +202,14 @@ def test_workers_that_leave_and_join_are_reported(caplog: pytest.LogCaptureFixtu
             assert time.monotonic() < deadline, f"not logged: {text}"
             time.sleep(0.02)
 
+    class _Client:  # every worker leaving is covered above; no task ever waits
+        def sync(self, func: Any, *args: Any) -> int:
+            return 0
+
     jobs = _Jobs()
-    with caplog.at_level(logging.INFO, logger="pipelines.cluster"), cl._report_lost_jobs(
-        jobs, scaling=False, interval=0.02
+    cfg = ClusterConfig(kind="slurm", lifetime="off")
+    with caplog.at_level(logging.INFO, logger="pipelines.cluster"), cl._watch_jobs(
+        jobs, _Client(), cfg, scaling=False, interval=0.02
     ):
         jobs.scheduler_info = {"workers": {"a": {"name": "SLURMCluster-0"}}}  # job 8 cancelled
         wait_for("left")
@@ -214,3 +221,97 @@ def test_workers_that_leave_and_join_are_reported(caplog: pytest.LogCaptureFixtu
         "walltime)" in caplog.text
     assert "worker SLURMCluster-1 (job 9) joined" in caplog.text
     assert "SLURMCluster-0" not in caplog.text
+
+
+# -- no worker left mid-stage ---------------------------------------------------------------
+def _negate(x: int) -> int:
+    return -x
+
+
+@contextlib.contextmanager
+def _workerless() -> Iterator[tuple[Any, Any]]:
+    """An in-process dask cluster without workers (every job lost, replacements pending)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield cluster, client
+
+
+def test_stage_without_workers_stops_after_start_timeout_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import pipelines.cluster as cl
+    from pipelines.cluster import ClusterLostError
+
+    cfg = ClusterConfig(kind="slurm", start_timeout=1.0)
+    with _workerless() as (cluster, client), caplog.at_level(
+        logging.INFO, logger="pipelines.cluster"
+    ), cl._watch_jobs(cluster, client, cfg, scaling=False, interval=0.05):
+        futures = client.map(_negate, range(3))
+        t0 = time.monotonic()
+        with pytest.raises(ClusterLostError) as err:
+            client.gather(futures)
+        waited = time.monotonic() - t0
+    assert 1.0 <= waited < 10
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("no slurm worker for cluster.start_timeout = 1 s while 3 tasks "
+                              "waited: every worker job ended")
+    assert "(squeue: " in message and "run the same command again to resume" in message
+    assert "no slurm worker is left while 3 tasks wait" in caplog.text
+
+
+def test_wait_without_workers_counts_only_while_tasks_wait_and_ends_when_one_joins() -> None:
+    import pipelines.cluster as cl
+
+    cfg = ClusterConfig(kind="slurm", start_timeout=1.5)
+    with _workerless() as (cluster, client), cl._watch_jobs(
+        cluster, client, cfg, scaling=False, interval=0.05
+    ):
+        time.sleep(2.0)  # longer than start_timeout without a worker, but nothing waited
+        futures = client.map(_negate, range(3))
+        time.sleep(0.7)
+        cluster.scale(1)  # a replacement job starts within start_timeout
+        assert client.gather(futures) == [0, -1, -2]
+
+
+class _Toy:
+    """A chunk simulator of the store tests (module level: the workers import it)."""
+
+    def __call__(self, theta: Any, rng: Any) -> Any:
+        import numpy as np
+
+        return np.column_stack([theta.sum(1), rng.random(len(theta))])
+
+
+def test_simulation_stopped_without_workers_resumes_to_the_same_store(tmp_path: Path) -> None:
+    import pipelines.cluster as cl
+    from pipelines.cluster import ClusterLostError
+    from wiring.inference.priors import PriorSpec
+    from wiring.simulation.store import SimulationStore, simulate_to_store
+
+    def create(path: Path) -> SimulationStore:
+        return SimulationStore.create(
+            path, n=60, chunk_size=10,
+            prior_spec=PriorSpec(kind="gaussian", names=("a", "b"), loc=(1.0, 1.0),
+                                 scale=(0.2, 0.2)),
+            rule_info={"name": "toy", "distribution": "wiring-sbi", "version": "0"},
+            measurement_names=["x0", "x1"], measurement_hash="m", anatomy_hash="a", seed=3,
+            streams="chunk",
+        )
+
+    reference = simulate_to_store(create(tmp_path / "ref.zarr"), _Toy(), progress=False)
+    store = create(tmp_path / "sims.zarr")
+    cfg = ClusterConfig(kind="slurm", start_timeout=0.5)
+    with _workerless() as (cluster, client), cl._watch_jobs(
+        cluster, client, cfg, scaling=False, interval=0.05
+    ):
+        with pytest.raises(ClusterLostError, match=r"while \d+ tasks waited"):
+            simulate_to_store(store, _Toy(), client=client, progress=False)
+        assert not SimulationStore.open(store.path).is_complete
+        cluster.scale(1)
+        done = simulate_to_store(store, _Toy(), client=client, progress=False)
+    assert done.is_complete
+    (t_ref, x_ref), (t, x) = reference.load(), done.load()
+    assert t.tobytes() == t_ref.tobytes() and x.tobytes() == x_ref.tobytes()
