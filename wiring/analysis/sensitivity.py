@@ -300,9 +300,12 @@ def anatomy_sensitivity(
 
 
 def _training_outcome(training: Mapping[str, Any]) -> dict[str, Any]:
-    """How the conditional estimator's training went (from its manifest's ``training``)."""
+    """How the conditional estimator's training went (from its manifest's ``training``).
+
+    No wall time: the report's sections hold only what the seed determines (the same run on
+    threads or worker processes gives the same summary); the time is in ``run.json``."""
     keys = ("n_train", "n_validation", "n_dropped_invalid", "epochs", "best_epoch",
-            "best_validation_loss", "stop_reason", "stop_message", "converged", "wall_s")
+            "best_validation_loss", "stop_reason", "stop_message", "converged")
     return dict(jsonable({k: training[k] for k in keys if k in training}))
 
 
