@@ -101,6 +101,14 @@ class RuleConfig:
     prior_high: list[float] = field(default_factory=list)
     """Uniform: upper box bounds; Gaussian: truncation bounds (see ``prior_low``)."""
 
+    def prior_kwargs(self) -> dict[str, list[float]]:
+        """The prior settings given, as keyword arguments of
+        :func:`wiring.inference.priors.build_prior_spec` (``loc``/``scale`` only for a Gaussian)."""
+        given = {"low": self.prior_low, "high": self.prior_high}
+        if self.prior == "gaussian":
+            given = {"loc": self.prior_loc, "scale": self.prior_scale, **given}
+        return {key: value for key, value in given.items() if value}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimulationConfig:
@@ -263,13 +271,9 @@ class RunConfig:
         from wiring.inference.priors import build_prior_spec
         from wiring.rules.registry import get_rule
 
-        kwargs: dict[str, Any] = {}
-        for key, value in (("loc", self.rule.prior_loc), ("scale", self.rule.prior_scale),
-                           ("low", self.rule.prior_low), ("high", self.rule.prior_high)):
-            if value:
-                kwargs[key] = value
         try:
-            spec = build_prior_spec(get_rule(self.rule.name), "gaussian", **kwargs)
+            spec = build_prior_spec(get_rule(self.rule.name), "gaussian",
+                                    **self.rule.prior_kwargs())
         except WiringError:
             return None
         if not spec.truncated:

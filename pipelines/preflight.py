@@ -53,18 +53,7 @@ def configured_prior(config: RunConfig, rule: Any) -> Any:
     """The checked prior spec of the run's main rule (``[rule]`` prior settings)."""
     from wiring.inference.priors import build_prior_spec
 
-    r = config.rule
-    kwargs: dict[str, Any] = {}
-    if r.prior == "gaussian":
-        if r.prior_loc:
-            kwargs["loc"] = r.prior_loc
-        if r.prior_scale:
-            kwargs["scale"] = r.prior_scale
-    if r.prior_low:
-        kwargs["low"] = r.prior_low
-    if r.prior_high:
-        kwargs["high"] = r.prior_high
-    return build_prior_spec(rule, kind=r.prior, **kwargs)
+    return build_prior_spec(rule, kind=config.rule.prior, **config.rule.prior_kwargs())
 
 
 #: The ``[analysis]`` setting of each sample count of the standard analysis.
