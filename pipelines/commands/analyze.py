@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines.commands.simulate import open_anatomy, open_measurements
     from wiring.analysis.standard import ANALYSES, run_standard_analysis
     from wiring.errors import InvalidParameterError, PosteriorMismatchError
-    from wiring.inference import load_posterior
+    from wiring.inference.npe import check_trained_for, load_posterior
     from wiring.report import check_report_target, write_report
     from wiring.rules.registry import get_rule
     from wiring.simulation.simulator import Simulator
@@ -224,8 +224,7 @@ def _run(args: argparse.Namespace) -> int:
         model = open_anatomy(args.anatomy, args.anatomy_seed)
         mset = open_measurements(args, model)
     names = tuple(str(n) for n in mset.names)
-    if posterior.measurement_names != names:  # its one-line mismatch error
-        load_posterior(args.posterior, measurement_names=names)
+    check_trained_for(posterior.manifest, args.posterior, measurement_names=names)
     manifest = posterior.manifest
     rule = get_rule(str(manifest["rule"]["name"]))
     x_o = _parse_x_o(args.x_o, names) if args.x_o is not None else mset.x_o

@@ -80,6 +80,7 @@ __all__ = [
     "PosteriorFileError",
     "TrainingDataError",
     "build_prior",
+    "check_trained_for",
     "is_posterior_dir",
     "load_posterior",
     "posterior_from_state",
@@ -680,7 +681,7 @@ def load_posterior(path: str | os.PathLike[str], *, rule: Any = None,
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PosteriorFileError(f"posterior {str(path)!r}: {_WEIGHTS} is not a state dict")
     _check_seal(manifest, state.pop(SEAL_KEY, None), path)
-    _check_match(manifest, path, rule, measurement_names)
+    check_trained_for(manifest, path, rule, measurement_names)
     try:
         return posterior_from_state(manifest, state)
     except RuntimeError as err:
@@ -751,8 +752,10 @@ def _check_seal(manifest: Mapping[str, Any], seal: Any, path: Path) -> None:
         )
 
 
-def _check_match(manifest: Mapping[str, Any], path: Path, rule: Any,
-                 measurement_names: Sequence[str] | None) -> None:
+def check_trained_for(manifest: Mapping[str, Any], path: str | os.PathLike[str], rule: Any = None,
+                      measurement_names: Sequence[str] | None = None) -> None:
+    """Raise :class:`PosteriorMismatchError` unless the posterior at ``path`` (its ``manifest``)
+    was trained for ``rule`` and on ``measurement_names`` (each checked when given)."""
     if rule is not None:
         name = rule if isinstance(rule, str) else rule.name
         have = manifest.get("rule", {}).get("name")
