@@ -333,12 +333,6 @@ def _canonical(value: Any) -> str:
     return json.dumps(jsonable(value), sort_keys=True)
 
 
-def _nuisance_names(protocol: Any) -> str:
-    """The nuisance parameters of a protocol record, as text (``none`` without any)."""
-    nuisance = (protocol or {}).get("nuisance") or {}
-    return ", ".join(nuisance.get("names") or []) or "none"
-
-
 def check_training_store(store: Any, manifest: Mapping[str, Any], simulator: Any = None) -> None:
     """Raise :class:`~wiring.errors.StoreMismatchError` unless ``store`` holds the simulations
     the posterior of ``manifest`` was trained on (and ``simulator``, if given, simulates with
@@ -351,6 +345,10 @@ def check_training_store(store: Any, manifest: Mapping[str, Any], simulator: Any
     simulations must be simulated like the store's).
     """
     from wiring.errors import StoreMismatchError
+    from wiring.simulation._protocol_diff import differing_fields, nuisance_text
+
+    def first_difference(a: Any, b: Any) -> str:
+        return next(iter(differing_fields(a, b)), "nothing")
 
     where = f"simulation store {str(store.path)!r}"
     rule = (manifest.get("rule") or {}).get("name")
@@ -368,15 +366,15 @@ def check_training_store(store: Any, manifest: Mapping[str, Any], simulator: Any
                 f"was trained on ({str(want)[:12]}); pass the store the posterior was trained on")
     stored = store.attrs.get("protocol")
     trained = manifest.get("protocol")
-    if _nuisance_names(stored) != _nuisance_names(trained):
+    if nuisance_text(stored) != nuisance_text(trained):
         raise StoreMismatchError(
             f"{where} was simulated with anatomy nuisance parameters "
-            f"{_nuisance_names(stored)}, but the posterior was trained with "
-            f"{_nuisance_names(trained)}; pass the store the posterior was trained on")
+            f"{nuisance_text(stored)}, but the posterior was trained with "
+            f"{nuisance_text(trained)}; pass the store the posterior was trained on")
     if trained is not None and _canonical(stored) != _canonical(trained):
         raise StoreMismatchError(
             f"{where} was simulated with another sampling protocol than the posterior's "
-            f"training set ({_first_difference(stored, trained)} differs); pass the store the "
+            f"training set ({first_difference(stored, trained)} differs); pass the store the "
             f"posterior was trained on")
     seed = manifest.get("store_seed")
     if seed is not None and int(seed) != int(store.seed):
@@ -396,18 +394,8 @@ def check_training_store(store: Any, manifest: Mapping[str, Any], simulator: Any
     if callable(fn) and stored is not None and _canonical(fn()) != _canonical(stored):
         raise StoreMismatchError(
             f"the simulator of this analysis emulates the experiments differently from "
-            f"{where} ({_first_difference(fn(), stored)} differs); use the settings of the "
+            f"{where} ({first_difference(fn(), stored)} differs); use the settings of the "
             f"training simulations (e.g. the same --n-pairs)")
-
-
-def _first_difference(a: Any, b: Any) -> str:
-    """The first top-level field in which two protocol records differ."""
-    left: dict[str, Any] = dict(a or {})
-    right: dict[str, Any] = dict(b or {})
-    for key in sorted(set(left) | set(right)):
-        if _canonical(left.get(key)) != _canonical(right.get(key)):
-            return str(key)
-    return "nothing"
 
 
 def conditional_train_kwargs(manifest: Mapping[str, Any], *,

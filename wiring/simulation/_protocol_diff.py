@@ -14,7 +14,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["protocol_mismatch_message"]
+from wiring._json import json_native
+
+__all__ = ["differing_fields", "nuisance_text", "protocol_mismatch_message"]
 
 #: The order fields are named in (the others follow alphabetically).
 _ORDER = ("nuisance", "replace", "pooling", "n_pairs", "pools", "connectome", "version")
@@ -73,8 +75,23 @@ def _value(key: str, value: Any, other: Any) -> str:
     return _cut(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 
-def _differing(have: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
-    keys = [k for k in set(have) | set(want) if have.get(k) != want.get(k)]
+def nuisance_text(protocol: Any) -> str:
+    """The nuisance parameters of a protocol record, as text (``none`` without any)."""
+    return _nuisance((protocol or {}).get("nuisance"), None)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(json_native(value), sort_keys=True)
+
+
+def differing_fields(have: Any, want: Any) -> list[str]:
+    """The top-level fields in which two protocol records differ (compared as JSON, so a tuple
+    equals its list), the ones a user sets first (nuisance, replace, pooling, n_pairs); the
+    pools only when the pooling flag agrees (they follow from it)."""
+    have = dict(have) if isinstance(have, Mapping) else {}
+    want = dict(want) if isinstance(want, Mapping) else {}
+    keys = [k for k in set(have) | set(want)
+            if _canonical(have.get(k)) != _canonical(want.get(k))]
     # the pools follow from the pooling flag: name them only when the flag agrees
     if "pooling" in keys and "pools" in keys:
         keys.remove("pools")
@@ -89,7 +106,7 @@ def protocol_mismatch_message(path: str, have: Any, want: Any) -> str:
     vpm_boutons, target_sites; ...`` (mappings; a missing protocol counts as one without fields)."""
     have = dict(have) if isinstance(have, Mapping) else {}
     want = dict(want) if isinstance(want, Mapping) else {}
-    keys = _differing(have, want)
+    keys = differing_fields(have, want)
     if len(keys) == 1:
         key = keys[0]
         old = f"{key} {_value(key, have.get(key), want.get(key))}"
